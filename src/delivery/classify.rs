@@ -1,0 +1,157 @@
+//! HTTP outcome classification: every response or transport failure becomes delivered,
+//! retry later, or rejected (PRODUCT §5).
+//!
+//! Retry: 408, 429, 5xx except 501, timeouts, refused or reset connections, an interrupted TLS
+//! handshake. Rejected: other 4xx with the server's own message; 401/403 as credentials; a
+//! certificate we do not trust as configuration. Target-specific bodies (SOAR `failed`, Slack
+//! `ok:false`) are judged by the targets on top of this.
+
+use super::http::{HttpResponse, TransportError, TransportErrorKind};
+use super::{Outcome, RejectClass};
+
+/// What the status line alone says about a response.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StatusClass {
+    Success,
+    /// Classified as retry or rejected already.
+    Failed(Outcome),
+}
+
+/// Classifies a response by status. `what` names the call for messages ("SOAR POST /rest/container").
+pub fn classify_status(response: &HttpResponse, what: &str) -> StatusClass {
+    let status = response.status;
+    match status {
+        200..=299 => StatusClass::Success,
+        401 | 403 => StatusClass::Failed(Outcome::rejected(
+            RejectClass::Credentials,
+            format!("{what}: HTTP {status}: {}", server_message(response)),
+        )),
+        408 | 429 => StatusClass::Failed(Outcome::retry(
+            format!("{what}: HTTP {status}: {}", server_message(response)),
+            response.retry_after(),
+        )),
+        501 => StatusClass::Failed(Outcome::rejected(
+            RejectClass::Remote,
+            format!("{what}: HTTP 501 (not implemented): {}", server_message(response)),
+        )),
+        500..=599 => StatusClass::Failed(Outcome::retry(
+            format!("{what}: HTTP {status}: {}", server_message(response)),
+            response.retry_after(),
+        )),
+        _ => StatusClass::Failed(Outcome::rejected(
+            RejectClass::Remote,
+            format!("{what}: HTTP {status}: {}", server_message(response)),
+        )),
+    }
+}
+
+/// A transport failure as an outcome.
+pub fn classify_transport(error: &TransportError, what: &str) -> Outcome {
+    use TransportErrorKind as Kind;
+    match error.kind {
+        Kind::Timeout
+        | Kind::ConnectionRefused
+        | Kind::ConnectionReset
+        | Kind::TlsInterrupted
+        | Kind::HostNotFound => Outcome::retry(format!("{what}: {}", error.message), None),
+        Kind::CertificateNotTrusted => Outcome::rejected(
+            RejectClass::Configuration,
+            format!(
+                "{what}: the server's TLS certificate is not trusted ({}); set ca_file to the CA that signed it",
+                error.message
+            ),
+        ),
+        Kind::BadUrl => {
+            Outcome::rejected(RejectClass::Configuration, format!("{what}: {}", error.message))
+        }
+        Kind::Other => Outcome::retry(format!("{what}: {}", error.message), None),
+    }
+}
+
+/// The most useful human text in an error body: common JSON message keys, else the raw text.
+pub fn server_message(response: &HttpResponse) -> String {
+    if let Some(json) = response.json() {
+        for key in ["message", "error", "text", "detail"] {
+            if let Some(text) = json.get(key).and_then(|value| value.as_str()) {
+                return text.to_string();
+            }
+        }
+        if let Some(text) = json.pointer("/messages/0/text").and_then(|value| value.as_str()) {
+            return text.to_string();
+        }
+        if let Some(text) = json.as_str() {
+            return text.to_string();
+        }
+    }
+    let excerpt = response.body_excerpt();
+    if excerpt.is_empty() { "(empty body)".to_string() } else { excerpt }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn response(status: u16, body: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn class_of(status: u16) -> &'static str {
+        match classify_status(&response(status, "", &[]), "x") {
+            StatusClass::Success => "delivered",
+            StatusClass::Failed(Outcome::Retry(_)) => "retry",
+            StatusClass::Failed(Outcome::Rejected(_)) => "rejected",
+            StatusClass::Failed(Outcome::Delivered(_)) => "impossible",
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_product_table() {
+        for status in [200, 201, 202, 204] {
+            assert_eq!(class_of(status), "delivered", "{status}");
+        }
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert_eq!(class_of(status), "retry", "{status}");
+        }
+        for status in [400, 401, 403, 404, 409, 422, 501] {
+            assert_eq!(class_of(status), "rejected", "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_and_server_message_are_kept() {
+        let limited =
+            response(429, r#"{"ok":false,"error":"ratelimited"}"#, &[("Retry-After", "7")]);
+        match classify_status(&limited, "Slack chat.postMessage") {
+            StatusClass::Failed(Outcome::Retry(retry)) => {
+                assert_eq!(retry.after, Some(Duration::from_secs(7)));
+                assert!(retry.reason.contains("ratelimited"), "{}", retry.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = response(400, r#"{"failed":true,"message":"bad label"}"#, &[]);
+        match classify_status(&bad, "SOAR") {
+            StatusClass::Failed(Outcome::Rejected(rejection)) => {
+                assert_eq!(rejection.class, RejectClass::Remote);
+                assert!(rejection.reason.contains("HTTP 400: bad label"), "{}", rejection.reason);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn untrusted_certificates_are_configuration_errors() {
+        let error = TransportError {
+            kind: TransportErrorKind::CertificateNotTrusted,
+            message: "UnknownIssuer".into(),
+        };
+        match classify_transport(&error, "SOAR") {
+            Outcome::Rejected(rejection) => assert_eq!(rejection.class, RejectClass::Configuration),
+            other => panic!("{other:?}"),
+        }
+    }
+}

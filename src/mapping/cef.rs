@@ -1,0 +1,1 @@
+//! The CIM → CEF field table and CEF `contains` types (external-apis.md §2).

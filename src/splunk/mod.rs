@@ -1,0 +1,6 @@
+//! Splunk-facing protocol code: what splunkd hands us and how we answer.
+
+pub mod conf;
+pub mod payload;
+pub mod rest;
+pub mod results;
