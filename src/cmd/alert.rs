@@ -97,8 +97,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     let account = context.account().to_string();
     let mut mapper = mapping::mapper_for(kind, context.clone())?;
     let delivery = settings.delivery()?;
-    let mut deliverer =
-        Deliverer::new(&delivery.spool_dir, delivery.max_attempts, time_budget(&settings, stanza));
+    let mut deliverer = Deliverer::from_settings(&delivery, time_budget(&settings, stanza));
     let mut audit = Audit::new(&context);
     let opened = Splunkd::new(&settings, &payload.server_uri, payload.session_key.clone())
         .and_then(|splunkd| targets::open(kind, &account, &settings, &splunkd));
