@@ -218,7 +218,8 @@ mod tests {
 
     #[test]
     fn the_generic_table_covers_status_and_body() {
-        let cases: &[(u16, &str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (u16, &'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (200, r#"{"id":12,"success":true}"#, &[], "delivered"),
             (201, "", &[], "delivered"),
             (204, "", &[], "delivered"),

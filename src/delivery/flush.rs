@@ -339,3 +339,210 @@ fn log_summary(spool: &Spool, summary: &FlushSummary) {
         _ => log::error!("{line}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::deliverer::tests::Scripted;
+    use crate::delivery::spool::item_id;
+    use crate::delivery::spool::tests::{record, temp_root};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    /// A shared scripted target, so that the test can inspect it after the flush.
+    struct Shared(Rc<RefCell<Scripted>>);
+
+    impl Target for Shared {
+        fn attempt(&mut self, item: &crate::delivery::DeliveryItem) -> Outcome {
+            self.0.borrow_mut().attempt(item)
+        }
+        fn needs_ledger(&self) -> bool {
+            self.0.borrow().needs_ledger()
+        }
+    }
+
+    fn options(all: bool) -> FlushOptions {
+        FlushOptions { all, backoff: Backoff::with_base(Duration::from_millis(50)) }
+    }
+
+    fn flush_with(spool: &Spool, all: bool, target: &Rc<RefCell<Scripted>>) -> FlushSummary {
+        let plan = prepare(spool, &options(all)).unwrap();
+        let target = target.clone();
+        let mut open = move |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
+            Ok(Box::new(Shared(target.clone())))
+        };
+        run(spool, plan, &options(all), &mut open)
+    }
+
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map(|entries| entries.count()).unwrap_or(0)
+    }
+
+    #[test]
+    fn due_items_are_sent_once_and_later_ones_wait() {
+        let root = temp_root("flush-due");
+        let spool = Spool::new(&root);
+        spool.put_pending(&record("a")).unwrap();
+        spool.put_pending(&record("b")).unwrap();
+        let mut later = record("later");
+        later.next_attempt_unix = now_unix() + 600.0;
+        spool.put_pending(&later).unwrap();
+        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        let summary = flush_with(&spool, false, &target);
+        assert_eq!((summary.delivered, summary.not_due, summary.exit), (2, 1, ExitCode::Success));
+        let mut sent = target.borrow().sent.clone();
+        sent.sort();
+        assert_eq!(sent, vec!["a", "b"]);
+        assert_eq!(spool.pending_ids().unwrap(), vec![later.id.clone()]);
+        // --all ignores the backoff.
+        let summary = flush_with(&spool, true, &target);
+        assert_eq!((summary.delivered, summary.exit), (1, ExitCode::Success));
+        assert_eq!(files(&spool.pending_dir()) + files(&spool.inflight_dir()), 0);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn retry_keeps_the_item_with_a_growing_due_time_and_spares_the_remote() {
+        let root = temp_root("flush-retry");
+        let spool = Spool::new(&root);
+        spool.put_pending(&record("a")).unwrap();
+        spool.put_pending(&record("b")).unwrap();
+        let target = Rc::new(RefCell::new(Scripted::new(vec![
+            Outcome::retry("connection refused", None),
+            Outcome::retry("connection refused", None),
+        ])));
+        let summary = flush_with(&spool, true, &target);
+        assert_eq!((summary.still_pending, summary.exit), (2, ExitCode::Deferred));
+        // The second item of the same (target, account) was not tried against a remote that is down.
+        assert_eq!(target.borrow().sent.len(), 1);
+        let retried = [item_id("a"), item_id("b")]
+            .iter()
+            .filter_map(|id| spool.peek_pending(id).and_then(|record| record.ok()))
+            .find(|record| record.flushes == 1)
+            .unwrap();
+        let first_wait = retried.next_attempt_unix - retried.last_attempt_unix;
+        // 120 × 50 ms × 2^1 = 12 s, with equal jitter: 6 s to 12 s.
+        assert!((6.0..=12.1).contains(&first_wait), "{first_wait}");
+        assert_eq!(retried.attempts, 2);
+        assert_eq!(retried.last_error, "connection refused");
+        let summary = flush_with(&spool, true, &target);
+        assert_eq!(summary.still_pending, 2);
+        let again = spool.peek_pending(&retried.id).unwrap().unwrap();
+        assert!(again.flushes >= 1);
+        let summary = flush_with(&spool, true, &target);
+        assert_eq!((summary.delivered, summary.exit), (2, ExitCode::Success));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn rejected_items_become_dead_letters_with_the_worst_code() {
+        let root = temp_root("flush-reject");
+        let spool = Spool::new(&root);
+        spool.put_pending(&record("a")).unwrap();
+        spool.put_pending(&record("b")).unwrap();
+        let target = Rc::new(RefCell::new(Scripted::new(vec![
+            Outcome::rejected(RejectClass::Remote, "HTTP 400: bad label"),
+            Outcome::rejected(RejectClass::Credentials, "HTTP 401: bad token"),
+        ])));
+        let summary = flush_with(&spool, false, &target);
+        assert_eq!((summary.rejected, summary.exit), (2, ExitCode::Credentials));
+        assert_eq!(files(&spool.dead_dir()), 2);
+        let listed = spool.list().unwrap();
+        assert!(listed.iter().all(|entry| entry.record.as_ref().unwrap().reject_class.is_some()));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_corrupt_item_is_quarantined_and_the_others_still_go() {
+        let root = temp_root("flush-corrupt");
+        let spool = Spool::new(&root);
+        spool.put_pending(&record("good")).unwrap();
+        let torn = spool.pending_dir().join(format!("{}.json", item_id("torn")));
+        std::fs::write(&torn, br#"{"version":1,"id":"#).unwrap();
+        std::fs::write(spool.tmp_dir().join(format!("x.json.{}.0.tmp", u32::MAX - 1)), b"{")
+            .unwrap();
+        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        let summary = flush_with(&spool, false, &target);
+        assert_eq!((summary.delivered, summary.quarantined), (1, 1));
+        assert_eq!(summary.exit, ExitCode::DataAtRisk);
+        assert_eq!(target.borrow().sent, vec!["good"]);
+        assert!(spool.quarantine_dir().join(format!("{}.json", item_id("torn"))).is_file());
+        assert_eq!(
+            files(&spool.pending_dir()) + files(&spool.inflight_dir()) + files(&spool.tmp_dir()),
+            0
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_item_left_in_flight_by_a_killed_flusher_is_sent() {
+        let root = temp_root("flush-adopt");
+        let spool = Spool::new(&root);
+        let orphan = record("orphan");
+        std::fs::create_dir_all(spool.inflight_dir()).unwrap();
+        std::fs::write(
+            spool.inflight_dir().join(format!("{}.{}.json", orphan.id, u32::MAX - 1)),
+            serde_json::to_vec(&orphan).unwrap(),
+        )
+        .unwrap();
+        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        let summary = flush_with(&spool, false, &target);
+        assert_eq!((summary.delivered, summary.exit), (1, ExitCode::Success));
+        assert_eq!(target.borrow().sent, vec!["orphan"]);
+        assert_eq!(files(&spool.inflight_dir()), 0);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_ledger_turns_a_resend_into_a_duplicate() {
+        let root = temp_root("flush-ledger");
+        let spool = Spool::new(&root);
+        spool.put_pending(&record("a")).unwrap();
+        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        target.borrow_mut().ledger = true;
+        assert_eq!(flush_with(&spool, false, &target).delivered, 1);
+        // The same item spooled again (e.g. a re-run of the alert) is not sent twice.
+        spool.put_pending(&record("a")).unwrap();
+        let summary = flush_with(&spool, false, &target);
+        assert_eq!((summary.duplicates, summary.exit), (1, ExitCode::Success));
+        assert_eq!(target.borrow().sent.len(), 1);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_opened_keeps_its_items_pending() {
+        let root = temp_root("flush-open");
+        let spool = Spool::new(&root);
+        spool.put_pending(&record("a")).unwrap();
+        let plan = prepare(&spool, &options(false)).unwrap();
+        let mut open = |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
+            Err(Error::Credentials("no secret for soar account default".into()))
+        };
+        let summary = run(&spool, plan, &options(false), &mut open);
+        assert_eq!((summary.still_pending, summary.exit), (1, ExitCode::Credentials));
+        let kept = spool.peek_pending(&item_id("a")).unwrap().unwrap();
+        assert!(kept.last_error.contains("no secret"), "{}", kept.last_error);
+        assert_eq!(kept.attempts, 1, "nothing was sent");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn abandoning_gives_adopted_claims_back() {
+        let root = temp_root("flush-abandon");
+        let spool = Spool::new(&root);
+        let orphan = record("orphan");
+        std::fs::create_dir_all(spool.inflight_dir()).unwrap();
+        std::fs::write(
+            spool.inflight_dir().join(format!("{}.{}.json", orphan.id, u32::MAX - 1)),
+            serde_json::to_vec(&orphan).unwrap(),
+        )
+        .unwrap();
+        let plan = prepare(&spool, &options(false)).unwrap();
+        assert_eq!(plan.due(), 1);
+        abandon(&spool, plan).unwrap();
+        assert_eq!(spool.pending_ids().unwrap(), vec![orphan.id]);
+        assert_eq!(files(&spool.inflight_dir()), 0);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
