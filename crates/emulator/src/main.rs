@@ -46,11 +46,12 @@ fn main() {
     }
     install_signal_handlers();
     let emu = Emulator::start_on(port, !plain);
-    if let Some(path) = ca_out.filter(|_| !plain) {
-        if let Err(e) = emu.write_ca(path.as_ref()) {
-            eprintln!("stackflow-emulator: cannot write CA to {path}: {e}");
-            std::process::exit(1);
-        }
+    let ca_written = ca_out
+        .filter(|_| !plain)
+        .map(|p| emu.write_ca(p.as_ref()).map_err(|e| format!("{p}: {e}")));
+    if let Some(Err(e)) = ca_written {
+        eprintln!("stackflow-emulator: cannot write CA to {e}");
+        std::process::exit(1);
     }
     let mut out = std::io::stdout();
     let _ = writeln!(out, "listening {}", emu.url());
