@@ -28,16 +28,19 @@ fn install_signal_handlers() {
 fn install_signal_handlers() {}
 
 fn usage() -> ! {
-    eprintln!("usage: stackflow-emulator [--plain] [--port N] [--ca-out PATH] [--state-dump PATH]");
+    eprintln!(
+        "usage: stackflow-emulator [--plain] [--no-record] [--port N] [--ca-out PATH] [--state-dump PATH]"
+    );
     std::process::exit(2)
 }
 
 fn main() {
-    let (mut plain, mut port, mut ca_out, mut dump) = (false, 0u16, None, None);
+    let (mut plain, mut port, mut ca_out, mut dump, mut record) = (false, 0u16, None, None, true);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--plain" => plain = true,
+            "--no-record" => record = false,
             "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--ca-out" => ca_out = Some(args.next().unwrap_or_else(|| usage())),
             "--state-dump" => dump = Some(args.next().unwrap_or_else(|| usage())),
@@ -46,6 +49,7 @@ fn main() {
     }
     install_signal_handlers();
     let emu = Emulator::start_on(port, !plain);
+    emu.set_recording(record);
     let ca_written = ca_out
         .filter(|_| !plain)
         .map(|p| emu.write_ca(p.as_ref()).map_err(|e| format!("{p}: {e}")));
