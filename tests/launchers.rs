@@ -120,7 +120,10 @@ fn launcher_keeps_arguments_with_spaces_and_binary_stdin() {
         &[],
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert_eq!(stdout(&out), "argv: [spool] [list] [two words] [] [*] [$HOME]\nstdin:line 1\nline 2\n");
+    assert_eq!(
+        stdout(&out),
+        "argv: [spool] [list] [two words] [] [*] [$HOME]\nstdin:line 1\nline 2\n"
+    );
 }
 
 #[test]
@@ -147,7 +150,10 @@ fn unknown_platform_is_one_fatal_line_and_exit_9() {
     let inst = install(true);
     let fake = inst.root.join("fake bin");
     fs::create_dir_all(&fake).unwrap();
-    write_exec(&fake.join("uname"), "#!/bin/sh\ncase \"$1\" in -s) echo Plan9 ;; *) echo mips ;; esac\n");
+    write_exec(
+        &fake.join("uname"),
+        "#!/bin/sh\ncase \"$1\" in -s) echo Plan9 ;; *) echo mips ;; esac\n",
+    );
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap_or_default());
     let out = run(&inst.app.join("bin").join("stackflow"), &["--version"], "", &[("PATH", path)]);
     assert_eq!(out.status.code(), Some(9), "{out:?}");
@@ -166,7 +172,10 @@ fn windows_launchers_call_the_exe_with_the_right_subcommand() {
         ("stackflow_flush.cmd", "spool flush"),
     ] {
         let text = fs::read_to_string(bin.join(file)).unwrap();
-        assert!(text.lines().count() > 1 && !text.replace("\r\n", "").contains('\n'), "{file}: CRLF only");
+        assert!(
+            text.lines().count() > 1 && !text.replace("\r\n", "").contains('\n'),
+            "{file}: CRLF only"
+        );
         assert!(
             text.contains(&format!("\"%~dp0..\\windows_x86_64\\bin\\stackflow.exe\" {sub} %*\r\n")),
             "{file}: {text}"
