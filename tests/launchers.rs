@@ -182,6 +182,6 @@ fn windows_launchers_call_the_exe_with_the_right_subcommand() {
         );
         assert!(text.contains("exit /b %ERRORLEVEL%"), "{file}");
         let sh = bin.join(file.replace(".cmd", ".sh"));
-        assert!(sh.exists(), "{} has no POSIX twin", file);
+        assert!(sh.exists(), "{file} has no POSIX twin");
     }
 }
