@@ -156,9 +156,52 @@ impl Deliverer {
     }
 
     /// Delivers one item, retrying transient failures while attempts and time remain.
+    ///
+    /// While it is being sent the item is claimed in the spool (`inflight/<id>.<pid>.json`):
+    /// if this process is killed mid-send, the next `spool flush` adopts and re-sends it.
     pub fn deliver(&mut self, item: DeliveryItem, target: &mut dyn Target) -> DeliveryReport {
-        let started = Instant::now();
         let first_attempt_unix = now_unix();
+        let write_ahead = if target.needs_ledger() && self.ledger.get(&item.dedupe_key).is_some() {
+            None // a duplicate: nothing will be sent
+        } else {
+            let wait = self.backoff.spool_delay(0, None, jitter_unit());
+            let record = SpoolRecord {
+                version: RECORD_VERSION,
+                id: item_id(&item.dedupe_key),
+                item: item.clone(),
+                attempts: 0,
+                first_attempt_unix,
+                last_attempt_unix: first_attempt_unix,
+                next_attempt_unix: first_attempt_unix + wait.as_secs_f64(),
+                last_error: "the alert run sending it was interrupted".into(),
+                reject_class: None,
+                flushes: 0,
+            };
+            match self.spool.write_ahead(&record) {
+                Ok(claim) => Some(claim),
+                Err(error) => {
+                    log::debug!("{error}; sending without a write-ahead claim");
+                    None
+                }
+            }
+        };
+        let report = self.deliver_claimed(item, target, first_attempt_unix);
+        if let Some(claim) = write_ahead {
+            // When even the spool failed (Lost), the claim is the last copy: leave it.
+            if report.result != Final::Lost {
+                self.spool.drop_write_ahead(claim);
+            }
+        }
+        report
+    }
+
+    fn deliver_claimed(
+        &mut self,
+        item: DeliveryItem,
+        target: &mut dyn Target,
+        first_attempt_unix: f64,
+    ) -> DeliveryReport {
+        let started = Instant::now();
         let mut attempts = 0;
         let mut last_error = String::new();
         let mut last_after = None;
@@ -474,6 +517,35 @@ pub(crate) mod tests {
         let mut plain = Scripted::new(vec![]);
         fast(&root, 5).deliver(item("g"), &mut plain);
         assert_eq!(plain.sent.len(), 1);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    /// Looks at the spool while it is being sent, as a kill at that instant would leave it.
+    struct Peeking {
+        root: std::path::PathBuf,
+        seen: Vec<SpoolRecord>,
+    }
+
+    impl Target for Peeking {
+        fn attempt(&mut self, _item: &DeliveryItem) -> Outcome {
+            for entry in std::fs::read_dir(self.root.join("inflight")).unwrap() {
+                let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+                self.seen.push(serde_json::from_slice(&bytes).unwrap());
+            }
+            Outcome::Delivered(Delivered::default())
+        }
+    }
+
+    #[test]
+    fn an_item_is_claimed_in_the_spool_while_it_is_sent() {
+        let root = temp_root("write-ahead");
+        let mut target = Peeking { root: root.clone(), seen: Vec::new() };
+        let report = fast(&root, 5).deliver(item("h"), &mut target);
+        assert_eq!(report.result, Final::Delivered);
+        assert_eq!(target.seen.len(), 1, "one claim while sending");
+        assert_eq!(target.seen[0].item, item("h"));
+        assert_eq!(std::fs::read_dir(root.join("inflight")).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

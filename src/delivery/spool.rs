@@ -386,6 +386,43 @@ impl Spool {
         Ok(target)
     }
 
+    /// An alert run's own claim on an item it is about to send, so that a kill mid-send leaves
+    /// the item for `spool flush` (which adopts claims of dead processes). Written atomically
+    /// (temp file and rename) but without fsync: it guards against a killed process, whose
+    /// writes the kernel keeps, not against a power cut.
+    pub fn write_ahead(&self, record: &SpoolRecord) -> Result<Claim> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|error| Error::Internal(format!("spool record: {error}")))?;
+        let path = self.inflight_dir().join(format!("{}.{}.json", record.id, std::process::id()));
+        let tmp_dir = self.tmp_dir();
+        let tmp_path = tmp_dir.join(format!(
+            "{}.json.{}.{}.tmp",
+            record.id,
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| {
+            fs::create_dir_all(&tmp_dir)?;
+            fs::create_dir_all(self.inflight_dir())?;
+            fs::write(&tmp_path, &bytes)?;
+            fs::rename(&tmp_path, &path)
+        })();
+        if let Err(error) = written {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(spool_error(&path, error));
+        }
+        Ok(Claim { id: record.id.clone(), path, record: record.clone() })
+    }
+
+    /// Drops a write-ahead claim (the item's outcome is recorded elsewhere, or it was delivered).
+    pub fn drop_write_ahead(&self, claim: Claim) {
+        if let Err(error) = fs::remove_file(&claim.path) {
+            if !is_not_found(&error) {
+                log::warn!("cannot remove {}: {error}", claim.path.display());
+            }
+        }
+    }
+
     /// The item went through: drop the claim.
     pub fn finish_delivered(&self, claim: Claim) -> Result<()> {
         self.drop_claim(&claim.path)
