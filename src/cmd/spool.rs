@@ -334,6 +334,6 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("STATE       ID        TARGET"), "{text}");
         assert!(lines[1].starts_with("quarantine  abc.json  ?"), "{text}");
-        assert!(lines[1].ends_with("1m  -     not a spool item"), "{text}");
+        assert!(lines[1].ends_with("1m   -     not a spool item"), "{text}");
     }
 }

@@ -262,7 +262,9 @@ impl Spool {
         for dir in [self.tmp_dir(), self.pending_dir(), self.inflight_dir(), self.dead_dir()] {
             fs::create_dir_all(&dir).map_err(|error| spool_error(&dir, error))?;
         }
-        let probe = self.inflight_dir().join(format!(".probe.{}", std::process::id()));
+        // Named like a temp file, so that a flusher killed right here leaves nothing `recover`
+        // would not remove.
+        let probe = self.tmp_dir().join(format!("probe.{}.0.tmp", std::process::id()));
         write_atomically(&self.tmp_dir(), &probe, b"probe")?;
         fs::remove_file(&probe).map_err(|error| spool_error(&probe, error))
     }
