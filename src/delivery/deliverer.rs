@@ -186,6 +186,9 @@ impl Deliverer {
             }
         };
         let report = self.deliver_claimed(item, target, first_attempt_unix);
+        if matches!(report.result, Final::Delivered | Final::Duplicate | Final::Rejected(_)) {
+            self.spool.forget_pending(&item_id(&report.item.dedupe_key));
+        }
         if let Some(claim) = write_ahead {
             // When even the spool failed (Lost), the claim is the last copy: leave it.
             if report.result != Final::Lost {
@@ -534,6 +537,17 @@ pub(crate) mod tests {
             }
             Outcome::Delivered(Delivered::default())
         }
+    }
+
+    #[test]
+    fn delivering_an_item_settles_an_older_spooled_copy() {
+        let root = temp_root("settle");
+        let mut target = Scripted::new(vec![busy()]);
+        assert_eq!(fast(&root, 1).deliver(item("i"), &mut target).result, Final::Spooled);
+        assert!(Spool::new(&root).peek_pending(&item_id("i")).is_some());
+        assert_eq!(fast(&root, 1).deliver(item("i"), &mut target).result, Final::Delivered);
+        assert!(Spool::new(&root).peek_pending(&item_id("i")).is_none());
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -425,6 +425,17 @@ impl Spool {
         }
     }
 
+    /// Removes `pending/<id>.json` if it is there: an alert run delivered (or dead-lettered) an
+    /// item that an earlier run had spooled, so the flush need not send it again.
+    pub fn forget_pending(&self, id: &str) {
+        let path = self.pending_dir().join(format!("{id}.json"));
+        match fs::remove_file(&path) {
+            Ok(()) => log::debug!("{} is settled; removed its older spooled copy", path.display()),
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => log::warn!("cannot remove {}: {error}", path.display()),
+        }
+    }
+
     /// The item went through: drop the claim.
     pub fn finish_delivered(&self, claim: Claim) -> Result<()> {
         self.drop_claim(&claim.path)

@@ -236,7 +236,12 @@ fn a_response_slower_than_the_timeout_is_retried() {
     }
     assert!(container_posts(&emu) >= 2);
     // The slow request may have created the container after we gave up: never a second one.
-    std::thread::sleep(Duration::from_millis(2500));
+    let answered = || emu.requests_to("/rest/container").iter().all(|r| r.status != 0);
+    let started = Instant::now();
+    while !answered() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(answered(), "the delayed request was never answered");
     assert_eq!(emu.soar_containers().len(), 1);
     assert_eq!(emu.soar_artifacts().len(), 2);
     assert_no_duplicates(&emu);
