@@ -14,7 +14,7 @@ use super::retry::{Backoff, jitter_unit};
 use super::spool::{Claim, Spool, SpoolRecord, now_unix};
 use super::{Outcome, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 /// What one flush should do.
@@ -149,10 +149,13 @@ pub fn run(spool: &Spool, plan: Plan, options: &FlushOptions, open: &mut Opener)
         HashMap::new();
     // (target, account) pairs that asked us to retry later: the rest of their items wait.
     let mut unavailable: HashSet<(TargetKind, String)> = HashSet::new();
+    // How many items each unavailable remote kept waiting, for one line per remote.
+    let mut waiting: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
     for work in plan.work {
         let claimed = match &work {
             Work::Adopted(path) => spool.open_adopted(path).map(Some),
             Work::Pending { pair: Some(pair), .. } if unavailable.contains(pair) => {
+                *waiting.entry((pair.0.as_str(), pair.1.clone())).or_default() += 1;
                 summary.still_pending += 1;
                 summary.exit = summary.exit.worst(ExitCode::Deferred);
                 continue;
@@ -176,6 +179,7 @@ pub fn run(spool: &Spool, plan: Plan, options: &FlushOptions, open: &mut Opener)
             if let Err(error) = spool.finish_retry(claim, &record) {
                 return fatal(summary, &error);
             }
+            *waiting.entry((pair.0.as_str(), pair.1.clone())).or_default() += 1;
             summary.still_pending += 1;
             summary.exit = summary.exit.worst(ExitCode::Deferred);
             continue;
@@ -192,6 +196,11 @@ pub fn run(spool: &Spool, plan: Plan, options: &FlushOptions, open: &mut Opener)
             }
             Err(error) => return fatal(summary, &error),
         }
+    }
+    for ((target, account), count) in waiting {
+        log::warn!(
+            "spool: {count} more {target} item(s) for account {account} not tried in this flush: that remote asked to retry later; they stay pending"
+        );
     }
     log_summary(spool, &summary);
     summary

@@ -562,3 +562,28 @@ fn flush_until_empty(home: &SplunkHome, emu: &Emulator) {
         files_in(&home.spool_dir().join("pending"))
     );
 }
+
+#[test]
+fn concurrent_flushers_send_each_item_once() {
+    let emu = Emulator::start();
+    let splunkd = Emulator::start();
+    let home = soar_home_with(&emu, &splunkd, "max_attempts = 1");
+    emu.stop();
+    const ROWS: usize = 12;
+    home.run_alert(SOAR, &alert(&home, &splunkd, &scheduler_sid(120), ROWS, "row")).assert_code(7);
+    assert_eq!(files_in(&home.spool_dir().join("pending")).len(), ROWS);
+    let emu = emu.restart_same_port();
+    emu.set_latency("/rest/container", Duration::from_millis(40));
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let flushers: Vec<_> =
+            (0..3).map(|_| scope.spawn(|| flush(&home, &splunkd, &["--all"]))).collect();
+        flushers.into_iter().map(|flusher| flusher.join().unwrap()).collect()
+    });
+    for run in &runs {
+        run.assert_code(0).assert_levelled_stderr();
+    }
+    assert_eq!(container_posts(&emu), ROWS, "an item was in flight twice");
+    assert_eq!(emu.soar_containers().len(), ROWS);
+    assert_eq!(emu.soar_artifacts().len(), ROWS);
+    assert_spool_clean(&home);
+}
