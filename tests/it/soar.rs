@@ -543,3 +543,18 @@ fn plain_http_is_refused_for_remote_hosts() {
     run.assert_code(4).assert_line("ERROR", "[soar:default] url");
     assert!(s.emu.requests().is_empty());
 }
+
+#[test]
+fn a_lost_response_is_retried_with_a_pre_check_and_no_duplicates() {
+    let s = setup();
+    s.emu.fault("/rest/artifact", stackflow_emulator::Fault::ResetMidResponse, 1);
+    let run = s.run(&scheduler_sid(21), &auth_rows(), json!({}));
+    run.assert_code(0).assert_levelled_stderr();
+    run.assert_line("WARN", "retrying");
+    assert_eq!(s.emu.soar_containers().len(), 1);
+    assert_eq!(s.emu.soar_artifacts().len(), 3);
+    let calls: Vec<String> =
+        s.emu.requests_to("/rest/artifact").iter().map(|r| r.method.clone()).collect();
+    assert_eq!(calls, ["POST", "GET", "POST"], "the re-send asks SOAR what it already has");
+    assert_eq!(s.emu.requests_to("/rest/container").len(), 1, "the container id is remembered");
+}
