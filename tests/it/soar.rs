@@ -558,3 +558,13 @@ fn a_lost_response_is_retried_with_a_pre_check_and_no_duplicates() {
     assert_eq!(calls, ["POST", "GET", "POST"], "the re-send asks SOAR what it already has");
     assert_eq!(s.emu.requests_to("/rest/container").len(), 1, "the container id is remembered");
 }
+
+#[test]
+fn the_account_label_applies_unless_the_alert_sets_one() {
+    let s = setup();
+    s.home.append_local_conf("\n[soar:default]\nlabel = notable\n");
+    s.run(&scheduler_sid(22), &auth_rows(), json!({})).assert_code(0);
+    s.run(&scheduler_sid(23), &auth_rows(), json!({"label": "incident"})).assert_code(0);
+    let labels: Vec<Value> = s.emu.soar_containers().iter().map(|c| c["label"].clone()).collect();
+    assert_eq!(labels, [json!("notable"), json!("incident")]);
+}
