@@ -27,6 +27,7 @@ pub struct Audit {
     log: ModAlertLog,
     receipts: Option<ReceiptWriter>,
     links: LinkWriter,
+    finished: bool,
 }
 
 /// How the product names a target in messages.
@@ -85,6 +86,7 @@ impl Audit {
             log: ModAlertLog::new(invocation, log_dir.as_deref(), &context.action),
             receipts: home.map(|home| ReceiptWriter::new(home, &settings.receipts_index())),
             links: LinkWriter::new(splunkd),
+            finished: false,
         }
     }
 
@@ -194,7 +196,13 @@ impl Audit {
 
     /// Writes what was collected (receipts, links). Errors are logged, never fatal: the items
     /// themselves are already delivered or spooled.
+    /// Runs once; also run on drop, so that a run stopped by an error still leaves the
+    /// receipts and links of the items it had already handled.
     pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
         if let Some(writer) = self.receipts.as_mut() {
             if let Err(error) = writer.flush() {
                 log::warn!("receipts: {error}");
@@ -215,5 +223,11 @@ impl Audit {
         if saved + failed > 0 {
             log::debug!("links: {saved} saved, {failed} not saved to {}", links::COLLECTION);
         }
+    }
+}
+
+impl Drop for Audit {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
