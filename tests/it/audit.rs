@@ -4,7 +4,7 @@
 //! files (field by field) and `stackflow_links` records in the emulated KV store — for
 //! scheduled, ad hoc and real-time sids, and for failures.
 
-use crate::support::{SESSION_KEY, SplunkHome, scheduler_sid};
+use crate::support::{Cell, SESSION_KEY, SplunkHome, one, payload, scheduler_sid};
 use regex::Regex;
 use serde_json::{Map, Value, json};
 use stackflow::audit::Audit;
@@ -626,4 +626,164 @@ fn slack_and_stackflow_links_and_a_failing_kv_store_is_not_fatal() {
     assert_eq!(link["stackflow_incident_id"], "INC0001001");
     assert_eq!(link["event_id"], "E-9");
     assert_eq!(fixture.receipts().len(), 3, "receipts do not depend on the KV store");
+}
+
+// ---- end to end: the installed Send to SOAR action, as splunkd runs it ----------------------
+
+struct SoarRun {
+    home: SplunkHome,
+    emulator: Emulator,
+}
+
+impl SoarRun {
+    fn new() -> SoarRun {
+        let home = SplunkHome::new();
+        let emulator = Emulator::start();
+        let ca = home.root.join("soar-ca.pem");
+        emulator.write_ca(&ca).unwrap();
+        home.write_local_conf(&format!(
+            "[soar:default]\nurl = {}\nca_file = {}\n\n[delivery]\nmax_attempts = 1\n\n[receipts]\nindex = sec_audit\n",
+            emulator.url(),
+            ca.display()
+        ));
+        emulator.set_secret("stackflow", "soar.default", "soar-token");
+        let local = home.root.join("etc/system/local");
+        std::fs::create_dir_all(&local).unwrap();
+        std::fs::write(local.join("server.conf"), "[general]\nserverName = sh-test-1\n").unwrap();
+        SoarRun { home, emulator }
+    }
+
+    fn run(
+        &self,
+        sid: &str,
+        search_name: &str,
+        rows: &[Vec<(&str, Cell)>],
+        params: Value,
+    ) -> crate::support::Run {
+        let results = self.home.write_results(sid, rows);
+        let mut payload = payload(&self.home, &self.emulator.url(), sid, &results, params);
+        payload["search_name"] = json!(search_name);
+        self.home.run_alert("stackflow_soar", &payload)
+    }
+
+    fn fixture(self) -> Fixture {
+        Fixture { home: self.home, emulator: self.emulator }
+    }
+}
+
+fn notable_rows() -> Vec<Vec<(&'static str, Cell)>> {
+    (0..2)
+        .map(|n| {
+            vec![
+                ("src", Cell::One(format!("10.1.0.{n}"))),
+                ("rule_name", one("Brute Force")),
+                ("urgency", one("high")),
+                ("orig_sid", one("scheduler__admin__SA__RMD5abc_at_1714557600_42")),
+                ("orig_rid", Cell::One(n.to_string())),
+                ("event_id", Cell::One(format!("ABC@@notable@@{n}"))),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn an_ad_hoc_run_repeated_from_incident_review_creates_nothing_and_logs_success_again() {
+    let setup = SoarRun::new();
+    let sid = "1714557700.4242";
+    setup
+        .run(sid, "", &notable_rows(), json!({"account": "default"}))
+        .assert_code(0)
+        .assert_levelled_stderr();
+    let containers = setup.emulator.soar_containers().len();
+    let artifacts = setup.emulator.soar_artifacts().len();
+    assert_eq!(containers, 1);
+    assert_eq!(artifacts, 2);
+    // the same ad hoc search again (a preview re-run)
+    setup
+        .run(sid, "", &notable_rows(), json!({"account": "default"}))
+        .assert_code(0)
+        .assert_levelled_stderr();
+    assert_eq!(setup.emulator.soar_containers().len(), containers, "no second container");
+    assert_eq!(setup.emulator.soar_artifacts().len(), artifacts, "no artifact posted twice");
+    let container_id = setup.emulator.soar_containers()[0]["id"].to_string();
+
+    let fixture = setup.fixture();
+    let lines = fixture.log("stackflow_soar");
+    let status: Vec<&LogLine> = lines.iter().filter(|l| l.get("action_status").is_some()).collect();
+    assert_eq!(status.len(), 4, "one status line per row per run: {lines:#?}");
+    for line in &status {
+        assert_eq!(line.get("action_status"), Some("success"));
+        assert_eq!(line.get("action_mode"), Some("adhoc"));
+        assert_eq!(line.get("sid"), Some(sid));
+        assert_eq!(line.get("orig_sid"), Some("scheduler__admin__SA__RMD5abc_at_1714557600_42"));
+        assert_eq!(line.get("worker"), Some("sh-test-1"));
+        assert_eq!(line.get("remote_id"), Some(container_id.as_str()));
+    }
+    let invocations =
+        lines.iter().filter(|l| l.get("signature") == Some("Invoking modular action")).count();
+    assert_eq!(invocations, 4);
+    let receipts = fixture.receipts();
+    assert_eq!(receipts.len(), 4);
+    let rids: Vec<(&str, &str)> = receipts
+        .iter()
+        .map(|r| (r["rid"].as_str().unwrap(), r["orig_rid"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rids, [("0", "0"), ("1", "1"), ("0", "0"), ("1", "1")]);
+    assert!(
+        receipts
+            .iter()
+            .all(|r| r["remote_id"] == container_id.as_str() && r["action"] == "stackflow_soar")
+    );
+    let links = fixture.emulator.kv_records("stackflow_links");
+    let mut event_ids: Vec<&str> = links.iter().map(|l| l["event_id"].as_str().unwrap()).collect();
+    event_ids.sort();
+    assert_eq!(event_ids, ["ABC@@notable@@0", "ABC@@notable@@1"]);
+    assert!(links.iter().all(|l| l["soar_container_id"].to_string().as_str() == container_id.as_str()));
+}
+
+#[test]
+fn a_rejected_soar_container_logs_failure_for_every_row() {
+    let setup = SoarRun::new();
+    let sid = scheduler_sid(31);
+    let run = setup.run(
+        &sid,
+        "Rule",
+        &notable_rows(),
+        json!({"account": "default", "label": "no_such_label"}),
+    );
+    run.assert_code(6).assert_levelled_stderr();
+    let fixture = setup.fixture();
+    let lines = fixture.log("stackflow_soar");
+    let status: Vec<&LogLine> = lines.iter().filter(|l| l.get("action_status").is_some()).collect();
+    assert_eq!(status.len(), 2, "{lines:#?}");
+    for line in status {
+        assert_eq!(line.level, "ERROR");
+        assert_eq!(line.get("action_status"), Some("failure"));
+        assert_eq!(line.get("outcome"), Some("rejected"));
+        assert!(line.get("message").is_some());
+    }
+    let receipts = fixture.receipts();
+    assert_eq!(receipts.len(), 2);
+    assert!(receipts.iter().all(|r| r["outcome"] == "rejected"));
+    assert!(fixture.emulator.kv_records("stackflow_links").is_empty());
+}
+
+#[test]
+fn a_failing_kv_store_is_a_warn_line_and_keeps_exit_code_0() {
+    let setup = SoarRun::new();
+    setup.emulator.fault(
+        "/servicesNS/nobody/stackflow/storage/collections/data/stackflow_links",
+        Fault::Status {
+            status: 500,
+            body: "{\"messages\":[{\"type\":\"ERROR\",\"text\":\"KV Store is down\"}]}".into(),
+            headers: Vec::new(),
+        },
+        5,
+    );
+    let run = setup.run(&scheduler_sid(32), "Rule", &notable_rows(), json!({"account": "default"}));
+    run.assert_code(0).assert_levelled_stderr().assert_line("WARN", "stackflow_links");
+    assert_eq!(setup.emulator.soar_containers().len(), 1);
+    let fixture = setup.fixture();
+    assert!(fixture.emulator.kv_records("stackflow_links").is_empty());
+    assert_eq!(fixture.receipts().len(), 2, "receipts are written anyway");
 }
