@@ -4,6 +4,7 @@
 //!
 //! One test crate with modules, so the binary and the emulator are linked once.
 
+mod audit;
 mod delivery;
 mod soar;
 mod support;
