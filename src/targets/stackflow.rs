@@ -272,10 +272,11 @@ pub fn incident_id(json: &Value) -> Option<String> {
     .find_map(|pointer| json.pointer(pointer).and_then(scalar))
 }
 
-/// A 2xx whose body still says it failed (`ok:false`, `success:false`).
+/// A 2xx whose body still says it failed (`ok:false`, `success:false`, `failed:true`).
 fn refusal_in_success(json: &Value) -> Option<String> {
     let failed =
-        ["ok", "success"].iter().any(|key| json.get(key).and_then(Value::as_bool) == Some(false));
+        ["ok", "success"].iter().any(|key| json.get(key).and_then(Value::as_bool) == Some(false))
+            || json.get("failed").and_then(Value::as_bool) == Some(true);
     failed.then(|| json_error_text(json).unwrap_or_else(|| "no reason given".into()))
 }
 
@@ -358,8 +359,9 @@ impl StackflowApi {
         Ok(StackflowApi { base, token, http })
     }
 
-    /// Looks incidents up by id in one request; ids StackFlow does not know are absent from
-    /// the answer. HTTP failures come back as outcomes (`Err`), never as panics.
+    /// Looks incidents up by id in one request (`GET <api>/incidents?ids=A,B`); ids StackFlow
+    /// does not know are absent from the answer. `ids` is not among the list filters StackFlow
+    /// documents (external-apis §4.3); it is the emulator's and our assumption. HTTP failures come back as outcomes (`Err`), never as panics.
     pub fn get_incidents(&self, ids: &[&str]) -> std::result::Result<Vec<IncidentState>, Outcome> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -503,14 +505,18 @@ mod tests {
 
     #[test]
     fn success_status_with_a_failure_body_is_a_rejection() {
-        match target(None)
-            .judge(&response(200, r#"{"success":false,"error":"unknown group"}"#, &[]), 0)
-        {
-            Outcome::Rejected(rejection) => {
-                assert_eq!(rejection.class, RejectClass::Remote);
-                assert!(rejection.reason.contains("unknown group"), "{}", rejection.reason);
+        for body in [
+            r#"{"success":false,"error":"unknown group"}"#,
+            r#"{"ok":false,"error":"unknown group"}"#,
+            r#"{"failed":true,"message":"unknown group"}"#,
+        ] {
+            match target(None).judge(&response(200, body, &[]), 0) {
+                Outcome::Rejected(rejection) => {
+                    assert_eq!(rejection.class, RejectClass::Remote);
+                    assert!(rejection.reason.contains("unknown group"), "{}", rejection.reason);
+                }
+                other => panic!("{body}: {other:?}"),
             }
-            other => panic!("{other:?}"),
         }
     }
 
