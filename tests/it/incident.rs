@@ -292,6 +292,12 @@ fn a_spooled_incident_is_replayed_once() {
     let run = fx.run(&sid, &brute_force_rows(), json!({}));
     run.assert_code(7).assert_line("WARN", "spool");
     assert!(fx.stackflow.stackflow_incidents().is_empty());
+    let pending = fx.home.spool_dir().join("pending");
+    assert_eq!(count_files(&pending), 1);
+    for entry in std::fs::read_dir(&pending).unwrap().flatten() {
+        let stored = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(!stored.contains(SECRET) && !stored.contains(SESSION_KEY), "a secret was spooled");
+    }
     let stackflow = fx.stackflow.restart_same_port();
     let flush = fx.home.run_stackflow(
         &["spool", "flush", "--all", "--splunkd-uri", &fx.splunkd.url()],
