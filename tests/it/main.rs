@@ -6,5 +6,6 @@
 
 mod audit;
 mod delivery;
+mod incident;
 mod soar;
 mod support;
