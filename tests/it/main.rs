@@ -5,4 +5,5 @@
 //! One test crate with modules, so the binary and the emulator are linked once.
 
 mod slack;
+mod soar;
 mod support;
