@@ -483,34 +483,30 @@ pub fn default_summary(row: &Row, context: &AlertContext) -> String {
     }
 }
 
-/// Replaces `{field}` tokens with the row's values (multivalues joined with ", "); when the row
-/// has no such field, `search_name`, `sid`, `app`, `owner`, `severity` and `rid` name the
-/// alert's own values; anything else becomes empty. `{{` and `}}` are literal braces.
+/// Replaces `{field}` tokens with the row's values (multivalues joined with ", ", `_time` as
+/// UTC), like the SOAR container name template; when the row has no such field, `search_name`,
+/// `sid`, `app`, `owner`, `severity` and `rid` name the alert's own values; any other absent
+/// field becomes empty. Braces around anything that is not a field name stay as they are.
 pub fn render_template(
     template: &str,
     row: &Row,
     context: &AlertContext,
     severity: Severity,
 ) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(template.len());
     let mut rest = template;
-    while let Some(open) = rest.find(['{', '}']) {
+    while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let after = &rest[open..];
-        if after.starts_with("{{") || after.starts_with("}}") {
-            out.push_str(&after[..1]);
-            rest = &after[2..];
-            continue;
-        }
-        if let Some(tail) = after.strip_prefix('}') {
-            out.push('}');
-            rest = tail;
-            continue;
-        }
-        match after[1..].find('}') {
-            Some(close) => {
-                let name = after[1..1 + close].trim();
+        let after = &rest[open + 1..];
+        let close = after.find('}');
+        let name = close.map(|close| &after[..close]).filter(|name| {
+            !name.is_empty()
+                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        });
+        match (name, close) {
+            (Some(name), Some(close)) => {
                 let value = match row.get(name) {
+                    Some(value) if name == "_time" => format_time(&display_value(value)),
                     Some(value) => display_value(value),
                     None => match name {
                         "search_name" => context.search_name.clone(),
@@ -522,13 +518,12 @@ pub fn render_template(
                         _ => String::new(),
                     },
                 };
-                let value = if name == "_time" { format_time(&value) } else { value };
                 out.push_str(&value);
-                rest = &after[2 + close..];
+                rest = &after[close + 1..];
             }
-            None => {
-                out.push_str(after);
-                rest = "";
+            _ => {
+                out.push('{');
+                rest = after;
             }
         }
     }
@@ -1285,14 +1280,17 @@ mod tests {
 
     #[test]
     fn template_fills_fields_and_alert_values() {
-        let r = row("3", &[("user", "jdoe"), ("dest", "finance-db")]);
+        let r = row("3", &[("user", "jdoe"), ("dest", "finance-db"), ("_time", "0")]);
         let text = render_template(
-            "{user} on {dest} ({severity}, {search_name}) {missing} {{x}}",
+            "{user} on {dest} ({severity}, {search_name}) {missing} { not a field } at {_time}",
             &r,
             &context(&[]),
             Severity::High,
         );
-        assert_eq!(text, "jdoe on finance-db (high, Brute Force Access Behavior Detected) {x}");
+        assert_eq!(
+            text,
+            "jdoe on finance-db (high, Brute Force Access Behavior Detected) { not a field } at 1970-01-01 00:00:00 UTC"
+        );
     }
 
     #[test]

@@ -356,7 +356,13 @@ fn slack_row_mode_digest_cap_posts_max_rows_and_one_summary() {
     let (home, emulator) = setup();
     let rows: Vec<Vec<(&str, Cell)>> = (0..30).map(|i| detection_row(i, "high")).collect();
     let sid = scheduler_sid(6);
-    let run = run_slack(&home, &emulator, &sid, &rows, json!({"mode": "row", "max_rows": "5"}));
+    let run = run_slack(
+        &home,
+        &emulator,
+        &sid,
+        &rows,
+        json!({"mode": "row", "max_rows": "5", "summary_template": "{user} hit {dest} ({severity})"}),
+    );
     run.assert_code(0).assert_line("WARN", "digest cap");
     let bodies = posted(&emulator);
     assert_eq!(bodies.len(), 6, "5 rows + 1 summary");
@@ -364,7 +370,7 @@ fn slack_row_mode_digest_cap_posts_max_rows_and_one_summary() {
         assert_block_kit_limits(body);
     }
     for (i, body) in bodies[..5].iter().enumerate() {
-        assert!(body.to_string().contains(&format!("user{i}")));
+        assert!(body.to_string().contains(&format!("user{i} hit finance-db (high)")), "{body}");
     }
     let summary = bodies[5].to_string();
     assert!(summary.contains("+25 more results not posted"), "{summary}");
