@@ -913,6 +913,12 @@ impl RowMapper for SlackMapper {
         }
         match self.params.mode {
             Mode::Alert => {
+                if self.listed.len() >= self.list_cap() {
+                    // Counted only: no need to render a row that will not be listed.
+                    self.top = self.top.max(Some(severity));
+                    self.unlisted += 1;
+                    return Ok(Vec::new());
+                }
                 let view = row_view(row, &self.context, self.params.summary_template.as_deref());
                 self.push_alert(view);
                 Ok(Vec::new())
