@@ -7,5 +7,6 @@
 mod audit;
 mod delivery;
 mod incident;
+mod slack;
 mod soar;
 mod support;
