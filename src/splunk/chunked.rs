@@ -241,7 +241,10 @@ mod tests {
         assert!(out.starts_with(expected_header.as_bytes()));
         assert_ne!(body.len(), "text\n\"Tú novia 👀\"\n".chars().count());
         let chunks = read_all(&out).unwrap();
-        assert_eq!(chunks, vec![Chunk { metadata: json!({"finished": true}), body: body.to_vec() }]);
+        assert_eq!(
+            chunks,
+            vec![Chunk { metadata: json!({"finished": true}), body: body.to_vec() }]
+        );
     }
 
     #[test]
@@ -297,8 +300,8 @@ mod tests {
             (b"chunked 1.0,2", "end of input inside the chunk header"),
             (b"chunked 1.0,99999999999999999999999,0\n", "16777216-byte limit"),
             (b"chunked 1.0,2,2000000000\n{}", "1073741824-byte limit"),
-            (b"chunked 1.0,10,0\n{}", "metadata truncated at byte 18 of the chunk: got 2 of 10"),
-            (b"chunked 1.0,2,10\n{}abc", "body truncated at byte 21 of the chunk: got 3 of 10"),
+            (b"chunked 1.0,10,0\n{}", "metadata truncated at byte 19 of the chunk: got 2 of 10"),
+            (b"chunked 1.0,2,10\n{}abc", "body truncated at byte 22 of the chunk: got 3 of 10"),
             (b"chunked 1.0,2,0\n{]", "not valid JSON"),
             (b"chunked 1.0,2,0\n[]", "not a JSON object"),
         ];

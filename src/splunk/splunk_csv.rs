@@ -69,7 +69,8 @@ impl Table {
             Err(err) => return Err(decode_error(&err)),
         }
         table.has_header = true;
-        table.header = record.iter().map(|name| String::from_utf8_lossy(name).into_owned()).collect();
+        table.header =
+            record.iter().map(|name| String::from_utf8_lossy(name).into_owned()).collect();
         for (column, name) in table.header.iter().enumerate() {
             table.name_index.entry(name.clone()).or_insert(column);
         }
@@ -322,9 +323,15 @@ impl AddedFields {
 enum ColumnSource {
     Input(usize),
     /// Input column overridden by added field `slot` where that field is set.
-    InputOrAdded { column: usize, slot: usize },
+    InputOrAdded {
+        column: usize,
+        slot: usize,
+    },
     /// The `__mv_` companion of an overridden input column.
-    InputOrAddedMv { column: usize, slot: usize },
+    InputOrAddedMv {
+        column: usize,
+        slot: usize,
+    },
     Added(usize),
     AddedMv(usize),
 }
@@ -337,7 +344,8 @@ pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
         return;
     }
     let mut sources: Vec<ColumnSource> = (0..table.n_columns()).map(ColumnSource::Input).collect();
-    let mut names: Vec<Cow<'_, str>> = table.header.iter().map(|name| Cow::from(name.as_str())).collect();
+    let mut names: Vec<Cow<'_, str>> =
+        table.header.iter().map(|name| Cow::from(name.as_str())).collect();
     for (slot, name) in added.names.iter().enumerate() {
         let needs_mv = added.has_multi[slot];
         if let Some(column) = table.field_index(name) {
@@ -580,7 +588,10 @@ pub(crate) mod tests {
     #[test]
     fn unequal_rows_are_rejected_with_position() {
         let err = Table::decode(b"a,b\n1,2\n3\n").unwrap_err();
-        assert_eq!(err.to_string(), "csv record (csv line 3, byte 8) has 1 fields but the header has 2");
+        assert_eq!(
+            err.to_string(),
+            "csv record (csv line 3, byte 8) has 1 fields but the header has 2"
+        );
     }
 
     #[test]
@@ -598,7 +609,7 @@ pub(crate) mod tests {
         encode_reply(&table, &added, &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "a,b,late,__mv_late,first\n1,2,,,\"x,y\"\n3,4,,,\" lead\"\n5,6,\"p$\nq\",$p$$;$q$,only\n"
+            "a,b,late,__mv_late,first\n1,2,,,\"x,y\"\n3,4,,,\" lead\"\n5,6,\"p$\nq\",$p$$$;$q$,only\n"
         );
     }
 
