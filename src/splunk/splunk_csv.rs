@@ -2,9 +2,11 @@
 //! multivalue companions) into a compact [`Table`], and encodes the reply as the input cells
 //! plus the fields a command added. Pure in-memory code: no I/O, no framing, no protocol.
 //!
-//! Cells are stored as one flat byte buffer with end offsets, so passing 50,000 rows through
-//! costs one copy. Invalid UTF-8 is replaced (lossily) only when a value is read as text; the
-//! reply passes input cells through byte for byte. Replies use LF line ends and minimal quoting.
+//! The table keeps the body and indexes each cell as a byte range into it (own tokenizer,
+//! checked against the `csv` crate in tests), so decoding copies no cell; rows the command
+//! leaves unchanged are copied into the reply verbatim, in splunkd's own quoting. Invalid UTF-8
+//! is replaced (lossily) only when a value is read as text. New cells use minimal quoting; line
+//! ends are LF.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use std::fmt;
 pub const MV_PREFIX: &str = "__mv_";
 
 /// A decoded execute body.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Table {
     /// `false` only for an empty body (no header row at all).
     has_header: bool,
@@ -33,6 +35,18 @@ pub struct Table {
     /// splunkd quoted it).
     raw_rows: Vec<(usize, usize)>,
     n_rows: usize,
+}
+
+/// Shows the shape, never the (possibly 16 MB) body.
+impl fmt::Debug for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("has_header", &self.has_header)
+            .field("header", &self.header)
+            .field("n_rows", &self.n_rows)
+            .field("n_body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The value of a field in one row.
@@ -118,10 +132,13 @@ impl Table {
             }
             if self.n_rows == 0 {
                 // Estimate the row count from the first row, so millions of offsets are not
-                // regrown (a wrong guess only costs a regrowth).
+                // regrown; a wrong guess only costs a regrowth, and the cap keeps a tiny first
+                // row in a huge body from reserving gigabytes.
+                const MAX_RESERVED_CELLS: usize = 8 * 1024 * 1024;
                 let n_rows_estimate = (body.len() - raw_row.0) / (raw_row.1 - raw_row.0 + 1) + 1;
-                self.cells.reserve(n_rows_estimate.saturating_mul(n_columns));
-                self.raw_rows.reserve(n_rows_estimate);
+                let n_cells_estimate = n_rows_estimate.saturating_mul(n_columns);
+                self.cells.reserve(n_cells_estimate.min(MAX_RESERVED_CELLS));
+                self.raw_rows.reserve(n_rows_estimate.min(MAX_RESERVED_CELLS));
             }
             self.raw_rows.push(raw_row);
             self.n_rows += 1;
