@@ -37,7 +37,7 @@ req = urllib.request.Request(url + path, data=body.encode() if body else None, m
 print(urllib.request.urlopen(req, context=ctx).read().decode())
 PY
 }
-artifact_count() { control "/_emulator/state?lists=0" "" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["soar"]["artifact_count"])'; }
+artifact_count() { control "/_emulator/state?lists=0" "" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["soar"]["artifacts_count"])'; }
 prepare() { control /_emulator/reset '{}' >/dev/null; control /_emulator/secret '{"realm":"stackflow","username":"soar.default","password":"soar-token"}' >/dev/null; rm -rf "$WORK/splunk/var/spool/stackflow"; }
 
 cat > "$APP/local/stackflow.conf" <<CONF

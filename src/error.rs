@@ -76,6 +76,8 @@ pub enum Error {
     Credentials(String),
     /// The remote refused the item for good (not retryable).
     Rejected(String),
+    /// A service we need (the local splunkd) could not be reached now; worth retrying later.
+    Unavailable(String),
     /// A filesystem operation failed.
     Io { op: &'static str, path: PathBuf, source: std::io::Error },
     /// The spool could not take an item: the data is at risk.
@@ -98,6 +100,7 @@ impl Error {
             Error::Config { .. } => ExitCode::Configuration,
             Error::Credentials(_) => ExitCode::Credentials,
             Error::Rejected(_) => ExitCode::Rejected,
+            Error::Unavailable(_) => ExitCode::Deferred,
             Error::Spool { .. } => ExitCode::DataAtRisk,
             Error::Io { .. } | Error::Internal(_) => ExitCode::Internal,
         }
@@ -138,6 +141,7 @@ impl fmt::Display for Error {
             }
             Error::Credentials(message) => write!(f, "credentials: {message}"),
             Error::Rejected(message) => write!(f, "rejected: {message}"),
+            Error::Unavailable(message) => write!(f, "unavailable: {message}"),
             Error::Io { op, path, source } => write!(f, "cannot {op} {}: {source}", path.display()),
             Error::Spool { path, detail } => {
                 write!(f, "cannot spool to {}: {detail}", path.display())

@@ -181,7 +181,7 @@ mod tests {
                 target,
                 account: "default".into(),
                 dedupe_key: "dk".into(),
-                request: Value::Null,
+                request: DeliveryItem::raw_from_value(&Value::Null),
                 context: ItemContext {
                     rid: rows.first().map(|r| r.rid.clone()).unwrap_or_default(),
                     event_id: rows.first().map(|r| r.event_id.clone()).unwrap_or_default(),

@@ -160,6 +160,7 @@ impl Audit {
             self.push_receipt(&receipt);
         }
         self.links.push(links::link_records(report, now.as_secs_f64()));
+        self.log.flush();
     }
 
     fn push_receipt(&mut self, receipt: &Receipt) {
@@ -218,6 +219,7 @@ impl Audit {
                 );
             }
         }
+        self.log.flush();
         self.links.flush();
         let (saved, failed) = self.links.counts();
         if saved + failed > 0 {

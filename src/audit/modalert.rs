@@ -17,6 +17,7 @@
 use crate::mapping::AlertContext;
 use crate::splunk::conf::ConfFile;
 use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -278,7 +279,7 @@ fn is_key(key: &str) -> bool {
 /// An append-only log file that rotates like `RotatingFileHandler`.
 pub struct RotatingFile {
     path: PathBuf,
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
     size: u64,
     max_bytes: u64,
     backups: u32,
@@ -317,11 +318,20 @@ impl RotatingFile {
         }
         let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         self.size = file.metadata()?.len();
-        self.file = Some(file);
+        self.file = Some(BufWriter::with_capacity(64 * 1024, file));
         Ok(())
     }
 
+    /// Pushes buffered lines to the file (after each item, and when dropped).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+
     fn rotate(&mut self) -> std::io::Result<()> {
+        self.flush()?;
         self.file = None;
         if self.backups > 0 {
             let numbered = |n: u32| {
@@ -362,6 +372,21 @@ impl ModAlertLog {
 
     pub fn path(&self) -> Option<&Path> {
         self.file.as_ref().map(RotatingFile::path)
+    }
+
+    /// Pushes buffered lines to disk; called after each item so a killed run keeps its lines.
+    pub fn flush(&mut self) {
+        if let Some(file) = self.file.as_mut() {
+            if let Err(error) = file.flush() {
+                if !self.failed {
+                    self.failed = true;
+                    log::warn!(
+                        "cannot write the modular action log {}: {error}",
+                        file.path().display()
+                    );
+                }
+            }
+        }
     }
 
     /// Writes one line now.
@@ -538,6 +563,7 @@ mod tests {
         for n in 0..40 {
             file.write_line(&format!("{n:039}")).unwrap(); // 40 bytes a line: 2 lines a file
         }
+        file.flush().unwrap();
         let read = |p: &Path| std::fs::read_to_string(p).unwrap();
         assert_eq!(read(&path).lines().count(), 2);
         assert!(read(&path).ends_with(&format!("{:039}\n", 39)));

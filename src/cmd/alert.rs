@@ -108,31 +108,33 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         };
     let mut audit = Audit::new(&context, &settings, splunkd);
     let mut target: Option<Box<dyn Target>> = None;
-    let mut cannot_attempt: Option<(RejectClass, String)> = None;
+    let mut blocked: Option<Blocked> = None;
     match opened {
         Ok(opened) => target = Some(opened),
         Err(error) => {
-            let class = match error.exit_code() {
-                ExitCode::Credentials => RejectClass::Credentials,
-                ExitCode::Configuration => RejectClass::Configuration,
+            blocked = Some(match error.exit_code() {
+                ExitCode::Credentials => {
+                    Blocked::Reject(RejectClass::Credentials, error.to_string())
+                }
+                ExitCode::Configuration => {
+                    Blocked::Reject(RejectClass::Configuration, error.to_string())
+                }
+                ExitCode::Deferred => Blocked::Defer(error.to_string()),
                 _ => return Err(error),
-            };
+            });
             log::error!("{error}");
-            cannot_attempt = Some((class, error.to_string()));
         }
     }
     let mut exit = ExitCode::Success;
     let mut deliver = |items: Vec<DeliveryItem>, audit: &mut Audit, exit: &mut ExitCode| {
         for item in items {
-            let report = match (&mut target, &cannot_attempt) {
+            let now = crate::delivery::spool::now_unix();
+            let report = match (&mut target, &blocked) {
                 (Some(target), _) => deliverer.deliver(item, target.as_mut()),
-                (None, Some((class, reason))) => deliverer.dead_letter(
-                    item,
-                    *class,
-                    reason,
-                    0,
-                    crate::delivery::spool::now_unix(),
-                ),
+                (None, Some(Blocked::Reject(class, reason))) => {
+                    deliverer.dead_letter(item, *class, reason, 0, now)
+                }
+                (None, Some(Blocked::Defer(reason))) => deliverer.defer(item, 0, reason, now),
                 (None, None) => unreachable_report(item),
             };
             *exit = exit.worst(report.exit_code());
@@ -151,6 +153,14 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     audit.finish();
     log::info!("{stanza}: finished with exit code {}", exit.code());
     Ok(exit)
+}
+
+/// Why no item of this run can be attempted.
+enum Blocked {
+    /// Configuration or credentials: the items become dead letters until the cause is fixed.
+    Reject(RejectClass, String),
+    /// splunkd could not be reached to read the secret: the items wait in the spool.
+    Defer(String),
 }
 
 fn unreachable_report(item: DeliveryItem) -> crate::delivery::deliverer::DeliveryReport {

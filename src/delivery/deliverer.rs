@@ -7,7 +7,7 @@
 
 use super::ledger::{Ledger, LedgerEntry};
 use super::retry::{Backoff, jitter_unit};
-use super::spool::{RECORD_VERSION, Spool, SpoolRecord, item_id, now_unix};
+use super::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView, item_id, now_unix};
 use super::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
 use crate::error::{Error, ExitCode};
 use crate::settings::DeliverySettings;
@@ -165,16 +165,16 @@ impl Deliverer {
             None // a duplicate: nothing will be sent
         } else {
             let wait = self.backoff.spool_delay(0, None, jitter_unit());
-            let record = SpoolRecord {
+            let id = item_id(&item.dedupe_key);
+            let record = SpoolRecordView {
                 version: RECORD_VERSION,
-                id: item_id(&item.dedupe_key),
-                item: item.clone(),
+                id: &id,
+                item: &item,
                 attempts: 0,
                 first_attempt_unix,
                 last_attempt_unix: first_attempt_unix,
                 next_attempt_unix: first_attempt_unix + wait.as_secs_f64(),
-                last_error: "the alert run sending it was interrupted".into(),
-                reject_class: None,
+                last_error: "the alert run sending it was interrupted",
                 flushes: 0,
             };
             match self.spool.write_ahead(&record) {

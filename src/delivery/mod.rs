@@ -15,6 +15,7 @@ pub mod retry;
 pub mod spool;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::time::Duration;
 
 /// Which remote an item is for. The spool stores this name to rebuild the target on flush.
@@ -86,15 +87,47 @@ pub struct RowRef {
 
 /// One unit of delivery: what to send, to which account, under which dedupe key. Holds no
 /// secret: targets read credentials at send time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeliveryItem {
     pub target: TargetKind,
     pub account: String,
     /// Stable across re-runs and re-sends; the idempotency key.
     pub dedupe_key: String,
-    /// Target-specific request (SOAR container + artifacts, StackFlow payload, Slack message).
-    pub request: serde_json::Value,
+    /// Target-specific request (SOAR container + artifacts, StackFlow payload, Slack message),
+    /// kept as JSON text: an item is serialised once by its mapper and then written to the
+    /// spool and read by its target without being rebuilt as a tree of values.
+    pub request: Box<RawValue>,
     pub context: ItemContext,
+}
+
+impl PartialEq for DeliveryItem {
+    fn eq(&self, other: &Self) -> bool {
+        self.target == other.target
+            && self.account == other.account
+            && self.dedupe_key == other.dedupe_key
+            && self.request.get() == other.request.get()
+            && self.context == other.context
+    }
+}
+
+impl DeliveryItem {
+    /// Serialises a target's request into an item's JSON text.
+    pub fn encode_request<T: Serialize>(request: &T) -> crate::error::Result<Box<RawValue>> {
+        serde_json::value::to_raw_value(request).map_err(|error| {
+            crate::error::Error::Internal(format!("cannot encode a request: {error}"))
+        })
+    }
+
+    /// A request already built as a JSON value (Slack, StackFlow: one small request per item).
+    pub fn raw_from_value(value: &serde_json::Value) -> Box<RawValue> {
+        // Serialising a `Value` cannot fail: its keys are strings and its numbers finite.
+        serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    }
+
+    /// The request as a JSON value (small requests; SOAR batches deserialise into their type).
+    pub fn request_value(&self) -> serde_json::Value {
+        serde_json::from_str(self.request.get()).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 /// The result of one attempt.

@@ -60,6 +60,27 @@ pub struct SpoolRecord {
     pub flushes: u32,
 }
 
+/// A `SpoolRecord` that borrows its item, so that writing the alert run's write-ahead claim
+/// costs one serialisation and no copy of a possibly large request. Same JSON as `SpoolRecord`.
+#[derive(Debug, Serialize)]
+pub struct SpoolRecordView<'a> {
+    pub version: u32,
+    pub id: &'a str,
+    pub item: &'a DeliveryItem,
+    pub attempts: u32,
+    pub first_attempt_unix: f64,
+    pub last_attempt_unix: f64,
+    pub next_attempt_unix: f64,
+    pub last_error: &'a str,
+    pub flushes: u32,
+}
+
+/// An alert run's claim file in `inflight/`.
+#[derive(Debug)]
+pub struct WriteAhead {
+    pub path: PathBuf,
+}
+
 /// The folders an item file can be in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -392,7 +413,7 @@ impl Spool {
     /// the item for `spool flush` (which adopts claims of dead processes). Written atomically
     /// (temp file and rename) but without fsync: it guards against a killed process, whose
     /// writes the kernel keeps, not against a power cut.
-    pub fn write_ahead(&self, record: &SpoolRecord) -> Result<Claim> {
+    pub fn write_ahead(&self, record: &SpoolRecordView<'_>) -> Result<WriteAhead> {
         let bytes = serde_json::to_vec(record)
             .map_err(|error| Error::Internal(format!("spool record: {error}")))?;
         let path = self.inflight_dir().join(format!("{}.{}.json", record.id, std::process::id()));
@@ -413,11 +434,11 @@ impl Spool {
             let _ = fs::remove_file(&tmp_path);
             return Err(spool_error(&path, error));
         }
-        Ok(Claim { id: record.id.clone(), path, record: record.clone() })
+        Ok(WriteAhead { path })
     }
 
     /// Drops a write-ahead claim (the item's outcome is recorded elsewhere, or it was delivered).
-    pub fn drop_write_ahead(&self, claim: Claim) {
+    pub fn drop_write_ahead(&self, claim: WriteAhead) {
         if let Err(error) = fs::remove_file(&claim.path) {
             if !is_not_found(&error) {
                 log::warn!("cannot remove {}: {error}", claim.path.display());
@@ -670,7 +691,7 @@ pub(crate) mod tests {
             target: TargetKind::Soar,
             account: "default".into(),
             dedupe_key: key.into(),
-            request: serde_json::json!({"container": {"name": key}}),
+            request: DeliveryItem::raw_from_value(&serde_json::json!({"container": {"name": key}})),
             context: ItemContext { action: "stackflow_soar".into(), ..ItemContext::default() },
         }
     }

@@ -730,7 +730,7 @@ impl SlackMapper {
             target: TargetKind::Slack,
             account: self.params.account.clone(),
             dedupe_key,
-            request,
+            request: DeliveryItem::raw_from_value(&request),
             context,
         }
     }
@@ -1336,17 +1336,21 @@ mod tests {
         assert_eq!(items.len(), 1);
         let item = &items[0];
         assert_eq!(item.dedupe_key, "slack:default:#soc:sid1");
-        let blocks = item.request["blocks"].as_array().unwrap();
+        let request = item.request_value();
+        let blocks = request["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["text"]["text"], "🔴 HIGH · Brute Force");
-        let text = all_text(&item.request);
+        let text = all_text(&item.request_value());
         assert!(
             text.contains("credential-access") && text.contains("T1110") && text.contains("80")
         );
         assert!(text.contains("Open in Splunk"));
-        assert_eq!(item.request["channel"], "#soc");
-        assert_eq!(item.request["links"][0]["event_id"], "E1");
+        assert_eq!(item.request_value()["channel"], "#soc");
+        assert_eq!(item.request_value()["links"][0]["event_id"], "E1");
         assert!(
-            item.request["text"].as_str().unwrap().starts_with("🔴 HIGH · Brute Force: User jdoe")
+            item.request_value()["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("🔴 HIGH · Brute Force: User jdoe")
         );
     }
 
@@ -1357,7 +1361,7 @@ mod tests {
             (0..7).map(|i| row(&i.to_string(), &[("user", &format!("u{i}"))])).collect();
         let items = run(&mut mapper, &rows);
         assert_eq!(items.len(), 1);
-        let text = all_text(&items[0].request);
+        let text = all_text(&items[0].request_value());
         assert!(text.contains("+4 more results not shown"), "{text}");
         assert!(text.contains("u2") && !text.contains("u3"));
         assert_eq!(items[0].context.rows.len(), 3);
@@ -1382,8 +1386,10 @@ mod tests {
                 row("3", &[("urgency", "informational")]),
             ],
         );
-        let channels: Vec<&str> =
-            items.iter().map(|item| item.request["channel"].as_str().unwrap()).collect();
+        let channels: Vec<String> = items
+            .iter()
+            .map(|item| item.request_value()["channel"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(channels, vec!["#soc-critical", "#soc"]);
         assert_eq!(items[0].dedupe_key, "slack:default:#soc-critical:sid1:E1");
         assert!(items[1].dedupe_key.starts_with("slack:default:#soc:sid1:"));
@@ -1397,7 +1403,7 @@ mod tests {
         let items = run(&mut mapper, &rows);
         assert_eq!(items.len(), 6);
         let last = &items[5];
-        assert!(all_text(&last.request).contains("+25 more results not posted"));
+        assert!(all_text(&last.request_value()).contains("+25 more results not posted"));
         assert!(last.dedupe_key.ends_with(":more"));
         assert_eq!(last.context.rid, "5");
         let keys: std::collections::BTreeSet<_> = items.iter().map(|i| &i.dedupe_key).collect();
@@ -1434,7 +1440,7 @@ mod tests {
             })
             .collect();
         let items = run(&mut mapper, &rows);
-        let body = slack_body(&items[0].request, "#soc", &[], &LinkBases::default());
+        let body = slack_body(&items[0].request_value(), "#soc", &[], &LinkBases::default());
         let blocks = body["blocks"].as_array().unwrap();
         assert!(blocks.len() <= limits::MAX_BLOCKS);
         assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);

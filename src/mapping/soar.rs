@@ -469,8 +469,7 @@ impl SoarMapper {
             }
             Grouping::Row => request.container.source_data_identifier.clone(),
         };
-        let request = serde_json::to_value(&request)
-            .map_err(|error| Error::Internal(format!("SOAR request: {error}")))?;
+        let request = DeliveryItem::encode_request(&request)?;
         Ok(DeliveryItem {
             target: TargetKind::Soar,
             account: self.context.account().to_string(),
@@ -665,7 +664,7 @@ mod tests {
     }
 
     fn request(item: &DeliveryItem) -> SoarRequest {
-        serde_json::from_value(item.request.clone()).unwrap()
+        serde_json::from_str(item.request.get()).unwrap()
     }
 
     fn run(mapper: &mut SoarMapper, rows: &[Row]) -> Vec<DeliveryItem> {

@@ -294,7 +294,7 @@ impl IncidentMapper {
             target: TargetKind::Stackflow,
             account,
             dedupe_key,
-            request,
+            request: DeliveryItem::raw_from_value(&request),
             context: self.context.item_context(&[row]),
         }
     }
@@ -520,11 +520,12 @@ mod tests {
         items
     }
 
-    fn text<'a>(item: &'a DeliveryItem, key: &str) -> &'a str {
-        item.request
+    fn text(item: &DeliveryItem, key: &str) -> String {
+        item.request_value()
             .get(key)
             .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no {key} in {}", item.request))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no {key} in {}", item.request.get()))
     }
 
     #[test]
@@ -544,7 +545,8 @@ mod tests {
         let items = map(&[], &rows);
         assert_eq!(items.len(), 1);
         let item = &items[0];
-        let body = item.request.as_object().unwrap();
+        let request = item.request_value();
+        let body = request.as_object().unwrap();
         for key in TEMPLATE_FIELDS {
             assert!(body[key].is_string(), "{key}: {}", body[key]);
         }

@@ -96,8 +96,9 @@ impl Splunkd {
         let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
         let response = self.call("GET", &path, None, None).map_err(|error| match error {
+            // splunkd down or restarting: the secret is probably fine; try again later.
             Error::Rejected(message) => {
-                Error::Credentials(format!("cannot read secret {REALM}:{username}: {message}"))
+                Error::Unavailable(format!("cannot read secret {REALM}:{username}: {message}"))
             }
             other => other,
         })?;

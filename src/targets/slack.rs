@@ -238,7 +238,8 @@ fn response_details(json: &Value) -> String {
 
 impl Target for SlackTarget {
     fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
-        let routed = item.request.get("channel").and_then(Value::as_str).map(str::trim);
+        let request = item.request_value();
+        let routed = request.get("channel").and_then(Value::as_str).map(str::trim);
         let Some(channel) = routed
             .filter(|c| !c.is_empty())
             .map(str::to_string)
@@ -252,9 +253,9 @@ impl Target for SlackTarget {
                 ),
             );
         };
-        let hints = slack::link_hints(&item.request);
+        let hints = slack::link_hints(&request);
         let records = self.lookup_links(&hints);
-        let body = slack::slack_body(&item.request, &channel, &records, &self.bases);
+        let body = slack::slack_body(&request, &channel, &records, &self.bases);
         let bytes = match serde_json::to_vec(&body) {
             Ok(bytes) => bytes,
             Err(error) => {

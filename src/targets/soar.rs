@@ -376,7 +376,7 @@ impl SoarTarget {
     }
 
     fn deliver(&mut self, item: &DeliveryItem, resend: bool) -> Outcome {
-        let request: SoarRequest = match serde_json::from_value(item.request.clone()) {
+        let request: SoarRequest = match serde_json::from_str(item.request.get()) {
             Ok(request) => request,
             Err(error) => {
                 return Outcome::rejected(

@@ -298,7 +298,7 @@ fn report(
             target,
             account: "default".into(),
             dedupe_key: format!("dk-{}", rows[0].rid),
-            request: Value::Null,
+            request: DeliveryItem::raw_from_value(&Value::Null),
             context: item_context,
         },
         result,
