@@ -14,12 +14,13 @@ use crate::delivery::classify::{StatusClass, classify_status, classify_transport
 use crate::delivery::http::{HttpClient, HttpResponse};
 use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
 use crate::error::{Error, Result};
-use crate::mapping::soar::{Artifact, SoarRequest};
+use crate::mapping::soar::ContainerSpec;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::rest::{Splunkd, url_encode};
-use serde::Serialize;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 
 /// Keep pre-check URLs under this many bytes (proxies and SOAR's nginx refuse long URLs).
@@ -108,11 +109,57 @@ fn id_of(value: Option<&Value>) -> Option<u64> {
     }
 }
 
-#[derive(Serialize)]
-struct ArtifactPost<'a> {
-    container_id: u64,
-    #[serde(flatten)]
-    artifact: &'a Artifact,
+/// An item's request as stored, with each artifact kept as its JSON text: the common path
+/// (a new container, nothing filtered) posts those texts as they are, with `container_id`
+/// spliced in, instead of rebuilding every artifact.
+#[derive(Deserialize)]
+struct RequestView<'a> {
+    container: ContainerSpec,
+    #[serde(borrow)]
+    artifacts: Vec<&'a RawValue>,
+    batch: u32,
+    last_batch: bool,
+    #[serde(default)]
+    playbook: Option<String>,
+}
+
+/// The two facts of an artifact the client decides on.
+#[derive(Deserialize)]
+struct ArtifactKeys {
+    source_data_identifier: String,
+    #[serde(default)]
+    run_automation: bool,
+}
+
+struct WireArtifact<'a> {
+    raw: &'a RawValue,
+    keys: ArtifactKeys,
+}
+
+impl WireArtifact<'_> {
+    /// The artifact's JSON with `container_id` and the wanted `run_automation`.
+    fn encode(
+        &self,
+        container_id: u64,
+        run_automation: bool,
+        out: &mut Vec<u8>,
+    ) -> std::result::Result<(), String> {
+        let text = self.raw.get();
+        if run_automation == self.keys.run_automation {
+            let Some(rest) = text.strip_prefix('{') else {
+                return Err("an artifact is not a JSON object".into());
+            };
+            out.extend_from_slice(format!("{{\"container_id\":{container_id},").as_bytes());
+            out.extend_from_slice(rest.as_bytes());
+            return Ok(());
+        }
+        // Rare: the batch was filtered, so automation moves to another artifact.
+        let mut object: serde_json::Map<String, Value> = serde_json::from_str(text)
+            .map_err(|error| format!("an artifact is not valid JSON: {error}"))?;
+        object.insert("container_id".into(), Value::from(container_id));
+        object.insert("run_automation".into(), Value::Bool(run_automation));
+        serde_json::to_writer(&mut *out, &object).map_err(|error| error.to_string())
+    }
 }
 
 /// The result of posting a batch of artifacts.
@@ -201,13 +248,13 @@ impl SoarTarget {
     /// Creates the container or finds it by its source data identifier.
     fn ensure_container(
         &mut self,
-        request: &SoarRequest,
+        spec: &ContainerSpec,
     ) -> std::result::Result<ContainerState, Outcome> {
-        let sdi = &request.container.source_data_identifier;
+        let sdi = &spec.source_data_identifier;
         if let Some(state) = self.containers.get(sdi) {
             return Ok(*state);
         }
-        let mut container = request.container.clone();
+        let mut container = spec.clone();
         if container.label.is_none() {
             container.label = Some(self.label.clone());
         }
@@ -252,10 +299,12 @@ impl SoarTarget {
     fn present_sdis(
         &self,
         container_id: u64,
-        artifacts: &[Artifact],
+        artifacts: &[WireArtifact<'_>],
     ) -> std::result::Result<HashSet<String>, Outcome> {
-        let sdis: Vec<&str> =
-            artifacts.iter().map(|artifact| artifact.source_data_identifier.as_str()).collect();
+        let sdis: Vec<&str> = artifacts
+            .iter()
+            .map(|artifact| artifact.keys.source_data_identifier.as_str())
+            .collect();
         let mut present = HashSet::new();
         for chunk in sdi_chunks(&sdis) {
             let query = format!(
@@ -285,16 +334,30 @@ impl SoarTarget {
         Ok(present)
     }
 
+    /// Posts artifacts as one JSON array; `automation` marks the one that runs automation.
     fn post_artifacts(
         &self,
         container_id: u64,
-        artifacts: &[Artifact],
+        artifacts: &[&WireArtifact<'_>],
+        automation: Option<usize>,
     ) -> std::result::Result<Posted, Outcome> {
-        let posts: Vec<ArtifactPost> =
-            artifacts.iter().map(|artifact| ArtifactPost { container_id, artifact }).collect();
-        let body = serde_json::to_vec(&posts).map_err(|error| {
-            Outcome::rejected(RejectClass::Remote, format!("cannot encode the artifacts: {error}"))
-        })?;
+        let capacity = artifacts.iter().map(|a| a.raw.get().len() + 32).sum::<usize>() + 2;
+        let mut body = Vec::with_capacity(capacity);
+        body.push(b'[');
+        for (index, artifact) in artifacts.iter().enumerate() {
+            if index > 0 {
+                body.push(b',');
+            }
+            artifact.encode(container_id, automation == Some(index), &mut body).map_err(
+                |error| {
+                    Outcome::rejected(
+                        RejectClass::Remote,
+                        format!("cannot encode the artifacts: {error}"),
+                    )
+                },
+            )?;
+        }
+        body.push(b']');
         let what = "SOAR POST /rest/artifact";
         let response = self.post("/rest/artifact", &body)?;
         let json = response.json().unwrap_or(Value::Null);
@@ -376,7 +439,7 @@ impl SoarTarget {
     }
 
     fn deliver(&mut self, item: &DeliveryItem, resend: bool) -> Outcome {
-        let request: SoarRequest = match serde_json::from_str(item.request.get()) {
+        let request: RequestView<'_> = match serde_json::from_str(item.request.get()) {
             Ok(request) => request,
             Err(error) => {
                 return Outcome::rejected(
@@ -388,34 +451,44 @@ impl SoarTarget {
                 );
             }
         };
+        let mut artifacts = Vec::with_capacity(request.artifacts.len());
+        for raw in &request.artifacts {
+            match serde_json::from_str::<ArtifactKeys>(raw.get()) {
+                Ok(keys) => artifacts.push(WireArtifact { raw, keys }),
+                Err(error) => {
+                    return Outcome::rejected(
+                        RejectClass::Remote,
+                        format!(
+                            "item {} holds an artifact that is not valid ({error}); it was not sent",
+                            item.dedupe_key
+                        ),
+                    );
+                }
+            }
+        }
         let sdi = request.container.source_data_identifier.clone();
-        let state = match self.ensure_container(&request) {
+        let state = match self.ensure_container(&request.container) {
             Ok(state) => state,
             Err(outcome) => return outcome,
         };
         let id = state.id;
-        let mut to_post: Vec<Artifact> = request.artifacts.clone();
+        let mut present = HashSet::new();
         if !state.created || resend {
-            match self.present_sdis(id, &to_post) {
-                Ok(present) => {
-                    to_post.retain(|artifact| !present.contains(&artifact.source_data_identifier))
-                }
+            match self.present_sdis(id, &artifacts) {
+                Ok(found) => present = found,
                 Err(outcome) => return with_context(outcome, id),
             }
         }
-        let already = request.artifacts.len() - to_post.len();
-        let wants_automation = request.artifacts.iter().any(|artifact| artifact.run_automation);
-        for artifact in &mut to_post {
-            artifact.run_automation = false;
-        }
-        if wants_automation {
-            if let Some(last) = to_post.last_mut() {
-                last.run_automation = true;
-            }
-        }
+        let to_post: Vec<&WireArtifact<'_>> = artifacts
+            .iter()
+            .filter(|artifact| !present.contains(&artifact.keys.source_data_identifier))
+            .collect();
+        let already = artifacts.len() - to_post.len();
+        let wants_automation = artifacts.iter().any(|artifact| artifact.keys.run_automation);
+        let automation = if wants_automation { to_post.len().checked_sub(1) } else { None };
         let mut posted = Posted::default();
         if !to_post.is_empty() {
-            posted = match self.post_artifacts(id, &to_post) {
+            posted = match self.post_artifacts(id, &to_post, automation) {
                 Ok(posted) => posted,
                 Err(outcome) => return with_context(outcome, id),
             };
