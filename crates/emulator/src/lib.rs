@@ -103,11 +103,15 @@ impl Shared {
     }
     /// Back to a freshly started emulator (state, configuration, faults, latency, log).
     pub(crate) fn reset(&self) {
-        *lock(&self.log) = Log::default();
+        // Recording is how the emulator was started (`--no-record`), not test state: keep it.
+        let recording_disabled = lock(&self.log).disabled;
+        *lock(&self.log) = Log { disabled: recording_disabled, ..Log::default() };
         lock(&self.faults).clear();
         lock(&self.latency).clear();
         *lock(&self.splunkd) = splunkd::Splunkd::new();
-        *lock(&self.soar) = soar::Soar::new();
+        let mut soar = soar::Soar::new();
+        soar.slim = recording_disabled;
+        *lock(&self.soar) = soar;
         *lock(&self.stackflow) = stackflow::StackFlow::new();
         *lock(&self.slack) = slack::Slack::new();
     }
@@ -235,6 +239,7 @@ impl Emulator {
     /// Turn request recording off/on (benchmarks with huge bodies); default on.
     pub fn set_recording(&self, on: bool) {
         lock(&self.shared.log).disabled = !on;
+        lock(&self.shared.soar).slim = !on;
     }
     /// The next `times` requests whose path starts with `path_prefix` get `fault` (FIFO per
     /// prefix; the longest matching prefix with a pending fault wins).
