@@ -92,11 +92,16 @@ impl Audit {
 
     /// Called once per row before it is mapped ("Invoking modular action").
     pub fn invoked(&mut self, row: &Row) {
-        let ids = self.log.invocation.row_ids(
+        self.invoked_ids(
             &row.rid,
             row.str("orig_sid").unwrap_or_default(),
             row.str("orig_rid").unwrap_or_default(),
         );
+    }
+
+    /// `invoked` for a row known by its ids.
+    pub fn invoked_ids(&mut self, rid: &str, orig_sid: &str, orig_rid: &str) {
+        let ids = self.log.invocation.row_ids(rid, orig_sid, orig_rid);
         self.log.message(Level::Info, "Invoking modular action", "", Some(&ids), &[]);
     }
 

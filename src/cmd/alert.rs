@@ -125,34 +125,84 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
             log::error!("{error}");
         }
     }
-    let mut exit = ExitCode::Success;
-    let mut deliver = |items: Vec<DeliveryItem>, audit: &mut Audit, exit: &mut ExitCode| {
-        for item in items {
-            let now = crate::delivery::spool::now_unix();
-            let report = match (&mut target, &blocked) {
-                (Some(target), _) => deliverer.deliver(item, target.as_mut()),
-                (None, Some(Blocked::Reject(class, reason))) => {
-                    deliverer.dead_letter(item, *class, reason, 0, now)
+    // Rows are read and mapped on this thread while the previous items are delivered on
+    // another, so a slow remote and the CSV work overlap; the bounded channel keeps memory flat.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Work>(4);
+    let results_file = ResultsReader::open(results_path, payload.result_id.as_deref())?;
+    let (mapped, exit) = std::thread::scope(|scope| {
+        let worker = scope.spawn(move || {
+            let mut exit = ExitCode::Success;
+            for work in receiver {
+                match work {
+                    Work::Invoked { rid, orig_sid, orig_rid } => {
+                        audit.invoked_ids(&rid, &orig_sid, &orig_rid)
+                    }
+                    Work::Items(items) => {
+                        for item in items {
+                            let now = crate::delivery::spool::now_unix();
+                            let report = match (&mut target, &blocked) {
+                                (Some(target), _) => deliverer.deliver(item, target.as_mut()),
+                                (None, Some(Blocked::Reject(class, reason))) => {
+                                    deliverer.dead_letter(item, *class, reason, 0, now)
+                                }
+                                (None, Some(Blocked::Defer(reason))) => {
+                                    deliverer.defer(item, 0, reason, now)
+                                }
+                                (None, None) => unreachable_report(item),
+                            };
+                            exit = exit.worst(report.exit_code());
+                            audit.record(&report);
+                        }
+                    }
                 }
-                (None, Some(Blocked::Defer(reason))) => deliverer.defer(item, 0, reason, now),
-                (None, None) => unreachable_report(item),
-            };
-            *exit = exit.worst(report.exit_code());
-            audit.record(&report);
-        }
-    };
-    let reader = ResultsReader::open(results_path, payload.result_id.as_deref())?;
-    for row in reader {
-        let row = row?;
-        audit.invoked(&row);
-        let items = mapper.push(&row)?;
-        deliver(items, &mut audit, &mut exit);
-    }
-    let items = mapper.finish()?;
-    deliver(items, &mut audit, &mut exit);
-    audit.finish();
+            }
+            audit.finish();
+            exit
+        });
+        let mapped = map_rows(results_file, mapper.as_mut(), &sender);
+        drop(sender);
+        let exit = worker.join().unwrap_or(ExitCode::Internal);
+        (mapped, exit)
+    });
+    // Items mapped before a bad row were delivered (the file was validated first, so this is
+    // an I/O failure while re-reading it); the error still decides the exit code.
+    mapped?;
     log::info!("{stanza}: finished with exit code {}", exit.code());
     Ok(exit)
+}
+
+/// What the reading thread hands to the delivering thread, in row order.
+enum Work {
+    Invoked { rid: String, orig_sid: String, orig_rid: String },
+    Items(Vec<DeliveryItem>),
+}
+
+/// Streams the rows through the mapper; stops early only if the deliverer has gone away.
+fn map_rows(
+    rows: ResultsReader,
+    mapper: &mut dyn mapping::RowMapper,
+    sender: &std::sync::mpsc::SyncSender<Work>,
+) -> Result<()> {
+    for row in rows {
+        let row = row?;
+        let invoked = Work::Invoked {
+            rid: row.rid.clone(),
+            orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
+            orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
+        };
+        let items = mapper.push(&row)?;
+        if sender.send(invoked).is_err() {
+            return Err(Error::Internal("the delivery thread stopped".into()));
+        }
+        if !items.is_empty() && sender.send(Work::Items(items)).is_err() {
+            return Err(Error::Internal("the delivery thread stopped".into()));
+        }
+    }
+    let items = mapper.finish()?;
+    if !items.is_empty() && sender.send(Work::Items(items)).is_err() {
+        return Err(Error::Internal("the delivery thread stopped".into()));
+    }
+    Ok(())
 }
 
 /// Why no item of this run can be attempted.

@@ -355,19 +355,18 @@ mod tests {
     use crate::delivery::deliverer::tests::Scripted;
     use crate::delivery::spool::item_id;
     use crate::delivery::spool::tests::{record, temp_root};
-    use std::cell::RefCell;
-    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     /// A shared scripted target, so that the test can inspect it after the flush.
-    struct Shared(Rc<RefCell<Scripted>>);
+    struct Shared(Arc<Mutex<Scripted>>);
 
     impl Target for Shared {
         fn attempt(&mut self, item: &crate::delivery::DeliveryItem) -> Outcome {
-            self.0.borrow_mut().attempt(item)
+            self.0.lock().unwrap().attempt(item)
         }
         fn needs_ledger(&self) -> bool {
-            self.0.borrow().needs_ledger()
+            self.0.lock().unwrap().needs_ledger()
         }
     }
 
@@ -375,7 +374,7 @@ mod tests {
         FlushOptions { all, backoff: Backoff::with_base(Duration::from_millis(50)) }
     }
 
-    fn flush_with(spool: &Spool, all: bool, target: &Rc<RefCell<Scripted>>) -> FlushSummary {
+    fn flush_with(spool: &Spool, all: bool, target: &Arc<Mutex<Scripted>>) -> FlushSummary {
         let plan = prepare(spool, &options(all)).unwrap();
         let target = target.clone();
         let mut open = move |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
@@ -397,10 +396,10 @@ mod tests {
         let mut later = record("later");
         later.next_attempt_unix = now_unix() + 600.0;
         spool.put_pending(&later).unwrap();
-        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
         let summary = flush_with(&spool, false, &target);
         assert_eq!((summary.delivered, summary.not_due, summary.exit), (2, 1, ExitCode::Success));
-        let mut sent = target.borrow().sent.clone();
+        let mut sent = target.lock().unwrap().sent.clone();
         sent.sort();
         assert_eq!(sent, vec!["a", "b"]);
         assert_eq!(spool.pending_ids().unwrap(), vec![later.id.clone()]);
@@ -417,14 +416,14 @@ mod tests {
         let spool = Spool::new(&root);
         spool.put_pending(&record("a")).unwrap();
         spool.put_pending(&record("b")).unwrap();
-        let target = Rc::new(RefCell::new(Scripted::new(vec![
+        let target = Arc::new(Mutex::new(Scripted::new(vec![
             Outcome::retry("connection refused", None),
             Outcome::retry("connection refused", None),
         ])));
         let summary = flush_with(&spool, true, &target);
         assert_eq!((summary.still_pending, summary.exit), (2, ExitCode::Deferred));
         // The second item of the same (target, account) was not tried against a remote that is down.
-        assert_eq!(target.borrow().sent.len(), 1);
+        assert_eq!(target.lock().unwrap().sent.len(), 1);
         let retried = [item_id("a"), item_id("b")]
             .iter()
             .filter_map(|id| spool.peek_pending(id).and_then(|record| record.ok()))
@@ -450,7 +449,7 @@ mod tests {
         let spool = Spool::new(&root);
         spool.put_pending(&record("a")).unwrap();
         spool.put_pending(&record("b")).unwrap();
-        let target = Rc::new(RefCell::new(Scripted::new(vec![
+        let target = Arc::new(Mutex::new(Scripted::new(vec![
             Outcome::rejected(RejectClass::Remote, "HTTP 400: bad label"),
             Outcome::rejected(RejectClass::Credentials, "HTTP 401: bad token"),
         ])));
@@ -471,11 +470,11 @@ mod tests {
         std::fs::write(&torn, br#"{"version":1,"id":"#).unwrap();
         std::fs::write(spool.tmp_dir().join(format!("x.json.{}.0.tmp", u32::MAX - 1)), b"{")
             .unwrap();
-        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
         let summary = flush_with(&spool, false, &target);
         assert_eq!((summary.delivered, summary.quarantined), (1, 1));
         assert_eq!(summary.exit, ExitCode::DataAtRisk);
-        assert_eq!(target.borrow().sent, vec!["good"]);
+        assert_eq!(target.lock().unwrap().sent, vec!["good"]);
         assert!(spool.quarantine_dir().join(format!("{}.json", item_id("torn"))).is_file());
         assert_eq!(
             files(&spool.pending_dir()) + files(&spool.inflight_dir()) + files(&spool.tmp_dir()),
@@ -495,10 +494,10 @@ mod tests {
             serde_json::to_vec(&orphan).unwrap(),
         )
         .unwrap();
-        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
+        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
         let summary = flush_with(&spool, false, &target);
         assert_eq!((summary.delivered, summary.exit), (1, ExitCode::Success));
-        assert_eq!(target.borrow().sent, vec!["orphan"]);
+        assert_eq!(target.lock().unwrap().sent, vec!["orphan"]);
         assert_eq!(files(&spool.inflight_dir()), 0);
         let _ = std::fs::remove_dir_all(&root);
     }
@@ -508,14 +507,14 @@ mod tests {
         let root = temp_root("flush-ledger");
         let spool = Spool::new(&root);
         spool.put_pending(&record("a")).unwrap();
-        let target = Rc::new(RefCell::new(Scripted::new(vec![])));
-        target.borrow_mut().ledger = true;
+        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
+        target.lock().unwrap().ledger = true;
         assert_eq!(flush_with(&spool, false, &target).delivered, 1);
         // The same item spooled again (e.g. a re-run of the alert) is not sent twice.
         spool.put_pending(&record("a")).unwrap();
         let summary = flush_with(&spool, false, &target);
         assert_eq!((summary.duplicates, summary.exit), (1, ExitCode::Success));
-        assert_eq!(target.borrow().sent.len(), 1);
+        assert_eq!(target.lock().unwrap().sent.len(), 1);
         let _ = std::fs::remove_dir_all(&root);
     }
 

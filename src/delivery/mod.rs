@@ -183,8 +183,9 @@ impl Outcome {
     }
 }
 
-/// A remote that items can be delivered to.
-pub trait Target {
+/// A remote that items can be delivered to. `Send` so that delivery can run on its own thread
+/// while the next rows are read and mapped.
+pub trait Target: Send {
     /// One attempt at delivering `item`: may make several requests (SOAR: container, artifact
     /// pre-check, artifacts, playbook run), must be safe to repeat (idempotent by the item's
     /// dedupe key), and answers with a value, never a panic.

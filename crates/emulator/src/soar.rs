@@ -213,7 +213,9 @@ impl Soar {
         obj.insert("container".into(), cid.into());
         obj.entry("create_time").or_insert_with(|| iso_now().into());
         if self.slim {
-            obj.retain(|key, _| matches!(key.as_str(), "id" | "container" | "source_data_identifier"));
+            obj.retain(|key, _| {
+                matches!(key.as_str(), "id" | "container" | "source_data_identifier")
+            });
         }
         self.artifacts.push(Value::Object(obj));
         self.by_container.entry(cid).or_default().push(id);
