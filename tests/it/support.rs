@@ -48,8 +48,11 @@ impl SplunkHome {
     /// Installs `app/stackflow` and the freshly built binary into a new temporary SPLUNK_HOME.
     pub fn new() -> SplunkHome {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let root = std::env::temp_dir()
-            .join(format!("stackflow it {} {n} {}", std::process::id(), Instant::now().elapsed().as_nanos()));
+        let root = std::env::temp_dir().join(format!(
+            "stackflow it {} {n} {}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
         let _ = std::fs::remove_dir_all(&root);
         let home = SplunkHome { root };
         let app = home.app_dir();
@@ -64,7 +67,11 @@ impl SplunkHome {
             for dir in [app.join("bin"), bin_dir.clone()] {
                 if let Ok(entries) = std::fs::read_dir(&dir) {
                     for entry in entries.flatten() {
-                        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+                        std::fs::set_permissions(
+                            entry.path(),
+                            std::fs::Permissions::from_mode(0o755),
+                        )
+                        .unwrap();
                     }
                 }
             }
@@ -93,7 +100,11 @@ impl SplunkHome {
     pub fn append_local_conf(&self, text: &str) {
         let local = self.app_dir().join("local");
         std::fs::create_dir_all(&local).unwrap();
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(local.join("stackflow.conf")).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(local.join("stackflow.conf"))
+            .unwrap();
         file.write_all(text.as_bytes()).unwrap();
     }
 
@@ -134,7 +145,8 @@ impl SplunkHome {
             }
             return (app.join("bin").join(cmd), args);
         }
-        let extensions: &[&str] = if cfg!(windows) { &[".exe", ".cmd", ".bat"] } else { &["", ".sh"] };
+        let extensions: &[&str] =
+            if cfg!(windows) { &[".exe", ".cmd", ".bat"] } else { &["", ".sh"] };
         for dir in [app.join(PLATFORM_DIR).join("bin"), app.join("bin")] {
             for extension in extensions {
                 let candidate = dir.join(format!("{stanza}{extension}"));
@@ -192,8 +204,10 @@ impl SplunkHome {
 
     /// The ModularAction log of an action.
     pub fn modalert_log(&self, stanza: &str) -> String {
-        std::fs::read_to_string(self.root.join("var/log/splunk").join(format!("{stanza}_modalert.log")))
-            .unwrap_or_default()
+        std::fs::read_to_string(
+            self.root.join("var/log/splunk").join(format!("{stanza}_modalert.log")),
+        )
+        .unwrap_or_default()
     }
 }
 
@@ -281,7 +295,10 @@ impl Run {
     #[track_caller]
     pub fn assert_no_secret(&self, secrets: &[&str]) -> &Run {
         for secret in secrets {
-            assert!(!self.stderr.contains(secret) && !self.stdout.contains(secret), "secret {secret:?} was printed");
+            assert!(
+                !self.stderr.contains(secret) && !self.stdout.contains(secret),
+                "secret {secret:?} was printed"
+            );
         }
         self
     }
@@ -346,7 +363,8 @@ pub fn splunk_csv(rows: &[Vec<(&str, Cell)>]) -> String {
                 }
                 Some(Cell::Many(values)) => {
                     plain.push(splunk_quote(&values.join("\n")));
-                    let encoded: Vec<String> = values.iter().map(|v| format!("${}$", v.replace('$', "$$"))).collect();
+                    let encoded: Vec<String> =
+                        values.iter().map(|v| format!("${}$", v.replace('$', "$$"))).collect();
                     mv.push(splunk_quote(&encoded.join(";")));
                 }
             }
@@ -365,7 +383,13 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// A scheduled-search payload as splunkd 9.x writes it (`payload_format = json`).
-pub fn payload(home: &SplunkHome, emulator_url: &str, sid: &str, results_file: &Path, params: Value) -> Value {
+pub fn payload(
+    home: &SplunkHome,
+    emulator_url: &str,
+    sid: &str,
+    results_file: &Path,
+    params: Value,
+) -> Value {
     let _ = home;
     json!({
         "app": "search",
