@@ -89,10 +89,10 @@ impl StatusMap {
             .map(|rule| rule.es_status)
     }
 
-    /// Parses `closed:4,resolved:resolved,stackflow.closed:5` (commas or spaces between pairs).
+    /// Parses `closed:4,resolved:resolved,stackflow.closed:in progress` (commas between pairs).
     pub fn parse(text: &str) -> Result<StatusMap, String> {
         let mut rules = Vec::new();
-        for pair in text.split([',', ' ', '\t', '\n']).filter(|pair| !pair.trim().is_empty()) {
+        for pair in text.split([',', '\n']).filter(|pair| !pair.trim().is_empty()) {
             let pair = pair.trim();
             let Some((remote_part, es_part)) = pair.rsplit_once(':') else {
                 return Err(format!(
@@ -331,7 +331,7 @@ mod tests {
             "update_notables=t",
             "dry_run=0",
             "account=emea-1",
-            "status_map=closed:resolved,stackflow.closed:5,new:in_progress",
+            "status_map=closed:resolved,stackflow.closed:5,new:in progress",
             "comment=Closed in SOAR",
         ])
         .unwrap();

@@ -5,3 +5,4 @@
 //! One test crate with modules, so the binary and the emulator are linked once.
 
 mod support;
+mod sync;
