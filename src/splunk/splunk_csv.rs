@@ -26,6 +26,11 @@ pub struct Table {
     cell_bytes: Vec<u8>,
     /// `cell_ends[row * n_columns + column]` is the end of that cell in `cell_bytes`.
     cell_ends: Vec<usize>,
+    /// The input bytes of each row without line terminator (still quoted as splunkd quoted
+    /// them), so unchanged rows are re-encoded with a single copy.
+    raw_rows: Vec<u8>,
+    /// `raw_row_ends[row]` is the end of that row in `raw_rows`.
+    raw_row_ends: Vec<usize>,
     n_rows: usize,
 }
 
@@ -81,12 +86,23 @@ impl Table {
             .collect();
 
         table.cell_bytes.reserve(body.len());
+        table.raw_rows.reserve(body.len());
+        // Lines bound the rows from above (quoted cells may hold newlines); reserving avoids
+        // regrowing millions of offsets.
+        let n_lines = body.iter().filter(|byte| **byte == b'\n').count();
+        table.cell_ends.reserve(n_lines.saturating_mul(table.header.len()));
+        table.raw_row_ends.reserve(n_lines);
         loop {
+            let row_start = position(&reader);
             match reader.read_byte_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => break,
                 Err(err) => return Err(decode_error(&err)),
             }
+            let row_end = position(&reader);
+            let raw_row = body.get(row_start..row_end).unwrap_or_default();
+            table.raw_rows.extend_from_slice(trim_line_breaks(raw_row));
+            table.raw_row_ends.push(table.raw_rows.len());
             let mut end = table.cell_bytes.len();
             table.cell_bytes.extend_from_slice(record.as_slice());
             for cell in &record {
@@ -130,6 +146,15 @@ impl Table {
         let idx = row * n_columns + column;
         let start = if idx == 0 { 0 } else { self.cell_ends[idx - 1] };
         &self.cell_bytes[start..self.cell_ends[idx]]
+    }
+
+    /// One row as it was in the input, without its line terminator.
+    pub fn raw_row(&self, row: usize) -> &[u8] {
+        let Some(end) = self.raw_row_ends.get(row) else {
+            return b"";
+        };
+        let start = if row == 0 { 0 } else { self.raw_row_ends[row - 1] };
+        &self.raw_rows[start..*end]
     }
 
     /// The cell as text, invalid UTF-8 replaced.
@@ -195,6 +220,24 @@ impl From<Vec<String>> for FieldValue<'static> {
             _ => FieldValue::Multi(values),
         }
     }
+}
+
+/// The reader's byte offset into the body.
+fn position(reader: &csv::Reader<&[u8]>) -> usize {
+    usize::try_from(reader.position().byte()).unwrap_or(usize::MAX)
+}
+
+/// Strips the line terminator after a raw row, and any blank lines or the `\n` of a CRLF the
+/// reader consumed before it. Neither end of a record can be CR or LF: an unquoted cell cannot
+/// contain them and a quoted one ends with `"`.
+fn trim_line_breaks(mut raw: &[u8]) -> &[u8] {
+    while let [b'\r' | b'\n', rest @ ..] = raw {
+        raw = rest;
+    }
+    while let [rest @ .., b'\r' | b'\n'] = raw {
+        raw = rest;
+    }
+    raw
 }
 
 fn decode_error(err: &csv::Error) -> DecodeError {
@@ -370,7 +413,7 @@ pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
         }
     }
 
-    out.reserve(table.cell_bytes.len() + table.cell_ends.len() + 64 * (table.n_rows + 1));
+    out.reserve(table.raw_rows.len() + 64 * (table.n_rows + 1));
     for (idx, name) in names.iter().enumerate() {
         if idx > 0 {
             out.push(b',');
@@ -380,21 +423,23 @@ pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
     out.push(b'\n');
 
     let n_input_columns = table.n_columns();
-    let only_input = sources.len() == n_input_columns
-        && sources.iter().all(|source| matches!(source, ColumnSource::Input(_)));
+    let override_slots: Vec<usize> = sources[..n_input_columns]
+        .iter()
+        .filter_map(|source| match source {
+            ColumnSource::InputOrAdded { slot, .. } => Some(*slot),
+            _ => None,
+        })
+        .collect();
     let mut scratch = String::new();
     for row in 0..table.n_rows {
-        if only_input {
-            // Fast path: pure pass-through.
-            let first = row * n_input_columns;
-            let mut start = if first == 0 { 0 } else { table.cell_ends[first - 1] };
-            for column in 0..n_input_columns {
-                if column > 0 {
-                    out.push(b',');
-                }
-                let end = table.cell_ends[first + column];
-                write_cell(out, &table.cell_bytes[start..end]);
-                start = end;
+        let is_overridden = override_slots.iter().any(|slot| added.get(*slot, row).is_some());
+        if !is_overridden {
+            // Fast path: the input row verbatim (valid CSV as splunkd quoted it), then the
+            // added cells.
+            out.extend_from_slice(table.raw_row(row));
+            for source in &sources[n_input_columns..] {
+                out.push(b',');
+                write_source(out, table, added, row, *source, &mut scratch);
             }
             out.push(b'\n');
             continue;
@@ -403,29 +448,40 @@ pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
             if idx > 0 {
                 out.push(b',');
             }
-            match *source {
-                ColumnSource::Input(column) => write_cell(out, table.cell(row, column)),
-                ColumnSource::InputOrAdded { column, slot } => match added.get(slot, row) {
-                    Some(value) => write_plain(out, value, &mut scratch),
-                    None => write_cell(out, table.cell(row, column)),
-                },
-                ColumnSource::InputOrAddedMv { column, slot } => match added.get(slot, row) {
-                    Some(value) => write_mv(out, value, &mut scratch),
-                    None => write_cell(out, table.cell(row, column)),
-                },
-                ColumnSource::Added(slot) => {
-                    if let Some(value) = added.get(slot, row) {
-                        write_plain(out, value, &mut scratch);
-                    }
-                }
-                ColumnSource::AddedMv(slot) => {
-                    if let Some(value) = added.get(slot, row) {
-                        write_mv(out, value, &mut scratch);
-                    }
-                }
-            }
+            write_source(out, table, added, row, *source, &mut scratch);
         }
         out.push(b'\n');
+    }
+}
+
+fn write_source(
+    out: &mut Vec<u8>,
+    table: &Table,
+    added: &AddedFields,
+    row: usize,
+    source: ColumnSource,
+    scratch: &mut String,
+) {
+    match source {
+        ColumnSource::Input(column) => write_cell(out, table.cell(row, column)),
+        ColumnSource::InputOrAdded { column, slot } => match added.get(slot, row) {
+            Some(value) => write_plain(out, value, scratch),
+            None => write_cell(out, table.cell(row, column)),
+        },
+        ColumnSource::InputOrAddedMv { column, slot } => match added.get(slot, row) {
+            Some(value) => write_mv(out, value, scratch),
+            None => write_cell(out, table.cell(row, column)),
+        },
+        ColumnSource::Added(slot) => {
+            if let Some(value) = added.get(slot, row) {
+                write_plain(out, value, scratch);
+            }
+        }
+        ColumnSource::AddedMv(slot) => {
+            if let Some(value) = added.get(slot, row) {
+                write_mv(out, value, scratch);
+            }
+        }
     }
 }
 
@@ -674,5 +730,53 @@ pub(crate) mod tests {
             }
             assert_eq!(output.cell_str(row, input.n_columns()), row.to_string());
         }
+    }
+}
+#[cfg(test)]
+mod profile_tmp {
+    use super::*;
+    fn min_of(mut f: impl FnMut()) -> std::time::Duration {
+        (0..8)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed()
+            })
+            .min()
+            .unwrap()
+    }
+    #[test]
+    fn profile_pieces() {
+        let stream = tests::fixture("sum.map.input.gz");
+        let body = tests::chunk_body(&stream, 1);
+        let parse = min_of(|| {
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(&body[..]);
+            let mut record = csv::ByteRecord::new();
+            while reader.read_byte_record(&mut record).unwrap() {}
+        });
+        let decode = min_of(|| {
+            Table::decode(&body).unwrap();
+        });
+        let table = Table::decode(&body).unwrap();
+        let mut added = AddedFields::new(table.n_rows());
+        let slot = added.field("n");
+        for row in 0..table.n_rows() {
+            added.set(row, slot, FieldValue::from(row.to_string()));
+        }
+        let encode = min_of(|| {
+            let mut out = Vec::new();
+            encode_reply(&table, &added, &mut out);
+        });
+        let passthrough = min_of(|| {
+            let mut out = Vec::new();
+            encode_reply(&table, &AddedFields::new(table.n_rows()), &mut out);
+        });
+        let round = min_of(|| {
+            let mut out = Vec::new();
+            bench_roundtrip(&body, &mut out).unwrap();
+        });
+        eprintln!(
+            "parse {parse:?} decode {decode:?} encode {encode:?} passthrough {passthrough:?} roundtrip {round:?}"
+        );
     }
 }
