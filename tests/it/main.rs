@@ -4,5 +4,6 @@
 //!
 //! One test crate with modules, so the binary and the emulator are linked once.
 
+mod soar;
 mod support;
 mod sync;
