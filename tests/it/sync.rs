@@ -569,3 +569,64 @@ fn an_unreachable_soar_marks_rows_as_errors_with_one_warning() {
         "one query per chunk, no per-row retries"
     );
 }
+
+#[test]
+fn incidents_are_read_one_by_one_when_the_id_list_is_refused() {
+    let setup = setup();
+    let emu = &setup.emu;
+    emu.add_stackflow_incident(json!({"id": "INC0000301", "state": "new", "priority": "P4", "assigned_to": "a@example.com"}));
+    emu.add_stackflow_incident(json!({"id": "INC0000302", "state": "closed", "priority": "P3", "assigned_to": "b@example.com"}));
+    seed_links(
+        emu,
+        &[
+            json!({"_key": "k-1", "event_id": "e-linked", "stackflow_incident_id": "INC0000302", "updated": 5}),
+        ],
+    );
+    emu.clear_requests();
+    let refused = Fault::Status {
+        status: 400,
+        body: "{\"error\":\"unknown filter ids\",\"code\":\"BAD_REQUEST\"}".into(),
+        headers: Vec::new(),
+    };
+    emu.fault("/prod/api/incidents", refused, 1);
+    let rows = csv(&[
+        vec![("stackflow_incident_id", one("INC0000301"))],
+        vec![("event_id", one("e-linked"))],
+    ]);
+    let (code, replies, stderr) =
+        run(&setup, &[getinfo(emu, &["target=stackflow"]), execute(true, &rows)]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let out = table(&replies[1]);
+    assert_eq!(field(&out, 0, "stackflow_state"), "new");
+    assert_eq!(
+        field(&out, 1, "stackflow_incident_id"),
+        "INC0000302",
+        "found through stackflow_links"
+    );
+    assert_eq!(field(&out, 1, "stackflow_state"), "closed");
+    let paths: Vec<String> =
+        emu.requests_to("/prod/api/incidents").into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        ["/prod/api/incidents", "/prod/api/incidents/INC0000301", "/prod/api/incidents/INC0000302"]
+    );
+    assert!(messages(&replies[1], "WARN").is_empty(), "{:?}", replies[1].metadata);
+}
+
+#[test]
+fn a_broken_protocol_gets_an_error_reply_and_a_non_zero_exit() {
+    let setup = setup();
+    let mut input = getinfo(&setup.emu, &[]);
+    input.extend_from_slice(b"chunked 1.0,36,99\n{\"action\":\"execute\",\"finished\":true}a,b\n");
+    let (code, replies, stderr) = run(&setup, &[input]);
+    assert_eq!(code, 2, "stderr: {stderr}");
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[1].metadata["finished"], json!(true));
+    assert!(
+        replies[1].metadata["error"].as_str().unwrap_or_default().contains("truncated"),
+        "{:?}",
+        replies[1].metadata
+    );
+    assert!(stderr.lines().all(|line| line.starts_with("ERROR ")), "{stderr}");
+    assert!(setup.emu.requests().is_empty());
+}
