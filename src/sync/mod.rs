@@ -440,7 +440,10 @@ impl StackflowSync {
                         });
                     }
                     None => match (&soar_failure, container_id, key.event_id.as_deref()) {
-                        (Some(failure), _, _) if soar_wanted => problems.push(failure.clone()),
+                        // Only rows that had something to look up in SOAR suffer its failure.
+                        (Some(failure), id, event_id) if id.is_some() || event_id.is_some() => {
+                            problems.push(failure.clone())
+                        }
                         (_, Some(id), _) => missing.push(format!("SOAR container {id} not found")),
                         (_, None, Some(event_id)) => {
                             if relied_on_links {

@@ -630,3 +630,78 @@ fn a_broken_protocol_gets_an_error_reply_and_a_non_zero_exit() {
     assert!(stderr.lines().all(|line| line.starts_with("ERROR ")), "{stderr}");
     assert!(setup.emu.requests().is_empty());
 }
+
+#[test]
+fn an_unknown_account_or_a_missing_token_is_a_warning_not_a_failed_search() {
+    let setup = setup();
+    let emu = &setup.emu;
+    let rows = csv(&[vec![("event_id", one("e1")), ("soar_container_id", one("1"))]]);
+    let (code, replies, stderr) =
+        run(&setup, &[getinfo(emu, &["target=soar", "account=emea"]), execute(true, &rows)]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let out = table(&replies[1]);
+    assert_eq!(field(&out, 0, "sync_action"), "error");
+    assert!(
+        field(&out, 0, "sync_message")
+            .contains("unknown soar account \"emea\" (configured: default)"),
+        "{}",
+        field(&out, 0, "sync_message")
+    );
+    assert_eq!(messages(&replies[1], "WARN").len(), 1);
+    assert!(emu.requests_to("/rest/").is_empty());
+
+    setup.home.append_local_conf(&format!("\n[soar:emea]\nurl = {}\n", emu.url()));
+    let (code, replies, _) =
+        run(&setup, &[getinfo(emu, &["target=soar", "account=emea"]), execute(true, &rows)]);
+    assert_eq!(code, 0);
+    let message = field(&table(&replies[1]), 0, "sync_message");
+    assert!(message.contains("no secret \"soar.emea\""), "{message}");
+    assert!(!message.contains("soar-token"));
+}
+
+#[test]
+fn a_soar_outage_spares_rows_that_only_have_a_stackflow_incident() {
+    let setup = setup();
+    let emu = &setup.emu;
+    emu.add_stackflow_incident(json!({"id": "INC0000401", "state": "in_progress", "priority": "P2", "assigned_to": "x@example.com"}));
+    emu.fault("/rest/container", Fault::CloseWithoutResponse, 10);
+    let rows = csv(&[
+        vec![("soar_container_id", one("9"))],
+        vec![("stackflow_incident_id", one("INC0000401"))],
+    ]);
+    let (code, replies, stderr) = run(&setup, &[getinfo(emu, &[]), execute(true, &rows)]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let out = table(&replies[1]);
+    assert_eq!(field(&out, 0, "sync_action"), "error");
+    assert_eq!(field(&out, 1, "sync_action"), "unchanged");
+    assert_eq!(field(&out, 1, "stackflow_state"), "in_progress");
+    assert_eq!(messages(&replies[1], "WARN").len(), 1, "{:?}", replies[1].metadata);
+}
+
+#[test]
+fn a_failed_notable_update_marks_only_its_group_as_errors() {
+    let setup = setup();
+    let emu = &setup.emu;
+    let rows = notable_rows(emu);
+    let refused = Fault::Status {
+        status: 500,
+        body: "{\"success\":false,\"message\":\"KV store is busy\"}".into(),
+        headers: Vec::new(),
+    };
+    emu.fault("/services/notable_update", refused, 1);
+    let (code, replies, stderr) =
+        run(&setup, &[getinfo(emu, &["update_notables=true"]), execute(true, &rows)]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let out = table(&replies[1]);
+    let actions: Vec<String> = (0..5).map(|row| field(&out, row, "sync_action")).collect();
+    assert_eq!(actions, ["error", "error", "unchanged", "updated", "unchanged"]);
+    assert!(
+        field(&out, 0, "sync_message").starts_with("notable update failed:"),
+        "{}",
+        field(&out, 0, "sync_message")
+    );
+    assert!(field(&out, 0, "sync_message").contains("KV store is busy"));
+    assert_eq!(messages(&replies[1], "WARN").len(), 1);
+    assert_eq!(emu.requests_to("/services/notable_update").len(), 2, "no retry within the search");
+    assert_eq!(emu.notable_status("e4").as_deref(), Some("5"));
+}
