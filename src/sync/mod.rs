@@ -326,84 +326,25 @@ impl StackflowSync {
             .collect();
 
         // 2. SOAR containers (by id, then by SDI = event_id) and their newest playbook runs.
-        let mut by_id: HashMap<u64, Container> = HashMap::new();
-        let mut by_sdi: HashMap<String, u64> = HashMap::new();
-        let mut runs: HashMap<u64, String> = HashMap::new();
-        let mut soar_failure: Failure = None;
         let soar_wanted = options.target.soar()
             && keys.iter().zip(&soar_ids).any(|(key, id)| id.is_some() || key.event_id.is_some());
-        if soar_wanted {
-            let reader = runtime.soar.get_or_insert_with(|| {
-                SoarReader::open(&runtime.settings, &runtime.splunkd, &options.account)
-                    .map_err(|error| error.to_string())
-            });
-            match reader {
-                Err(message) => soar_failure = Some(format!("SOAR: {message}")),
-                Ok(reader) => {
-                    let ids = unique(soar_ids.iter().flatten().copied());
-                    let sdis = unique(
-                        keys.iter()
-                            .zip(&soar_ids)
-                            .filter(|(_, id)| id.is_none())
-                            .filter_map(|(key, _)| key.event_id.as_deref()),
-                    );
-                    let read = (|| -> Result<(), String> {
-                        if !ids.is_empty() {
-                            for container in reader.containers_by_id(&ids)? {
-                                by_id.insert(container.id, container);
-                            }
-                        }
-                        if !sdis.is_empty() {
-                            for container in reader.containers_by_sdi(&sdis)? {
-                                by_sdi
-                                    .insert(container.source_data_identifier.clone(), container.id);
-                                by_id.insert(container.id, container);
-                            }
-                        }
-                        Ok(())
-                    })();
-                    if let Err(message) = read {
-                        soar_failure = Some(message);
-                    } else if !by_id.is_empty() {
-                        let found: Vec<u64> = by_id.keys().copied().collect();
-                        match reader.latest_playbook_runs(&found) {
-                            Ok(latest) => runs = latest,
-                            Err(message) => warnings
-                                .push(format!("playbook run status not available: {message}")),
-                        }
-                    }
-                }
-            }
-            if let Some(message) = &soar_failure {
-                warnings.push(message.clone());
-            }
-        }
+        let soar = if soar_wanted {
+            read_soar(runtime, &options, keys, &soar_ids, &mut warnings)
+        } else {
+            SoarFound::default()
+        };
+
+        // 3. StackFlow incidents.
+        let (incidents, stackflow_failure) =
+            if options.target.stackflow() && incident_ids.iter().any(Option::is_some) {
+                read_stackflow(runtime, &options, &incident_ids, &mut warnings)
+            } else {
+                (HashMap::new(), None)
+            };
         let soar_url = |id: u64| match &runtime.soar {
             Some(Ok(reader)) => reader.container_url(id),
             _ => String::new(),
         };
-
-        // 3. StackFlow incidents.
-        let mut incidents: HashMap<String, Incident> = HashMap::new();
-        let mut stackflow_failure: Failure = None;
-        if options.target.stackflow() && incident_ids.iter().any(Option::is_some) {
-            let reader = runtime.stackflow.get_or_insert_with(|| {
-                StackflowReader::open(&runtime.settings, &runtime.splunkd, &options.account)
-                    .map_err(|error| error.to_string())
-            });
-            let ids = unique(incident_ids.iter().flatten().map(String::as_str));
-            let read = match reader {
-                Err(message) => Err(format!("StackFlow: {message}")),
-                Ok(reader) => reader.incidents(&ids),
-            };
-            match read {
-                Ok(found) => incidents = found,
-                Err(message) => {
-                    warnings.push(message.clone());
-                    stackflow_failure = Some(message);
-                }
-            }
-        }
         let incident_url = |id: &str| match &runtime.stackflow {
             Some(Ok(reader)) => reader.incident_url(id),
             _ => String::new(),
@@ -425,12 +366,12 @@ impl StackflowSync {
             let relied_on_links = needs_link(key) && link_failure.is_some();
             if options.target.soar() {
                 let container_id = soar_ids[row].or_else(|| {
-                    key.event_id.as_deref().and_then(|event_id| by_sdi.get(event_id).copied())
+                    key.event_id.as_deref().and_then(|event_id| soar.by_sdi.get(event_id).copied())
                 });
-                match container_id.and_then(|id| by_id.get(&id)) {
+                match container_id.and_then(|id| soar.by_id.get(&id)) {
                     Some(container) => {
                         let url = soar_url(container.id);
-                        slots.set_soar(chunk, row, container, runs.get(&container.id), &url);
+                        slots.set_soar(chunk, row, container, soar.runs.get(&container.id), &url);
                         states.push(RemoteState {
                             remote: Remote::Soar,
                             object_id: container.id.to_string(),
@@ -439,7 +380,7 @@ impl StackflowSync {
                             url,
                         });
                     }
-                    None => match (&soar_failure, container_id, key.event_id.as_deref()) {
+                    None => match (&soar.failure, container_id, key.event_id.as_deref()) {
                         // Only rows that had something to look up in SOAR suffer its failure.
                         (Some(failure), id, event_id) if id.is_some() || event_id.is_some() => {
                             problems.push(failure.clone())
@@ -484,56 +425,23 @@ impl StackflowSync {
                     }
                 }
             }
-            let summary =
-                || states.iter().map(RemoteState::describe).collect::<Vec<_>>().join("; ");
             let result = if !problems.is_empty() {
                 let mut message = problems.join("; ");
                 if !states.is_empty() {
-                    message = format!("{}; {message}", summary());
+                    message = format!("{}; {message}", summary(&states));
                 }
                 (SyncAction::Error, message)
             } else if states.is_empty() {
                 (SyncAction::NotFound, missing.join("; "))
             } else if !options.decides_notables() {
-                (SyncAction::Unchanged, summary())
+                (SyncAction::Unchanged, summary(&states))
             } else {
-                match notables::decide(&options.status_map, &key.status, &states) {
-                    Decision::NoMapping => (
-                        SyncAction::Unchanged,
-                        format!("{}; no notable status is mapped to this state", summary()),
-                    ),
-                    Decision::Unchanged { status } => (
-                        SyncAction::Unchanged,
-                        format!(
-                            "notable already {}; {}",
-                            options::es_status_label(status),
-                            summary()
-                        ),
-                    ),
-                    Decision::Change { from, to, because } => {
-                        let reasons: Vec<String> =
-                            because.iter().map(|index| states[*index].describe()).collect();
-                        let change = format!(
-                            "notable status {}: {}",
-                            describe_change(from, to),
-                            reasons.join("; ")
-                        );
-                        match key.event_id.as_deref() {
-                            None => (
-                                SyncAction::Error,
-                                format!(
-                                    "cannot update the notable: the row has no event_id ({change})"
-                                ),
-                            ),
-                            Some(_) if options.dry_run => {
-                                (SyncAction::WouldUpdate, format!("would set {change}"))
-                            }
-                            Some(event_id) => {
-                                updates.add(row, event_id, to, reasons);
-                                pending.push((row, change));
-                                (SyncAction::Updated, String::new())
-                            }
-                        }
+                match decide_row(&options, key, &states) {
+                    RowDecision::Done(action, message) => (action, message),
+                    RowDecision::Update { event_id, to, reasons, change } => {
+                        updates.add(row, event_id, to, reasons);
+                        pending.push((row, change));
+                        (SyncAction::Updated, String::new())
                     }
                 }
             };
@@ -563,6 +471,149 @@ impl StackflowSync {
             self.warn(chunk, warning);
         }
         results
+    }
+}
+
+/// What the remote states found for a row.
+fn summary(states: &[RemoteState]) -> String {
+    states.iter().map(RemoteState::describe).collect::<Vec<_>>().join("; ")
+}
+
+/// The notable decision of one row with remote states.
+enum RowDecision<'k> {
+    Done(SyncAction, String),
+    /// To be sent with the chunk's grouped updates.
+    Update {
+        event_id: &'k str,
+        to: u32,
+        reasons: Vec<String>,
+        change: String,
+    },
+}
+
+fn decide_row<'k>(
+    options: &Options,
+    key: &'k RowKeys<'_>,
+    states: &[RemoteState],
+) -> RowDecision<'k> {
+    match notables::decide(&options.status_map, &key.status, states) {
+        Decision::NoMapping => RowDecision::Done(
+            SyncAction::Unchanged,
+            format!("{}; no notable status is mapped to this state", summary(states)),
+        ),
+        Decision::Unchanged { status } => RowDecision::Done(
+            SyncAction::Unchanged,
+            format!("notable already {}; {}", options::es_status_label(status), summary(states)),
+        ),
+        Decision::Change { from, to, because } => {
+            let reasons: Vec<String> =
+                because.iter().map(|index| states[*index].describe()).collect();
+            let change =
+                format!("notable status {}: {}", describe_change(from, to), reasons.join("; "));
+            match key.event_id.as_deref() {
+                None => RowDecision::Done(
+                    SyncAction::Error,
+                    format!("cannot update the notable: the row has no event_id ({change})"),
+                ),
+                Some(_) if options.dry_run => {
+                    RowDecision::Done(SyncAction::WouldUpdate, format!("would set {change}"))
+                }
+                Some(event_id) => RowDecision::Update { event_id, to, reasons, change },
+            }
+        }
+    }
+}
+
+/// The containers found in SOAR for one chunk.
+#[derive(Default)]
+struct SoarFound {
+    by_id: HashMap<u64, Container>,
+    /// `source_data_identifier` → container id.
+    by_sdi: HashMap<String, u64>,
+    /// Container id → status of its newest playbook run.
+    runs: HashMap<u64, String>,
+    failure: Failure,
+}
+
+/// One query for the container ids, one for the event ids without a container id, one for the
+/// playbook runs of everything found.
+fn read_soar(
+    runtime: &mut Runtime,
+    options: &Options,
+    keys: &[RowKeys<'_>],
+    soar_ids: &[Option<u64>],
+    warnings: &mut Vec<String>,
+) -> SoarFound {
+    let mut found = SoarFound::default();
+    let reader = runtime.soar.get_or_insert_with(|| {
+        SoarReader::open(&runtime.settings, &runtime.splunkd, &options.account)
+            .map_err(|error| error.to_string())
+    });
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(message) => {
+            let message = format!("SOAR: {message}");
+            warnings.push(message.clone());
+            found.failure = Some(message);
+            return found;
+        }
+    };
+    let ids = unique(soar_ids.iter().flatten().copied());
+    let sdis = unique(
+        keys.iter()
+            .zip(soar_ids)
+            .filter(|(_, id)| id.is_none())
+            .filter_map(|(key, _)| key.event_id.as_deref()),
+    );
+    let read = (|| -> Result<(), String> {
+        if !ids.is_empty() {
+            for container in reader.containers_by_id(&ids)? {
+                found.by_id.insert(container.id, container);
+            }
+        }
+        if !sdis.is_empty() {
+            for container in reader.containers_by_sdi(&sdis)? {
+                found.by_sdi.insert(container.source_data_identifier.clone(), container.id);
+                found.by_id.insert(container.id, container);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(message) = read {
+        warnings.push(message.clone());
+        found.failure = Some(message);
+    } else if !found.by_id.is_empty() {
+        let containers: Vec<u64> = found.by_id.keys().copied().collect();
+        match reader.latest_playbook_runs(&containers) {
+            Ok(latest) => found.runs = latest,
+            Err(message) => warnings.push(format!("playbook run status not available: {message}")),
+        }
+    }
+    found
+}
+
+/// One query (per 200 ids) for the incidents of the chunk.
+fn read_stackflow(
+    runtime: &mut Runtime,
+    options: &Options,
+    incident_ids: &[Option<String>],
+    warnings: &mut Vec<String>,
+) -> (HashMap<String, Incident>, Failure) {
+    let reader = runtime.stackflow.get_or_insert_with(|| {
+        StackflowReader::open(&runtime.settings, &runtime.splunkd, &options.account)
+            .map_err(|error| error.to_string())
+    });
+    let ids = unique(incident_ids.iter().flatten().map(String::as_str));
+    let read = match reader {
+        Err(message) => Err(format!("StackFlow: {message}")),
+        Ok(reader) => reader.incidents(&ids),
+    };
+    match read {
+        Ok(found) => (found, None),
+        Err(message) => {
+            warnings.push(message.clone());
+            (HashMap::new(), Some(message))
+        }
     }
 }
 
