@@ -371,14 +371,13 @@ impl<R: BufRead> Driver<'_, R> {
                     return Err(self.fail(self.unexpected(offset, problem), Vec::new()));
                 }
             };
-            let table = match Table::decode(&chunk.body) {
+            let table = match Table::decode(chunk.body) {
                 Ok(table) => table,
                 Err(source) => {
                     let err = ProtocolError::Body { request: self.request, offset, source };
                     return Err(self.fail(err, Vec::new()));
                 }
             };
-            drop(chunk);
             let mut execute_chunk = ExecuteChunk::new(&table, finished);
             let result = command.execute(&mut execute_chunk);
             let ExecuteChunk { added, messages, .. } = execute_chunk;
@@ -843,8 +842,8 @@ mod tests {
         assert_eq!(replies[1].metadata, expected[1].metadata);
 
         let request_body = crate::splunk::splunk_csv::tests::chunk_body(&input, 1);
-        let input_table = Table::decode(&request_body).unwrap();
-        let output_table = Table::decode(&replies[1].body).unwrap();
+        let input_table = Table::decode(request_body.as_slice()).unwrap();
+        let output_table = Table::decode(replies[1].body.as_slice()).unwrap();
         assert_same_input_cells(&input_table, &output_table);
         let text = output_table.field_index("text").unwrap();
         assert_eq!(output_table.cell_str(1, text), "Tú novia te ama mucho");
@@ -853,7 +852,7 @@ mod tests {
         // Semantically equal to splunklib's reply (it interleaves `__mv_` columns, we append).
         // Word counts are compared on ASCII text only: Rust's `is_alphanumeric` counts combining
         // marks (e.g. Thai vowel signs) as letters, Python's `\w` does not.
-        let sdk_table = Table::decode(&expected[1].body).unwrap();
+        let sdk_table = Table::decode(expected[1].body.as_slice()).unwrap();
         assert_eq!(sdk_table.n_rows(), output_table.n_rows());
         let mut n_compared_counts = 0;
         for row in 0..sdk_table.n_rows() {
@@ -895,8 +894,8 @@ mod tests {
         assert_eq!(info.args, ["total=total", "value1", "phase=map"]);
 
         let request_body = crate::splunk::splunk_csv::tests::chunk_body(&input, 1);
-        let input_table = Table::decode(&request_body).unwrap();
-        let output_table = Table::decode(&replies[1].body).unwrap();
+        let input_table = Table::decode(request_body.as_slice()).unwrap();
+        let output_table = Table::decode(replies[1].body.as_slice()).unwrap();
         assert_same_input_cells(&input_table, &output_table);
         assert!(input_table.field_index("_raw").is_some());
         let n = output_table.field_index("n").unwrap();
@@ -918,8 +917,8 @@ mod tests {
         assert!(
             output.starts_with(b"chunked 1.0,81,0\n{\"type\":\"reporting\",\"streaming_preop\":")
         );
-        let ours = Table::decode(&replies[1].body).unwrap();
-        let sdk = Table::decode(&expected[1].body).unwrap();
+        let ours = Table::decode(replies[1].body.as_slice()).unwrap();
+        let sdk = Table::decode(expected[1].body.as_slice()).unwrap();
         assert_eq!(ours.header(), sdk.header());
         assert_eq!(ours.value(0, 0), sdk.value(0, 0));
         // Unchanged rows keep splunkd's quoting; the header is re-encoded with minimal quoting.
@@ -1001,8 +1000,8 @@ mod tests {
         for (ours, sdk) in replies.iter().zip(&expected) {
             assert_eq!(ours.metadata, sdk.metadata);
         }
-        let ours = Table::decode(&replies[1].body).unwrap();
-        let sdk = Table::decode(&expected[1].body).unwrap();
+        let ours = Table::decode(replies[1].body.as_slice()).unwrap();
+        let sdk = Table::decode(expected[1].body.as_slice()).unwrap();
         assert_eq!(ours.n_rows(), 2);
         assert_eq!(sdk.n_rows(), 2);
         for row in 0..2 {
@@ -1025,7 +1024,7 @@ mod tests {
         // Header-only requests: splunklib answers with an empty body, we with the header; both
         // carry zero rows.
         for idx in 2..4 {
-            assert_eq!(Table::decode(&replies[idx].body).unwrap().n_rows(), 0);
+            assert_eq!(Table::decode(replies[idx].body.as_slice()).unwrap().n_rows(), 0);
             assert!(expected[idx].body.is_empty());
         }
     }
@@ -1160,7 +1159,7 @@ mod tests {
                 "ragged csv",
                 with_getinfo(&stream(&[(execute(true), "a,b\n1\n")])),
                 2,
-                "cannot decode the body of request 2 (input byte 509): csv record (csv line 2, byte 4) has 1 fields",
+                "cannot decode the body of request 2 (input byte 509): csv record 2 (byte 4) has 1 fields",
             ),
         ];
         for (name, input, n_replies, needle) in cases {
