@@ -34,6 +34,8 @@ pub struct DeliverySettings {
     pub timeout: Duration,
     pub max_attempts: u32,
     pub spool_dir: PathBuf,
+    /// `[delivery] retry_base_s`: first retry delay; the spool waits 120× this between flushes.
+    pub retry_base: Duration,
 }
 
 impl Settings {
@@ -115,6 +117,14 @@ impl Settings {
         if !(1.0..=100.0).contains(&max_attempts) {
             return Err(Error::config("delivery", "max_attempts", "must be between 1 and 100"));
         }
+        let retry_base_s = self.parse_number("delivery", "retry_base_s", 0.5)?;
+        if !(0.001..=60.0).contains(&retry_base_s) {
+            return Err(Error::config(
+                "delivery",
+                "retry_base_s",
+                "must be between 0.001 and 60 seconds",
+            ));
+        }
         let spool_dir = match self.conf.get_nonempty("delivery", "spool_dir") {
             Some(dir) => self.resolve_path(dir),
             None => match &self.splunk_home {
@@ -132,6 +142,7 @@ impl Settings {
             timeout: Duration::from_secs_f64(timeout_s),
             max_attempts: max_attempts as u32,
             spool_dir,
+            retry_base: Duration::from_secs_f64(retry_base_s),
         })
     }
 
@@ -211,6 +222,7 @@ mod tests {
         assert_eq!(delivery.spool_dir, PathBuf::from("/opt/splunk/var/spool/stackflow"));
         assert_eq!(delivery.max_attempts, 5);
         assert_eq!(delivery.timeout, Duration::from_secs(30));
+        assert_eq!(delivery.retry_base, Duration::from_millis(500));
     }
 
     #[test]

@@ -97,11 +97,16 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     let account = context.account().to_string();
     let mut mapper = mapping::mapper_for(kind, context.clone())?;
     let delivery = settings.delivery()?;
-    let mut deliverer =
-        Deliverer::new(&delivery.spool_dir, delivery.max_attempts, time_budget(&settings, stanza));
-    let mut audit = Audit::new(&context);
-    let opened = Splunkd::new(&settings, &payload.server_uri, payload.session_key.clone())
-        .and_then(|splunkd| targets::open(kind, &account, &settings, &splunkd));
+    let mut deliverer = Deliverer::from_settings(&delivery, time_budget(&settings, stanza));
+    let (splunkd, opened) =
+        match Splunkd::new(&settings, &payload.server_uri, payload.session_key.clone()) {
+            Ok(splunkd) => {
+                let opened = targets::open(kind, &account, &settings, &splunkd);
+                (Some(splunkd), opened)
+            }
+            Err(error) => (None, Err(error)),
+        };
+    let mut audit = Audit::new(&context, &settings, splunkd);
     let mut target: Option<Box<dyn Target>> = None;
     let mut cannot_attempt: Option<(RejectClass, String)> = None;
     match opened {

@@ -8,6 +8,7 @@
 
 pub mod classify;
 pub mod deliverer;
+pub mod flush;
 pub mod http;
 pub mod ledger;
 pub mod retry;

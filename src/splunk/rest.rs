@@ -17,6 +17,7 @@ pub const APP: &str = "stackflow";
 /// The `storage/passwords` realm of every StackFlow secret (PRODUCT §3).
 pub const REALM: &str = "stackflow";
 
+#[derive(Clone)]
 pub struct Splunkd {
     base: String,
     session_key: Secret,

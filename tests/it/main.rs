@@ -4,6 +4,10 @@
 //!
 //! One test crate with modules, so the binary and the emulator are linked once.
 
+mod audit;
+mod delivery;
+mod incident;
+mod slack;
 mod soar;
 mod support;
 mod sync;
