@@ -57,7 +57,6 @@ impl Incident {
 /// The incidents API of one StackFlow account.
 pub struct StackflowReader {
     api_base: String,
-    origin: String,
     token: Secret,
     http: HttpClient,
     /// Set once the list call answered 400: read incidents one by one from then on.
@@ -91,13 +90,14 @@ impl StackflowReader {
 
     pub fn new(api_base: &str, token: Secret, http: HttpClient) -> StackflowReader {
         let api_base = api_base.trim_end_matches('/').to_string();
-        let origin = remote::origin(&api_base).unwrap_or(&api_base).to_string();
-        StackflowReader { api_base, origin, token, http, per_id: false, requests: 0 }
+        StackflowReader { api_base, token, http, per_id: false, requests: 0 }
     }
 
-    /// `<api_url scheme://host>/itsm/incidents/<id>`, the incident's page in StackFlow's UI.
+    /// `<api_url>/incidents/<id>`: the same link the incident action writes into its receipts
+    /// (`remote_url`, docs/incident.md), so that a receipt and its read-back agree. StackFlow
+    /// documents no UI route for an incident.
     pub fn incident_url(&self, id: &str) -> String {
-        format!("{}/itsm/incidents/{}", self.origin, url_encode(id))
+        format!("{}/incidents/{}", self.api_base, url_encode(id))
     }
 
     /// Incidents by id; unknown ids are absent from the answer.

@@ -738,7 +738,9 @@ fn an_ad_hoc_run_repeated_from_incident_review_creates_nothing_and_logs_success_
     let mut event_ids: Vec<&str> = links.iter().map(|l| l["event_id"].as_str().unwrap()).collect();
     event_ids.sort();
     assert_eq!(event_ids, ["ABC@@notable@@0", "ABC@@notable@@1"]);
-    assert!(links.iter().all(|l| l["soar_container_id"].to_string().as_str() == container_id.as_str()));
+    assert!(
+        links.iter().all(|l| l["soar_container_id"].to_string().as_str() == container_id.as_str())
+    );
 }
 
 #[test]

@@ -71,7 +71,7 @@ fn run(setup: &Setup, requests: &[Vec<u8>]) -> (i32, Vec<Chunk>, String) {
 }
 
 fn table(reply: &Chunk) -> Table {
-    Table::decode(&reply.body).expect("the reply body is CSV")
+    Table::decode(reply.body.clone()).expect("the reply body is CSV")
 }
 
 fn field(table: &Table, row: usize, name: &str) -> String {
@@ -340,7 +340,10 @@ fn stackflow_fields_come_from_one_incident_query_with_the_bearer_token() {
     assert_eq!(field(&out, 0, "stackflow_state"), "in_progress");
     assert_eq!(field(&out, 0, "stackflow_priority"), "P2");
     assert_eq!(field(&out, 0, "stackflow_assigned_to"), "jane.doe@example.com");
-    assert_eq!(field(&out, 0, "stackflow_url"), format!("{}/itsm/incidents/INC0000101", emu.url()));
+    assert_eq!(
+        field(&out, 0, "stackflow_url"),
+        format!("{}/prod/api/incidents/INC0000101", emu.url())
+    );
     assert_eq!(field(&out, 1, "stackflow_incident_id"), "INC0000102");
     assert_eq!(field(&out, 1, "stackflow_state"), "resolved");
     assert_eq!(field(&out, 1, "sync_action"), "unchanged");
@@ -438,7 +441,7 @@ fn notables_are_updated_once_per_target_status_with_a_comment_naming_the_remote_
     assert_eq!(
         values(&updates[1], "comment"),
         [format!(
-            "StackFlow for Splunk: StackFlow incident INC0000201 is closed — {}/itsm/incidents/INC0000201",
+            "StackFlow for Splunk: StackFlow incident INC0000201 is closed — {}/prod/api/incidents/INC0000201",
             emu.url()
         )]
     );
