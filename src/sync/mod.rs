@@ -77,6 +77,8 @@ struct Runtime {
     stackflow: Option<Result<StackflowReader, String>>,
     /// `Ok(())` once the user is known to hold the capability.
     may_update: Option<Result<(), String>>,
+    /// `notable_update` requests sent.
+    notable_updates: usize,
 }
 
 /// The command's state across the chunks of one search.
@@ -132,6 +134,7 @@ impl StackflowSync {
                     soar: None,
                     stackflow: None,
                     may_update: None,
+                    notable_updates: 0,
                 })
             });
             self.runtime = Some(opened);
@@ -180,10 +183,22 @@ impl SearchCommand for StackflowSync {
                     self.totals.get(action).map(|n| format!("{n} {}", action.as_str()))
                 })
                 .collect();
-            chunk.message(
-                Level::Info,
-                format!("stackflowsync: {} rows: {}", self.n_rows, counts.join(", ")),
-            );
+            let mut summary = format!("stackflowsync: {} rows: {}", self.n_rows, counts.join(", "));
+            if let Some(Ok(runtime)) = &self.runtime {
+                let soar = match &runtime.soar {
+                    Some(Ok(reader)) => reader.requests,
+                    _ => 0,
+                };
+                let stackflow = match &runtime.stackflow {
+                    Some(Ok(reader)) => reader.requests,
+                    _ => 0,
+                };
+                summary.push_str(&format!(
+                    "; {soar} SOAR and {stackflow} StackFlow requests, {} notable updates",
+                    runtime.notable_updates
+                ));
+            }
+            chunk.message(Level::Info, summary);
         }
         Ok(())
     }
@@ -641,6 +656,7 @@ fn write_updates(
     let mut failures = Vec::new();
     for (status, group) in &updates.groups {
         let comment = notables::comment(options.comment.as_deref(), &group.reasons);
+        runtime.notable_updates += 1;
         if let Err(message) = notables::send(&runtime.splunkd, *status, group, &comment) {
             failures.push((group.rows.clone(), format!("notable update failed: {message}")));
         }

@@ -231,6 +231,12 @@ fn soar_fields_come_from_one_container_query_and_one_playbook_query_per_chunk() 
     }
     assert!(field(&out, 1, "sync_message").starts_with("SOAR container 2 is closed"));
     assert_eq!(table(&replies[2]).n_rows(), 0);
+    assert_eq!(
+        messages(&replies[2], "INFO"),
+        [
+            "stackflowsync: 200 rows: 200 unchanged; 2 SOAR and 0 StackFlow requests, 0 notable updates"
+        ]
+    );
 
     let containers = list_requests(emu, "/rest/container");
     assert_eq!(containers.len(), 1, "one container query for 200 rows");
