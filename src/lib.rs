@@ -19,4 +19,5 @@ pub mod mapping;
 pub mod secret;
 pub mod settings;
 pub mod splunk;
+pub mod sync;
 pub mod targets;

@@ -10,3 +10,4 @@ mod incident;
 mod slack;
 mod soar;
 mod support;
+mod sync;

@@ -273,6 +273,12 @@ impl Emulator {
     pub fn notable_updates(&self) -> Vec<Vec<(String, String)>> {
         lock(&self.shared.splunkd).notable_updates.clone()
     }
+    /// Capabilities `GET /services/authentication/current-context` reports (default: admin-like,
+    /// including `stackflow_update_notables`).
+    pub fn set_capabilities(&self, capabilities: &[&str]) {
+        lock(&self.shared.splunkd).capabilities =
+            capabilities.iter().map(|capability| capability.to_string()).collect();
+    }
     pub fn set_notable_status(&self, event_id: &str, status: &str) {
         lock(&self.shared.splunkd).notable_status.insert(event_id.into(), status.into());
     }

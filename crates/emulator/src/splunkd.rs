@@ -19,6 +19,8 @@ pub(crate) struct Splunkd {
     next_key: u64,
     pub notable_updates: Vec<Vec<(String, String)>>,
     pub notable_status: HashMap<String, String>,
+    /// Capabilities of the session's user (`GET /services/authentication/current-context`).
+    pub capabilities: Vec<String>,
 }
 
 fn messages(status: u16, kind: &str, text: &str) -> Response {
@@ -34,6 +36,13 @@ impl Splunkd {
             next_key: 1,
             notable_updates: Vec::new(),
             notable_status: HashMap::new(),
+            capabilities: [
+                "edit_notable_events",
+                "list_storage_passwords",
+                "stackflow_update_notables",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
@@ -94,6 +103,10 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
     let m = req.method.as_str();
     match segs.as_slice() {
         ["services", "notable_update"] if m == "POST" => notable_update(s, req),
+        ["services", "authentication", "current-context"] if m == "GET" => Response::json(
+            200,
+            &json!({"entry": [{"name": "admin", "content": {"username": "admin", "capabilities": s.capabilities}}]}),
+        ),
         ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
             let search = req.query_param("search").unwrap_or_default();
             let entries: Vec<Value> = s

@@ -1,0 +1,849 @@
+//! `| stackflowsync`: reads the state of SOAR containers and StackFlow incidents back into the
+//! search results, and (when asked) pushes the matching status to the ES notables.
+//!
+//! The command implements the SCP v2 driver's [`SearchCommand`]: getinfo validates the
+//! arguments and answers `stateful` (it runs on the search head, with the search's session
+//! key) without any I/O; each execute chunk is handled in batches: one KV store query for the
+//! links, one SOAR query for the containers, one for the SDIs, one for the playbook runs, one
+//! StackFlow query for the incidents, one `notable_update` per target status — never one
+//! request per row. Settings and secrets are loaded at the first execute that needs them, so
+//! getinfo-only spawns do nothing. Remote problems are WARN inspector messages and
+//! `sync_action=error` rows; only bad arguments and protocol errors fail the search.
+
+pub mod notables;
+pub mod options;
+mod remote;
+pub mod soar;
+pub mod stackflow;
+
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::rest::{Splunkd, url_encode};
+use crate::splunk::search_command::{
+    CommandConfig, CommandError, CommandType, ExecuteChunk, Level, SearchCommand, SearchInfo,
+};
+use crate::splunk::splunk_csv::{FieldSlot, FieldValue, Table};
+use notables::{Decision, RemoteState, Updates, describe_change};
+use options::{Options, Remote};
+use soar::{Container, SoarReader};
+use stackflow::{Incident, StackflowReader};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+/// The KV store collection written by the alert actions (PRODUCT §4).
+pub const LINKS_COLLECTION: &str = "stackflow_links";
+/// Budget for the encoded `query=` of one KV store request.
+const MAX_KV_QUERY_BYTES: usize = 5_000;
+
+const NO_KEYS: &str =
+    "the row has no soar_container_id, stackflow_incident_id, receipt remote_id or event_id";
+
+/// The `sync_action` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncAction {
+    Updated,
+    WouldUpdate,
+    Unchanged,
+    NotFound,
+    Error,
+}
+
+impl SyncAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncAction::Updated => "updated",
+            SyncAction::WouldUpdate => "would_update",
+            SyncAction::Unchanged => "unchanged",
+            SyncAction::NotFound => "not_found",
+            SyncAction::Error => "error",
+        }
+    }
+
+    const ALL: [SyncAction; 5] = [
+        SyncAction::Updated,
+        SyncAction::WouldUpdate,
+        SyncAction::Unchanged,
+        SyncAction::NotFound,
+        SyncAction::Error,
+    ];
+}
+
+/// Connections opened at the first execute that needs them.
+struct Runtime {
+    settings: Settings,
+    splunkd: Splunkd,
+    session_key: Secret,
+    soar: Option<Result<SoarReader, String>>,
+    stackflow: Option<Result<StackflowReader, String>>,
+    /// `Ok(())` once the user is known to hold the capability.
+    may_update: Option<Result<(), String>>,
+    /// `notable_update` requests sent.
+    notable_updates: usize,
+}
+
+/// The command's state across the chunks of one search.
+pub struct StackflowSync {
+    options: Options,
+    info: SearchInfo,
+    runtime: Option<Result<Runtime, String>>,
+    /// WARN messages already shown (each is shown once per search).
+    warned: HashSet<String>,
+    totals: HashMap<SyncAction, usize>,
+    n_rows: usize,
+}
+
+impl Default for StackflowSync {
+    fn default() -> Self {
+        StackflowSync::new()
+    }
+}
+
+impl StackflowSync {
+    pub fn new() -> StackflowSync {
+        StackflowSync {
+            options: Options::default(),
+            info: SearchInfo::default(),
+            runtime: None,
+            warned: HashSet::new(),
+            totals: HashMap::new(),
+            n_rows: 0,
+        }
+    }
+
+    /// The options parsed at getinfo.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn warn(&mut self, chunk: &mut ExecuteChunk<'_>, text: String) {
+        if self.warned.insert(text.clone()) {
+            chunk.message(Level::Warn, text);
+        }
+    }
+
+    fn runtime(&mut self) -> Result<&mut Runtime, String> {
+        if self.runtime.is_none() {
+            let opened = Settings::load().map_err(|error| error.to_string()).and_then(|settings| {
+                let session_key = Secret::new(self.info.session_key.expose());
+                let splunkd = Splunkd::new(&settings, &self.info.splunkd_uri, session_key.clone())
+                    .map_err(|error| error.to_string())?;
+                Ok(Runtime {
+                    settings,
+                    splunkd,
+                    session_key,
+                    soar: None,
+                    stackflow: None,
+                    may_update: None,
+                    notable_updates: 0,
+                })
+            });
+            self.runtime = Some(opened);
+        }
+        match self.runtime.as_mut() {
+            Some(Ok(runtime)) => Ok(runtime),
+            Some(Err(message)) => Err(message.clone()),
+            None => Err("internal error: the runtime was not opened".to_string()),
+        }
+    }
+}
+
+impl SearchCommand for StackflowSync {
+    fn getinfo(&mut self, info: &SearchInfo) -> Result<CommandConfig, CommandError> {
+        self.options = Options::parse(&info.args).map_err(CommandError::new)?;
+        self.info = info.clone();
+        // No required_fields: every field passes through, and the command reads several.
+        Ok(CommandConfig::new(CommandType::Stateful))
+    }
+
+    fn execute(&mut self, chunk: &mut ExecuteChunk<'_>) -> Result<(), CommandError> {
+        let table = chunk.table();
+        let keys = RowKeys::extract(table, &self.options);
+        let results = if keys.iter().any(RowKeys::has_any) {
+            self.sync_rows(chunk, &keys)
+        } else {
+            Vec::new()
+        };
+        let action_slot = chunk.field("sync_action");
+        let message_slot = chunk.field("sync_message");
+        let mut results = results.into_iter();
+        for row in 0..table.n_rows() {
+            let (action, message) = match results.next() {
+                Some(result) => result,
+                None => (SyncAction::NotFound, Cow::Borrowed(NO_KEYS)),
+            };
+            *self.totals.entry(action).or_default() += 1;
+            chunk.set(row, action_slot, FieldValue::Single(Cow::Borrowed(action.as_str())))?;
+            chunk.set(row, message_slot, FieldValue::Single(message))?;
+        }
+        self.n_rows += table.n_rows();
+        if chunk.finished() && self.n_rows > 0 {
+            let counts: Vec<String> = SyncAction::ALL
+                .iter()
+                .filter_map(|action| {
+                    self.totals.get(action).map(|n| format!("{n} {}", action.as_str()))
+                })
+                .collect();
+            let mut summary = format!("stackflowsync: {} rows: {}", self.n_rows, counts.join(", "));
+            if let Some(Ok(runtime)) = &self.runtime {
+                let soar = match &runtime.soar {
+                    Some(Ok(reader)) => reader.requests,
+                    _ => 0,
+                };
+                let stackflow = match &runtime.stackflow {
+                    Some(Ok(reader)) => reader.requests,
+                    _ => 0,
+                };
+                summary.push_str(&format!(
+                    "; {soar} SOAR and {stackflow} StackFlow requests, {} notable updates",
+                    runtime.notable_updates
+                ));
+            }
+            chunk.message(Level::Info, summary);
+        }
+        Ok(())
+    }
+}
+
+/// What a row says about where its remote objects are.
+#[derive(Debug, Default)]
+struct RowKeys<'t> {
+    event_id: Option<Cow<'t, str>>,
+    soar_id: Option<u64>,
+    incident_id: Option<Cow<'t, str>>,
+    status: Cow<'t, str>,
+}
+
+impl<'t> RowKeys<'t> {
+    fn has_any(&self) -> bool {
+        self.event_id.is_some() || self.soar_id.is_some() || self.incident_id.is_some()
+    }
+
+    /// Reads the key fields of every row (no allocation for valid UTF-8 cells).
+    fn extract(table: &'t Table, options: &Options) -> Vec<RowKeys<'t>> {
+        let column = |name: &str| table.field_index(name);
+        let (event_id, soar_id, incident_id, action, remote_id, status) = (
+            column("event_id"),
+            column("soar_container_id"),
+            column("stackflow_incident_id"),
+            column("action"),
+            column("remote_id"),
+            column("status"),
+        );
+        if event_id.is_none() && soar_id.is_none() && incident_id.is_none() && remote_id.is_none() {
+            return Vec::new();
+        }
+        let cell = |row: usize, column: Option<usize>| -> Option<Cow<'t, str>> {
+            let bytes = table.cell(row, column?);
+            let first = bytes.split(|byte| *byte == b'\n').next().unwrap_or_default();
+            let text = match std::str::from_utf8(first) {
+                Ok(text) => Cow::Borrowed(text.trim()),
+                Err(_) => Cow::Owned(String::from_utf8_lossy(first).trim().to_string()),
+            };
+            (!text.is_empty()).then_some(text)
+        };
+        (0..table.n_rows())
+            .map(|row| {
+                let receipt_action = cell(row, action);
+                let receipt_remote = |name: &str| match (&receipt_action, cell(row, remote_id)) {
+                    (Some(action), Some(remote)) if action.as_ref() == name => Some(remote),
+                    _ => None,
+                };
+                let soar_id = if options.target.soar() {
+                    cell(row, soar_id)
+                        .or_else(|| receipt_remote("stackflow_soar"))
+                        .and_then(|id| id.parse::<u64>().ok())
+                } else {
+                    None
+                };
+                let incident_id = if options.target.stackflow() {
+                    cell(row, incident_id).or_else(|| receipt_remote("stackflow_incident"))
+                } else {
+                    None
+                };
+                RowKeys {
+                    event_id: cell(row, event_id),
+                    soar_id,
+                    incident_id,
+                    status: cell(row, status).unwrap_or_default(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The link of an event id in `stackflow_links` (merged over its records, newest first).
+#[derive(Debug, Default, Clone)]
+struct Link {
+    soar_id: Option<u64>,
+    incident_id: Option<String>,
+}
+
+/// A lookup failure shared by many rows.
+type Failure = Option<String>;
+
+impl StackflowSync {
+    /// Looks up every row of a chunk that has keys; returns one (action, message) per row.
+    fn sync_rows(
+        &mut self,
+        chunk: &mut ExecuteChunk<'_>,
+        keys: &[RowKeys<'_>],
+    ) -> Vec<(SyncAction, Cow<'static, str>)> {
+        let options = self.options.clone();
+        let runtime = match self.runtime() {
+            Ok(runtime) => runtime,
+            Err(message) => {
+                self.warn(chunk, format!("stackflowsync cannot start: {message}"));
+                return keys
+                    .iter()
+                    .map(|key| {
+                        if key.has_any() {
+                            (SyncAction::Error, Cow::Owned(message.clone()))
+                        } else {
+                            (SyncAction::NotFound, Cow::Borrowed(NO_KEYS))
+                        }
+                    })
+                    .collect();
+            }
+        };
+        let mut warnings: Vec<String> = Vec::new();
+
+        // 1. Links for rows that miss an id.
+        let needs_link = |key: &RowKeys<'_>| {
+            key.event_id.is_some()
+                && ((options.target.soar() && key.soar_id.is_none())
+                    || (options.target.stackflow() && key.incident_id.is_none()))
+        };
+        let link_ids = unique(
+            keys.iter().filter(|key| needs_link(key)).filter_map(|key| key.event_id.as_deref()),
+        );
+        let (links, link_failure) = match read_links(&runtime.splunkd, &link_ids) {
+            Ok(links) => (links, None),
+            Err(message) => {
+                let message =
+                    format!("cannot read the KV store collection {LINKS_COLLECTION}: {message}");
+                warnings.push(message.clone());
+                (HashMap::new(), Some(message))
+            }
+        };
+        let link_of = |key: &RowKeys<'_>| key.event_id.as_deref().and_then(|id| links.get(id));
+        let soar_ids: Vec<Option<u64>> = keys
+            .iter()
+            .map(|key| key.soar_id.or_else(|| link_of(key).and_then(|link| link.soar_id)))
+            .collect();
+        let incident_ids: Vec<Option<String>> = keys
+            .iter()
+            .map(|key| {
+                key.incident_id
+                    .as_deref()
+                    .map(str::to_string)
+                    .or_else(|| link_of(key).and_then(|link| link.incident_id.clone()))
+            })
+            .collect();
+
+        // 2. SOAR containers (by id, then by SDI = event_id) and their newest playbook runs.
+        let soar_wanted = options.target.soar()
+            && keys.iter().zip(&soar_ids).any(|(key, id)| id.is_some() || key.event_id.is_some());
+        let soar = if soar_wanted {
+            read_soar(runtime, &options, keys, &soar_ids, &mut warnings)
+        } else {
+            SoarFound::default()
+        };
+
+        // 3. StackFlow incidents.
+        let (incidents, stackflow_failure) =
+            if options.target.stackflow() && incident_ids.iter().any(Option::is_some) {
+                read_stackflow(runtime, &options, &incident_ids, &mut warnings)
+            } else {
+                (HashMap::new(), None)
+            };
+        let soar_url = |id: u64| match &runtime.soar {
+            Some(Ok(reader)) => reader.container_url(id),
+            _ => String::new(),
+        };
+        let incident_url = |id: &str| match &runtime.stackflow {
+            Some(Ok(reader)) => reader.incident_url(id),
+            _ => String::new(),
+        };
+
+        // 4. Fields and decisions, row by row.
+        let mut slots = Slots::default();
+        let mut results: Vec<(SyncAction, Cow<'static, str>)> = Vec::with_capacity(keys.len());
+        let mut updates = Updates::default();
+        let mut pending: Vec<(usize, String)> = Vec::new();
+        for (row, key) in keys.iter().enumerate() {
+            if !key.has_any() {
+                results.push((SyncAction::NotFound, Cow::Borrowed(NO_KEYS)));
+                continue;
+            }
+            let mut states: Vec<RemoteState> = Vec::new();
+            let mut problems: Vec<String> = Vec::new();
+            let mut missing: Vec<String> = Vec::new();
+            let relied_on_links = needs_link(key) && link_failure.is_some();
+            if options.target.soar() {
+                let container_id = soar_ids[row].or_else(|| {
+                    key.event_id.as_deref().and_then(|event_id| soar.by_sdi.get(event_id).copied())
+                });
+                match container_id.and_then(|id| soar.by_id.get(&id)) {
+                    Some(container) => {
+                        let url = soar_url(container.id);
+                        slots.set_soar(chunk, row, container, soar.runs.get(&container.id), &url);
+                        states.push(RemoteState {
+                            remote: Remote::Soar,
+                            object_id: container.id.to_string(),
+                            status: container.status.clone(),
+                            resolution: container.resolution.clone(),
+                            url,
+                        });
+                    }
+                    None => match (&soar.failure, container_id, key.event_id.as_deref()) {
+                        // Only rows that had something to look up in SOAR suffer its failure.
+                        (Some(failure), id, event_id) if id.is_some() || event_id.is_some() => {
+                            problems.push(failure.clone())
+                        }
+                        (_, Some(id), _) => missing.push(format!("SOAR container {id} not found")),
+                        (_, None, Some(event_id)) => {
+                            if relied_on_links {
+                                problems.extend(link_failure.clone());
+                            }
+                            missing.push(format!("no SOAR container for event_id {event_id}"))
+                        }
+                        (_, None, None) => missing.push("no SOAR container id".to_string()),
+                    },
+                }
+            }
+            if options.target.stackflow() {
+                match incident_ids[row].as_deref() {
+                    Some(id) => match incidents.get(id) {
+                        Some(incident) => {
+                            let url = incident_url(&incident.id);
+                            slots.set_stackflow(chunk, row, incident, &url);
+                            states.push(RemoteState {
+                                remote: Remote::Stackflow,
+                                object_id: incident.id.clone(),
+                                status: incident.state.clone(),
+                                resolution: incident.resolution.clone(),
+                                url,
+                            });
+                        }
+                        None => match &stackflow_failure {
+                            Some(failure) => problems.push(failure.clone()),
+                            None => missing.push(format!("StackFlow incident {id} not found")),
+                        },
+                    },
+                    None => {
+                        if relied_on_links
+                            && !problems.iter().any(|p| Some(p) == link_failure.as_ref())
+                        {
+                            problems.extend(link_failure.clone());
+                        }
+                        missing.push("no StackFlow incident linked".to_string());
+                    }
+                }
+            }
+            let result = if !problems.is_empty() {
+                let mut message = problems.join("; ");
+                if !states.is_empty() {
+                    message = format!("{}; {message}", summary(&states));
+                }
+                (SyncAction::Error, message)
+            } else if states.is_empty() {
+                (SyncAction::NotFound, missing.join("; "))
+            } else if !options.decides_notables() {
+                (SyncAction::Unchanged, summary(&states))
+            } else {
+                match decide_row(&options, key, &states) {
+                    RowDecision::Done(action, message) => (action, message),
+                    RowDecision::Update { event_id, to, reasons, change } => {
+                        updates.add(row, event_id, to, reasons);
+                        pending.push((row, change));
+                        (SyncAction::Updated, String::new())
+                    }
+                }
+            };
+            results.push((result.0, Cow::Owned(result.1)));
+        }
+
+        // 5. Grouped notable updates.
+        if !updates.is_empty() {
+            let outcome = write_updates(runtime, &options, &updates);
+            let mut failed: HashMap<usize, String> = HashMap::new();
+            for (rows, message) in outcome {
+                warnings.push(message.clone());
+                for row in rows {
+                    failed.insert(row, message.clone());
+                }
+            }
+            for (row, change) in pending {
+                results[row] = match failed.remove(&row) {
+                    Some(message) => {
+                        (SyncAction::Error, Cow::Owned(format!("{message} ({change})")))
+                    }
+                    None => (SyncAction::Updated, Cow::Owned(format!("set {change}"))),
+                };
+            }
+        }
+        for warning in warnings {
+            self.warn(chunk, warning);
+        }
+        results
+    }
+}
+
+/// What the remote states found for a row.
+fn summary(states: &[RemoteState]) -> String {
+    states.iter().map(RemoteState::describe).collect::<Vec<_>>().join("; ")
+}
+
+/// The notable decision of one row with remote states.
+enum RowDecision<'k> {
+    Done(SyncAction, String),
+    /// To be sent with the chunk's grouped updates.
+    Update {
+        event_id: &'k str,
+        to: u32,
+        reasons: Vec<String>,
+        change: String,
+    },
+}
+
+fn decide_row<'k>(
+    options: &Options,
+    key: &'k RowKeys<'_>,
+    states: &[RemoteState],
+) -> RowDecision<'k> {
+    match notables::decide(&options.status_map, &key.status, states) {
+        Decision::NoMapping => RowDecision::Done(
+            SyncAction::Unchanged,
+            format!("{}; no notable status is mapped to this state", summary(states)),
+        ),
+        Decision::Unchanged { status } => RowDecision::Done(
+            SyncAction::Unchanged,
+            format!("notable already {}; {}", options::es_status_label(status), summary(states)),
+        ),
+        Decision::Change { from, to, because } => {
+            let reasons: Vec<String> =
+                because.iter().map(|index| states[*index].describe()).collect();
+            let change =
+                format!("notable status {}: {}", describe_change(from, to), reasons.join("; "));
+            match key.event_id.as_deref() {
+                None => RowDecision::Done(
+                    SyncAction::Error,
+                    format!("cannot update the notable: the row has no event_id ({change})"),
+                ),
+                Some(_) if options.dry_run => {
+                    RowDecision::Done(SyncAction::WouldUpdate, format!("would set {change}"))
+                }
+                Some(event_id) => RowDecision::Update { event_id, to, reasons, change },
+            }
+        }
+    }
+}
+
+/// The containers found in SOAR for one chunk.
+#[derive(Default)]
+struct SoarFound {
+    by_id: HashMap<u64, Container>,
+    /// `source_data_identifier` → container id.
+    by_sdi: HashMap<String, u64>,
+    /// Container id → status of its newest playbook run.
+    runs: HashMap<u64, String>,
+    failure: Failure,
+}
+
+/// One query for the container ids, one for the event ids without a container id, one for the
+/// playbook runs of everything found.
+fn read_soar(
+    runtime: &mut Runtime,
+    options: &Options,
+    keys: &[RowKeys<'_>],
+    soar_ids: &[Option<u64>],
+    warnings: &mut Vec<String>,
+) -> SoarFound {
+    let mut found = SoarFound::default();
+    let reader = runtime.soar.get_or_insert_with(|| {
+        SoarReader::open(&runtime.settings, &runtime.splunkd, &options.account)
+            .map_err(|error| error.to_string())
+    });
+    let reader = match reader {
+        Ok(reader) => reader,
+        Err(message) => {
+            let message = format!("SOAR: {message}");
+            warnings.push(message.clone());
+            found.failure = Some(message);
+            return found;
+        }
+    };
+    let ids = unique(soar_ids.iter().flatten().copied());
+    let sdis = unique(
+        keys.iter()
+            .zip(soar_ids)
+            .filter(|(_, id)| id.is_none())
+            .filter_map(|(key, _)| key.event_id.as_deref()),
+    );
+    let read = (|| -> Result<(), String> {
+        if !ids.is_empty() {
+            for container in reader.containers_by_id(&ids)? {
+                found.by_id.insert(container.id, container);
+            }
+        }
+        if !sdis.is_empty() {
+            for container in reader.containers_by_sdi(&sdis)? {
+                found.by_sdi.insert(container.source_data_identifier.clone(), container.id);
+                found.by_id.insert(container.id, container);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(message) = read {
+        warnings.push(message.clone());
+        found.failure = Some(message);
+    } else if !found.by_id.is_empty() {
+        let containers: Vec<u64> = found.by_id.keys().copied().collect();
+        match reader.latest_playbook_runs(&containers) {
+            Ok(latest) => found.runs = latest,
+            Err(message) => warnings.push(format!("playbook run status not available: {message}")),
+        }
+    }
+    found
+}
+
+/// One query (per 200 ids) for the incidents of the chunk.
+fn read_stackflow(
+    runtime: &mut Runtime,
+    options: &Options,
+    incident_ids: &[Option<String>],
+    warnings: &mut Vec<String>,
+) -> (HashMap<String, Incident>, Failure) {
+    let reader = runtime.stackflow.get_or_insert_with(|| {
+        StackflowReader::open(&runtime.settings, &runtime.splunkd, &options.account)
+            .map_err(|error| error.to_string())
+    });
+    let ids = unique(incident_ids.iter().flatten().map(String::as_str));
+    let read = match reader {
+        Err(message) => Err(format!("StackFlow: {message}")),
+        Ok(reader) => reader.incidents(&ids),
+    };
+    match read {
+        Ok(found) => (found, None),
+        Err(message) => {
+            warnings.push(message.clone());
+            (HashMap::new(), Some(message))
+        }
+    }
+}
+
+/// Sends the grouped updates; returns the rows of every group that failed, with the reason.
+fn write_updates(
+    runtime: &mut Runtime,
+    options: &Options,
+    updates: &Updates,
+) -> Vec<(Vec<usize>, String)> {
+    let all_rows =
+        || updates.groups.values().flat_map(|group| group.rows.iter().copied()).collect();
+    let permission = runtime.may_update.get_or_insert_with(|| {
+        match notables::has_capability(&runtime.settings, &runtime.splunkd, &runtime.session_key) {
+            Ok(Some(true)) | Ok(None) => Ok(()),
+            Ok(Some(false)) => Err(format!(
+                "notables not updated: your role lacks the capability {} (granted by the stackflow_admin role)",
+                notables::CAPABILITY
+            )),
+            Err(message) => Err(format!("notables not updated: cannot check your capabilities: {message}")),
+        }
+    });
+    if let Err(message) = permission {
+        return vec![(all_rows(), message.clone())];
+    }
+    let mut failures = Vec::new();
+    for (status, group) in &updates.groups {
+        let comment = notables::comment(options.comment.as_deref(), &group.reasons);
+        runtime.notable_updates += 1;
+        if let Err(message) = notables::send(&runtime.splunkd, *status, group, &comment) {
+            failures.push((group.rows.clone(), format!("notable update failed: {message}")));
+        }
+    }
+    failures
+}
+
+/// Reads the links of event ids, in queries whose URL stays small.
+fn read_links(splunkd: &Splunkd, event_ids: &[&str]) -> Result<HashMap<String, Link>, String> {
+    let mut links: HashMap<String, (f64, Link)> = HashMap::new();
+    let mut start = 0;
+    while start < event_ids.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < event_ids.len() {
+            let cost = url_encode(event_ids[end]).len() + 9;
+            if end > start && bytes + cost > MAX_KV_QUERY_BYTES {
+                break;
+            }
+            bytes += cost;
+            end += 1;
+        }
+        let query = serde_json::json!({"event_id": {"$in": event_ids[start..end]}});
+        let records =
+            splunkd.kv_query(LINKS_COLLECTION, &query).map_err(|error| error.to_string())?;
+        for record in records {
+            let event_id = remote::text(record.get("event_id"));
+            if event_id.is_empty() {
+                continue;
+            }
+            let updated = record
+                .get("updated")
+                .and_then(|value| value.as_f64().or_else(|| value.as_str()?.parse().ok()))
+                .unwrap_or(0.0);
+            let soar_id = record.get("soar_container_id").and_then(remote::as_u64);
+            let incident_id = Some(remote::text(record.get("stackflow_incident_id")))
+                .filter(|id| !id.trim().is_empty());
+            let entry = links.entry(event_id).or_insert((f64::MIN, Link::default()));
+            let newer = updated >= entry.0;
+            if soar_id.is_some() && (newer || entry.1.soar_id.is_none()) {
+                entry.1.soar_id = soar_id;
+            }
+            if incident_id.is_some() && (newer || entry.1.incident_id.is_none()) {
+                entry.1.incident_id = incident_id;
+            }
+            entry.0 = entry.0.max(updated);
+        }
+        start = end;
+    }
+    Ok(links.into_iter().map(|(event_id, (_, link))| (event_id, link)).collect())
+}
+
+/// Distinct values in first-seen order.
+fn unique<T: Copy + Eq + std::hash::Hash>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    values.filter(|value| seen.insert(*value)).collect()
+}
+
+/// Output fields, registered on first use so that a chunk without matches adds only
+/// `sync_action` and `sync_message`.
+#[derive(Default)]
+struct Slots {
+    soar: Option<[FieldSlot; 7]>,
+    stackflow: Option<[FieldSlot; 5]>,
+}
+
+fn set_text(chunk: &mut ExecuteChunk<'_>, row: usize, slot: FieldSlot, value: &str) {
+    if !value.is_empty() {
+        // Rows are in range: `row` comes from the same table.
+        let _ = chunk.set(row, slot, FieldValue::Single(Cow::Owned(value.to_string())));
+    }
+}
+
+impl Slots {
+    fn set_soar(
+        &mut self,
+        chunk: &mut ExecuteChunk<'_>,
+        row: usize,
+        container: &Container,
+        playbook_status: Option<&String>,
+        url: &str,
+    ) {
+        let slots = *self.soar.get_or_insert_with(|| {
+            [
+                "soar_container_id",
+                "soar_status",
+                "soar_severity",
+                "soar_owner",
+                "soar_close_time",
+                "soar_playbook_status",
+                "soar_url",
+            ]
+            .map(|name| chunk.field(name))
+        });
+        let values = [
+            container.id.to_string(),
+            container.status.clone(),
+            container.severity.clone(),
+            container.owner.clone(),
+            container.close_time.clone(),
+            playbook_status.cloned().unwrap_or_default(),
+            url.to_string(),
+        ];
+        for (slot, value) in slots.into_iter().zip(values) {
+            set_text(chunk, row, slot, &value);
+        }
+    }
+
+    fn set_stackflow(
+        &mut self,
+        chunk: &mut ExecuteChunk<'_>,
+        row: usize,
+        incident: &Incident,
+        url: &str,
+    ) {
+        let slots = *self.stackflow.get_or_insert_with(|| {
+            [
+                "stackflow_incident_id",
+                "stackflow_state",
+                "stackflow_priority",
+                "stackflow_assigned_to",
+                "stackflow_url",
+            ]
+            .map(|name| chunk.field(name))
+        });
+        let values = [&incident.id, &incident.state, &incident.priority, &incident.assigned_to];
+        for (slot, value) in slots.into_iter().zip(values) {
+            set_text(chunk, row, slot, value);
+        }
+        set_text(chunk, row, slots[4], url);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_come_from_fields_receipts_and_event_ids() {
+        let body = "event_id,soar_container_id,action,remote_id,status,stackflow_incident_id\n\
+                    e1,42,,,1,\n\
+                    e2,,stackflow_soar,7,,\n\
+                    e3,,stackflow_incident,INC9,2,\n\
+                    ,,,,,INC1\n\
+                    ,,,,,\n\
+                    \"e4\nmore\",x,,,,\n";
+        let table = Table::decode(body.as_bytes()).unwrap();
+        let keys = RowKeys::extract(&table, &Options::default());
+        assert_eq!(keys.len(), 6);
+        assert_eq!(
+            (keys[0].event_id.as_deref(), keys[0].soar_id, keys[0].status.as_ref()),
+            (Some("e1"), Some(42), "1")
+        );
+        assert_eq!(keys[1].soar_id, Some(7));
+        assert_eq!(keys[1].incident_id, None);
+        assert_eq!(keys[2].incident_id.as_deref(), Some("INC9"));
+        assert_eq!(keys[2].soar_id, None);
+        assert_eq!(keys[3].incident_id.as_deref(), Some("INC1"));
+        assert!(!keys[4].has_any());
+        assert_eq!((keys[5].event_id.as_deref(), keys[5].soar_id), (Some("e4"), None));
+        let soar_only = Options { target: options::Target::Soar, ..Options::default() };
+        let keys = RowKeys::extract(&table, &soar_only);
+        assert_eq!(keys[3].incident_id, None);
+        assert!(!keys[3].has_any());
+        let other = Table::decode(b"a,b\n1,2\n").unwrap();
+        assert!(RowKeys::extract(&other, &Options::default()).is_empty());
+    }
+
+    #[test]
+    fn getinfo_validates_without_io() {
+        let mut command = StackflowSync::new();
+        let info = SearchInfo {
+            args: vec!["target=soar".into(), "dry_run=yes".into()],
+            ..SearchInfo::default()
+        };
+        let config = command.getinfo(&info).unwrap();
+        assert_eq!(config.command_type, CommandType::Stateful);
+        assert_eq!(config.required_fields, None);
+        assert!(command.options().dry_run);
+        assert!(command.runtime.is_none());
+        let bad = SearchInfo { args: vec!["target=x".into()], ..SearchInfo::default() };
+        let error = command.getinfo(&bad).unwrap_err();
+        assert!(error.message().contains("accepted: target=soar|stackflow|all"), "{error}");
+    }
+
+    #[test]
+    fn unique_keeps_first_seen_order() {
+        assert_eq!(unique([3, 1, 3, 2, 1].into_iter()), [3, 1, 2]);
+    }
+}

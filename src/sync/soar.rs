@@ -1,0 +1,264 @@
+//! SOAR read-back for `| stackflowsync`: containers by id or by `source_data_identifier`, and
+//! the newest playbook run of each, in batched list queries (`_filter_<field>__in=[…]`),
+//! never one request per row.
+//!
+//! A list query's URL stays under [`MAX_FILTER_BYTES`] of filter text; longer id lists are
+//! split into several queries. Results are paginated (`page`, `page_size`, envelope
+//! `{"count","num_pages","data"}`) and every page is read.
+
+use super::remote;
+use crate::delivery::http::HttpClient;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::rest::{Splunkd, url_encode};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Budget for the encoded `_filter_…__in=[…]` text of one query (URLs stay under ~6 KB).
+pub const MAX_FILTER_BYTES: usize = 5_000;
+
+/// The container fields the command shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Container {
+    pub id: u64,
+    pub status: String,
+    pub severity: String,
+    pub owner: String,
+    pub close_time: String,
+    pub source_data_identifier: String,
+    /// A `resolution` field, when the SOAR instance has one (custom field or later versions).
+    pub resolution: String,
+}
+
+impl Container {
+    fn from_json(value: &Value) -> Option<Container> {
+        let id = remote::as_u64(value.get("id")?)?;
+        let text = |key: &str| remote::text(value.get(key));
+        let owner = [text("owner_name"), text("owner")]
+            .into_iter()
+            .find(|owner| !owner.is_empty())
+            .unwrap_or_default();
+        let resolution =
+            [text("resolution"), remote::text(value.pointer("/custom_fields/resolution"))]
+                .into_iter()
+                .find(|resolution| !resolution.is_empty())
+                .unwrap_or_default();
+        Some(Container {
+            id,
+            status: text("status"),
+            severity: text("severity"),
+            owner,
+            close_time: text("close_time"),
+            source_data_identifier: text("source_data_identifier"),
+            resolution,
+        })
+    }
+}
+
+/// A SOAR server, with the automation token of one account.
+pub struct SoarReader {
+    base: String,
+    token: Secret,
+    http: HttpClient,
+    /// Number of HTTP requests sent (for the inspector's summary).
+    pub requests: usize,
+}
+
+impl SoarReader {
+    /// Reads `[soar:<account>]` and the `soar.<account>` token.
+    pub fn open(settings: &Settings, splunkd: &Splunkd, account: &str) -> Result<SoarReader> {
+        let stanza = format!("soar:{account}");
+        let section = settings.account("soar", account)?;
+        let url = section.get("url").map(|url| url.trim()).unwrap_or_default();
+        if url.is_empty() {
+            return Err(Error::config(
+                &stanza,
+                "url",
+                "not set: the SOAR base URL, e.g. https://soar.example.com",
+            ));
+        }
+        let base = remote::check_url(&stanza, "url", url)?;
+        let http = remote::client(settings, &stanza)?;
+        let token = splunkd.secret(&format!("soar.{account}"))?;
+        Ok(SoarReader::new(&base, token, http))
+    }
+
+    pub fn new(base: &str, token: Secret, http: HttpClient) -> SoarReader {
+        SoarReader { base: base.trim_end_matches('/').to_string(), token, http, requests: 0 }
+    }
+
+    /// `<url>/mission/<id>`, the container's page in SOAR's UI.
+    pub fn container_url(&self, id: u64) -> String {
+        format!("{}/mission/{id}", self.base)
+    }
+
+    /// Containers by id; ids SOAR does not know are simply absent from the answer.
+    pub fn containers_by_id(&mut self, ids: &[u64]) -> Result<Vec<Container>, String> {
+        let literals: Vec<String> = ids.iter().map(u64::to_string).collect();
+        self.containers_where("id", &literals)
+    }
+
+    /// Containers by `source_data_identifier` (the notable's `event_id`).
+    pub fn containers_by_sdi(&mut self, sdis: &[&str]) -> Result<Vec<Container>, String> {
+        let literals: Vec<String> = sdis.iter().map(|sdi| python_string(sdi)).collect();
+        self.containers_where("source_data_identifier", &literals)
+    }
+
+    fn containers_where(
+        &mut self,
+        field: &str,
+        literals: &[String],
+    ) -> Result<Vec<Container>, String> {
+        let mut containers = Vec::new();
+        for batch in filter_batches(literals) {
+            let filter = format!("_filter_{field}__in={}", url_encode(&batch));
+            let page_size = batch_len(&batch).max(1);
+            for item in self.list("container", &filter, &format!("page_size={page_size}"))? {
+                if let Some(container) = Container::from_json(&item) {
+                    containers.push(container);
+                }
+            }
+        }
+        Ok(containers)
+    }
+
+    /// The status of the newest playbook run of each container (containers without runs are absent).
+    pub fn latest_playbook_runs(&mut self, ids: &[u64]) -> Result<HashMap<u64, String>, String> {
+        let literals: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let mut latest: HashMap<u64, (u64, String)> = HashMap::new();
+        for batch in filter_batches(&literals) {
+            let filter = format!("_filter_container__in={}", url_encode(&batch));
+            for run in self.list("playbook_run", &filter, "sort=id&order=desc&page_size=0")? {
+                let Some(container) = run.get("container").and_then(remote::as_u64) else {
+                    continue;
+                };
+                let run_id = run.get("id").and_then(remote::as_u64).unwrap_or(0);
+                let status = remote::text(run.get("status"));
+                match latest.get(&container) {
+                    Some((newest, _)) if *newest >= run_id => {}
+                    _ => {
+                        latest.insert(container, (run_id, status));
+                    }
+                }
+            }
+        }
+        Ok(latest.into_iter().map(|(container, (_, status))| (container, status)).collect())
+    }
+
+    /// Every item of a list query, page after page.
+    fn list(&mut self, kind: &str, filter: &str, paging: &str) -> Result<Vec<Value>, String> {
+        let what = format!("SOAR GET /rest/{kind}");
+        let mut items = Vec::new();
+        let mut page = 0u64;
+        loop {
+            let url = format!("{}/rest/{kind}?{filter}&{paging}&page={page}", self.base);
+            self.requests += 1;
+            let headers = [("ph-auth-token", self.token.expose()), ("Accept", "application/json")];
+            let response = self.http.get(&url, &headers);
+            let json = remote::json_answer(response, &what)?;
+            if json.get("failed").and_then(Value::as_bool) == Some(true) {
+                return Err(format!(
+                    "{what}: {}",
+                    remote::text(json.get("message")).if_empty("SOAR answered failed")
+                ));
+            }
+            let Some(data) = json.get("data").and_then(Value::as_array) else {
+                return Err(format!("{what}: the answer has no \"data\" list"));
+            };
+            items.extend(data.iter().cloned());
+            let num_pages = json.get("num_pages").and_then(remote::as_u64).unwrap_or(1);
+            page += 1;
+            if page >= num_pages || data.is_empty() || paging.contains("page_size=0") {
+                return Ok(items);
+            }
+        }
+    }
+}
+
+trait IfEmpty {
+    fn if_empty(self, fallback: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, fallback: &str) -> String {
+        if self.is_empty() { fallback.to_string() } else { self }
+    }
+}
+
+/// A Python string literal (`_filter_` values are Python literals).
+fn python_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Splits literals into `[a,b,…]` lists whose URL-encoded form fits [`MAX_FILTER_BYTES`].
+fn filter_batches(literals: &[String]) -> Vec<String> {
+    let mut batches = Vec::new();
+    let mut current = String::from("[");
+    let mut encoded_len = 6; // "%5B" + "%5D"
+    for literal in literals {
+        let cost = url_encode(literal).len() + 3; // + "%2C"
+        if current.len() > 1 && encoded_len + cost > MAX_FILTER_BYTES {
+            current.push(']');
+            batches.push(std::mem::replace(&mut current, String::from("[")));
+            encoded_len = 6;
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(literal);
+        encoded_len += cost;
+    }
+    if current.len() > 1 {
+        current.push(']');
+        batches.push(current);
+    }
+    batches
+}
+
+/// Number of items in a batch built by [`filter_batches`] (commas inside strings never occur
+/// in ids; for SDIs a larger page size is harmless).
+fn batch_len(batch: &str) -> usize {
+    batch.matches(',').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_url_budget() {
+        let ids: Vec<String> = (1..=200).map(|id| id.to_string()).collect();
+        let batches = filter_batches(&ids);
+        assert_eq!(batches.len(), 1);
+        assert!(batches[0].starts_with("[1,2,3,") && batches[0].ends_with(",200]"));
+        let sdis: Vec<String> = (0..200)
+            .map(|n| {
+                python_string(&format!("1A082D7B-D5A1-4A2B-BB94-41C439BE3EB7@@notable@@{n:032x}"))
+            })
+            .collect();
+        let batches = filter_batches(&sdis);
+        assert!(batches.len() > 1);
+        let total: usize = batches.iter().map(|batch| batch_len(batch)).sum();
+        assert_eq!(total, 200);
+        for batch in &batches {
+            assert!(url_encode(batch).len() <= MAX_FILTER_BYTES, "{}", batch.len());
+        }
+        assert!(filter_batches(&[]).is_empty());
+        assert_eq!(python_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn containers_are_read_leniently() {
+        let container = Container::from_json(&serde_json::json!({
+            "id": "42", "status": "closed", "severity": "high", "owner_name": null, "owner": 3,
+            "close_time": "2025-01-01T00:00:00Z", "source_data_identifier": "e1",
+            "custom_fields": {"resolution": "false positive"}
+        }))
+        .unwrap();
+        assert_eq!(container.id, 42);
+        assert_eq!(container.owner, "3");
+        assert_eq!(container.resolution, "false positive");
+        assert!(Container::from_json(&serde_json::json!({"status": "new"})).is_none());
+    }
+}

@@ -1,0 +1,245 @@
+//! StackFlow read-back for `| stackflowsync`: incidents by id through the incidents API, with
+//! `Authorization: Bearer <stackflow_api.<account> secret>`.
+//!
+//! Assumption (external-apis §4.3 documents list filters but no id list): the list call
+//! `GET <api_url>/incidents?ids=A,B&limit=200` answers with the incidents of those ids (our
+//! emulator does). When it answers HTTP 400 (the filter is unknown), the reader falls back to
+//! `GET <api_url>/incidents/<id>` per id, for the rest of the run.
+
+use super::remote;
+use crate::delivery::http::HttpClient;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::rest::{Splunkd, url_encode};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Ids per list query (the API's maximum `limit`).
+pub const MAX_IDS_PER_QUERY: usize = 200;
+/// Budget for the encoded `ids=` value of one query.
+const MAX_IDS_BYTES: usize = 5_000;
+const WEBHOOK_SUFFIX: &str = "/webhooks/inbound/splunk";
+
+/// The incident fields the command shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Incident {
+    pub id: String,
+    pub state: String,
+    pub priority: String,
+    pub assigned_to: String,
+    /// `resolution` / `close_code`, when the incident carries one.
+    pub resolution: String,
+}
+
+impl Incident {
+    fn from_json(value: &Value) -> Option<Incident> {
+        let id = remote::text(value.get("id")).trim().to_string();
+        if id.is_empty() {
+            return None;
+        }
+        let text = |key: &str| remote::text(value.get(key));
+        let resolution = ["resolution", "resolution_code", "close_code"]
+            .into_iter()
+            .map(text)
+            .find(|value| !value.is_empty())
+            .unwrap_or_default();
+        Some(Incident {
+            id,
+            state: text("state"),
+            priority: text("priority"),
+            assigned_to: text("assigned_to"),
+            resolution,
+        })
+    }
+}
+
+/// The incidents API of one StackFlow account.
+pub struct StackflowReader {
+    api_base: String,
+    token: Secret,
+    http: HttpClient,
+    /// Set once the list call answered 400: read incidents one by one from then on.
+    per_id: bool,
+    pub requests: usize,
+}
+
+impl StackflowReader {
+    /// Reads `[stackflow:<account>] api_url` (else the webhook URL without
+    /// `/webhooks/inbound/splunk`) and the `stackflow_api.<account>` secret.
+    pub fn open(settings: &Settings, splunkd: &Splunkd, account: &str) -> Result<StackflowReader> {
+        let stanza = format!("stackflow:{account}");
+        let section = settings.account("stackflow", account)?;
+        let get = |key: &str| {
+            section.get(key).map(|value| value.trim()).filter(|value| !value.is_empty())
+        };
+        let api_base = match (get("api_url"), get("webhook_url")) {
+            (Some(api_url), _) => remote::check_url(&stanza, "api_url", api_url)?,
+            (None, Some(webhook)) => {
+                match webhook.trim_end_matches('/').strip_suffix(WEBHOOK_SUFFIX) {
+                    Some(base) => remote::check_url(&stanza, "webhook_url", base)?,
+                    None => return Err(api_url_missing(&stanza)),
+                }
+            }
+            (None, None) => return Err(api_url_missing(&stanza)),
+        };
+        let http = remote::client(settings, &stanza)?;
+        let token = splunkd.secret(&format!("stackflow_api.{account}"))?;
+        Ok(StackflowReader::new(&api_base, token, http))
+    }
+
+    pub fn new(api_base: &str, token: Secret, http: HttpClient) -> StackflowReader {
+        let api_base = api_base.trim_end_matches('/').to_string();
+        StackflowReader { api_base, token, http, per_id: false, requests: 0 }
+    }
+
+    /// `<api_url>/incidents/<id>`: the same link the incident action writes into its receipts
+    /// (`remote_url`, docs/incident.md), so that a receipt and its read-back agree. StackFlow
+    /// documents no UI route for an incident.
+    pub fn incident_url(&self, id: &str) -> String {
+        format!("{}/incidents/{}", self.api_base, url_encode(id))
+    }
+
+    /// Incidents by id; unknown ids are absent from the answer.
+    pub fn incidents(&mut self, ids: &[&str]) -> Result<HashMap<String, Incident>, String> {
+        let mut found = HashMap::new();
+        for batch in id_batches(ids) {
+            if !self.per_id {
+                match self.list(&batch, &mut found) {
+                    Ok(()) => continue,
+                    Err(Some(reason)) => return Err(reason),
+                    Err(None) => self.per_id = true,
+                }
+            }
+            for id in batch {
+                if let Some(incident) = self.one(id)? {
+                    found.insert(incident.id.clone(), incident);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn headers(&self) -> [(&'static str, String); 2] {
+        [
+            ("Authorization", format!("Bearer {}", self.token.expose())),
+            ("Accept", "application/json".to_string()),
+        ]
+    }
+
+    /// `Err(None)`: the API does not take an id list (HTTP 400).
+    fn list(
+        &mut self,
+        ids: &[&str],
+        found: &mut HashMap<String, Incident>,
+    ) -> Result<(), Option<String>> {
+        let what = "StackFlow GET /incidents";
+        let joined = ids.iter().map(|id| url_encode(id)).collect::<Vec<_>>().join(",");
+        let mut page = 1u64;
+        loop {
+            let url = format!(
+                "{}/incidents?ids={joined}&limit={MAX_IDS_PER_QUERY}&page={page}",
+                self.api_base
+            );
+            self.requests += 1;
+            let headers = self.headers();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let response = self.http.get(&url, &headers);
+            if matches!(&response, Ok(response) if response.status == 400) {
+                return Err(None);
+            }
+            let json = remote::json_answer(response, what).map_err(Some)?;
+            let data = json.get("data").or_else(|| json.get("incidents")).or(Some(&json));
+            let Some(items) = data.and_then(Value::as_array) else {
+                return Err(Some(format!("{what}: the answer has no \"data\" list")));
+            };
+            let mut new = 0usize;
+            for incident in items.iter().filter_map(Incident::from_json) {
+                if ids.contains(&incident.id.as_str())
+                    && found.insert(incident.id.clone(), incident).is_none()
+                {
+                    new += 1;
+                }
+            }
+            let total = json.get("total").and_then(remote::as_u64).unwrap_or(0) as usize;
+            let limit =
+                json.get("limit").and_then(remote::as_u64).unwrap_or(MAX_IDS_PER_QUERY as u64);
+            let more = items.len() as u64 >= limit && total > page as usize * limit as usize;
+            if !more || new == 0 {
+                return Ok(());
+            }
+            page += 1;
+        }
+    }
+
+    fn one(&mut self, id: &str) -> Result<Option<Incident>, String> {
+        let url = format!("{}/incidents/{}", self.api_base, url_encode(id));
+        self.requests += 1;
+        let headers = self.headers();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let response = self.http.get(&url, &headers);
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
+        }
+        let json = remote::json_answer(response, "StackFlow GET /incidents/<id>")?;
+        Ok(Incident::from_json(json.get("data").unwrap_or(&json)))
+    }
+}
+
+fn api_url_missing(stanza: &str) -> Error {
+    Error::config(
+        stanza,
+        "api_url",
+        "not set: the StackFlow API base used to read incidents back, e.g. https://acme.stackflow-tech.com/prod/api",
+    )
+}
+
+/// Splits ids into lists of at most [`MAX_IDS_PER_QUERY`] ids and [`MAX_IDS_BYTES`] of URL.
+fn id_batches<'a>(ids: &[&'a str]) -> Vec<Vec<&'a str>> {
+    let mut batches: Vec<Vec<&str>> = Vec::new();
+    let mut bytes = 0usize;
+    for id in ids {
+        let cost = url_encode(id).len() + 1;
+        match batches.last_mut() {
+            Some(batch) if batch.len() < MAX_IDS_PER_QUERY && bytes + cost <= MAX_IDS_BYTES => {
+                batch.push(id);
+                bytes += cost;
+            }
+            _ => {
+                batches.push(vec![id]);
+                bytes = cost;
+            }
+        }
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_batched_by_count_and_size() {
+        let ids: Vec<String> = (0..450).map(|n| format!("INC{n:07}")).collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let batches = id_batches(&refs);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [200, 200, 50]);
+        let long: Vec<String> = (0..100).map(|n| format!("{n}-{}", "x".repeat(100))).collect();
+        let refs: Vec<&str> = long.iter().map(String::as_str).collect();
+        assert!(id_batches(&refs).len() > 1);
+        assert!(id_batches(&[]).is_empty());
+    }
+
+    #[test]
+    fn incidents_are_read_leniently() {
+        let incident = Incident::from_json(&serde_json::json!({
+            "id": "INC0001234", "state": "resolved", "priority": "P2",
+            "assigned_to": "jane.doe@example.com", "close_code": "fixed"
+        }))
+        .unwrap();
+        assert_eq!(incident.state, "resolved");
+        assert_eq!(incident.resolution, "fixed");
+        assert!(Incident::from_json(&serde_json::json!({"state": "new"})).is_none());
+    }
+}
