@@ -191,7 +191,7 @@ impl SplunkHome {
     pub fn run_command(&self, command: Command, stdin: &[u8]) -> Run {
         let mut command = self.command(command);
         let started = Instant::now();
-        let mut child = command.spawn().expect("start the action");
+        let mut child = spawn(&mut command);
         let mut input = child.stdin.take().unwrap();
         let stdin = stdin.to_vec();
         let writer = std::thread::spawn(move || {
@@ -215,6 +215,23 @@ impl Drop for SplunkHome {
     fn drop(&mut self) {
         if std::env::var_os("STACKFLOW_KEEP_TEST_HOME").is_none() {
             let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// Starts a process, retrying "text file busy": another test thread may have forked while this
+/// binary was still open for writing (the copy in `SplunkHome::new`), and the forked child holds
+/// that descriptor until it execs.
+pub fn spawn(command: &mut Command) -> std::process::Child {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Ok(child) => return child,
+            Err(error) if error.raw_os_error() == Some(26) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot start {command:?}: {error}"),
         }
     }
 }
