@@ -101,7 +101,7 @@ fn flush(
 }
 
 /// The first line of stdin (splunkd's passAuth token); empty when stdin is a terminal or empty.
-fn read_session_key() -> String {
+pub(crate) fn read_session_key() -> String {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return String::new();
