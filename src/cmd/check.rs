@@ -185,9 +185,9 @@ pub fn check_settings(
             continue;
         };
         match kind {
-            "soar" => check_soar(report, settings, &secrets, &account),
-            "stackflow" => check_stackflow(report, settings, &secrets, &account),
-            _ => check_slack(report, settings, &secrets, &account),
+            "soar" => check_soar(report, settings, secrets, &account),
+            "stackflow" => check_stackflow(report, settings, secrets, &account),
+            _ => check_slack(report, settings, secrets, &account),
         }
     }
     if accounts == 0 {
