@@ -3,7 +3,7 @@
 //! stdout table, the exit code, that nothing was created remotely and that no secret is printed.
 
 use crate::support::*;
-use stackflow_emulator::Emulator;
+use stackflow_emulator::{Emulator, Fault};
 
 const SOAR_TOKEN: &str = "soar-token";
 const WEBHOOK_SECRET: &str = "sf-secret";
@@ -228,4 +228,28 @@ fn check_help_is_complete() {
     for text in ["--splunkd-uri", "session key", "Exit codes"] {
         assert!(run.stdout.contains(text), "{text:?} missing from:\n{}", run.stdout);
     }
+}
+
+#[test]
+fn the_soar_version_is_reported_when_soar_has_rest_version() {
+    let (home, emulator) = setup();
+    let version = r#"{"version": "6.3.0.719"}"#;
+    emulator.fault(
+        "/rest/version",
+        Fault::Status { status: 200, body: version.into(), headers: Vec::new() },
+        1,
+    );
+    let run = check(&home, KEY);
+    run.assert_code(0);
+    assert_line(&run, "soar:default", "OK", "token accepted (SOAR 6.3.0.719)");
+    assert_eq!(emulator.requests_to("/rest/").len(), 1, "no fallback needed");
+}
+
+#[test]
+fn a_server_error_is_transient() {
+    let (home, emulator) = setup();
+    emulator.fault("/prod/api/incidents", Fault::RetryAfter { status: 503, seconds: 1 }, 1);
+    let run = check(&home, KEY);
+    run.assert_code(7);
+    assert_line(&run, "stackflow:default api", "FAIL", "HTTP 503");
 }
