@@ -1,0 +1,29 @@
+#!/usr/bin/env python3
+"""Run a command (stdin from a file), report wall time and the child's peak RSS as JSON.
+
+usage: measure.py STDIN_FILE -- CMD ARGS...
+Prints {"seconds": s, "peak_rss_mb": m, "exit": code}. Peak RSS comes from getrusage(RUSAGE_CHILDREN),
+i.e. the largest resident set of any waited-for child (the command itself; launch scripts exec).
+"""
+import json
+import resource
+import subprocess
+import sys
+import time
+
+
+def main():
+    stdin_file = sys.argv[1]
+    cmd = sys.argv[sys.argv.index("--") + 1:]
+    with open(stdin_file, "rb") as stdin:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seconds = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr.decode("utf-8", "replace")[-4000:])
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024.0, "exit": proc.returncode}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+//! Slack Web API emulation: `chat.postMessage` and `chat.update` (JSON or form bodies, Bearer or
+//! form token), Block Kit limit validation, known-channel checks, unique `ts` assignment and an
+//! optional per-channel 1 message/second rate limit.
+
+use crate::http::{Request, Response, parse_form};
+use crate::util::now_micros;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+pub(crate) struct Slack {
+    pub token: String,
+    pub messages: Vec<Value>,
+    pub rate_limit: bool,
+    pub known: Option<Vec<String>>,
+    last_post: HashMap<String, u64>,
+    last_ts: u64,
+}
+
+fn err(code: &str) -> Response {
+    Response::json(200, &json!({"ok": false, "error": code}))
+}
+
+impl Slack {
+    pub fn new() -> Slack {
+        Slack {
+            token: "xoxb-test".into(),
+            messages: Vec::new(),
+            rate_limit: false,
+            known: None,
+            last_post: HashMap::new(),
+            last_ts: 0,
+        }
+    }
+    fn next_ts(&mut self) -> String {
+        self.last_ts = now_micros().max(self.last_ts + 1);
+        format!("{}.{:06}", self.last_ts / 1_000_000, self.last_ts % 1_000_000)
+    }
+}
+
+/// A channel ID for a name (`#soc` → stable fake `C…`); IDs pass through.
+fn channel_id(ch: &str) -> String {
+    let is_id = ch.len() >= 9
+        && ch.starts_with(['C', 'D', 'G'])
+        && ch.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    if is_id {
+        return ch.to_string();
+    }
+    let h = ch
+        .trim_start_matches('#')
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("C{:010X}", h & 0xff_ffff_ffff)
+}
+
+/// Reads the message as a JSON object from a JSON or form body (form `blocks`/`attachments`
+/// are JSON strings).
+fn message_body(req: &Request) -> Option<Map<String, Value>> {
+    let json_ct = req.header("content-type").is_some_and(|c| c.contains("json"));
+    if json_ct || req.body.first() == Some(&b'{') {
+        return serde_json::from_slice(&req.body).ok();
+    }
+    let mut m = Map::new();
+    for (k, v) in parse_form(&req.body) {
+        let parsed = match k.as_str() {
+            "blocks" | "attachments" | "metadata" => {
+                serde_json::from_str(&v).unwrap_or(Value::String(v))
+            }
+            _ => Value::String(v),
+        };
+        m.insert(k, parsed);
+    }
+    Some(m)
+}
+
+fn text_len(obj: &Value) -> usize {
+    obj.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count())
+}
+
+fn check(ok: bool, what: &str) -> Result<(), String> {
+    if ok { Ok(()) } else { Err(what.to_string()) }
+}
+
+fn str_len(v: &Value, k: &str) -> usize {
+    v.get(k).and_then(Value::as_str).map_or(0, |s| s.chars().count())
+}
+
+fn validate_element(e: &Value) -> Result<(), String> {
+    if e.get("type").and_then(Value::as_str) != Some("button") {
+        return Ok(());
+    }
+    let text = e.get("text").ok_or("button without text")?;
+    check(text_len(text) <= 75, "button text must be at most 75 characters")?;
+    check(str_len(e, "value") <= 2000, "button value must be at most 2000 characters")?;
+    check(str_len(e, "url") <= 3000, "button url must be at most 3000 characters")?;
+    check(str_len(e, "action_id") <= 255, "action_id must be at most 255 characters")?;
+    let style = e.get("style").and_then(Value::as_str);
+    check(
+        style.is_none_or(|s| s == "primary" || s == "danger"),
+        "button style must be primary or danger",
+    )?;
+    if let Some(c) = e.get("confirm") {
+        let lens = [("title", 100), ("text", 300), ("confirm", 30), ("deny", 30)];
+        for (k, max) in lens {
+            check(
+                c.get(k).map_or(0, text_len) <= max,
+                &format!("confirm {k} must be at most {max} characters"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Block Kit limits for messages (including the checks slack_sdk misses).
+fn validate_blocks(blocks: &Value) -> Result<(), String> {
+    let blocks = blocks.as_array().ok_or("blocks must be an array")?;
+    check(blocks.len() <= 50, "no more than 50 blocks per message")?;
+    for (i, b) in blocks.iter().enumerate() {
+        let at = |m: &str| format!("{m} [json-pointer:/blocks/{i}]");
+        check(str_len(b, "block_id") <= 255, &at("block_id must be at most 255 characters"))?;
+        let elements =
+            b.get("elements").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        match b.get("type").and_then(Value::as_str) {
+            Some("header") => check(
+                b.get("text").is_some_and(|t| text_len(t) <= 150),
+                &at("header text required, at most 150 characters"),
+            )?,
+            Some("section") => {
+                let fields = b.get("fields").and_then(Value::as_array);
+                check(
+                    b.get("text").is_some() || fields.is_some(),
+                    &at("section needs text or fields"),
+                )?;
+                check(
+                    b.get("text").is_none_or(|t| text_len(t) <= 3000),
+                    &at("section text must be at most 3000 characters"),
+                )?;
+                check(fields.is_none_or(|f| f.len() <= 10), &at("no more than 10 fields"))?;
+                check(
+                    fields.is_none_or(|f| f.iter().all(|x| text_len(x) <= 2000)),
+                    &at("field text must be at most 2000 characters"),
+                )?;
+                b.get("accessory").map_or(Ok(()), validate_element).map_err(|m| at(&m))?;
+            }
+            Some("actions") => {
+                check(
+                    !elements.is_empty() && elements.len() <= 25,
+                    &at("actions needs 1 to 25 elements"),
+                )?;
+                elements.iter().try_for_each(validate_element).map_err(|m| at(&m))?;
+            }
+            Some("context") => check(
+                !elements.is_empty() && elements.len() <= 10,
+                &at("context needs 1 to 10 elements"),
+            )?,
+            Some("divider" | "image" | "input" | "rich_text" | "markdown" | "file" | "video") => {}
+            other => return Err(at(&format!("unsupported block type {other:?}"))),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn handle(s: &mut Slack, req: &Request) -> Response {
+    let update = match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/api/chat.postMessage") => false,
+        ("POST", "/api/chat.update") => true,
+        _ => return Response::json(404, &json!({"ok": false, "error": "unknown_method"})),
+    };
+    let Some(mut msg) = message_body(req) else { return err("invalid_json") };
+    let bearer =
+        req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
+    let token = bearer.or_else(|| msg.remove("token").and_then(|t| t.as_str().map(str::to_string)));
+    match token {
+        None => return err("not_authed"),
+        Some(t) if t != s.token => return err("invalid_auth"),
+        _ => {}
+    }
+    let channel = msg.get("channel").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = channel.trim_start_matches('#');
+    if channel.is_empty()
+        || s.known.as_ref().is_some_and(|k| !k.iter().any(|c| c.trim_start_matches('#') == name))
+    {
+        return err("channel_not_found");
+    }
+    let cid = channel_id(&channel);
+    let has_blocks = msg.get("blocks").and_then(Value::as_array).is_some_and(|b| !b.is_empty());
+    let has_text = msg.get("text").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
+    if !update && !has_blocks && !has_text && msg.get("attachments").is_none() {
+        return err("no_text");
+    }
+    if let Some(Err(m)) = msg.get("blocks").map(validate_blocks) {
+        return Response::json(
+            200,
+            &json!({"ok": false, "error": "invalid_blocks", "response_metadata": {"messages": [format!("[ERROR] {m}")]}}),
+        );
+    }
+    let ts = if update {
+        let Some(ts) = msg.get("ts").and_then(Value::as_str).map(str::to_string) else {
+            return err("message_not_found");
+        };
+        let exists = s.messages.iter().any(|m| {
+            m.get("ts").and_then(Value::as_str) == Some(&ts)
+                && m.get("channel").and_then(Value::as_str) == Some(&cid)
+        });
+        if !exists {
+            return err("message_not_found");
+        }
+        ts
+    } else {
+        let now = now_micros();
+        if s.rate_limit && s.last_post.get(&cid).is_some_and(|&t| now < t + 1_000_000) {
+            return Response::json(429, &json!({"ok": false, "error": "ratelimited"}))
+                .with_header("Retry-After", "1");
+        }
+        s.last_post.insert(cid.clone(), now);
+        s.next_ts()
+    };
+    msg.insert("channel".into(), cid.clone().into());
+    msg.insert("ts".into(), ts.clone().into());
+    let mut message = json!({"type": "message", "subtype": "bot_message", "bot_id": "B0EMULATOR", "ts": ts,
+                             "text": msg.get("text").cloned().unwrap_or_else(|| "".into())});
+    if let Some(b) = msg.get("blocks") {
+        message["blocks"] = b.clone();
+    }
+    let mut resp = json!({"ok": true, "channel": cid, "ts": ts, "message": message});
+    if update {
+        resp["text"] = msg.get("text").cloned().unwrap_or_else(|| "".into());
+    }
+    s.messages.push(Value::Object(msg));
+    Response::json(200, &resp)
+}

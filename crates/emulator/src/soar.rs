@@ -1,0 +1,523 @@
+//! Splunk SOAR REST emulation: containers (create with validation, SDI dedupe, inline artifacts,
+//! partial update), artifacts (object or bulk array, cef_types checks, optional SDI dedupe),
+//! playbook runs, and list endpoints with page/page_size/sort/order/`_filter_*` semantics.
+
+use crate::http::{Request, Response};
+use crate::util::iso_now;
+use serde_json::{Map, Value, json};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+pub(crate) struct Soar {
+    pub token: String,
+    pub dedupe: bool,
+    containers: Vec<Value>,
+    sdi: HashMap<String, u64>,
+    pub artifacts: Vec<Value>,
+    by_container: HashMap<u64, Vec<u64>>,
+    artifact_sdi: HashMap<(u64, String), u64>,
+    pub runs: Vec<Value>,
+}
+
+const LABELS: [&str; 3] = ["events", "notable", "incident"];
+const SEVERITIES: [&str; 3] = ["high", "medium", "low"];
+const SENSITIVITIES: [&str; 4] = ["white", "green", "amber", "red"];
+
+fn failed(status: u16, message: &str) -> Response {
+    Response::json(status, &json!({"failed": true, "message": message}))
+}
+
+fn as_id(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn check_enum(
+    obj: &Map<String, Value>,
+    field: &str,
+    allowed: &[&str],
+    what: &str,
+) -> Result<(), String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
+        Some(Value::String(s)) if field == "label" => Err(format!("{s} is not a known label.")),
+        Some(v) => Err(format!("{what} matching query does not exist. ({field}={v})")),
+    }
+}
+
+fn validate_artifact(obj: &Map<String, Value>) -> Result<(), String> {
+    check_enum(obj, "severity", &SEVERITIES, "Severity")?;
+    let cef = match obj.get("cef") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(c)) => Some(c),
+        Some(_) => return Err("cef must be a JSON object".into()),
+    };
+    match obj.get("cef_types") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(types)) => types.iter().try_for_each(|(k, v)| {
+            if !cef.is_some_and(|c| c.contains_key(k)) {
+                return Err(format!("cef_types key '{k}' is not a key of cef"));
+            }
+            match v.as_array() {
+                Some(a) if a.iter().all(Value::is_string) => Ok(()),
+                _ => Err(format!("cef_types['{k}'] must be a list of strings")),
+            }
+        }),
+        Some(_) => Err("cef_types must be a JSON object".into()),
+    }
+}
+
+impl Soar {
+    pub fn new() -> Soar {
+        Soar {
+            token: "soar-token".into(),
+            dedupe: false,
+            containers: Vec::new(),
+            sdi: HashMap::new(),
+            artifacts: Vec::new(),
+            by_container: HashMap::new(),
+            artifact_sdi: HashMap::new(),
+            runs: Vec::new(),
+        }
+    }
+    fn container_out(&self, c: &Value) -> Value {
+        let mut c = c.clone();
+        let n = as_id(c.get("id")).and_then(|id| self.by_container.get(&id)).map_or(0, Vec::len);
+        c["artifact_count"] = n.into();
+        c
+    }
+    pub fn containers_view(&self) -> Vec<Value> {
+        self.containers.iter().map(|c| self.container_out(c)).collect()
+    }
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (self.containers.len(), self.artifacts.len(), self.runs.len())
+    }
+    fn store_container(&mut self, mut obj: Map<String, Value>) -> u64 {
+        let id = self.containers.len() as u64 + 1;
+        obj.insert("id".into(), id.into());
+        for (k, v) in [
+            ("status", json!("new")),
+            ("severity", json!("medium")),
+            ("sensitivity", json!("amber")),
+        ] {
+            obj.entry(k).or_insert(v);
+        }
+        for k in ["owner_name", "close_time", "owner"] {
+            obj.entry(k).or_insert(Value::Null);
+        }
+        obj.entry("create_time").or_insert_with(|| iso_now().into());
+        obj.entry("container_type").or_insert_with(|| "default".into());
+        if let Some(sdi) = obj.get("source_data_identifier").and_then(Value::as_str) {
+            self.sdi.insert(sdi.to_string(), id);
+        }
+        self.containers.push(Value::Object(obj));
+        id
+    }
+    pub fn seed_container(&mut self, c: Value) -> u64 {
+        let mut obj = c.as_object().cloned().unwrap_or_default();
+        obj.remove("id");
+        self.store_container(obj)
+    }
+    pub fn set_run_status(&mut self, run_id: &str, status: &str) {
+        if let Some(r) =
+            run_id.trim().parse::<usize>().ok().and_then(|i| self.runs.get_mut(i.wrapping_sub(1)))
+        {
+            r["status"] = status.into();
+        }
+    }
+
+    fn create_container(&mut self, body: Value) -> Response {
+        let Value::Object(mut obj) = body else {
+            return failed(400, "Request body must be a JSON object");
+        };
+        let inline = obj.remove("artifacts");
+        let named = obj.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        if !named || !obj.get("label").is_some_and(Value::is_string) {
+            return failed(400, "name and label are required fields");
+        }
+        let checks = check_enum(&obj, "label", &LABELS, "Label")
+            .and_then(|_| check_enum(&obj, "severity", &SEVERITIES, "Severity"))
+            .and_then(|_| check_enum(&obj, "sensitivity", &SENSITIVITIES, "Sensitivity"));
+        if let Err(m) = checks {
+            return failed(400, &m);
+        }
+        if obj.get("status").is_some_and(|s| !s.is_string() && !s.is_null()) {
+            return failed(400, "'int' object has no attribute 'lower'");
+        }
+        if let Some(existing) =
+            obj.get("source_data_identifier").and_then(Value::as_str).and_then(|s| self.sdi.get(s))
+        {
+            let body = json!({"failed": true, "existing_container_id": existing, "message": "duplicate source_data_identifier"});
+            return Response::json(400, &body);
+        }
+        let arts = match inline {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a,
+            Some(_) => return failed(400, "artifacts must be a list"),
+        };
+        for a in &arts {
+            match a.as_object().map(validate_artifact) {
+                Some(Ok(())) => {}
+                Some(Err(m)) => return failed(400, &m),
+                None => return failed(400, "artifact must be a JSON object"),
+            }
+        }
+        let id = self.store_container(obj);
+        let ids: Vec<Value> = arts
+            .into_iter()
+            .filter_map(|a| self.create_artifact(a, Some(id)).1.get("id").cloned())
+            .collect();
+        Response::json(200, &json!({"success": true, "id": id, "new_artifact_ids": ids}))
+    }
+
+    /// One artifact; returns (HTTP status, per-item result).
+    fn create_artifact(&mut self, item: Value, container: Option<u64>) -> (u16, Value) {
+        let Value::Object(mut obj) = item else {
+            return (400, json!({"failed": true, "message": "artifact must be a JSON object"}));
+        };
+        let cid = match container.or_else(|| as_id(obj.get("container_id"))) {
+            Some(c) => c,
+            None => {
+                let m = "An argument string must include the following fields: container_id";
+                return (400, json!({"failed": true, "message": m}));
+            }
+        };
+        if cid == 0 || cid as usize > self.containers.len() {
+            return (
+                400,
+                json!({"failed": true, "message": format!("Invalid container_id {cid}: container not found")}),
+            );
+        }
+        if let Err(m) = validate_artifact(&obj) {
+            return (400, json!({"failed": true, "message": m}));
+        }
+        let sdi = obj.get("source_data_identifier").and_then(Value::as_str).map(str::to_string);
+        if let Some(existing) = sdi
+            .as_ref()
+            .filter(|_| self.dedupe)
+            .and_then(|s| self.artifact_sdi.get(&(cid, s.clone())))
+        {
+            let body = json!({"failed": true, "existing_artifact_id": existing, "message": "artifact already exists"});
+            return (400, body);
+        }
+        let id = self.artifacts.len() as u64 + 1;
+        obj.remove("container_id");
+        obj.insert("id".into(), id.into());
+        obj.insert("container".into(), cid.into());
+        obj.entry("create_time").or_insert_with(|| iso_now().into());
+        self.artifacts.push(Value::Object(obj));
+        self.by_container.entry(cid).or_default().push(id);
+        if let Some(s) = sdi {
+            self.artifact_sdi.entry((cid, s)).or_insert(id);
+        }
+        (200, json!({"success": true, "id": id, "container_id": cid}))
+    }
+
+    fn playbook_run(&mut self, body: Value) -> Response {
+        let Some(obj) = body.as_object() else {
+            return failed(400, "Request body must be a JSON object");
+        };
+        let cid = as_id(obj.get("container_id"));
+        let Some(cid) = cid.filter(|&c| c > 0 && c as usize <= self.containers.len()) else {
+            return failed(
+                404,
+                &format!("Container {} not found", obj.get("container_id").unwrap_or(&Value::Null)),
+            );
+        };
+        let Some(playbook) = obj.get("playbook_id").filter(|p| p.is_string() || p.is_number())
+        else {
+            return failed(400, "playbook_id is required");
+        };
+        if obj.get("run") != Some(&Value::Bool(true)) {
+            return failed(400, "run must be true");
+        }
+        let id = self.runs.len() + 1;
+        let scope = obj.get("scope").cloned().unwrap_or_else(|| "new".into());
+        self.runs.push(json!({"id": id, "status": "running", "container": cid, "playbook": playbook, "scope": scope,
+                              "message": "", "cancelled": false, "start_time": iso_now()}));
+        Response::json(200, &json!({"playbook_run_id": id.to_string(), "received": true}))
+    }
+}
+
+pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
+    if req.header("ph-auth-token") != Some(s.token.as_str()) {
+        return failed(401, "Invalid token");
+    }
+    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let body = || serde_json::from_slice::<Value>(&req.body);
+    let id = |seg: &str| seg.parse::<usize>().ok().filter(|&i| i > 0);
+    match (req.method.as_str(), &segs[1..]) {
+        ("POST", ["container"]) => match body() {
+            Ok(v) => s.create_container(v),
+            Err(e) => failed(400, &format!("Invalid JSON: {e}")),
+        },
+        ("POST", ["container", cid]) => {
+            match (id(cid).filter(|&i| i <= s.containers.len()), body()) {
+                (Some(i), Ok(Value::Object(upd))) => {
+                    let c = s.containers[i - 1].as_object_mut().expect("container object");
+                    let closing = upd.get("status").and_then(Value::as_str) == Some("closed");
+                    upd.into_iter().filter(|(k, _)| k != "id").for_each(|(k, v)| {
+                        c.insert(k, v);
+                    });
+                    if closing && c.get("close_time").is_none_or(Value::is_null) {
+                        c.insert("close_time".into(), iso_now().into());
+                    }
+                    Response::json(200, &json!({"success": true, "id": i}))
+                }
+                (None, _) => failed(404, "Requested item not found"),
+                _ => failed(400, "Request body must be a JSON object"),
+            }
+        }
+        ("POST", ["artifact"]) => match body() {
+            Ok(Value::Array(items)) => {
+                let results: Vec<Value> =
+                    items.into_iter().map(|a| s.create_artifact(a, None).1).collect();
+                Response::json(200, &Value::Array(results))
+            }
+            Ok(v) => {
+                let (status, r) = s.create_artifact(v, None);
+                Response::json(status, &r)
+            }
+            Err(e) => failed(400, &format!("Invalid JSON: {e}")),
+        },
+        ("POST", ["playbook_run"]) => match body() {
+            Ok(v) => s.playbook_run(v),
+            Err(e) => failed(400, &format!("Invalid JSON: {e}")),
+        },
+        ("POST", ["playbook_run", rid]) => match id(rid).and_then(|i| s.runs.get_mut(i - 1)) {
+            Some(r)
+                if body().ok().and_then(|b| b.get("cancel").cloned())
+                    == Some(Value::Bool(true)) =>
+            {
+                r["status"] = "cancelled".into();
+                r["cancelled"] = true.into();
+                Response::json(200, &json!({"success": true}))
+            }
+            Some(_) => failed(400, "Unsupported update"),
+            None => failed(404, "Requested item not found"),
+        },
+        ("GET", ["container"]) => list(s.containers.iter(), req, None, |c| s.container_out(c)),
+        ("GET", ["container", cid]) => match id(cid).and_then(|i| s.containers.get(i - 1)) {
+            Some(c) => Response::json(200, &s.container_out(c)),
+            None => failed(404, "Requested item not found"),
+        },
+        ("GET", ["container", cid, "artifacts"]) => {
+            let ids = id(cid)
+                .and_then(|c| s.by_container.get(&(c as u64)))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            list(ids.iter().map(|&i| &s.artifacts[i as usize - 1]), req, None, Value::clone)
+        }
+        ("GET", ["container", cid, "playbook_runs"]) => {
+            let c = id(cid).unwrap_or(0) as u64;
+            list(
+                s.runs.iter().filter(|r| as_id(r.get("container")) == Some(c)),
+                req,
+                None,
+                Value::clone,
+            )
+        }
+        ("GET", ["artifact"]) => {
+            let fc = req
+                .query_param("_filter_container")
+                .or_else(|| req.query_param("_filter_container_id"));
+            match fc.map(|v| lit_id(&v)) {
+                Some(c) => {
+                    let ids = c
+                        .and_then(|c| s.by_container.get(&c))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    list(
+                        ids.iter().map(|&i| &s.artifacts[i as usize - 1]),
+                        req,
+                        Some("container"),
+                        Value::clone,
+                    )
+                }
+                None => list(s.artifacts.iter(), req, None, Value::clone),
+            }
+        }
+        ("GET", ["artifact", aid]) => match id(aid).and_then(|i| s.artifacts.get(i - 1)) {
+            Some(a) => Response::json(200, a),
+            None => failed(404, "Requested item not found"),
+        },
+        ("GET", ["playbook_run"]) => list(s.runs.iter(), req, None, Value::clone),
+        ("GET", ["playbook_run", rid]) => match id(rid).and_then(|i| s.runs.get(i - 1)) {
+            Some(r) => Response::json(200, r),
+            None => failed(404, "Requested item not found"),
+        },
+        _ => failed(404, &format!("Not found: {} {}", req.method, req.path)),
+    }
+}
+
+fn lit_id(v: &str) -> Option<u64> {
+    as_id(Some(&parse_literal(v)))
+}
+
+/// Parses a Python literal as used in `_filter_` values: quoted strings, ints/floats,
+/// True/False/None and lists/tuples of those. Anything else is taken as a bare string.
+fn parse_literal(s: &str) -> Value {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() >= 2 && (b[0] == b'[' || b[0] == b'(') {
+        let mut items = Vec::new();
+        let (mut quote, mut start) = (None, 1);
+        for (i, c) in s.char_indices().skip(1) {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, ',') | (None, ']') | (None, ')') if i >= start => {
+                    let piece = s[start..i].trim();
+                    if !piece.is_empty() {
+                        items.push(parse_literal(piece));
+                    }
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        return Value::Array(items);
+    }
+    if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
+        return Value::String(s[1..s.len() - 1].to_string());
+    }
+    match s {
+        "True" | "true" => return Value::Bool(true),
+        "False" | "false" => return Value::Bool(false),
+        "None" | "null" => return Value::Null,
+        _ => {}
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return i.into();
+    }
+    s.parse::<f64>()
+        .ok()
+        .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+        .unwrap_or_else(|| s.into())
+}
+
+/// Equality tolerant of number-vs-numeric-string.
+fn loose_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::Number(n)) | (Value::Number(n), Value::String(x)) => {
+            x.trim() == n.to_string()
+        }
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn cmp_values(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal)
+        }
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Less,
+        (_, Value::Null) => Ordering::Greater,
+        _ => a.to_string().cmp(&b.to_string()),
+    }
+}
+
+struct Filter {
+    field: String,
+    op: String,
+    arg: Value,
+    exclude: bool,
+}
+
+impl Filter {
+    fn test(&self, obj: &Value) -> bool {
+        let v = obj.get(&self.field).unwrap_or(&Value::Null);
+        let text = |x: &Value| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string());
+        let hit = match self.op.as_str() {
+            "exact" | "" => loose_eq(v, &self.arg),
+            "iexact" => text(v).eq_ignore_ascii_case(&text(&self.arg)),
+            "in" => self.arg.as_array().is_some_and(|a| a.iter().any(|x| loose_eq(v, x))),
+            "contains" => text(v).contains(&text(&self.arg)),
+            "icontains" => text(v).to_lowercase().contains(&text(&self.arg).to_lowercase()),
+            "startswith" => text(v).starts_with(&text(&self.arg)),
+            "isnull" => v.is_null() == (self.arg == Value::Bool(true)),
+            "gt" => cmp_values(v, &self.arg) == Ordering::Greater,
+            "gte" => cmp_values(v, &self.arg) != Ordering::Less,
+            "lt" => cmp_values(v, &self.arg) == Ordering::Less,
+            "lte" => cmp_values(v, &self.arg) != Ordering::Greater,
+            _ => false,
+        };
+        hit != self.exclude
+    }
+}
+
+const OPS: [&str; 11] = [
+    "exact",
+    "iexact",
+    "in",
+    "contains",
+    "icontains",
+    "startswith",
+    "isnull",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+];
+
+/// Generic SOAR list: filters, sort/order, page/page_size, `{"count","num_pages","data"}`.
+fn list<'a>(
+    items: impl Iterator<Item = &'a Value>,
+    req: &Request,
+    skip_field: Option<&str>,
+    out: impl Fn(&Value) -> Value,
+) -> Response {
+    let q = req.query_pairs();
+    let param = |n: &str| q.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let filters: Vec<Filter> = q
+        .iter()
+        .filter_map(|(k, v)| {
+            let (rest, exclude) = match (k.strip_prefix("_filter_"), k.strip_prefix("_exclude_")) {
+                (Some(r), _) => (r, false),
+                (_, Some(r)) => (r, true),
+                _ => return None,
+            };
+            let (field, op) = match rest.rsplit_once("__") {
+                Some((f, o)) if OPS.contains(&o) => (f, o),
+                _ => (rest, "exact"),
+            };
+            let field = if field == "container_id" { "container" } else { field };
+            (Some(field) != skip_field || op != "exact").then(|| Filter {
+                field: field.into(),
+                op: op.into(),
+                arg: parse_literal(v),
+                exclude,
+            })
+        })
+        .collect();
+    let mut rows: Vec<&Value> = items.filter(|o| filters.iter().all(|f| f.test(o))).collect();
+    let sort = param("sort").unwrap_or("id");
+    if sort != "id" {
+        rows.sort_by(|a, b| {
+            cmp_values(a.get(sort).unwrap_or(&Value::Null), b.get(sort).unwrap_or(&Value::Null))
+        });
+    }
+    if param("order").is_some_and(|o| o.eq_ignore_ascii_case("desc")) {
+        rows.reverse();
+    }
+    let count = rows.len();
+    let page_size: usize = param("page_size").and_then(|v| v.parse().ok()).unwrap_or(10);
+    let page: usize = param("page").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let (num_pages, data): (usize, Vec<Value>) = if page_size == 0 {
+        (usize::from(count > 0), rows.into_iter().map(&out).collect())
+    } else {
+        (
+            count.div_ceil(page_size),
+            rows.into_iter().skip(page * page_size).take(page_size).map(&out).collect(),
+        )
+    };
+    Response::json(200, &json!({"count": count, "num_pages": num_pages, "data": data}))
+}

@@ -1,0 +1,256 @@
+//! splunkd emulation: `storage/passwords` (one + list), the app KV store collection data API
+//! (insert, update, batch_save, query with `$in`/`$or`/equality) and ES `notable_update`.
+
+use crate::http::{Request, Response, decode, parse_form};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Default)]
+struct Collection {
+    records: Vec<Value>,
+    index: HashMap<String, usize>,
+}
+
+pub(crate) struct Splunkd {
+    pub session_key: String,
+    /// name (`realm:username:`) → (realm, username, clear password)
+    secrets: BTreeMap<String, (String, String, String)>,
+    kv: BTreeMap<String, Collection>,
+    next_key: u64,
+    pub notable_updates: Vec<Vec<(String, String)>>,
+    pub notable_status: HashMap<String, String>,
+}
+
+fn messages(status: u16, kind: &str, text: &str) -> Response {
+    Response::json(status, &json!({"messages": [{"type": kind, "text": text}]}))
+}
+
+impl Splunkd {
+    pub fn new() -> Splunkd {
+        Splunkd {
+            session_key: "test-session-key".into(),
+            secrets: BTreeMap::new(),
+            kv: BTreeMap::new(),
+            next_key: 1,
+            notable_updates: Vec::new(),
+            notable_status: HashMap::new(),
+        }
+    }
+    pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
+        self.secrets.insert(
+            format!("{realm}:{username}:"),
+            (realm.into(), username.into(), password.into()),
+        );
+    }
+    pub fn kv_records(&self, collection: &str) -> Vec<Value> {
+        self.kv.get(collection).map(|c| c.records.clone()).unwrap_or_default()
+    }
+    pub fn kv_json(&self) -> Value {
+        Value::Object(
+            self.kv.iter().map(|(k, c)| (k.clone(), Value::Array(c.records.clone()))).collect(),
+        )
+    }
+    fn upsert(
+        &mut self,
+        collection: &str,
+        mut rec: Value,
+        replace_key: Option<&str>,
+    ) -> Result<String, Response> {
+        let Some(obj) = rec.as_object_mut() else {
+            return Err(messages(400, "ERROR", "Request body must be a JSON object"));
+        };
+        let key = match (replace_key, obj.get("_key").and_then(Value::as_str)) {
+            (Some(k), _) => k.to_string(),
+            (None, Some(k)) => k.to_string(),
+            (None, None) => {
+                self.next_key += 1;
+                format!("{:024x}", self.next_key)
+            }
+        };
+        obj.insert("_key".into(), Value::String(key.clone()));
+        obj.entry("_user").or_insert_with(|| "nobody".into());
+        let c = self.kv.entry(collection.to_string()).or_default();
+        match c.index.get(&key) {
+            Some(&i) => c.records[i] = rec,
+            None => {
+                c.index.insert(key.clone(), c.records.len());
+                c.records.push(rec);
+            }
+        }
+        Ok(key)
+    }
+    fn secret_entry(&self, name: &str) -> Value {
+        let (realm, user, pw) = &self.secrets[name];
+        json!({"name": name, "id": format!("/servicesNS/nobody/-/storage/passwords/{name}"),
+               "content": {"clear_password": pw, "realm": realm, "username": user, "password": "********"}})
+    }
+}
+
+pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
+    if req.header("authorization") != Some(format!("Splunk {}", s.session_key).as_str()) {
+        return messages(401, "WARN", "call not properly authenticated");
+    }
+    let segs: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let m = req.method.as_str();
+    match segs.as_slice() {
+        ["services", "notable_update"] if m == "POST" => notable_update(s, req),
+        ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
+            let search = req.query_param("search").unwrap_or_default();
+            let entries: Vec<Value> = s
+                .secrets
+                .keys()
+                .filter(|n| n.contains(search.as_str()))
+                .map(|n| s.secret_entry(n))
+                .collect();
+            Response::json(
+                200,
+                &json!({"entry": entries, "paging": {"total": entries.len(), "offset": 0}}),
+            )
+        }
+        ["servicesNS", _, _, "storage", "passwords", name] if m == "GET" => {
+            let name = decode(name, false);
+            let found = [name.clone(), format!("{name}:"), format!(":{name}:")]
+                .into_iter()
+                .find(|n| s.secrets.contains_key(n));
+            match found {
+                Some(n) => Response::json(200, &json!({"entry": [s.secret_entry(&n)]})),
+                None => messages(404, "ERROR", &format!("Could not find object id={name}")),
+            }
+        }
+        ["servicesNS", _, _, "storage", "collections", "data", coll, rest @ ..] => {
+            kv(s, req, &decode(coll, false), rest)
+        }
+        _ => messages(404, "ERROR", &format!("Not Found: {}", req.path)),
+    }
+}
+
+fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
+    let body = || {
+        serde_json::from_slice::<Value>(&req.body)
+            .map_err(|e| messages(400, "ERROR", &format!("Invalid JSON: {e}")))
+    };
+    let result = match (req.method.as_str(), rest) {
+        ("POST", ["batch_save"]) => body().and_then(|v| match v {
+            Value::Array(items) => {
+                let keys: Result<Vec<String>, Response> =
+                    items.into_iter().map(|r| s.upsert(coll, r, None)).collect();
+                keys.map(|k| Response::json(200, &json!(k)))
+            }
+            _ => Err(messages(400, "ERROR", "batch_save expects a JSON array")),
+        }),
+        ("POST", []) => body().and_then(|v| {
+            let exists = v
+                .get("_key")
+                .and_then(Value::as_str)
+                .is_some_and(|k| s.kv.get(coll).is_some_and(|c| c.index.contains_key(k)));
+            if exists {
+                return Err(messages(409, "ERROR", "A document with the same key already exists"));
+            }
+            s.upsert(coll, v, None).map(|k| Response::json(201, &json!({"_key": k})))
+        }),
+        ("POST", [key]) => {
+            let key = decode(key, false);
+            body()
+                .and_then(|v| s.upsert(coll, v, Some(&key)))
+                .map(|k| Response::json(200, &json!({"_key": k})))
+        }
+        ("GET", []) => {
+            let query = match req.query_param("query").filter(|q| !q.is_empty()) {
+                Some(q) => match serde_json::from_str::<Value>(&q) {
+                    Ok(v) => v,
+                    Err(e) => return messages(400, "ERROR", &format!("Invalid query: {e}")),
+                },
+                None => json!({}),
+            };
+            let skip: usize = req.query_param("skip").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let limit: usize = req
+                .query_param("limit")
+                .and_then(|v| v.parse().ok())
+                .filter(|&l| l > 0)
+                .unwrap_or(usize::MAX);
+            let recs = s.kv.get(coll).map(|c| c.records.as_slice()).unwrap_or_default();
+            let out: Vec<&Value> =
+                recs.iter().filter(|r| matches(r, &query)).skip(skip).take(limit).collect();
+            Ok(Response::json(200, &json!(out)))
+        }
+        ("GET", [key]) => {
+            let key = decode(key, false);
+            match s.kv.get(coll).and_then(|c| c.index.get(&key).map(|&i| &c.records[i])) {
+                Some(r) => Ok(Response::json(200, r)),
+                None => Err(messages(404, "ERROR", &format!("Could not find object id={key}"))),
+            }
+        }
+        ("DELETE", []) => {
+            s.kv.remove(coll);
+            Ok(Response::raw(200, Vec::new()))
+        }
+        ("DELETE", [key]) => {
+            let key = decode(key, false);
+            let c = s.kv.entry(coll.to_string()).or_default();
+            c.records.retain(|r| r.get("_key").and_then(Value::as_str) != Some(key.as_str()));
+            c.index = c
+                .records
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((r.get("_key")?.as_str()?.to_string(), i)))
+                .collect();
+            Ok(Response::raw(200, Vec::new()))
+        }
+        _ => Err(messages(404, "ERROR", "Not Found")),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+/// KV store query subset: `$or`, `$and`, per-field `$in`/`$eq`/`$ne`, plain equality
+/// (array-valued fields match when any element matches).
+fn matches(rec: &Value, q: &Value) -> bool {
+    let Some(q) = q.as_object() else { return true };
+    q.iter().all(|(k, cond)| match k.as_str() {
+        "$or" => cond.as_array().is_some_and(|a| a.iter().any(|c| matches(rec, c))),
+        "$and" => cond.as_array().is_some_and(|a| a.iter().all(|c| matches(rec, c))),
+        field => field_matches(rec.get(field).unwrap_or(&Value::Null), cond),
+    })
+}
+
+fn field_matches(v: &Value, cond: &Value) -> bool {
+    let eq = |want: &Value| match v {
+        Value::Array(items) => items.contains(want),
+        _ => v == want,
+    };
+    match cond.as_object() {
+        Some(ops) if ops.keys().all(|k| k.starts_with('$')) => {
+            ops.iter().all(|(op, arg): (&String, &Value)| match op.as_str() {
+                "$in" => arg.as_array().is_some_and(|a| a.iter().any(eq)),
+                "$nin" => !arg.as_array().is_some_and(|a| a.iter().any(eq)),
+                "$eq" => eq(arg),
+                "$ne" => !eq(arg),
+                _ => false,
+            })
+        }
+        _ => eq(cond),
+    }
+}
+
+fn notable_update(s: &mut Splunkd, req: &Request) -> Response {
+    let form = parse_form(&req.body);
+    let ids: Vec<&String> =
+        form.iter().filter(|(k, _)| k == "ruleUIDs" || k == "ruleUIDs[]").map(|(_, v)| v).collect();
+    if ids.is_empty() && !form.iter().any(|(k, _)| k == "searchID") {
+        return Response::json(
+            400,
+            &json!({"success": false, "message": "ruleUIDs or searchID is required"}),
+        );
+    }
+    if let Some((_, status)) = form.iter().find(|(k, _)| k == "status") {
+        for id in &ids {
+            s.notable_status.insert((*id).clone(), status.clone());
+        }
+    }
+    let n = ids.len();
+    s.notable_updates.push(form.clone());
+    let mut body = Map::new();
+    body.insert("success".into(), true.into());
+    body.insert("message".into(), format!("{n} event(s) updated successfully").into());
+    body.insert("failure_count".into(), 0.into());
+    Response::json(200, &Value::Object(body))
+}

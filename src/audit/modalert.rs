@@ -1,0 +1,553 @@
+//! The ModularAction log `$SPLUNK_HOME/var/log/splunk/<stanza>_modalert.log`: the lines ES
+//! Incident Review reads (through Splunk_SA_CIM's `cim_modactions` index) to show each
+//! Adaptive Response action's status, written exactly as Splunk_SA_CIM's `cim_actions.py` does.
+//!
+//! Line grammar (reference §3.2): `<asctime> <LEVEL> sendmodaction - k="v" …` with asctime
+//! `YYYY-MM-DD HH:MM:SS,mmm+0000` in UTC, the pairs `worker signature action_name search_name
+//! sid orig_sid rid orig_rid app user digest_mode action_mode action_status` in that order,
+//! then extra pairs sorted by key, and every pair with an empty value left out.
+//!
+//! Escaping (the sources are silent; our choice, as `cim_actions.result2stash` escapes): inside
+//! a value `\` becomes `\\`, `"` becomes `\"`, and CR/LF become `\r`/`\n`, so one line is always
+//! one event and Splunk's key-value extraction reads the value back whole.
+//!
+//! The file rotates like Python's `RotatingFileHandler(maxBytes=25000000, backupCount=5)`:
+//! before a line that would take it to 25,000,000 bytes, `.4`→`.5` … `.1`→`.2`, the file → `.1`.
+
+use crate::mapping::AlertContext;
+use crate::splunk::conf::ConfFile;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// cim_actions' `RotatingFileHandler` size limit.
+pub const MAX_BYTES: u64 = 25_000_000;
+/// cim_actions' `backupCount`.
+pub const BACKUP_COUNT: u32 = 5;
+/// The fixed pairs of every line, in order (`ModularAction.DEFAULT_MSGFIELDS`).
+pub const FIELD_ORDER: [&str; 13] = [
+    "worker",
+    "signature",
+    "action_name",
+    "search_name",
+    "sid",
+    "orig_sid",
+    "rid",
+    "orig_rid",
+    "app",
+    "user",
+    "digest_mode",
+    "action_mode",
+    "action_status",
+];
+
+/// Python logging level names, as cim_actions' formatter writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// What every line of one run shares (`ModularAction.__init__`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Invocation {
+    pub worker: String,
+    /// `configuration.action_name` when set, else the stanza.
+    pub action_name: String,
+    pub search_name: String,
+    /// The sid with a real-time snapshot suffix removed.
+    pub sid: String,
+    /// The real-time snapshot number taken off the sid (appended to every rid).
+    pub sid_snapshot: String,
+    pub app: String,
+    pub user: String,
+    /// 0 for per-result alerts, 1 otherwise.
+    pub digest_mode: u8,
+    /// `saved` when the sid contains `scheduler`, else `adhoc`.
+    pub action_mode: &'static str,
+}
+
+/// The per-row identifiers of a line (`ModularAction.rid_ntuple`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowIds {
+    pub orig_sid: String,
+    pub rid: String,
+    pub orig_rid: String,
+}
+
+impl Invocation {
+    pub fn new(context: &AlertContext, worker: String) -> Invocation {
+        let (sid, sid_snapshot) = split_realtime_sid(&context.sid);
+        let action_name = context.param("action_name").unwrap_or(&context.action).to_string();
+        let per_result = context.result_id.as_deref().is_some_and(|id| !id.is_empty());
+        Invocation {
+            worker,
+            action_name,
+            search_name: context.search_name.clone(),
+            sid,
+            sid_snapshot,
+            app: context.app.clone(),
+            user: context.owner.clone(),
+            digest_mode: if per_result { 0 } else { 1 },
+            action_mode: action_mode(&context.sid),
+        }
+    }
+
+    /// A row's rid as the log and receipts show it: `<rid>.<snapshot>` for real-time alerts.
+    pub fn rid(&self, rid: &str) -> String {
+        if self.sid_snapshot.is_empty() {
+            rid.to_string()
+        } else {
+            format!("{rid}.{}", self.sid_snapshot)
+        }
+    }
+
+    /// The identifiers of a row, with the snapshot applied to its rid.
+    pub fn row_ids(&self, rid: &str, orig_sid: &str, orig_rid: &str) -> RowIds {
+        RowIds {
+            orig_sid: orig_sid.to_string(),
+            rid: self.rid(rid),
+            orig_rid: orig_rid.to_string(),
+        }
+    }
+}
+
+/// `saved` iff the sid contains `scheduler` (cim_actions), else `adhoc`.
+pub fn action_mode(sid: &str) -> &'static str {
+    if sid.contains("scheduler") { "saved" } else { "adhoc" }
+}
+
+/// Splits a real-time scheduled sid the way cim_actions does with
+/// `^(rt_scheduler.*)\.(\d+)(_?.*)$`: returns (sid without `.<snapshot>`, snapshot). A search
+/// head cluster's `_<guid>` suffix after the snapshot stays on the sid (CIM-665).
+pub fn split_realtime_sid(sid: &str) -> (String, String) {
+    const PREFIX: &str = "rt_scheduler";
+    if !sid.starts_with(PREFIX) {
+        return (sid.to_string(), String::new());
+    }
+    let bytes = sid.as_bytes();
+    // The greedy `.*` makes the match end at the last "." that is followed by a digit.
+    let dot = (PREFIX.len()..bytes.len().saturating_sub(1))
+        .rev()
+        .find(|&i| bytes[i] == b'.' && bytes[i + 1].is_ascii_digit());
+    let Some(dot) = dot else {
+        return (sid.to_string(), String::new());
+    };
+    let digits_end =
+        (dot + 1..bytes.len()).find(|&i| !bytes[i].is_ascii_digit()).unwrap_or(bytes.len());
+    let snapshot = &sid[dot + 1..digits_end];
+    let rest = &sid[digits_end..];
+    (format!("{}{rest}", &sid[..dot]), snapshot.to_string())
+}
+
+/// `worker`: server.conf `[general] serverName` (local layer over default), else the
+/// payload's `server_host` without a port.
+pub fn worker_name(splunk_home: Option<&Path>, server_host: &str) -> String {
+    if let Some(home) = splunk_home {
+        let mut server = ConfFile::default();
+        for layer in ["etc/system/default/server.conf", "etc/system/local/server.conf"] {
+            if let Ok(conf) = ConfFile::read_layer(&home.join(layer)) {
+                server.overlay(conf);
+            }
+        }
+        if let Some(name) = server.get_nonempty("general", "serverName") {
+            // Splunk's default is "$HOSTNAME", expanded by splunkd, not by us.
+            if !name.contains('$') {
+                return name.to_string();
+            }
+        }
+    }
+    let host = server_host.trim();
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name.to_string()
+        }
+        _ => host.to_string(),
+    }
+}
+
+/// Escapes a value for `key="value"` (see the module doc).
+pub fn escape_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS,mmm+0000` in UTC (`ModularActionFormatter`).
+pub fn asctime(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let of_day = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02},{:03}+0000",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// One log line (without the line end).
+pub fn format_line(
+    time: SystemTime,
+    level: Level,
+    invocation: &Invocation,
+    signature: &str,
+    status: &str,
+    row: Option<&RowIds>,
+    extra: &[(&str, String)],
+) -> String {
+    let none = RowIds::default();
+    let row = row.unwrap_or(&none);
+    let digest_mode = invocation.digest_mode.to_string();
+    let fixed: [(&str, &str); 13] = [
+        ("worker", &invocation.worker),
+        ("signature", signature),
+        ("action_name", &invocation.action_name),
+        ("search_name", &invocation.search_name),
+        ("sid", &invocation.sid),
+        ("orig_sid", &row.orig_sid),
+        ("rid", &row.rid),
+        ("orig_rid", &row.orig_rid),
+        ("app", &invocation.app),
+        ("user", &invocation.user),
+        ("digest_mode", &digest_mode),
+        ("action_mode", invocation.action_mode),
+        ("action_status", status),
+    ];
+    let mut extra: Vec<&(&str, String)> =
+        extra.iter().filter(|(key, _)| !FIELD_ORDER.contains(key) && is_key(key)).collect();
+    extra.sort_by(|a, b| a.0.cmp(b.0));
+    let mut line = format!("{} {} sendmodaction -", asctime(time), level.as_str());
+    let pairs = fixed
+        .iter()
+        .map(|(key, value)| (*key, *value))
+        .chain(extra.iter().map(|(k, v)| (*k, v.as_str())));
+    for (key, value) in pairs {
+        if value.is_empty() {
+            continue;
+        }
+        line.push(' ');
+        line.push_str(key);
+        line.push_str("=\"");
+        line.push_str(&escape_value(value));
+        line.push('"');
+    }
+    line
+}
+
+fn is_key(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// An append-only log file that rotates like `RotatingFileHandler`.
+pub struct RotatingFile {
+    path: PathBuf,
+    file: Option<File>,
+    size: u64,
+    max_bytes: u64,
+    backups: u32,
+}
+
+impl RotatingFile {
+    pub fn new(path: PathBuf, max_bytes: u64, backups: u32) -> RotatingFile {
+        RotatingFile { path, file: None, size: 0, max_bytes, backups }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `line` and a line end, rotating first when the file would reach `max_bytes`.
+    pub fn write_line(&mut self, line: &str) -> std::io::Result<()> {
+        let record = format!("{line}\n");
+        if self.file.is_none() {
+            self.open()?;
+        }
+        if self.max_bytes > 0 && self.size > 0 && self.size + record.len() as u64 >= self.max_bytes
+        {
+            self.rotate()?;
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(std::io::Error::other("log file not open"));
+        };
+        file.write_all(record.as_bytes())?;
+        self.size += record.len() as u64;
+        Ok(())
+    }
+
+    fn open(&mut self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = file.metadata()?.len();
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file = None;
+        if self.backups > 0 {
+            let numbered = |n: u32| {
+                let mut name = self.path.clone().into_os_string();
+                name.push(format!(".{n}"));
+                PathBuf::from(name)
+            };
+            let _ = std::fs::remove_file(numbered(self.backups));
+            for n in (1..self.backups).rev() {
+                let from = numbered(n);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, numbered(1))?;
+        } else {
+            std::fs::remove_file(&self.path)?;
+        }
+        self.open()
+    }
+}
+
+/// The log of one run: formats and writes lines; a write failure is reported once on stderr.
+pub struct ModAlertLog {
+    pub invocation: Invocation,
+    file: Option<RotatingFile>,
+    failed: bool,
+}
+
+impl ModAlertLog {
+    /// `log_dir` is `$SPLUNK_HOME/var/log/splunk`; `None` keeps no file (SPLUNK_HOME unknown).
+    pub fn new(invocation: Invocation, log_dir: Option<&Path>, stanza: &str) -> ModAlertLog {
+        let file = log_dir.map(|dir| {
+            RotatingFile::new(dir.join(format!("{stanza}_modalert.log")), MAX_BYTES, BACKUP_COUNT)
+        });
+        ModAlertLog { invocation, file, failed: false }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(RotatingFile::path)
+    }
+
+    /// Writes one line now.
+    pub fn message(
+        &mut self,
+        level: Level,
+        signature: &str,
+        status: &str,
+        row: Option<&RowIds>,
+        extra: &[(&str, String)],
+    ) {
+        let line =
+            format_line(SystemTime::now(), level, &self.invocation, signature, status, row, extra);
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        if let Err(error) = file.write_line(&line) {
+            if !self.failed {
+                self.failed = true;
+                log::warn!(
+                    "cannot write the modular action log {}: {error}; Incident Review will not show this run's status",
+                    file.path().display()
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn invocation() -> Invocation {
+        Invocation {
+            worker: "sh1".into(),
+            action_name: "stackflow_soar".into(),
+            search_name: "Threat - Brute Force - Rule".into(),
+            sid: "scheduler__admin__SA__RMD5abc_at_1714557600_42".into(),
+            sid_snapshot: String::new(),
+            app: "SplunkEnterpriseSecuritySuite".into(),
+            user: "admin".into(),
+            digest_mode: 1,
+            action_mode: "saved",
+        }
+    }
+
+    #[test]
+    fn asctime_is_utc_with_milliseconds() {
+        let time = UNIX_EPOCH + Duration::from_millis(1_714_557_600_123);
+        assert_eq!(asctime(time), "2024-05-01 10:00:00,123+0000");
+        assert_eq!(asctime(UNIX_EPOCH), "1970-01-01 00:00:00,000+0000");
+        // a leap day
+        assert_eq!(
+            asctime(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29 00:00:00,000+0000"
+        );
+    }
+
+    #[test]
+    fn lines_follow_the_reference_example() {
+        let time = UNIX_EPOCH + Duration::from_millis(1_714_557_600_123);
+        let row = RowIds { rid: "0".into(), ..RowIds::default() };
+        let line = format_line(
+            time,
+            Level::Info,
+            &invocation(),
+            "Invoking modular action",
+            "",
+            Some(&row),
+            &[],
+        );
+        assert_eq!(
+            line,
+            "2024-05-01 10:00:00,123+0000 INFO sendmodaction - worker=\"sh1\" signature=\"Invoking modular action\" \
+             action_name=\"stackflow_soar\" search_name=\"Threat - Brute Force - Rule\" \
+             sid=\"scheduler__admin__SA__RMD5abc_at_1714557600_42\" rid=\"0\" app=\"SplunkEnterpriseSecuritySuite\" \
+             user=\"admin\" digest_mode=\"1\" action_mode=\"saved\""
+        );
+    }
+
+    #[test]
+    fn extra_keys_are_sorted_deduplicated_and_empty_ones_dropped() {
+        let row = RowIds { rid: "3".into(), orig_sid: "o".into(), orig_rid: "9".into() };
+        let line = format_line(
+            UNIX_EPOCH,
+            Level::Error,
+            &invocation(),
+            "sig",
+            "failure",
+            Some(&row),
+            &[
+                ("zeta", "1".into()),
+                ("alpha", "a \"quoted\" \\ value\nnext".into()),
+                ("empty", String::new()),
+                ("sid", "not allowed".into()),
+            ],
+        );
+        assert!(
+            line.starts_with("1970-01-01 00:00:00,000+0000 ERROR sendmodaction - worker=\"sh1\"")
+        );
+        assert!(line.ends_with(
+            "action_status=\"failure\" alpha=\"a \\\"quoted\\\" \\\\ value\\nnext\" zeta=\"1\""
+        ));
+        assert!(line.contains(" orig_sid=\"o\" rid=\"3\" orig_rid=\"9\" "));
+        assert!(!line.contains("empty="));
+        assert_eq!(line.matches("sid=\"").count(), 2); // sid and orig_sid only
+    }
+
+    #[test]
+    fn realtime_sids_lose_the_snapshot_which_goes_to_the_rid() {
+        assert_eq!(
+            split_realtime_sid("rt_scheduler__admin__app__RMD5910195c23186c103_at_1425692383_0.7"),
+            ("rt_scheduler__admin__app__RMD5910195c23186c103_at_1425692383_0".into(), "7".into())
+        );
+        // search head cluster: the _<guid> suffix stays on the sid (CIM-665)
+        assert_eq!(
+            split_realtime_sid("rt_scheduler__admin__app__RMD5x_at_1425692383_3.12_6C1AB3D8-F1D2"),
+            ("rt_scheduler__admin__app__RMD5x_at_1425692383_3_6C1AB3D8-F1D2".into(), "12".into())
+        );
+        assert_eq!(
+            split_realtime_sid("1465593470.1228"),
+            ("1465593470.1228".into(), String::new())
+        );
+        assert_eq!(
+            split_realtime_sid("scheduler__admin__s__RMD5_at_1_2"),
+            ("scheduler__admin__s__RMD5_at_1_2".into(), String::new())
+        );
+        let context = AlertContext {
+            action: "stackflow_soar".into(),
+            sid: "rt_scheduler__admin__app__RMD5x_at_1425692383_0.4".into(),
+            ..AlertContext::default()
+        };
+        let invocation = Invocation::new(&context, "w".into());
+        assert_eq!(invocation.rid("2"), "2.4");
+        assert_eq!(invocation.action_mode, "saved");
+    }
+
+    #[test]
+    fn mode_digest_and_action_name_override() {
+        let mut context = AlertContext {
+            action: "stackflow_soar".into(),
+            sid: "1465593470.1228".into(),
+            ..AlertContext::default()
+        };
+        let invocation = Invocation::new(&context, String::new());
+        assert_eq!((invocation.action_mode, invocation.digest_mode), ("adhoc", 1));
+        assert_eq!(invocation.action_name, "stackflow_soar");
+        context.result_id = Some("5".into());
+        context.params.insert("action_name".into(), "soar_forward".into());
+        let invocation = Invocation::new(&context, String::new());
+        assert_eq!(invocation.digest_mode, 0);
+        assert_eq!(invocation.action_name, "soar_forward");
+    }
+
+    #[test]
+    fn worker_comes_from_server_conf_else_the_payload_host() {
+        let home = std::env::temp_dir().join(format!("stackflow-worker-{}", std::process::id()));
+        let local = home.join("etc/system/local");
+        std::fs::create_dir_all(&local).unwrap();
+        assert_eq!(worker_name(Some(&home), "sh.example.com:8089"), "sh.example.com");
+        std::fs::write(local.join("server.conf"), "[general]\nserverName = sh1\n").unwrap();
+        assert_eq!(worker_name(Some(&home), "other"), "sh1");
+        std::fs::remove_dir_all(&home).unwrap();
+        assert_eq!(worker_name(None, "h"), "h");
+    }
+
+    #[test]
+    fn the_file_rotates_at_the_limit_and_keeps_five_backups() {
+        let dir = std::env::temp_dir().join(format!("stackflow-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("x_modalert.log");
+        let mut file = RotatingFile::new(path.clone(), 100, BACKUP_COUNT);
+        for n in 0..40 {
+            file.write_line(&format!("{n:039}")).unwrap(); // 40 bytes a line: 2 lines a file
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(&path).lines().count(), 2);
+        assert!(read(&path).ends_with(&format!("{:039}\n", 39)));
+        for n in 1..=5 {
+            let backup = dir.join(format!("x_modalert.log.{n}"));
+            assert_eq!(read(&backup).lines().count(), 2, "backup {n}");
+            assert!(std::fs::metadata(&backup).unwrap().len() < 100);
+        }
+        assert!(!dir.join("x_modalert.log.6").exists());
+        assert!(read(&dir.join("x_modalert.log.1")).starts_with(&format!("{:039}", 36)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

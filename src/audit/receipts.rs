@@ -1,0 +1,308 @@
+//! Receipts: one JSON object per row an item carried, written as Splunk stash files
+//! `$SPLUNK_HOME/var/spool/splunk/<epoch>_<random>.stash_stackflow` that the app's `batch`
+//! input indexes (sourcetype `stackflow:receipt`) and then deletes (PRODUCT §4).
+//!
+//! File format: the header line `***SPLUNK*** index="…" source="stackflow"
+//! sourcetype="stackflow:receipt"`, then one object a line whose first key is `time` (epoch
+//! seconds with exactly six decimals: props.conf reads it with `TIME_FORMAT = %s.%6N`).
+//!
+//! Atomicity: Splunk's default `[batch://$SPLUNK_HOME/var/spool/splunk]` input sinkholes every
+//! file in that folder, whatever its name, so a half-written file there could be indexed. Files
+//! are therefore written in a staging folder of ours on the same filesystem
+//! (`$SPLUNK_HOME/var/run/stackflow/receipts/`), fsynced, then renamed into the spool folder;
+//! only when that rename fails (another filesystem) is `<name>.tmp` in the spool folder used.
+
+use crate::delivery::deliverer::DeliveryReport;
+use crate::delivery::spool::sync_dir;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Receipts kept in memory before a stash file is written mid-run.
+pub const FLUSH_EVERY: usize = 10_000;
+pub const SOURCE: &str = "stackflow";
+pub const SOURCETYPE: &str = "stackflow:receipt";
+/// File name suffix the app's batch input watches.
+pub const EXTENSION: &str = "stash_stackflow";
+
+/// One receipt (all fields but `time`, which is written first by `Receipt::to_line`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Receipt {
+    /// Since the Unix epoch.
+    #[serde(skip)]
+    pub time: Duration,
+    pub action: String,
+    pub account: String,
+    pub sid: String,
+    pub rid: String,
+    pub orig_sid: String,
+    pub orig_rid: String,
+    pub event_id: String,
+    pub search_name: String,
+    pub dedupe_key: String,
+    pub remote_id: String,
+    pub remote_url: String,
+    pub outcome: String,
+    pub attempts: u32,
+    pub duration_ms: u64,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack_channel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slack_ts: Option<String>,
+}
+
+/// A string from `Delivered.details` (strings as-is, numbers as text).
+pub fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
+    let details = &report.delivered.as_ref()?.details;
+    keys.iter().find_map(|key| match details.get(*key)? {
+        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    })
+}
+
+impl Receipt {
+    /// `{"time":<epoch>.<6 digits>,…}` on one line.
+    pub fn to_line(&self) -> Result<String> {
+        let rest = serde_json::to_string(self)
+            .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
+        let since = self.time;
+        let body = rest.strip_prefix('{').unwrap_or(&rest);
+        let separator = if body == "}" { "" } else { "," };
+        Ok(format!("{{\"time\":{}.{:06}{separator}{body}", since.as_secs(), since.subsec_micros()))
+    }
+}
+
+/// The stash file header (values lose their `"`, as cim_actions' `get_header_item` does).
+pub fn header_line(index: &str) -> String {
+    format!(
+        "***SPLUNK*** index=\"{}\" source=\"{SOURCE}\" sourcetype=\"{SOURCETYPE}\"",
+        index.replace('"', "_")
+    )
+}
+
+/// Collects receipt lines and writes them as stash files.
+pub struct ReceiptWriter {
+    index: String,
+    spool_dir: PathBuf,
+    staging_dir: PathBuf,
+    lines: Vec<String>,
+    flush_every: usize,
+    written: Vec<PathBuf>,
+    receipts_written: usize,
+}
+
+impl ReceiptWriter {
+    /// `splunk_home` gives the spool folder (`var/spool/splunk`) and the staging folder.
+    pub fn new(splunk_home: &Path, index: &str) -> ReceiptWriter {
+        ReceiptWriter {
+            index: index.to_string(),
+            spool_dir: splunk_home.join("var").join("spool").join("splunk"),
+            staging_dir: splunk_home.join("var").join("run").join("stackflow").join("receipts"),
+            lines: Vec::new(),
+            flush_every: FLUSH_EVERY,
+            written: Vec::new(),
+            receipts_written: 0,
+        }
+    }
+
+    pub fn with_flush_every(mut self, n: usize) -> ReceiptWriter {
+        self.flush_every = n.max(1);
+        self
+    }
+
+    /// Stash files written so far.
+    pub fn written(&self) -> &[PathBuf] {
+        &self.written
+    }
+
+    /// Adds a receipt; writes a file when `flush_every` receipts are waiting.
+    pub fn push(&mut self, receipt: &Receipt) -> Result<()> {
+        self.lines.push(receipt.to_line()?);
+        if self.lines.len() >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Receipts written to stash files so far.
+    pub fn receipts_written(&self) -> usize {
+        self.receipts_written
+    }
+
+    /// Receipts waiting to be written.
+    pub fn pending(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// Writes the waiting receipts as one stash file (none when nothing waits). On error the
+    /// receipts are dropped (and the error says how many), so memory stays bounded.
+    pub fn flush(&mut self) -> Result<Option<PathBuf>> {
+        if self.lines.is_empty() {
+            return Ok(None);
+        }
+        let mut text = header_line(&self.index);
+        text.push('\n');
+        for line in &self.lines {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let count = self.lines.len();
+        self.lines.clear();
+        let path = self.write_atomically(text.as_bytes()).map_err(|error| Error::Io {
+            op: "write receipts (lost: not indexed)",
+            path: self.spool_dir.clone(),
+            source: std::io::Error::new(error.kind(), format!("{count} receipts: {error}")),
+        })?;
+        self.written.push(path.clone());
+        self.receipts_written += count;
+        Ok(Some(path))
+    }
+
+    fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&self.spool_dir)?;
+        let name = unique_name(&self.spool_dir);
+        let final_path = self.spool_dir.join(&name);
+        let staged = std::fs::create_dir_all(&self.staging_dir)
+            .and_then(|()| write_synced(&self.staging_dir.join(format!("{name}.tmp")), bytes));
+        if let Ok(staged) = staged {
+            match std::fs::rename(&staged, &final_path) {
+                Ok(()) => {
+                    sync_dir(&self.spool_dir)?;
+                    return Ok(final_path);
+                }
+                Err(_) => {
+                    let _ = std::fs::remove_file(&staged);
+                }
+            }
+        }
+        let tmp = write_synced(&self.spool_dir.join(format!("{name}.tmp")), bytes)?;
+        if let Err(error) = std::fs::rename(&tmp, &final_path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(error);
+        }
+        sync_dir(&self.spool_dir)?;
+        Ok(final_path)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let written = (|| {
+        let mut file = File::create(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    match written {
+        Ok(()) => Ok(path.to_path_buf()),
+        Err(error) => {
+            let _ = std::fs::remove_file(path);
+            Err(error)
+        }
+    }
+}
+
+/// `<epoch>_<random>.stash_stackflow`, not yet taken in `dir`.
+fn unique_name(dir: &Path) -> String {
+    let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut attempt = 0u64;
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(attempt);
+        hasher.write_u128(
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
+        );
+        let name = format!("{epoch}_{}.{EXTENSION}", hasher.finish() % 1_000_000_000);
+        if !dir.join(&name).exists() || attempt > 100 {
+            return name;
+        }
+        attempt += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn receipt(rid: &str) -> Receipt {
+        Receipt {
+            time: Duration::from_micros(1_714_557_600_000_042),
+            action: "stackflow_soar".into(),
+            account: "default".into(),
+            sid: "scheduler__a".into(),
+            rid: rid.into(),
+            dedupe_key: "k".into(),
+            outcome: "delivered".into(),
+            attempts: 1,
+            duration_ms: 12,
+            message: "say \"hi\"".into(),
+            ..Receipt::default()
+        }
+    }
+
+    #[test]
+    fn time_comes_first_with_six_decimals() {
+        let line = receipt("0").to_line().unwrap();
+        assert!(
+            line.starts_with("{\"time\":1714557600.000042,\"action\":\"stackflow_soar\","),
+            "{line}"
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["message"], "say \"hi\"");
+        assert!(value.get("slack_ts").is_none());
+        assert_eq!(value["remote_id"], "");
+    }
+
+    #[test]
+    fn files_have_the_header_then_one_receipt_a_line_and_no_leftovers() {
+        let home = std::env::temp_dir().join(format!("stackflow-receipts-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let mut writer = ReceiptWriter::new(&home, "sec\"idx").with_flush_every(2);
+        for rid in ["0", "1", "2"] {
+            writer.push(&receipt(rid)).unwrap();
+        }
+        assert_eq!(writer.written().len(), 1);
+        assert_eq!(writer.pending(), 1);
+        writer.flush().unwrap();
+        assert_eq!(writer.flush().unwrap(), None);
+        let spool = home.join("var/spool/splunk");
+        let mut names: Vec<String> = std::fs::read_dir(&spool)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        for name in &names {
+            let (epoch, rest) = name.split_once('_').unwrap();
+            assert!(epoch.parse::<u64>().is_ok());
+            assert!(rest.ends_with(".stash_stackflow"));
+        }
+        let mut rids = Vec::new();
+        for path in writer.written() {
+            let text = std::fs::read_to_string(path).unwrap();
+            let mut lines = text.lines();
+            assert_eq!(
+                lines.next(),
+                Some(
+                    "***SPLUNK*** index=\"sec_idx\" source=\"stackflow\" sourcetype=\"stackflow:receipt\""
+                )
+            );
+            for line in lines {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                rids.push(value["rid"].as_str().unwrap().to_string());
+            }
+        }
+        rids.sort();
+        assert_eq!(rids, ["0", "1", "2"]);
+        let staging = home.join("var/run/stackflow/receipts");
+        assert_eq!(std::fs::read_dir(staging).unwrap().count(), 0);
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+}

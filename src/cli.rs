@@ -1,0 +1,90 @@
+//! Command-line interface: the subcommands splunkd and admins run.
+//!
+//! splunkd runs `stackflow alert <target> --execute` for the alert actions (`--execute` may
+//! come anywhere; `main` lifts it out before parsing), `stackflow sync` for the chunked search
+//! command, and `stackflow spool flush` as a scripted input.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stackflow",
+    version,
+    about = "StackFlow for Splunk: sends Splunk alerts to SOAR, StackFlow and Slack without losing or duplicating them, and reads their state back",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a custom alert action, as splunkd does: JSON payload on stdin, `--execute`.
+    ///
+    /// Exit codes: 0 delivered (or nothing to send), 2 bad invocation or payload, 3 bad results
+    /// file, 4 configuration, 5 credentials, 6 rejected by the remote (kept as a dead letter),
+    /// 7 deferred (spooled; `spool flush` retries), 8 could not deliver nor spool (data at
+    /// risk), 9 internal error.
+    Alert {
+        /// Which action: soar (stackflow_soar), incident (stackflow_incident), slack (stackflow_slack).
+        #[arg(value_enum)]
+        action: AlertKind,
+        /// Required by the alert action protocol; splunkd passes it.
+        #[arg(long)]
+        execute: bool,
+    },
+    /// The `| stackflowsync` chunked search command (protocol v2 on stdin/stdout; run by splunkd).
+    Sync,
+    /// Inspect and replay the delivery spool.
+    Spool {
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
+    /// Validate the configuration and reach every configured endpoint.
+    ///
+    /// Reads a splunkd session key from stdin (first line) to read secrets.
+    Check {
+        /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AlertKind {
+    Soar,
+    Incident,
+    Slack,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpoolCommand {
+    /// List pending items and dead letters.
+    List {
+        /// Print JSON (one object per item) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-send pending items that are due (run every minute by the app's scripted input).
+    ///
+    /// Reads the splunkd session key from stdin, as splunkd's passAuth hands it over.
+    Flush {
+        /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+        /// Send every pending item now, ignoring per-item backoff.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Move dead letters back to pending once the cause is fixed.
+    Requeue {
+        /// Item ids to requeue (as shown by `spool list`); none means every dead letter.
+        ids: Vec<String>,
+    },
+    /// Delete dead letters older than N days.
+    Purge {
+        #[arg(long, default_value_t = 30)]
+        older_than_days: u64,
+    },
+}

@@ -1,0 +1,66 @@
+//! The subcommands: glue between the command line, Splunk's protocols and the library.
+
+pub mod alert;
+pub mod check;
+pub mod spool;
+pub mod sync;
+
+use crate::cli::{AlertKind, Cli, Command};
+use crate::delivery::TargetKind;
+use crate::error::ExitCode;
+use crate::logging;
+use clap::Parser;
+use std::ffi::OsString;
+
+/// splunkd may put `--execute` anywhere in argv (after `alert.execute.cmd.arg.N`); lift it out
+/// so that the parser sees a regular command line.
+pub fn split_execute_flag(args: impl Iterator<Item = OsString>) -> (Vec<OsString>, bool) {
+    let mut execute = false;
+    let rest = args
+        .filter(|arg| {
+            let is_execute = arg == "--execute";
+            execute |= is_execute;
+            !is_execute
+        })
+        .collect();
+    (rest, execute)
+}
+
+/// Runs one command and returns its exit code.
+pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let is_info = matches!(
+                error.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            let _ = error.print();
+            return if is_info { ExitCode::Success } else { ExitCode::BadInvocation };
+        }
+    };
+    match cli.command {
+        Command::Alert { action, execute } => {
+            let kind = match action {
+                AlertKind::Soar => TargetKind::Soar,
+                AlertKind::Incident => TargetKind::Stackflow,
+                AlertKind::Slack => TargetKind::Slack,
+            };
+            alert::run(kind, execute || execute_flag)
+        }
+        Command::Sync => sync::run(),
+        Command::Spool { command } => spool::run(command),
+        Command::Check { splunkd_uri } => check::run(splunkd_uri),
+    }
+}
+
+/// Logs an error the way every command reports a stop: ERROR (or FATAL for data at risk).
+pub fn report_error(error: &crate::error::Error) -> ExitCode {
+    let code = error.exit_code();
+    if code == ExitCode::DataAtRisk || code == ExitCode::Internal {
+        logging::fatal(&error.to_string());
+    } else {
+        log::error!("{error}");
+    }
+    code
+}

@@ -1,0 +1,339 @@
+//! `stackflow spool list|flush|requeue|purge`: the admin's and the scripted input's view of the
+//! delivery spool. Glue only: the spool itself is `delivery::spool`, the re-send loop
+//! `delivery::flush`.
+//!
+//! `flush` is what the app's scripted input runs every minute with `passAuth`: with nothing due
+//! it says one DEBUG line and exits 0; otherwise it reads the splunkd session key from stdin
+//! (first line), opens each (target, account) once, sends every due item once, and exits with
+//! the worst item's code (0 all sent, 7 some still pending, 6/5/4 some rejected, 8 the spool is
+//! unusable or an item file was corrupt).
+
+use crate::cli::SpoolCommand;
+use crate::delivery::flush::{self, FlushOptions};
+use crate::delivery::retry::Backoff;
+use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
+use crate::error::{Error, ExitCode};
+use crate::logging;
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::rest::Splunkd;
+use crate::targets;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+pub fn run(command: SpoolCommand) -> ExitCode {
+    logging::init(false);
+    let (settings, spool, backoff) = match open_spool() {
+        Ok(opened) => opened,
+        Err(error) => return super::report_error(&error),
+    };
+    match command {
+        SpoolCommand::List { json } => list(&spool, json),
+        SpoolCommand::Flush { splunkd_uri, all } => {
+            flush(&settings, &spool, FlushOptions { all, backoff }, splunkd_uri)
+        }
+        SpoolCommand::Requeue { ids } => requeue(&spool, &ids),
+        SpoolCommand::Purge { older_than_days } => purge(&spool, older_than_days),
+    }
+}
+
+fn open_spool() -> Result<(Settings, Spool, Backoff), Error> {
+    let settings = Settings::load()?;
+    let delivery = settings.delivery()?;
+    let spool = Spool::new(&delivery.spool_dir);
+    Ok((settings, spool, Backoff::with_base(delivery.retry_base)))
+}
+
+fn spool_unusable(spool: &Spool, error: &Error) -> ExitCode {
+    logging::fatal(&format!("the spool {} is unusable: {error}", spool.root().display()));
+    ExitCode::DataAtRisk
+}
+
+fn flush(
+    settings: &Settings,
+    spool: &Spool,
+    options: FlushOptions,
+    splunkd_uri: Option<String>,
+) -> ExitCode {
+    let plan = match flush::prepare(spool, &options) {
+        Ok(plan) => plan,
+        Err(error) => return spool_unusable(spool, &error),
+    };
+    if plan.due() == 0 {
+        logging::write_line(
+            "DEBUG",
+            &format!(
+                "spool flush: nothing due in {} ({} pending, not due yet)",
+                spool.root().display(),
+                plan.not_due
+            ),
+        );
+        return ExitCode::Success;
+    }
+    let session_key = read_session_key();
+    if session_key.is_empty() {
+        log::error!(
+            "spool flush: {} spooled item(s) are due but no splunkd session key arrived on stdin, so the accounts' secrets cannot be read. The app's scripted input passes it (inputs.conf passAuth = splunk-system-user); by hand, pipe a session key: `echo $KEY | stackflow spool flush`. The items stay pending.",
+            plan.due()
+        );
+        if let Err(error) = flush::abandon(spool, plan) {
+            return spool_unusable(spool, &error);
+        }
+        return ExitCode::Credentials;
+    }
+    let splunkd = match Splunkd::new(
+        settings,
+        splunkd_uri.as_deref().unwrap_or(""),
+        Secret::new(session_key),
+    ) {
+        Ok(splunkd) => splunkd,
+        Err(error) => {
+            let code = super::report_error(&error);
+            if let Err(error) = flush::abandon(spool, plan) {
+                return spool_unusable(spool, &error);
+            }
+            return code;
+        }
+    };
+    log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
+    let mut open = |kind, account: &str| targets::open(kind, account, settings, &splunkd);
+    flush::run(spool, plan, &options, &mut open).exit
+}
+
+/// The first line of stdin (splunkd's passAuth token); empty when stdin is a terminal or empty.
+fn read_session_key() -> String {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return String::new();
+    }
+    let mut line = String::new();
+    match stdin.lock().read_line(&mut line) {
+        Ok(_) => line.trim().to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn list(spool: &Spool, json: bool) -> ExitCode {
+    let mut listed = match spool.list() {
+        Ok(listed) => listed,
+        Err(error) => return spool_unusable(spool, &error),
+    };
+    listed.sort_by(|a, b| {
+        order(a.state).cmp(&order(b.state)).then(first_seen(a).total_cmp(&first_seen(b)))
+    });
+    let now = now_unix();
+    let mut out = String::new();
+    if json {
+        for entry in &listed {
+            out.push_str(&json_line(entry, now).to_string());
+            out.push('\n');
+        }
+    } else {
+        out.push_str(&table(&listed, now));
+    }
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        return ExitCode::Internal;
+    }
+    let count = |state| listed.iter().filter(|entry| entry.state == state).count();
+    log::info!(
+        "spool {}: {} pending, {} in flight, {} dead letters, {} quarantined",
+        spool.root().display(),
+        count(ItemState::Pending),
+        count(ItemState::Inflight),
+        count(ItemState::Dead),
+        count(ItemState::Quarantine)
+    );
+    ExitCode::Success
+}
+
+fn order(state: ItemState) -> u8 {
+    match state {
+        ItemState::Pending => 0,
+        ItemState::Inflight => 1,
+        ItemState::Dead => 2,
+        ItemState::Quarantine => 3,
+    }
+}
+
+fn first_seen(entry: &Listed) -> f64 {
+    entry.record.as_ref().map(|record| record.first_attempt_unix).unwrap_or(entry.modified_unix)
+}
+
+fn json_line(entry: &Listed, now: f64) -> serde_json::Value {
+    match &entry.record {
+        Ok(record) => serde_json::json!({
+            "state": entry.state.as_str(),
+            "id": record.id,
+            "target": record.item.target.as_str(),
+            "account": record.item.account,
+            "dedupe_key": record.item.dedupe_key,
+            "attempts": record.attempts,
+            "age_s": (now - record.first_attempt_unix).max(0.0).round(),
+            "first_attempt_unix": record.first_attempt_unix,
+            "last_attempt_unix": record.last_attempt_unix,
+            "next_attempt_unix": record.next_attempt_unix,
+            "last_error": record.last_error,
+            "reject_class": record.reject_class,
+            "action": record.item.context.action,
+            "sid": record.item.context.sid,
+            "search_name": record.item.context.search_name,
+            "file": entry.path.display().to_string(),
+        }),
+        Err(problem) => serde_json::json!({
+            "state": entry.state.as_str(),
+            "file": entry.path.display().to_string(),
+            "age_s": (now - entry.modified_unix).max(0.0).round(),
+            "last_error": problem,
+        }),
+    }
+}
+
+/// `42s`, `3m`, `5h`, `2d`.
+fn human_duration(seconds: f64) -> String {
+    let seconds = seconds.max(0.0) as u64;
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m", seconds / 60),
+        3600..86400 => format!("{}h", seconds / 3600),
+        _ => format!("{}d", seconds / 86400),
+    }
+}
+
+fn cut(text: &str, width: usize) -> String {
+    match text.char_indices().nth(width) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+fn table(listed: &[Listed], now: f64) -> String {
+    let header =
+        ["STATE", "ID", "TARGET", "ACCOUNT", "DEDUPE KEY", "ATTEMPTS", "AGE", "NEXT", "LAST ERROR"];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|cell| cell.to_string()).collect()];
+    for entry in listed {
+        let row = match &entry.record {
+            Ok(record) => vec![
+                entry.state.as_str().to_string(),
+                record.id.clone(),
+                record.item.target.as_str().to_string(),
+                record.item.account.clone(),
+                cut(&record.item.dedupe_key, 48),
+                record.attempts.to_string(),
+                human_duration(now - record.first_attempt_unix),
+                match entry.state {
+                    ItemState::Pending if record.next_attempt_unix > now => {
+                        format!("in {}", human_duration(record.next_attempt_unix - now))
+                    }
+                    ItemState::Pending => "due".to_string(),
+                    _ => "-".to_string(),
+                },
+                cut(&record.last_error.replace(['\n', '\r'], " "), 160),
+            ],
+            Err(problem) => vec![
+                entry.state.as_str().to_string(),
+                entry
+                    .path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                "?".into(),
+                "?".into(),
+                "?".into(),
+                "?".into(),
+                human_duration(now - entry.modified_unix),
+                "-".into(),
+                cut(problem, 160),
+            ],
+        };
+        rows.push(row);
+    }
+    let columns = header.len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == columns {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[column] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn requeue(spool: &Spool, ids: &[String]) -> ExitCode {
+    let (done, missing) = match spool.requeue(ids) {
+        Ok(result) => result,
+        Err(error) => return spool_unusable(spool, &error),
+    };
+    for id in &done {
+        log::info!("spool: dead letter {id} moved back to pending");
+    }
+    for id in &missing {
+        log::error!(
+            "spool: no dead letter with id {id} in {} (see `stackflow spool list`)",
+            spool.dead_dir().display()
+        );
+    }
+    log::info!(
+        "spool requeue: {} dead letter(s) back in pending; the next `stackflow spool flush` sends them",
+        done.len()
+    );
+    if missing.is_empty() { ExitCode::Success } else { ExitCode::BadInvocation }
+}
+
+fn purge(spool: &Spool, older_than_days: u64) -> ExitCode {
+    let older_than = Duration::from_secs(older_than_days.saturating_mul(86400));
+    match spool.purge(older_than) {
+        Ok(removed) => {
+            for path in &removed {
+                log::info!("spool: purged {}", path.display());
+            }
+            log::info!(
+                "spool purge: removed {} dead letter(s) older than {older_than_days} day(s) from {}",
+                removed.len(),
+                spool.root().display()
+            );
+            ExitCode::Success
+        }
+        Err(error) => spool_unusable(spool, &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_human_wrote_them() {
+        assert_eq!(human_duration(42.4), "42s");
+        assert_eq!(human_duration(180.0), "3m");
+        assert_eq!(human_duration(5.0 * 3600.0), "5h");
+        assert_eq!(human_duration(2.5 * 86400.0), "2d");
+        assert_eq!(human_duration(-3.0), "0s");
+    }
+
+    #[test]
+    fn the_table_aligns_columns_and_shows_unreadable_files() {
+        let listed = vec![Listed {
+            state: ItemState::Quarantine,
+            path: "/s/quarantine/abc.json".into(),
+            record: Err("not a spool item".into()),
+            modified_unix: 100.0,
+        }];
+        let text = table(&listed, 160.0);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("STATE       ID        TARGET"), "{text}");
+        assert!(lines[1].starts_with("quarantine  abc.json  ?"), "{text}");
+        assert!(lines[1].ends_with("1m   -     not a spool item"), "{text}");
+    }
+}

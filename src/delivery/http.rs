@@ -1,0 +1,272 @@
+//! The one place an HTTP agent is built: timeouts, TLS trust, proxy, user agent.
+//!
+//! A response of any status is returned as data (`HttpResponse`); only transport failures are
+//! errors, and even those are typed (`TransportError`) so that `delivery::classify` can tell a
+//! retryable connection reset from a certificate nobody trusts. Bodies are capped so that a
+//! hostile server cannot make us allocate without bound.
+
+use crate::error::{Error, Result};
+use crate::settings::TlsSettings;
+use std::io::Read;
+use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
+
+/// Larger responses are cut here; no API we call answers with more than a few MB.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
+pub const USER_AGENT: &str = concat!("stackflow-for-splunk/", env!("CARGO_PKG_VERSION"));
+
+/// How to reach one remote.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub tls: TlsSettings,
+    pub proxy: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    agent: ureq::Agent,
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub fn json(&self) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body as text for messages, cut to a readable length.
+    pub fn body_excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let text = text.trim();
+        match text.char_indices().nth(300) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text.to_string(),
+        }
+    }
+
+    /// `Retry-After` in seconds (the HTTP-date form is rare on APIs and treated as absent).
+    pub fn retry_after(&self) -> Option<Duration> {
+        let value = self.header("retry-after")?.trim();
+        value
+            .parse::<f64>()
+            .ok()
+            .filter(|secs| secs.is_finite() && *secs >= 0.0)
+            .map(Duration::from_secs_f64)
+    }
+}
+
+/// Why a request got no HTTP response at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportErrorKind {
+    Timeout,
+    ConnectionRefused,
+    ConnectionReset,
+    /// The server's certificate is not trusted (unknown issuer, wrong host name, expired):
+    /// a configuration problem, not worth retrying.
+    CertificateNotTrusted,
+    /// The TLS handshake broke off: worth retrying.
+    TlsInterrupted,
+    HostNotFound,
+    /// A URL or proxy setting that cannot work.
+    BadUrl,
+    Other,
+}
+
+#[derive(Clone, Debug)]
+pub struct TransportError {
+    pub kind: TransportErrorKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl HttpClient {
+    /// Builds an agent; fails with a configuration error when the CA file or proxy is unusable.
+    pub fn new(options: &HttpOptions, config_stanza: &str) -> Result<HttpClient> {
+        let mut tls = TlsConfig::builder().disable_verification(!options.tls.verify);
+        if let Some(path) = &options.tls.ca_file {
+            let pem = std::fs::read(path).map_err(|error| {
+                Error::config(
+                    config_stanza,
+                    "ca_file",
+                    format!("cannot read {}: {error}", path.display()),
+                )
+            })?;
+            let certificates: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(PemItem::Certificate(certificate)) => Some(certificate),
+                    _ => None,
+                })
+                .collect();
+            if certificates.is_empty() {
+                return Err(Error::config(
+                    config_stanza,
+                    "ca_file",
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            tls = tls.root_certs(RootCerts::new_with_certs(&certificates));
+        }
+        let proxy = match &options.proxy {
+            Some(url) => Some(ureq::Proxy::new(url).map_err(|error| {
+                Error::config(
+                    "proxy",
+                    "url",
+                    format!("\"{url}\" is not a usable proxy URL: {error}"),
+                )
+            })?),
+            None => None,
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(options.timeout))
+            .timeout_connect(Some(options.timeout.min(Duration::from_secs(10))))
+            .tls_config(tls.build())
+            .proxy(proxy)
+            .user_agent(USER_AGENT)
+            .max_redirects(0)
+            .build()
+            .new_agent();
+        Ok(HttpClient { agent })
+    }
+
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, TransportError> {
+        self.send("GET", url, headers, None)
+    }
+
+    pub fn post(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<HttpResponse, TransportError> {
+        self.send("POST", url, headers, Some(body))
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse, TransportError> {
+        let result = match (method, body) {
+            ("GET", _) => {
+                let mut request = self.agent.get(url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            ("DELETE", _) => {
+                let mut request = self.agent.delete(url);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.call()
+            }
+            (_, body) => {
+                let mut request = match method {
+                    "PATCH" => self.agent.patch(url),
+                    "PUT" => self.agent.put(url),
+                    _ => self.agent.post(url),
+                };
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
+                }
+                request.send(body.unwrap_or_default())
+            }
+        };
+        let mut response = result.map_err(classify_transport_error)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+            })
+            .collect();
+        let mut body = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(MAX_RESPONSE_BYTES)
+            .read_to_end(&mut body)
+            .map_err(|error| classify_io_error(&error, "reading the response body"))?;
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+fn classify_transport_error(error: ureq::Error) -> TransportError {
+    use TransportErrorKind as Kind;
+    let message = error.to_string();
+    let kind = match &error {
+        ureq::Error::Timeout(_) => Kind::Timeout,
+        ureq::Error::HostNotFound => Kind::HostNotFound,
+        ureq::Error::BadUri(_)
+        | ureq::Error::InvalidProxyUrl
+        | ureq::Error::RequireHttpsOnly(_) => Kind::BadUrl,
+        ureq::Error::Io(io) => return classify_io_error(io, "sending the request"),
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) => tls_kind(&message),
+        ureq::Error::ConnectionFailed => Kind::ConnectionRefused,
+        _ => {
+            if message.contains("certificate") {
+                Kind::CertificateNotTrusted
+            } else {
+                Kind::Other
+            }
+        }
+    };
+    TransportError { kind, message }
+}
+
+fn tls_kind(message: &str) -> TransportErrorKind {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("notvalidforname")
+    {
+        TransportErrorKind::CertificateNotTrusted
+    } else {
+        TransportErrorKind::TlsInterrupted
+    }
+}
+
+fn classify_io_error(error: &std::io::Error, during: &str) -> TransportError {
+    use TransportErrorKind as Kind;
+    use std::io::ErrorKind;
+    let text = error.to_string();
+    let kind = match error.kind() {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => Kind::Timeout,
+        ErrorKind::ConnectionRefused => Kind::ConnectionRefused,
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof => Kind::ConnectionReset,
+        ErrorKind::InvalidData if text.to_ascii_lowercase().contains("certificate") => {
+            Kind::CertificateNotTrusted
+        }
+        ErrorKind::InvalidData => Kind::TlsInterrupted,
+        _ if text.to_ascii_lowercase().contains("certificate") => Kind::CertificateNotTrusted,
+        _ => Kind::Other,
+    };
+    TransportError { kind, message: format!("{during}: {text}") }
+}

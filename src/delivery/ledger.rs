@@ -1,0 +1,83 @@
+//! The ledger of delivered dedupe keys, for remotes that do not deduplicate (StackFlow's
+//! webhook, Slack). One small file per key under `<spool>/ledger/`, written atomically after a
+//! delivery is confirmed; its presence means "already delivered, here is the remote id".
+//!
+//! Entries are written with the spool's atomic protocol (temp file in `<spool>/tmp/`, fsync,
+//! rename, fsync). The one window this cannot close: a crash after the remote created the item
+//! and before the entry is on disk makes the next send a duplicate (documented in
+//! docs/delivery.md).
+
+use super::spool::{item_id, write_atomically};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LedgerEntry {
+    pub dedupe_key: String,
+    pub remote_id: Option<String>,
+    pub remote_url: Option<String>,
+    #[serde(default)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+    pub delivered_unix: f64,
+}
+
+pub struct Ledger {
+    dir: PathBuf,
+    tmp_dir: PathBuf,
+}
+
+impl Ledger {
+    pub fn new(spool_root: &Path) -> Ledger {
+        Ledger { dir: spool_root.join("ledger"), tmp_dir: spool_root.join("tmp") }
+    }
+
+    fn path(&self, dedupe_key: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", item_id(dedupe_key)))
+    }
+
+    pub fn get(&self, dedupe_key: &str) -> Option<LedgerEntry> {
+        let bytes = fs::read(self.path(dedupe_key)).ok()?;
+        serde_json::from_slice::<LedgerEntry>(&bytes)
+            .ok()
+            .filter(|entry| entry.dedupe_key == dedupe_key)
+    }
+
+    /// Records a confirmed delivery. Call only after the remote said it has the item.
+    pub fn record(&self, entry: &LedgerEntry) -> Result<()> {
+        let path = self.path(&entry.dedupe_key);
+        let bytes = serde_json::to_vec(entry)
+            .map_err(|error| Error::Internal(format!("ledger entry: {error}")))?;
+        write_atomically(&self.tmp_dir, &path, &bytes).map_err(|error| match error {
+            Error::Spool { path, detail } => Error::Spool {
+                path,
+                detail: format!("cannot record the delivery in the ledger: {detail}"),
+            },
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_other_keys_miss() {
+        let root = crate::delivery::spool::tests::temp_root("ledger");
+        let ledger = Ledger::new(&root);
+        assert_eq!(ledger.get("k"), None);
+        let entry = LedgerEntry {
+            dedupe_key: "k".into(),
+            remote_id: Some("INC0001".into()),
+            delivered_unix: 1.0,
+            ..LedgerEntry::default()
+        };
+        ledger.record(&entry).unwrap();
+        assert_eq!(ledger.get("k"), Some(entry));
+        assert_eq!(ledger.get("k2"), None);
+        assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+        let _ = fs::remove_dir_all(&root);
+    }
+}

@@ -1,0 +1,165 @@
+//! Delivery: the one mechanism every target uses to get an item to its remote.
+//!
+//! An item (`DeliveryItem`) is everything a re-send needs except secrets. A target makes one
+//! *attempt* at a time and answers with an `Outcome` value — delivered, retry later, or
+//! rejected — never with an error: HTTP status is data. The `deliverer` turns attempts into a
+//! final result: it retries inside a time budget, spools what is still undeliverable, keeps
+//! rejected items as dead letters, and never claims delivery it did not see.
+
+pub mod classify;
+pub mod deliverer;
+pub mod flush;
+pub mod http;
+pub mod ledger;
+pub mod retry;
+pub mod spool;
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Which remote an item is for. The spool stores this name to rebuild the target on flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Soar,
+    Stackflow,
+    Slack,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Soar => "soar",
+            TargetKind::Stackflow => "stackflow",
+            TargetKind::Slack => "slack",
+        }
+    }
+
+    /// The alert action stanza that produces items for this target.
+    pub fn action_name(self) -> &'static str {
+        match self {
+            TargetKind::Soar => "stackflow_soar",
+            TargetKind::Stackflow => "stackflow_incident",
+            TargetKind::Slack => "stackflow_slack",
+        }
+    }
+}
+
+/// Where an item came from: what receipts, the modular-action log and links need.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemContext {
+    pub action: String,
+    pub sid: String,
+    /// Row number (0-based) or the per-result alert's `result_id`; for an item that carries
+    /// several rows, the first one.
+    pub rid: String,
+    #[serde(default)]
+    pub orig_sid: String,
+    #[serde(default)]
+    pub orig_rid: String,
+    #[serde(default)]
+    pub event_id: String,
+    #[serde(default)]
+    pub search_name: String,
+    #[serde(default)]
+    pub app: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub results_link: String,
+    /// Every row this item carries (rid, orig_sid, orig_rid, event_id), for per-row status lines.
+    #[serde(default)]
+    pub rows: Vec<RowRef>,
+}
+
+/// A row an item carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowRef {
+    pub rid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub orig_sid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub orig_rid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub event_id: String,
+}
+
+/// One unit of delivery: what to send, to which account, under which dedupe key. Holds no
+/// secret: targets read credentials at send time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryItem {
+    pub target: TargetKind,
+    pub account: String,
+    /// Stable across re-runs and re-sends; the idempotency key.
+    pub dedupe_key: String,
+    /// Target-specific request (SOAR container + artifacts, StackFlow payload, Slack message).
+    pub request: serde_json::Value,
+    pub context: ItemContext,
+}
+
+/// The result of one attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Delivered(Delivered),
+    Retry(RetryLater),
+    Rejected(Rejection),
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Delivered {
+    pub remote_id: Option<String>,
+    pub remote_url: Option<String>,
+    /// The remote already had it (SOAR `existing_container_id`, a ledger hit).
+    pub duplicate: bool,
+    /// Target-specific facts worth keeping (e.g. Slack `channel` and `ts`).
+    pub details: serde_json::Map<String, serde_json::Value>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryLater {
+    pub reason: String,
+    /// The remote's `Retry-After`, when it said.
+    pub after: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RejectClass {
+    /// The remote refused the content (4xx, SOAR `failed`): exit 6.
+    Remote,
+    /// The remote refused our credentials (401/403), or none could be read: exit 5.
+    Credentials,
+    /// Our configuration cannot work (untrusted certificate, bad URL, unknown account): exit 4.
+    Configuration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    pub reason: String,
+    pub class: RejectClass,
+}
+
+impl Outcome {
+    pub fn retry(reason: impl Into<String>, after: Option<Duration>) -> Outcome {
+        Outcome::Retry(RetryLater { reason: reason.into(), after })
+    }
+
+    pub fn rejected(class: RejectClass, reason: impl Into<String>) -> Outcome {
+        Outcome::Rejected(Rejection { reason: reason.into(), class })
+    }
+}
+
+/// A remote that items can be delivered to.
+pub trait Target {
+    /// One attempt at delivering `item`: may make several requests (SOAR: container, artifact
+    /// pre-check, artifacts, playbook run), must be safe to repeat (idempotent by the item's
+    /// dedupe key), and answers with a value, never a panic.
+    fn attempt(&mut self, item: &DeliveryItem) -> Outcome;
+
+    /// True when the remote does not deduplicate by itself (StackFlow's webhook, Slack): the
+    /// deliverer then consults and updates the local ledger of delivered dedupe keys.
+    fn needs_ledger(&self) -> bool {
+        false
+    }
+}

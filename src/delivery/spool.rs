@@ -1,0 +1,820 @@
+//! The durable spool: items not delivered yet (`pending/`) and items the remote refused
+//! (`dead/`), one JSON file per item, written so that a crash at any instant leaves either the
+//! old state or the new one, never a torn file; and the claims that let several flushers work
+//! on one spool without ever having an item in flight twice.
+//!
+//! Layout under the spool directory:
+//! - `tmp/`        files being written (`<name>.<pid>.<n>.tmp`); left over only by a crash, and
+//!   removed by `spool flush` once their writer is gone.
+//! - `pending/`    `<id>.json`: an item waiting for `spool flush`.
+//! - `inflight/`   `<id>.<pid>.json`: an item a flusher (process `pid`) claimed and is sending.
+//! - `dead/`       `<id>.json`: a dead letter (rejected), kept until requeued or purged.
+//! - `quarantine/` files that could not be read as an item (truncated, not JSON), kept for a human.
+//! - `ledger/`     see `ledger.rs`.
+//!
+//! Write protocol: write `tmp/…`, fsync it, rename into place, fsync the folder. A rename within
+//! one filesystem is atomic, so a reader sees the whole file or none. The item id is derived
+//! from the dedupe key, so spooling the same item twice replaces, never duplicates.
+//!
+//! Claim protocol: a flusher claims an item by renaming `pending/<id>.json` to
+//! `inflight/<id>.<its pid>.json`; exactly one rename succeeds, so exactly one flusher sends it.
+//! It then writes the item's new state (nothing, `pending/` again, or `dead/`) and only then
+//! removes its claim. A flusher killed mid-send leaves its claim behind; the next flusher adopts
+//! claims whose process is gone (again by one atomic rename) and sends them: the dedupe key
+//! makes that re-send harmless. No secret is ever written: items carry none.
+
+use super::{DeliveryItem, RejectClass};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Format version of the files, for future migrations.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Where no process table can be read, a claim or temp file this old is presumed abandoned.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// What the spool keeps about one item.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpoolRecord {
+    pub version: u32,
+    pub id: String,
+    pub item: DeliveryItem,
+    /// Attempts so far, in the alert run and by flushes.
+    pub attempts: u32,
+    pub first_attempt_unix: f64,
+    pub last_attempt_unix: f64,
+    /// Not to be re-sent before this time (per-item backoff).
+    pub next_attempt_unix: f64,
+    pub last_error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_class: Option<RejectClass>,
+    /// Flush attempts that ended in "retry later"; drives the spool backoff.
+    #[serde(default)]
+    pub flushes: u32,
+}
+
+/// The folders an item file can be in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemState {
+    Pending,
+    Inflight,
+    Dead,
+    Quarantine,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Inflight => "inflight",
+            ItemState::Dead => "dead",
+            ItemState::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// One file of the spool as `spool list` shows it.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub state: ItemState,
+    pub path: PathBuf,
+    /// The record, or why the file cannot be read as one.
+    pub record: std::result::Result<SpoolRecord, String>,
+    /// Last modification, seconds since the epoch (0 when unknown).
+    pub modified_unix: f64,
+}
+
+/// An item this process claimed (`inflight/<id>.<pid>.json`) and must finish.
+#[derive(Debug)]
+pub struct Claim {
+    pub id: String,
+    pub path: PathBuf,
+    pub record: SpoolRecord,
+}
+
+/// A claimed file that was not a readable item: it has been moved to `quarantine/`.
+#[derive(Debug)]
+pub struct Quarantined {
+    pub original: PathBuf,
+    pub moved_to: PathBuf,
+    pub problem: String,
+}
+
+/// What `Spool::recover` cleaned up.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Temp files of dead writers that were removed.
+    pub removed_tmp: Vec<PathBuf>,
+    /// Claims of dead flushers, now this process's claims.
+    pub adopted: Vec<PathBuf>,
+    /// Claims of dead flushers dropped because a newer `pending/` file of the same item exists.
+    pub superseded: Vec<PathBuf>,
+}
+
+pub struct Spool {
+    root: PathBuf,
+}
+
+/// A file-name-safe id for a dedupe key: a 128-bit FNV-1a hash in hex.
+pub fn item_id(dedupe_key: &str) -> String {
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in dedupe_key.as_bytes() {
+        hash ^= *byte as u128;
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+    }
+    format!("{hash:032x}")
+}
+
+pub fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn spool_error(path: &Path, error: impl std::fmt::Display) -> Error {
+    Error::Spool { path: path.to_path_buf(), detail: error.to_string() }
+}
+
+fn is_not_found(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::NotFound
+}
+
+/// Whether process `pid` still runs: `Some(false)` for no such process or a zombie, `None`
+/// where the process table cannot be read (not Linux).
+pub fn pid_alive(pid: u32) -> Option<bool> {
+    let proc_root = Path::new("/proc");
+    if !proc_root.join("self").exists() {
+        return None;
+    }
+    match fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) {
+        // The state letter follows the parenthesised command name.
+        Ok(stat) => Some(
+            stat.rsplit_once(')')
+                .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+                .unwrap_or(true),
+        ),
+        Err(_) => Some(false),
+    }
+}
+
+/// True when the process that owns a file named with `pid` is certainly gone.
+fn owner_gone(pid: Option<u32>, path: &Path) -> bool {
+    let Some(pid) = pid else {
+        return age_of(path).is_some_and(|age| age > ABANDONED_AFTER);
+    };
+    if pid == std::process::id() {
+        // Our own pid on a file we did not create in this run: a dead earlier process had it.
+        return true;
+    }
+    match pid_alive(pid) {
+        Some(alive) => !alive,
+        None => age_of(path).is_some_and(|age| age > ABANDONED_AFTER),
+    }
+}
+
+fn age_of(path: &Path) -> Option<Duration> {
+    fs::metadata(path).ok()?.modified().ok()?.elapsed().ok()
+}
+
+fn modified_unix(path: &Path) -> f64 {
+    fs::metadata(path)
+        .ok()
+        .and_then(|meta| meta.modified().ok())
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `<id>.<pid>.json` → (id, pid).
+fn split_claim_name(name: &str) -> Option<(&str, u32)> {
+    let stem = name.strip_suffix(".json")?;
+    let (id, pid) = stem.rsplit_once('.')?;
+    Some((id, pid.parse().ok()?))
+}
+
+/// `<name>.<pid>.<n>.tmp` → pid.
+fn tmp_pid(name: &str) -> Option<u32> {
+    let stem = name.strip_suffix(".tmp")?;
+    let mut parts = stem.rsplitn(3, '.');
+    let _counter = parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+impl Spool {
+    pub fn new(root: impl Into<PathBuf>) -> Spool {
+        Spool { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn pending_dir(&self) -> PathBuf {
+        self.root.join("pending")
+    }
+
+    pub fn dead_dir(&self) -> PathBuf {
+        self.root.join("dead")
+    }
+
+    pub fn inflight_dir(&self) -> PathBuf {
+        self.root.join("inflight")
+    }
+
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Stores an item to be re-sent later.
+    pub fn put_pending(&self, record: &SpoolRecord) -> Result<PathBuf> {
+        self.write_record(&self.pending_dir(), record)
+    }
+
+    /// Stores a rejected item as a dead letter.
+    pub fn put_dead(&self, record: &SpoolRecord) -> Result<PathBuf> {
+        self.write_record(&self.dead_dir(), record)
+    }
+
+    fn write_record(&self, dir: &Path, record: &SpoolRecord) -> Result<PathBuf> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|error| Error::Internal(format!("spool record: {error}")))?;
+        let final_path = dir.join(format!("{}.json", record.id));
+        write_atomically(&self.tmp_dir(), &final_path, &bytes)?;
+        Ok(final_path)
+    }
+
+    /// Creates the folders and proves that a file can be written, renamed and removed: what a
+    /// flush needs before it claims anything.
+    pub fn check_usable(&self) -> Result<()> {
+        for dir in [self.tmp_dir(), self.pending_dir(), self.inflight_dir(), self.dead_dir()] {
+            fs::create_dir_all(&dir).map_err(|error| spool_error(&dir, error))?;
+        }
+        // Named like a temp file, so that a flusher killed right here leaves nothing `recover`
+        // would not remove.
+        let probe = self.tmp_dir().join(format!("probe.{}.0.tmp", std::process::id()));
+        write_atomically(&self.tmp_dir(), &probe, b"probe")?;
+        fs::remove_file(&probe).map_err(|error| spool_error(&probe, error))
+    }
+
+    /// Removes temp files left by crashed writers and adopts claims left by crashed flushers.
+    /// Safe to run while other actions and flushers work: only files whose process is gone are
+    /// touched, and each adoption is one atomic rename.
+    pub fn recover(&self) -> Result<Recovery> {
+        let mut recovery = Recovery::default();
+        for (path, name) in list_dir(&self.tmp_dir())? {
+            if owner_gone(tmp_pid(&name), &path) {
+                match fs::remove_file(&path) {
+                    Ok(()) => recovery.removed_tmp.push(path),
+                    Err(error) if is_not_found(&error) => {}
+                    Err(error) => return Err(spool_error(&path, error)),
+                }
+            }
+        }
+        let inflight = self.inflight_dir();
+        let me = std::process::id();
+        for (path, name) in list_dir(&inflight)? {
+            let Some((id, pid)) = split_claim_name(&name) else {
+                continue;
+            };
+            if !owner_gone(Some(pid), &path) {
+                continue;
+            }
+            let pending = self.pending_dir().join(format!("{id}.json"));
+            if pending.exists() {
+                // The dead flusher already wrote the item's next state; its claim is stale.
+                match fs::remove_file(&path) {
+                    Ok(()) => recovery.superseded.push(path),
+                    Err(error) if is_not_found(&error) => {}
+                    Err(error) => return Err(spool_error(&path, error)),
+                }
+                continue;
+            }
+            let mine = inflight.join(format!("{id}.{me}.json"));
+            match fs::rename(&path, &mine) {
+                Ok(()) => recovery.adopted.push(mine),
+                Err(error) if is_not_found(&error) => {} // another flusher adopted it
+                Err(error) => return Err(spool_error(&path, error)),
+            }
+        }
+        if !recovery.adopted.is_empty() || !recovery.superseded.is_empty() {
+            sync_dir(&inflight).map_err(|error| spool_error(&inflight, error))?;
+        }
+        Ok(recovery)
+    }
+
+    /// Ids of the items in `pending/` (unread), in no particular order.
+    pub fn pending_ids(&self) -> Result<Vec<String>> {
+        Ok(list_dir(&self.pending_dir())?
+            .into_iter()
+            .filter_map(|(_, name)| name.strip_suffix(".json").map(str::to_string))
+            .collect())
+    }
+
+    /// Reads a pending item without claiming it (to decide whether it is due).
+    pub fn peek_pending(&self, id: &str) -> Option<std::result::Result<SpoolRecord, String>> {
+        let path = self.pending_dir().join(format!("{id}.json"));
+        match fs::read(&path) {
+            Ok(bytes) => Some(parse_record(&bytes, id)),
+            Err(_) => None,
+        }
+    }
+
+    /// Claims `pending/<id>.json` for this process. `Ok(None)` when it is gone (delivered or
+    /// claimed by another flusher meanwhile); `Err(Quarantined)` inside `Ok(Some(Err))` when the
+    /// file is not a readable item (it is moved to `quarantine/`).
+    pub fn claim(&self, id: &str) -> Result<Option<std::result::Result<Claim, Quarantined>>> {
+        let from = self.pending_dir().join(format!("{id}.json"));
+        let inflight = self.inflight_dir();
+        fs::create_dir_all(&inflight).map_err(|error| spool_error(&inflight, error))?;
+        let to = inflight.join(format!("{id}.{}.json", std::process::id()));
+        match fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(error) if is_not_found(&error) => return Ok(None),
+            Err(error) => return Err(spool_error(&from, error)),
+        }
+        self.open_claim(id, to, from).map(Some)
+    }
+
+    /// Turns an adopted claim file (from `recover`) into a claim.
+    pub fn open_adopted(&self, path: &Path) -> Result<std::result::Result<Claim, Quarantined>> {
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+        let id = split_claim_name(name).map(|(id, _)| id.to_string()).unwrap_or_default();
+        self.open_claim(&id, path.to_path_buf(), path.to_path_buf())
+    }
+
+    fn open_claim(
+        &self,
+        id: &str,
+        path: PathBuf,
+        original: PathBuf,
+    ) -> Result<std::result::Result<Claim, Quarantined>> {
+        let parsed = fs::read(&path)
+            .map_err(|error| format!("cannot read it: {error}"))
+            .and_then(|bytes| parse_record(&bytes, id));
+        match parsed {
+            Ok(record) => Ok(Ok(Claim { id: id.to_string(), path, record })),
+            Err(problem) => {
+                let moved_to = self.quarantine(&path, &format!("{id}.json"))?;
+                Ok(Err(Quarantined { original, moved_to, problem }))
+            }
+        }
+    }
+
+    /// Moves a file to `quarantine/` (never overwriting an earlier one) and returns its new path.
+    pub fn quarantine(&self, path: &Path, name: &str) -> Result<PathBuf> {
+        let dir = self.quarantine_dir();
+        fs::create_dir_all(&dir).map_err(|error| spool_error(&dir, error))?;
+        let mut target = dir.join(name);
+        let mut n = 1;
+        while target.exists() {
+            target = dir.join(format!("{name}.{n}"));
+            n += 1;
+        }
+        fs::rename(path, &target).map_err(|error| spool_error(path, error))?;
+        sync_dir(&dir).map_err(|error| spool_error(&dir, error))?;
+        Ok(target)
+    }
+
+    /// An alert run's own claim on an item it is about to send, so that a kill mid-send leaves
+    /// the item for `spool flush` (which adopts claims of dead processes). Written atomically
+    /// (temp file and rename) but without fsync: it guards against a killed process, whose
+    /// writes the kernel keeps, not against a power cut.
+    pub fn write_ahead(&self, record: &SpoolRecord) -> Result<Claim> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|error| Error::Internal(format!("spool record: {error}")))?;
+        let path = self.inflight_dir().join(format!("{}.{}.json", record.id, std::process::id()));
+        let tmp_dir = self.tmp_dir();
+        let tmp_path = tmp_dir.join(format!(
+            "{}.json.{}.{}.tmp",
+            record.id,
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = (|| {
+            fs::create_dir_all(&tmp_dir)?;
+            fs::create_dir_all(self.inflight_dir())?;
+            fs::write(&tmp_path, &bytes)?;
+            fs::rename(&tmp_path, &path)
+        })();
+        if let Err(error) = written {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(spool_error(&path, error));
+        }
+        Ok(Claim { id: record.id.clone(), path, record: record.clone() })
+    }
+
+    /// Drops a write-ahead claim (the item's outcome is recorded elsewhere, or it was delivered).
+    pub fn drop_write_ahead(&self, claim: Claim) {
+        if let Err(error) = fs::remove_file(&claim.path) {
+            if !is_not_found(&error) {
+                log::warn!("cannot remove {}: {error}", claim.path.display());
+            }
+        }
+    }
+
+    /// Removes `pending/<id>.json` if it is there: an alert run delivered (or dead-lettered) an
+    /// item that an earlier run had spooled, so the flush need not send it again.
+    pub fn forget_pending(&self, id: &str) {
+        let path = self.pending_dir().join(format!("{id}.json"));
+        match fs::remove_file(&path) {
+            Ok(()) => log::debug!("{} is settled; removed its older spooled copy", path.display()),
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => log::warn!("cannot remove {}: {error}", path.display()),
+        }
+    }
+
+    /// The item went through: drop the claim.
+    pub fn finish_delivered(&self, claim: Claim) -> Result<()> {
+        self.drop_claim(&claim.path)
+    }
+
+    /// Not yet: the item (with its new attempt count and due time) goes back to `pending/`,
+    /// then the claim is dropped.
+    pub fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<PathBuf> {
+        let path = self.put_pending(record)?;
+        self.drop_claim(&claim.path)?;
+        Ok(path)
+    }
+
+    /// Rejected: the item becomes a dead letter, then the claim is dropped.
+    pub fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<PathBuf> {
+        let path = self.put_dead(record)?;
+        self.drop_claim(&claim.path)?;
+        Ok(path)
+    }
+
+    fn drop_claim(&self, path: &Path) -> Result<()> {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(spool_error(path, error)),
+        }
+        let dir = self.inflight_dir();
+        sync_dir(&dir).map_err(|error| spool_error(&dir, error))
+    }
+
+    /// Every file of `pending/`, `inflight/`, `dead/` and `quarantine/`. Read-only.
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        let mut listed = Vec::new();
+        for (state, dir) in [
+            (ItemState::Pending, self.pending_dir()),
+            (ItemState::Inflight, self.inflight_dir()),
+            (ItemState::Dead, self.dead_dir()),
+            (ItemState::Quarantine, self.quarantine_dir()),
+        ] {
+            for (path, name) in list_dir(&dir)? {
+                if name.starts_with('.') {
+                    continue;
+                }
+                let id = match state {
+                    ItemState::Inflight => {
+                        split_claim_name(&name).map(|(id, _)| id.to_string()).unwrap_or_default()
+                    }
+                    _ => name.strip_suffix(".json").unwrap_or(&name).to_string(),
+                };
+                let record = match (state, fs::read(&path)) {
+                    (ItemState::Quarantine, Ok(bytes)) => {
+                        parse_record(&bytes, "").and_then(|_| Err("quarantined".to_string()))
+                    }
+                    (_, Ok(bytes)) => parse_record(&bytes, &id),
+                    (_, Err(error)) if is_not_found(&error) => continue,
+                    (_, Err(error)) => Err(format!("cannot read it: {error}")),
+                };
+                listed.push(Listed { state, modified_unix: modified_unix(&path), path, record });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Moves dead letters back to `pending/`, due now. `ids` empty means every dead letter.
+    /// Returns the ids requeued and the ids asked for that are not dead letters.
+    pub fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        let dead = self.dead_dir();
+        let wanted: Vec<String> = if ids.is_empty() {
+            list_dir(&dead)?
+                .into_iter()
+                .filter_map(|(_, name)| name.strip_suffix(".json").map(str::to_string))
+                .collect()
+        } else {
+            ids.to_vec()
+        };
+        let mut done = Vec::new();
+        let mut missing = Vec::new();
+        for id in wanted {
+            let path = dead.join(format!("{id}.json"));
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(error) if is_not_found(&error) => {
+                    missing.push(id);
+                    continue;
+                }
+                Err(error) => return Err(spool_error(&path, error)),
+            };
+            let mut record = match parse_record(&bytes, &id) {
+                Ok(record) => record,
+                Err(problem) => {
+                    let moved = self.quarantine(&path, &format!("{id}.json"))?;
+                    log::error!(
+                        "dead letter {} is not a readable item ({problem}); moved to {}",
+                        path.display(),
+                        moved.display()
+                    );
+                    continue;
+                }
+            };
+            record.reject_class = None;
+            record.flushes = 0;
+            record.next_attempt_unix = now_unix();
+            record.last_error = format!("requeued after: {}", record.last_error);
+            self.put_pending(&record)?;
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if is_not_found(&error) => {}
+                Err(error) => return Err(spool_error(&path, error)),
+            }
+            sync_dir(&dead).map_err(|error| spool_error(&dead, error))?;
+            done.push(id);
+        }
+        Ok((done, missing))
+    }
+
+    /// Deletes dead letters (and quarantined files) last touched more than `older_than` ago.
+    pub fn purge(&self, older_than: Duration) -> Result<Vec<PathBuf>> {
+        let cutoff = now_unix() - older_than.as_secs_f64();
+        let mut removed = Vec::new();
+        for dir in [self.dead_dir(), self.quarantine_dir()] {
+            for (path, _) in list_dir(&dir)? {
+                let when = fs::read(&path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<SpoolRecord>(&bytes).ok())
+                    .map(|record| record.last_attempt_unix)
+                    .unwrap_or_else(|| modified_unix(&path));
+                if when < cutoff {
+                    match fs::remove_file(&path) {
+                        Ok(()) => removed.push(path),
+                        Err(error) if is_not_found(&error) => {}
+                        Err(error) => return Err(spool_error(&path, error)),
+                    }
+                }
+            }
+            if dir.is_dir() {
+                sync_dir(&dir).map_err(|error| spool_error(&dir, error))?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Parses an item file; `id` (when not empty) must match the record's id.
+fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolRecord, String> {
+    let record: SpoolRecord = serde_json::from_slice(bytes)
+        .map_err(|error| format!("not a spool item ({} bytes): {error}", bytes.len()))?;
+    if !id.is_empty() && record.id != id {
+        return Err(format!("its id {} does not match its file name", record.id));
+    }
+    if record.id != item_id(&record.item.dedupe_key) {
+        return Err("its id does not match its dedupe key".to_string());
+    }
+    Ok(record)
+}
+
+/// Files of a folder as (path, name); a missing folder is empty.
+fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if is_not_found(&error) => return Ok(Vec::new()),
+        Err(error) => return Err(spool_error(dir, error)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| spool_error(dir, error))?;
+        if entry.file_type().map(|kind| kind.is_file()).unwrap_or(false) {
+            if let Some(name) = entry.file_name().to_str() {
+                files.push((entry.path(), name.to_string()));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Writes `bytes` to `final_path` atomically: a temp file in `tmp_dir` (same filesystem),
+/// fsync, rename, fsync of the target folder. Used by the spool and the ledger.
+pub fn write_atomically(tmp_dir: &Path, final_path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = final_path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(tmp_dir).map_err(|error| spool_error(tmp_dir, error))?;
+    fs::create_dir_all(dir).map_err(|error| spool_error(dir, error))?;
+    let name = final_path.file_name().and_then(|name| name.to_str()).unwrap_or("item");
+    let tmp_path = tmp_dir.join(format!(
+        "{name}.{}.{}.tmp",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = (|| {
+        let mut file = File::create(&tmp_path)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp_path, final_path)?;
+        sync_dir(dir)
+    })();
+    if let Err(error) = written {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(spool_error(final_path, error));
+    }
+    Ok(())
+}
+
+/// fsync a directory so that a rename into it survives a power cut (no-op where unsupported).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::delivery::{ItemContext, TargetKind};
+
+    pub(crate) fn temp_root(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!(
+            "stackflow-spool-{tag}-{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&root);
+        root
+    }
+
+    pub(crate) fn item(key: &str) -> DeliveryItem {
+        DeliveryItem {
+            target: TargetKind::Soar,
+            account: "default".into(),
+            dedupe_key: key.into(),
+            request: serde_json::json!({"container": {"name": key}}),
+            context: ItemContext { action: "stackflow_soar".into(), ..ItemContext::default() },
+        }
+    }
+
+    pub(crate) fn record(key: &str) -> SpoolRecord {
+        SpoolRecord {
+            version: RECORD_VERSION,
+            id: item_id(key),
+            item: item(key),
+            attempts: 1,
+            first_attempt_unix: now_unix(),
+            last_attempt_unix: now_unix(),
+            next_attempt_unix: now_unix(),
+            last_error: "HTTP 503".into(),
+            reject_class: None,
+            flushes: 0,
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            list_dir(dir).unwrap().into_iter().map(|(_, name)| name).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_claim_is_exclusive_and_finishing_leaves_no_claim() {
+        let root = temp_root("claim");
+        let spool = Spool::new(&root);
+        let id = item_id("k1");
+        spool.put_pending(&record("k1")).unwrap();
+        let claim = spool.claim(&id).unwrap().unwrap().unwrap();
+        assert!(spool.claim(&id).unwrap().is_none(), "claimed twice");
+        assert_eq!(names(&spool.inflight_dir()), vec![format!("{id}.{}.json", std::process::id())]);
+        let mut next = claim.record.clone();
+        next.attempts += 1;
+        spool.finish_retry(claim, &next).unwrap();
+        assert!(names(&spool.inflight_dir()).is_empty());
+        assert_eq!(spool.peek_pending(&id).unwrap().unwrap().attempts, 2);
+        let claim = spool.claim(&id).unwrap().unwrap().unwrap();
+        spool.finish_dead(claim, &next).unwrap();
+        assert!(names(&spool.pending_dir()).is_empty());
+        assert_eq!(names(&spool.dead_dir()), vec![format!("{id}.json")]);
+        assert!(names(&spool.tmp_dir()).is_empty());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn recovery_adopts_claims_of_dead_flushers_and_removes_their_temp_files() {
+        let root = temp_root("recover");
+        let spool = Spool::new(&root);
+        fs::create_dir_all(spool.inflight_dir()).unwrap();
+        fs::create_dir_all(spool.tmp_dir()).unwrap();
+        // pid u32::MAX - 1 cannot exist (Linux pid_max ≤ 2^22).
+        let dead = u32::MAX - 1;
+        let orphan = record("orphan");
+        fs::write(
+            spool.inflight_dir().join(format!("{}.{dead}.json", orphan.id)),
+            serde_json::to_vec(&orphan).unwrap(),
+        )
+        .unwrap();
+        // A claim whose item was already put back to pending by the dead flusher.
+        let both = record("both");
+        spool.put_pending(&both).unwrap();
+        fs::write(
+            spool.inflight_dir().join(format!("{}.{dead}.json", both.id)),
+            serde_json::to_vec(&both).unwrap(),
+        )
+        .unwrap();
+        // A live process's claim and temp file are left alone.
+        let live = record("live");
+        let parent = std::os::unix::process::parent_id();
+        let live_claim = spool.inflight_dir().join(format!("{}.{parent}.json", live.id));
+        fs::write(&live_claim, serde_json::to_vec(&live).unwrap()).unwrap();
+        let live_tmp = spool.tmp_dir().join(format!("x.json.{parent}.0.tmp"));
+        fs::write(&live_tmp, b"{").unwrap();
+        let dead_tmp = spool.tmp_dir().join(format!("y.json.{dead}.3.tmp"));
+        fs::write(&dead_tmp, b"{\"trunc").unwrap();
+
+        let recovery = spool.recover().unwrap();
+        assert_eq!(recovery.removed_tmp, vec![dead_tmp]);
+        assert_eq!(recovery.superseded.len(), 1);
+        assert_eq!(recovery.adopted.len(), 1);
+        assert!(live_claim.exists() && live_tmp.exists());
+        let adopted = spool.open_adopted(&recovery.adopted[0]).unwrap().unwrap();
+        assert_eq!(adopted.record.item.dedupe_key, "orphan");
+        spool.finish_delivered(adopted).unwrap();
+        assert_eq!(names(&spool.inflight_dir()), vec![format!("{}.{parent}.json", live.id)]);
+        assert_eq!(names(&spool.pending_dir()), vec![format!("{}.json", both.id)]);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_corrupt_item_is_quarantined_on_claim() {
+        let root = temp_root("corrupt");
+        let spool = Spool::new(&root);
+        fs::create_dir_all(spool.pending_dir()).unwrap();
+        let id = item_id("torn");
+        let full = serde_json::to_vec(&record("torn")).unwrap();
+        fs::write(spool.pending_dir().join(format!("{id}.json")), &full[..full.len() / 2]).unwrap();
+        let quarantined = spool.claim(&id).unwrap().unwrap().unwrap_err();
+        assert!(quarantined.problem.contains("not a spool item"), "{}", quarantined.problem);
+        assert_eq!(quarantined.moved_to, spool.quarantine_dir().join(format!("{id}.json")));
+        assert!(names(&spool.pending_dir()).is_empty() && names(&spool.inflight_dir()).is_empty());
+        let listed = spool.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].state, ItemState::Quarantine);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn requeue_and_purge_work_on_dead_letters() {
+        let root = temp_root("dead");
+        let spool = Spool::new(&root);
+        let mut old = record("old");
+        old.reject_class = Some(RejectClass::Remote);
+        old.last_attempt_unix = now_unix() - 10.0 * 86400.0;
+        spool.put_dead(&old).unwrap();
+        let mut fresh = record("fresh");
+        fresh.reject_class = Some(RejectClass::Credentials);
+        fresh.flushes = 4;
+        spool.put_dead(&fresh).unwrap();
+        let removed = spool.purge(Duration::from_secs(7 * 86400)).unwrap();
+        assert_eq!(removed, vec![spool.dead_dir().join(format!("{}.json", old.id))]);
+        let (done, missing) = spool.requeue(&[fresh.id.clone(), "nope".into()]).unwrap();
+        assert_eq!(done, vec![fresh.id.clone()]);
+        assert_eq!(missing, vec!["nope".to_string()]);
+        let back = spool.peek_pending(&fresh.id).unwrap().unwrap();
+        assert_eq!((back.reject_class, back.flushes), (None, 0));
+        assert!(back.last_error.contains("HTTP 503"));
+        assert!(names(&spool.dead_dir()).is_empty());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_unusable_spool_is_an_error_naming_the_path() {
+        let root = temp_root("unusable");
+        fs::create_dir_all(root.parent().unwrap()).unwrap();
+        fs::write(&root, b"a regular file").unwrap();
+        let spool = Spool::new(root.join("spool"));
+        let error = spool.put_pending(&record("k")).unwrap_err();
+        assert!(error.to_string().contains(&root.display().to_string()), "{error}");
+        assert!(spool.check_usable().is_err());
+        let _ = fs::remove_file(&root);
+    }
+}

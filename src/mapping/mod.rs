@@ -1,0 +1,109 @@
+//! Pure mapping: result rows → delivery items for SOAR, StackFlow and Slack. No I/O here:
+//! everything a mapper needs arrives in `AlertContext` and the rows.
+
+pub mod cef;
+pub mod slack;
+pub mod soar;
+pub mod stackflow;
+
+use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
+use crate::error::Result;
+use crate::splunk::payload::AlertPayload;
+use crate::splunk::results::Row;
+use std::collections::BTreeMap;
+
+/// What a mapper knows about the alert run, taken from the payload once.
+#[derive(Clone, Debug, Default)]
+pub struct AlertContext {
+    pub action: String,
+    pub sid: String,
+    pub search_name: String,
+    pub app: String,
+    pub owner: String,
+    pub results_link: String,
+    pub server_host: String,
+    /// Set for per-result alerts.
+    pub result_id: Option<String>,
+    /// Rows in the results file (known before mapping starts).
+    pub rows_total: u64,
+    /// The action's parameters (`configuration`, without the `param.` prefix).
+    pub params: BTreeMap<String, String>,
+    /// When the alert fired, in epoch seconds (the payload carries none; the run's start).
+    pub trigger_time: u64,
+}
+
+impl AlertContext {
+    pub fn from_payload(action: &str, payload: &AlertPayload, rows_total: u64) -> AlertContext {
+        AlertContext {
+            action: action.to_string(),
+            sid: payload.sid.clone(),
+            search_name: payload.search_name.clone(),
+            app: payload.app.clone(),
+            owner: payload.owner.clone(),
+            results_link: payload.results_link.clone(),
+            server_host: payload.server_host.clone(),
+            result_id: payload.result_id.clone(),
+            rows_total,
+            params: payload.configuration.clone(),
+            trigger_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        }
+    }
+
+    /// A parameter that is set and not empty, trimmed.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(|value| value.trim()).filter(|value| !value.is_empty())
+    }
+
+    pub fn account(&self) -> &str {
+        self.param("account").unwrap_or("default")
+    }
+
+    /// The receipt context of an item built from `rows` (the first row names it).
+    pub fn item_context(&self, rows: &[&Row]) -> ItemContext {
+        let refs: Vec<RowRef> = rows
+            .iter()
+            .map(|row| RowRef {
+                rid: row.rid.clone(),
+                orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
+                orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
+                event_id: row.str("event_id").unwrap_or_default().to_string(),
+            })
+            .collect();
+        let first = refs.first().cloned().unwrap_or_default();
+        ItemContext {
+            action: self.action.clone(),
+            sid: self.sid.clone(),
+            rid: first.rid,
+            orig_sid: first.orig_sid,
+            orig_rid: first.orig_rid,
+            event_id: first.event_id,
+            search_name: self.search_name.clone(),
+            app: self.app.clone(),
+            owner: self.owner.clone(),
+            results_link: self.results_link.clone(),
+            rows: refs,
+        }
+    }
+}
+
+/// Turns rows into items as they stream past. A mapper may hold a bounded number of rows
+/// (a batch) but never the whole file.
+pub trait RowMapper {
+    /// Items ready after this row (often none while a batch fills up).
+    fn push(&mut self, row: &Row) -> Result<Vec<DeliveryItem>>;
+    /// Items still held after the last row.
+    fn finish(&mut self) -> Result<Vec<DeliveryItem>>;
+}
+
+/// The mapper for a target, configured from the alert's parameters. Bad parameters are
+/// configuration errors (exit 4) reported before anything is sent.
+pub fn mapper_for(kind: TargetKind, context: AlertContext) -> Result<Box<dyn RowMapper>> {
+    Ok(match kind {
+        TargetKind::Soar => Box::new(soar::SoarMapper::new(context)?),
+        TargetKind::Stackflow => Box::new(stackflow::IncidentMapper::new(context)?),
+        TargetKind::Slack => Box::new(slack::SlackMapper::new(context)?),
+    })
+}

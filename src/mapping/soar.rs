@@ -1,0 +1,1030 @@
+//! Rows → SOAR containers and CEF artifacts (grouping, SDIs, severity, field mapping). Pure:
+//! everything comes from the `AlertContext` and the rows, nothing is read or sent here.
+//!
+//! Delivery units: `grouping=alert` (default) makes one container per alert run and items of
+//! up to `BATCH_ARTIFACTS` artifacts, each carrying the container spec, so a 100,000-row alert
+//! streams through in constant memory; `grouping=row` makes one container (one item) per row.
+//! Each row becomes one artifact per combination of its CEF-mapped multivalue fields (at most
+//! `MAX_ARTIFACTS_PER_ROW`). Source data identifiers are deterministic, so a re-run or a re-send
+//! finds what is already in SOAR instead of duplicating it (PRODUCT §4 "Precise rules").
+
+use super::cef::{self, FieldMapping};
+use super::{AlertContext, RowMapper};
+use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
+use crate::error::{Error, Result};
+use crate::splunk::results::{FieldValue, Row};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Artifacts per item for `grouping=alert` (one JSON array POST each).
+pub const BATCH_ARTIFACTS: usize = 500;
+/// A row's multivalue CEF fields expand to at most this many artifacts.
+pub const MAX_ARTIFACTS_PER_ROW: usize = 100;
+
+/// What the SOAR target needs to deliver one item: the container to ensure and a batch of
+/// artifacts for it. Serialised as the item's `request` (and so into the spool).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SoarRequest {
+    pub container: ContainerSpec,
+    pub artifacts: Vec<Artifact>,
+    /// 0-based batch number within the container.
+    pub batch: u32,
+    /// The container's last batch: the playbook (if any) runs after it.
+    pub last_batch: bool,
+    /// Playbook id or `repo/name` to run on the container after its last batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playbook: Option<String>,
+}
+
+/// `POST /rest/container` body (the target adds the account's label when `label` is unset).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    pub severity: String,
+    pub sensitivity: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub source_data_identifier: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub data: Map<String, Value>,
+}
+
+/// One artifact as posted to `/rest/artifact` (the target adds `container_id`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub name: String,
+    pub label: String,
+    pub severity: String,
+    pub source_data_identifier: String,
+    pub cef: Map<String, Value>,
+    pub cef_types: BTreeMap<String, Vec<String>>,
+    pub data: Map<String, Value>,
+    pub run_automation: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grouping {
+    Alert,
+    Row,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SeverityParam {
+    /// From each row's `severity`, else `urgency`.
+    Auto,
+    Fixed(String),
+}
+
+/// The action's parameters, checked once before anything is sent.
+#[derive(Clone, Debug)]
+pub struct SoarParams {
+    pub label: Option<String>,
+    pub severity: SeverityParam,
+    pub sensitivity: String,
+    pub container_name: Option<String>,
+    pub grouping: Grouping,
+    pub field_mapping: FieldMapping,
+    pub playbook: Option<String>,
+    pub tags: Vec<String>,
+}
+
+fn param_error(name: &str, problem: impl Into<String>) -> Error {
+    Error::Config {
+        file: "alert_actions.conf".into(),
+        stanza: "stackflow_soar".into(),
+        key: format!("param.{name}"),
+        problem: problem.into(),
+    }
+}
+
+impl SoarParams {
+    pub fn from_context(context: &AlertContext) -> Result<SoarParams> {
+        let grouping = match context.param("grouping").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("alert") => Grouping::Alert,
+            Some("row") => Grouping::Row,
+            Some(other) => {
+                return Err(param_error(
+                    "grouping",
+                    format!("\"{other}\" is not a grouping: use alert or row"),
+                ));
+            }
+        };
+        let sensitivity = match context.param("sensitivity") {
+            None => "amber".to_string(),
+            Some(value) => {
+                let lower = value.to_ascii_lowercase();
+                if !["white", "green", "amber", "red"].contains(&lower.as_str()) {
+                    return Err(param_error(
+                        "sensitivity",
+                        format!(
+                            "\"{value}\" is not a TLP sensitivity: use white, green, amber or red"
+                        ),
+                    ));
+                }
+                lower
+            }
+        };
+        let severity = match context.param("severity") {
+            None => SeverityParam::Auto,
+            Some(value) if value.eq_ignore_ascii_case("auto") => SeverityParam::Auto,
+            Some(value) => SeverityParam::Fixed(
+                soar_severity(value).map(str::to_string).unwrap_or_else(|| value.to_string()),
+            ),
+        };
+        let field_mapping = FieldMapping::parse(context.param("field_mapping").unwrap_or(""))
+            .map_err(|problem| param_error("field_mapping", problem))?;
+        let mut tags: Vec<String> = Vec::new();
+        for tag in context.param("tags").unwrap_or("").split(',') {
+            let tag = tag.trim();
+            if !tag.is_empty() && !tags.iter().any(|known| known == tag) {
+                tags.push(tag.to_string());
+            }
+        }
+        Ok(SoarParams {
+            label: context.param("label").map(str::to_string),
+            severity,
+            sensitivity,
+            container_name: context.param("container_name").map(str::to_string),
+            grouping,
+            field_mapping,
+            playbook: context.param("playbook").map(str::to_string),
+            tags,
+        })
+    }
+}
+
+/// Splunk/ES severity or urgency words → SOAR's default severities.
+pub fn soar_severity(value: &str) -> Option<&'static str> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "informational" | "info" | "low" => Some("low"),
+        "medium" => Some("medium"),
+        "high" | "critical" => Some("high"),
+        _ => None,
+    }
+}
+
+fn severity_rank(severity: &str) -> u8 {
+    match severity {
+        "high" => 3,
+        "medium" => 2,
+        _ => 1,
+    }
+}
+
+/// A row's SOAR severity: its `severity`, else its `urgency` (the highest of a multivalue),
+/// else `medium`.
+pub fn row_severity(row: &Row) -> String {
+    for field in ["severity", "urgency"] {
+        let best = row
+            .get(field)
+            .map(FieldValue::values)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(soar_severity)
+            .max_by_key(|severity| severity_rank(severity));
+        if let Some(severity) = best {
+            return severity.to_string();
+        }
+    }
+    "medium".to_string()
+}
+
+/// Replaces `{field}` tokens with the row's value (multivalue joined with ", "); `{sid}`,
+/// `{search_name}`, `{app}`, `{owner}` and `{rid}` fall back to the alert's own values. A token
+/// whose field is absent becomes empty; braces around anything that is not a field name stay.
+pub fn render_template(template: &str, row: &Row, context: &AlertContext) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find('}');
+        let name = close.map(|close| &after[..close]).filter(|name| {
+            !name.is_empty()
+                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        });
+        match (name, close) {
+            (Some(name), Some(close)) => {
+                let value = match row.get(name) {
+                    Some(FieldValue::Multi(values)) => values.join(", "),
+                    Some(FieldValue::Single(value)) => value.clone(),
+                    None => match name {
+                        "sid" => context.sid.clone(),
+                        "search_name" => context.search_name.clone(),
+                        "app" => context.app.clone(),
+                        "owner" => context.owner.clone(),
+                        "rid" => row.rid.clone(),
+                        _ => String::new(),
+                    },
+                };
+                out.push_str(&value);
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn rule_name(row: &Row) -> Option<&str> {
+    row.str("rule_name").or_else(|| row.str("rule_title"))
+}
+
+/// A canonical, order-independent encoding of a row's fields (internal ones left out).
+fn canonical_row(row: &Row, out: &mut Vec<u8>) {
+    let mut fields: Vec<(&str, &FieldValue)> =
+        row.fields().filter(|(name, _)| !cef::is_internal(name)).collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, value) in fields {
+        out.extend_from_slice(&(name.len() as u64).to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        let values = value.values();
+        out.extend_from_slice(&(values.len() as u64).to_be_bytes());
+        for value in values {
+            out.extend_from_slice(&(value.len() as u64).to_be_bytes());
+            out.extend_from_slice(value.as_bytes());
+        }
+    }
+}
+
+fn short_hash(bytes: &[u8]) -> String {
+    sha256(bytes)[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The row's own identity: its `event_id`, else a hash of its fields (stable: sorted fields).
+pub fn row_identity(row: &Row) -> String {
+    if let Some(event_id) = row.str("event_id") {
+        return event_id.to_string();
+    }
+    let mut bytes = Vec::new();
+    canonical_row(row, &mut bytes);
+    short_hash(&bytes)
+}
+
+/// Container SDI for `grouping=row`: the row's `event_id`, else a hash of sid + rid + row.
+pub fn row_container_sdi(row: &Row, sid: &str) -> String {
+    if let Some(event_id) = row.str("event_id") {
+        return event_id.to_string();
+    }
+    let mut bytes = Vec::new();
+    for part in [sid, row.rid.as_str()] {
+        bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(part.as_bytes());
+    }
+    canonical_row(row, &mut bytes);
+    short_hash(&bytes)
+}
+
+/// Container SDI for `grouping=alert`: the sid, plus `:<result_id>` for per-result alerts.
+pub fn alert_container_sdi(context: &AlertContext) -> String {
+    match context.result_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(result_id) => format!("{}:{result_id}", context.sid),
+        None => context.sid.clone(),
+    }
+}
+
+fn json_value(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::Single(value) => Value::String(value.clone()),
+        FieldValue::Multi(values) => {
+            Value::Array(values.iter().map(|value| Value::String(value.clone())).collect())
+        }
+    }
+}
+
+/// A row's artifacts: one per combination of its CEF-mapped multivalue fields (capped at
+/// `MAX_ARTIFACTS_PER_ROW`), each with every single-valued CEF field, `cef_types` and the
+/// unmapped fields in `data`. `run_automation` is false on all; the mapper sets the last.
+pub fn row_artifacts(
+    row: &Row,
+    mapping: &FieldMapping,
+    name: &str,
+    severity: &str,
+) -> Vec<Artifact> {
+    let mut slots: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    let mut data = Map::new();
+    for (field, value) in row.fields() {
+        if cef::is_internal(field) {
+            continue;
+        }
+        let key = mapping.cef_key(field).filter(|key| !slots.iter().any(|(k, _, _)| k == key));
+        match key {
+            Some(key) => {
+                let mut values: Vec<&str> = Vec::new();
+                for value in value.values() {
+                    if !value.is_empty() && !values.contains(&value) {
+                        values.push(value);
+                    }
+                }
+                if !values.is_empty() {
+                    slots.push((key, field, values));
+                }
+            }
+            None => {
+                data.insert(field.to_string(), json_value(value));
+            }
+        }
+    }
+    let combinations =
+        slots.iter().fold(1usize, |n, (_, _, values)| n.saturating_mul(values.len()));
+    if combinations > MAX_ARTIFACTS_PER_ROW {
+        // Not every combination becomes an artifact: keep the full values where SOAR can see them.
+        for (_, field, values) in slots.iter().filter(|(_, _, values)| values.len() > 1) {
+            let list = values.iter().map(|value| Value::String(value.to_string())).collect();
+            data.insert(field.to_string(), Value::Array(list));
+        }
+    }
+    let count = combinations.min(MAX_ARTIFACTS_PER_ROW);
+    let identity = row_identity(row);
+    let mut cef_types = BTreeMap::new();
+    for (key, _, _) in &slots {
+        if let Some(contains) = cef::contains(key) {
+            cef_types.insert(key.to_string(), vec![contains.to_string()]);
+        }
+    }
+    (0..count)
+        .map(|index| {
+            // Mixed-radix digits of `index`, the last multivalue field varying fastest.
+            let mut cef = Map::new();
+            let mut rest = index;
+            let mut picks = vec![0usize; slots.len()];
+            for (slot, (_, _, values)) in slots.iter().enumerate().rev() {
+                picks[slot] = rest % values.len();
+                rest /= values.len();
+            }
+            for ((key, _, values), pick) in slots.iter().zip(picks) {
+                cef.insert(key.to_string(), Value::String(values[pick].to_string()));
+            }
+            let source_data_identifier =
+                if count > 1 { format!("{identity}:{index}") } else { identity.clone() };
+            Artifact {
+                name: name.to_string(),
+                label: "event".into(),
+                severity: severity.to_string(),
+                source_data_identifier,
+                cef,
+                cef_types: cef_types.clone(),
+                data: data.clone(),
+                run_automation: false,
+            }
+        })
+        .collect()
+}
+
+fn row_ref(row: &Row) -> RowRef {
+    RowRef {
+        rid: row.rid.clone(),
+        orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
+        orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
+        event_id: row.str("event_id").unwrap_or_default().to_string(),
+    }
+}
+
+/// A container batch being filled (`grouping=alert`).
+struct Batch {
+    container: ContainerSpec,
+    artifacts: Vec<Artifact>,
+    context: ItemContext,
+    index: u32,
+}
+
+pub struct SoarMapper {
+    context: AlertContext,
+    params: SoarParams,
+    /// The alert's container (`grouping=alert`), set by the first row.
+    container: Option<ContainerSpec>,
+    batch: Option<Batch>,
+    next_index: u32,
+}
+
+impl SoarMapper {
+    pub fn new(context: AlertContext) -> Result<SoarMapper> {
+        let params = SoarParams::from_context(&context)?;
+        if params.grouping == Grouping::Alert && context.sid.trim().is_empty() {
+            return Err(Error::Payload(
+                "the payload has no sid, which names the SOAR container (grouping=alert)".into(),
+            ));
+        }
+        Ok(SoarMapper { context, params, container: None, batch: None, next_index: 0 })
+    }
+
+    fn severity(&self, row: &Row) -> String {
+        match &self.params.severity {
+            SeverityParam::Auto => row_severity(row),
+            SeverityParam::Fixed(severity) => severity.clone(),
+        }
+    }
+
+    fn container_name(&self, row: &Row) -> String {
+        let rendered = self
+            .params
+            .container_name
+            .as_deref()
+            .map(|template| render_template(template, row, &self.context))
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty());
+        rendered
+            .or_else(|| rule_name(row).map(str::to_string))
+            .or_else(|| Some(self.context.search_name.trim().to_string()).filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| format!("Splunk alert {}", self.context.sid))
+    }
+
+    fn container(&self, row: &Row, source_data_identifier: String) -> ContainerSpec {
+        let mut data = Map::new();
+        data.insert("sid".into(), Value::String(self.context.sid.clone()));
+        data.insert("search_name".into(), Value::String(self.context.search_name.clone()));
+        data.insert("results_link".into(), Value::String(self.context.results_link.clone()));
+        ContainerSpec {
+            name: self.container_name(row),
+            label: self.params.label.clone(),
+            severity: self.severity(row),
+            sensitivity: self.params.sensitivity.clone(),
+            tags: self.params.tags.clone(),
+            source_data_identifier,
+            description: format!(
+                "From Splunk search \"{}\" (sid {}) by StackFlow for Splunk",
+                self.context.search_name, self.context.sid
+            ),
+            data,
+        }
+    }
+
+    fn artifact_name(row: &Row) -> String {
+        rule_name(row).map(str::to_string).unwrap_or_else(|| format!("Splunk result {}", row.rid))
+    }
+
+    fn item(&self, request: SoarRequest, context: ItemContext) -> Result<DeliveryItem> {
+        let dedupe_key = match self.params.grouping {
+            Grouping::Alert => {
+                format!("{}:{}", request.container.source_data_identifier, request.batch)
+            }
+            Grouping::Row => request.container.source_data_identifier.clone(),
+        };
+        let request = serde_json::to_value(&request)
+            .map_err(|error| Error::Internal(format!("SOAR request: {error}")))?;
+        Ok(DeliveryItem {
+            target: TargetKind::Soar,
+            account: self.context.account().to_string(),
+            dedupe_key,
+            request,
+            context,
+        })
+    }
+
+    fn emit(&self, batch: Batch, last: bool) -> Result<DeliveryItem> {
+        let mut artifacts = batch.artifacts;
+        if last {
+            if let Some(artifact) = artifacts.last_mut() {
+                artifact.run_automation = true;
+            }
+        }
+        let request = SoarRequest {
+            container: batch.container,
+            artifacts,
+            batch: batch.index,
+            last_batch: last,
+            playbook: if last { self.params.playbook.clone() } else { None },
+        };
+        self.item(request, batch.context)
+    }
+}
+
+impl RowMapper for SoarMapper {
+    fn push(&mut self, row: &Row) -> Result<Vec<DeliveryItem>> {
+        let severity = self.severity(row);
+        let artifacts =
+            row_artifacts(row, &self.params.field_mapping, &Self::artifact_name(row), &severity);
+        match self.params.grouping {
+            Grouping::Row => {
+                let container = self.container(row, row_container_sdi(row, &self.context.sid));
+                let artifacts = artifacts
+                    .into_iter()
+                    .map(|artifact| Artifact { severity: container.severity.clone(), ..artifact })
+                    .collect();
+                let batch = Batch {
+                    container,
+                    artifacts,
+                    context: self.context.item_context(&[row]),
+                    index: 0,
+                };
+                Ok(vec![self.emit(batch, true)?])
+            }
+            Grouping::Alert => {
+                let mut ready = Vec::new();
+                let full = self
+                    .batch
+                    .as_ref()
+                    .is_some_and(|batch| batch.artifacts.len() + artifacts.len() > BATCH_ARTIFACTS);
+                if full {
+                    if let Some(batch) = self.batch.take() {
+                        ready.push(self.emit(batch, false)?);
+                    }
+                }
+                let mut batch = match self.batch.take() {
+                    Some(mut batch) => {
+                        batch.context.rows.push(row_ref(row));
+                        batch
+                    }
+                    None => {
+                        let container = match &self.container {
+                            Some(container) => container.clone(),
+                            None => {
+                                let container =
+                                    self.container(row, alert_container_sdi(&self.context));
+                                self.container = Some(container.clone());
+                                container
+                            }
+                        };
+                        let index = self.next_index;
+                        self.next_index += 1;
+                        Batch {
+                            container,
+                            artifacts: Vec::with_capacity(BATCH_ARTIFACTS),
+                            context: self.context.item_context(&[row]),
+                            index,
+                        }
+                    }
+                };
+                let severity = &batch.container.severity;
+                let artifacts: Vec<Artifact> = artifacts
+                    .into_iter()
+                    .map(|artifact| Artifact { severity: severity.clone(), ..artifact })
+                    .collect();
+                batch.artifacts.extend(artifacts);
+                self.batch = Some(batch);
+                Ok(ready)
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<DeliveryItem>> {
+        match self.batch.take() {
+            Some(batch) => Ok(vec![self.emit(batch, true)?]),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// SHA-256 (FIPS 180-4), for source data identifiers; small inputs only.
+fn sha256(message: &[u8]) -> [u8; 32] {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut padded = message.to_vec();
+    padded.push(0x80);
+    while padded.len() % 64 != 56 {
+        padded.push(0);
+    }
+    padded.extend_from_slice(&((message.len() as u64).wrapping_mul(8)).to_be_bytes());
+    for block in padded.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (state, add) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *state = state.wrapping_add(add);
+        }
+    }
+    let mut out = [0u8; 32];
+    for (i, word) in h.iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ExitCode;
+    use FieldValue::{Multi, Single};
+
+    fn one(value: &str) -> FieldValue {
+        Single(value.to_string())
+    }
+
+    fn many(values: &[&str]) -> FieldValue {
+        Multi(values.iter().map(|value| value.to_string()).collect())
+    }
+
+    fn context(params: &[(&str, &str)]) -> AlertContext {
+        AlertContext {
+            action: "stackflow_soar".into(),
+            sid: "scheduler__admin__search__RMD5_at_1763750000_7".into(),
+            search_name: "Brute Force".into(),
+            app: "search".into(),
+            owner: "admin".into(),
+            results_link: "http://sh:8000/app/search/@go?sid=x".into(),
+            rows_total: 3,
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..AlertContext::default()
+        }
+    }
+
+    fn request(item: &DeliveryItem) -> SoarRequest {
+        serde_json::from_value(item.request.clone()).unwrap()
+    }
+
+    fn run(mapper: &mut SoarMapper, rows: &[Row]) -> Vec<DeliveryItem> {
+        let mut items = Vec::new();
+        for row in rows {
+            items.extend(mapper.push(row).unwrap());
+        }
+        items.extend(mapper.finish().unwrap());
+        items
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    #[test]
+    fn sha256_matches_the_standard_vectors() {
+        assert_eq!(
+            hex(&sha256(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&sha256(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let long = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        assert_eq!(
+            hex(&sha256(long)),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
+
+    #[test]
+    fn bad_parameters_are_configuration_errors_naming_the_param() {
+        for (name, value) in [
+            ("grouping", "per_host"),
+            ("sensitivity", "purple"),
+            ("field_mapping", "src=source address"),
+            ("field_mapping", "src"),
+        ] {
+            let error = SoarMapper::new(context(&[(name, value)])).err().unwrap();
+            assert_eq!(error.exit_code(), ExitCode::Configuration, "{name}={value}");
+            let text = error.to_string();
+            assert!(
+                text.contains("alert_actions.conf [stackflow_soar] param.") && text.contains(name),
+                "{text}"
+            );
+        }
+        assert!(SoarMapper::new(context(&[("grouping", "ROW"), ("sensitivity", "Red")])).is_ok());
+    }
+
+    #[test]
+    fn severity_comes_from_the_param_or_the_row() {
+        let high = Row::from_pairs("0", &[("severity", one("critical"))]);
+        let urgent = Row::from_pairs("0", &[("urgency", one("informational"))]);
+        let both = Row::from_pairs("0", &[("severity", one("??")), ("urgency", one("High"))]);
+        let multi = Row::from_pairs("0", &[("severity", many(&["low", "high", "medium"]))]);
+        let none = Row::from_pairs("0", &[("src", one("1.2.3.4"))]);
+        assert_eq!(row_severity(&high), "high");
+        assert_eq!(row_severity(&urgent), "low");
+        assert_eq!(row_severity(&both), "high");
+        assert_eq!(row_severity(&multi), "high");
+        assert_eq!(row_severity(&none), "medium");
+        let fixed = SoarMapper::new(context(&[("severity", "low")])).unwrap();
+        assert_eq!(fixed.severity(&high), "low");
+        let auto = SoarMapper::new(context(&[("severity", "auto")])).unwrap();
+        assert_eq!(auto.severity(&high), "high");
+    }
+
+    #[test]
+    fn a_digest_alert_becomes_one_container_of_cef_artifacts() {
+        let rows: Vec<Row> = (0..3)
+            .map(|n| {
+                Row::from_pairs(
+                    &n.to_string(),
+                    &[
+                        ("_time", one("1763750000.5")),
+                        ("_raw", one("login failed")),
+                        ("_bkt", one("main~1~x")),
+                        ("date_hour", one("12")),
+                        ("src", one(&format!("10.0.0.{n}"))),
+                        ("user", one("alice")),
+                        ("file_hash", one("d41d8cd98f00b204e9800998ecf8427e")),
+                        ("url", one("https://example.com/a")),
+                        ("signature", one("Brute force")),
+                        ("severity", one("high")),
+                    ],
+                )
+            })
+            .collect();
+        let mut mapper = SoarMapper::new(context(&[("tags", "splunk, brute ,splunk")])).unwrap();
+        let items = run(&mut mapper, &rows);
+        assert_eq!(items.len(), 1);
+        let item = &items[0];
+        assert_eq!(item.target, TargetKind::Soar);
+        assert_eq!(item.account, "default");
+        assert_eq!(item.dedupe_key, "scheduler__admin__search__RMD5_at_1763750000_7:0");
+        assert_eq!(item.context.rows.len(), 3);
+        let request = request(item);
+        assert_eq!(
+            request.container.source_data_identifier,
+            "scheduler__admin__search__RMD5_at_1763750000_7"
+        );
+        assert_eq!(request.container.name, "Brute Force");
+        assert_eq!(request.container.label, None);
+        assert_eq!(request.container.severity, "high");
+        assert_eq!(request.container.sensitivity, "amber");
+        assert_eq!(request.container.tags, vec!["splunk", "brute"]);
+        assert_eq!(request.container.data["sid"], "scheduler__admin__search__RMD5_at_1763750000_7");
+        assert!(request.last_batch);
+        assert_eq!(request.artifacts.len(), 3);
+        let automation: Vec<bool> = request.artifacts.iter().map(|a| a.run_automation).collect();
+        assert_eq!(automation, vec![false, false, true]);
+        let first = &request.artifacts[0];
+        assert_eq!(first.label, "event");
+        assert_eq!(first.name, "Splunk result 0");
+        assert_eq!(first.severity, "high");
+        assert_eq!(first.cef["sourceAddress"], "10.0.0.0");
+        assert_eq!(first.cef["destinationUserName"], "alice");
+        assert_eq!(first.cef["fileHash"], "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(first.cef["requestURL"], "https://example.com/a");
+        assert_eq!(first.cef_types["sourceAddress"], vec!["ip"]);
+        assert_eq!(first.cef_types["destinationUserName"], vec!["user name"]);
+        assert_eq!(first.cef_types["fileHash"], vec!["hash"]);
+        assert_eq!(first.cef_types["requestURL"], vec!["url"]);
+        assert_eq!(first.data["_raw"], "login failed");
+        assert_eq!(first.data["_time"], "1763750000.5");
+        assert_eq!(first.data["signature"], "Brute force");
+        assert!(!first.data.contains_key("_bkt") && !first.data.contains_key("date_hour"));
+        assert!(!first.data.contains_key("src"), "mapped fields are not repeated in data");
+        let sdis: HashSetOf =
+            request.artifacts.iter().map(|a| a.source_data_identifier.clone()).collect();
+        assert_eq!(sdis.len(), 3);
+    }
+
+    type HashSetOf = std::collections::HashSet<String>;
+
+    #[test]
+    fn per_result_alerts_name_the_result_in_the_container_sdi() {
+        let mut params = context(&[]);
+        params.result_id = Some("4".into());
+        let mut mapper = SoarMapper::new(params).unwrap();
+        let items = run(&mut mapper, &[Row::from_pairs("4", &[("src", one("1.1.1.1"))])]);
+        let request = request(&items[0]);
+        assert_eq!(
+            request.container.source_data_identifier,
+            "scheduler__admin__search__RMD5_at_1763750000_7:4"
+        );
+        assert_eq!(items[0].context.rid, "4");
+        assert_eq!(request.artifacts[0].name, "Splunk result 4");
+    }
+
+    #[test]
+    fn multivalue_cef_fields_split_into_artifacts() {
+        let row = Row::from_pairs(
+            "0",
+            &[
+                ("src", many(&["1.1.1.1", "2.2.2.2", "1.1.1.1"])),
+                ("user", one("bob")),
+                ("tags", many(&["a", "b"])),
+            ],
+        );
+        let artifacts = row_artifacts(&row, &FieldMapping::default(), "n", "low");
+        assert_eq!(artifacts.len(), 2);
+        let base = row_identity(&row);
+        assert_eq!(artifacts[0].source_data_identifier, format!("{base}:0"));
+        assert_eq!(artifacts[1].source_data_identifier, format!("{base}:1"));
+        assert_eq!(artifacts[0].cef["sourceAddress"], "1.1.1.1");
+        assert_eq!(artifacts[1].cef["sourceAddress"], "2.2.2.2");
+        for artifact in &artifacts {
+            assert_eq!(artifact.cef["destinationUserName"], "bob");
+            assert_eq!(artifact.data["tags"], serde_json::json!(["a", "b"]));
+        }
+        let two =
+            Row::from_pairs("0", &[("src", many(&["a", "b"])), ("dest", many(&["x", "y", "z"]))]);
+        let artifacts = row_artifacts(&two, &FieldMapping::default(), "n", "low");
+        let pairs: Vec<(String, String)> = artifacts
+            .iter()
+            .map(|a| {
+                (
+                    a.cef["sourceAddress"].as_str().unwrap().into(),
+                    a.cef["destinationAddress"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        assert_eq!(pairs.len(), 6);
+        assert_eq!(pairs[0], ("a".into(), "x".into()));
+        assert_eq!(pairs[5], ("b".into(), "z".into()));
+    }
+
+    #[test]
+    fn the_cartesian_product_is_capped_and_keeps_the_values_in_data() {
+        let many_src: Vec<String> = (0..20).map(|n| format!("10.0.0.{n}")).collect();
+        let many_dest: Vec<String> = (0..20).map(|n| format!("10.1.0.{n}")).collect();
+        let row =
+            Row::from_pairs("0", &[("src", Multi(many_src.clone())), ("dest", Multi(many_dest))]);
+        let artifacts = row_artifacts(&row, &FieldMapping::default(), "n", "low");
+        assert_eq!(artifacts.len(), MAX_ARTIFACTS_PER_ROW);
+        assert_eq!(artifacts[0].data["src"].as_array().unwrap().len(), 20);
+        assert_eq!(artifacts[0].data["dest"].as_array().unwrap().len(), 20);
+    }
+
+    #[test]
+    fn field_mapping_overrides_win() {
+        let mut mapper =
+            SoarMapper::new(context(&[("field_mapping", "src=deviceAddress,user=,sig=cs1")]))
+                .unwrap();
+        let row = Row::from_pairs(
+            "0",
+            &[("src", one("1.2.3.4")), ("user", one("eve")), ("sig", one("x"))],
+        );
+        let request = request(&run(&mut mapper, &[row])[0]);
+        let artifact = &request.artifacts[0];
+        assert_eq!(artifact.cef["deviceAddress"], "1.2.3.4");
+        assert_eq!(artifact.cef["cs1"], "x");
+        assert_eq!(artifact.cef_types["deviceAddress"], vec!["ip"]);
+        assert!(!artifact.cef_types.contains_key("cs1"));
+        assert!(!artifact.cef.contains_key("destinationUserName"));
+        assert_eq!(artifact.data["user"], "eve");
+    }
+
+    #[test]
+    fn the_first_field_for_a_cef_key_wins_and_the_other_stays_in_data() {
+        let row = Row::from_pairs("0", &[("src", one("1.1.1.1")), ("src_ip", one("2.2.2.2"))]);
+        let artifacts = row_artifacts(&row, &FieldMapping::default(), "n", "low");
+        assert_eq!(artifacts.len(), 1);
+        assert_eq!(artifacts[0].cef["sourceAddress"], "1.1.1.1");
+        assert_eq!(artifacts[0].data["src_ip"], "2.2.2.2");
+    }
+
+    #[test]
+    fn grouping_row_makes_one_container_per_row() {
+        let mut mapper =
+            SoarMapper::new(context(&[("grouping", "row"), ("playbook", "local/triage")])).unwrap();
+        let rows = vec![
+            Row::from_pairs(
+                "0",
+                &[
+                    ("event_id", one("E1@@notable@@abc")),
+                    ("rule_name", one("Rule A")),
+                    ("src", many(&["1.1.1.1", "2.2.2.2"])),
+                    ("urgency", one("low")),
+                ],
+            ),
+            Row::from_pairs("1", &[("src", one("3.3.3.3"))]),
+        ];
+        let items = run(&mut mapper, &rows);
+        assert_eq!(items.len(), 2);
+        let first = request(&items[0]);
+        assert_eq!(items[0].dedupe_key, "E1@@notable@@abc");
+        assert_eq!(first.container.source_data_identifier, "E1@@notable@@abc");
+        assert_eq!(first.container.name, "Rule A");
+        assert_eq!(first.container.severity, "low");
+        assert_eq!(first.artifacts[0].name, "Rule A");
+        assert_eq!(first.artifacts[0].source_data_identifier, "E1@@notable@@abc:0");
+        assert_eq!(
+            first.artifacts.iter().map(|a| a.run_automation).collect::<Vec<_>>(),
+            vec![false, true]
+        );
+        assert_eq!(first.playbook.as_deref(), Some("local/triage"));
+        assert_eq!(items[0].context.event_id, "E1@@notable@@abc");
+        let second = request(&items[1]);
+        assert_eq!(second.container.source_data_identifier.len(), 32);
+        assert_eq!(
+            second.container.source_data_identifier,
+            row_container_sdi(&rows[1], &mapper.context.sid)
+        );
+        assert_ne!(second.container.source_data_identifier, row_identity(&rows[1]));
+        assert_eq!(second.container.name, "Brute Force");
+        assert_eq!(items[1].context.rid, "1");
+    }
+
+    #[test]
+    fn row_hashes_do_not_depend_on_field_order_or_internal_fields() {
+        let a =
+            Row::from_pairs("0", &[("src", one("1")), ("dest", one("2")), ("_serial", one("0"))]);
+        let b =
+            Row::from_pairs("5", &[("dest", one("2")), ("src", one("1")), ("_serial", one("5"))]);
+        let c = Row::from_pairs("0", &[("src", one("1")), ("dest", one("3"))]);
+        assert_eq!(row_identity(&a), row_identity(&b));
+        assert_ne!(row_identity(&a), row_identity(&c));
+        assert_ne!(row_container_sdi(&a, "sid"), row_container_sdi(&b, "sid"), "rid is part of it");
+    }
+
+    #[test]
+    fn big_alerts_are_cut_into_batches_of_one_container() {
+        let mut ctx = context(&[("playbook", "7")]);
+        ctx.rows_total = 1201;
+        let mut mapper = SoarMapper::new(ctx).unwrap();
+        let rows: Vec<Row> = (0..1201)
+            .map(|n| {
+                Row::from_pairs(
+                    &n.to_string(),
+                    &[("src", one(&format!("10.0.{}.{}", n / 256, n % 256)))],
+                )
+            })
+            .collect();
+        let items = run(&mut mapper, &rows);
+        assert_eq!(items.len(), 3);
+        let requests: Vec<SoarRequest> = items.iter().map(request).collect();
+        assert_eq!(
+            requests.iter().map(|r| r.artifacts.len()).collect::<Vec<_>>(),
+            vec![500, 500, 201]
+        );
+        assert_eq!(requests.iter().map(|r| r.batch).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            requests.iter().map(|r| r.last_batch).collect::<Vec<_>>(),
+            vec![false, false, true]
+        );
+        assert_eq!(
+            requests.iter().map(|r| r.playbook.is_some()).collect::<Vec<_>>(),
+            vec![false, false, true]
+        );
+        let automated: usize =
+            requests.iter().flat_map(|r| &r.artifacts).filter(|a| a.run_automation).count();
+        assert_eq!(automated, 1);
+        assert!(requests[2].artifacts.last().unwrap().run_automation);
+        assert!(requests.iter().all(|r| r.container == requests[0].container));
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| i.dedupe_key.rsplit(':').next().unwrap().to_string())
+                .collect::<Vec<_>>(),
+            vec!["0", "1", "2"]
+        );
+        assert_eq!(items[1].context.rid, "500");
+        assert_eq!(items.iter().map(|i| i.context.rows.len()).sum::<usize>(), 1201);
+    }
+
+    #[test]
+    fn container_names_render_the_template() {
+        let ctx = context(&[]);
+        let row = Row::from_pairs("3", &[("src", one("1.2.3.4")), ("user", many(&["a", "b"]))]);
+        assert_eq!(
+            render_template(
+                "{search_name}: {src} by {user} ({rid}) {missing}{ {not a field}",
+                &row,
+                &ctx
+            ),
+            "Brute Force: 1.2.3.4 by a, b (3) { {not a field}"
+        );
+        let mut mapper =
+            SoarMapper::new(context(&[("container_name", "Login from {src}")])).unwrap();
+        let request = request(&run(&mut mapper, std::slice::from_ref(&row))[0]);
+        assert_eq!(request.container.name, "Login from 1.2.3.4");
+        let mut empty = SoarMapper::new(context(&[("container_name", "{missing}")])).unwrap();
+        assert_eq!(request_name(&mut empty, &row), "Brute Force");
+    }
+
+    fn request_name(mapper: &mut SoarMapper, row: &Row) -> String {
+        request(&run(mapper, std::slice::from_ref(row))[0]).container.name
+    }
+
+    #[test]
+    fn unicode_and_newlines_pass_through_unchanged() {
+        let text = "é 日本 🚀 \"quoted\"\nnext line";
+        let row = Row::from_pairs("0", &[("user", one(text)), ("note", one(text))]);
+        let artifacts = row_artifacts(&row, &FieldMapping::default(), "n", "low");
+        assert_eq!(artifacts[0].cef["destinationUserName"], text);
+        assert_eq!(artifacts[0].data["note"], text);
+    }
+}

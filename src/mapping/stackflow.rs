@@ -1,0 +1,785 @@
+//! Rows → StackFlow inbound-webhook incidents: the Splunk template fields with tokens already
+//! resolved, priority (row `stackflow_priority`, else the severity mapping), the ES notable
+//! mapping, and the stable `dedupe_key` (PRODUCT §4 `stackflow_incident`). Pure: no I/O.
+//!
+//! The item's `request` is exactly the JSON body the webhook receives, so a spooled item can be
+//! re-sent by `spool flush` without the results file.
+
+use super::{AlertContext, RowMapper};
+use crate::delivery::{DeliveryItem, TargetKind};
+use crate::error::{Error, Result};
+use crate::splunk::results::{FieldValue, Row};
+use serde_json::{Map, Value};
+
+/// The alert action stanza whose parameters this mapper reads.
+const STANZA: &str = "stackflow_incident";
+/// `severity_mapping` when the parameter is empty; entries of a set parameter override these.
+pub const DEFAULT_SEVERITY_MAPPING: &str = "critical=P1,high=P2,medium=P3,low=P4,informational=P4";
+/// `notable_mapping` when the parameter is empty; entries of a set parameter override these
+/// per incident field.
+pub const DEFAULT_NOTABLE_MAPPING: &str =
+    "rule_name=short_description,dest=ci_identifier,src=source_ip";
+/// The longest generated `message` (characters), when the row has no `message` field.
+pub const SUMMARY_MAX_CHARS: usize = 500;
+
+/// The webhook template's fields (external-apis §4.1), in template order.
+pub const TEMPLATE_FIELDS: [&str; 10] = [
+    "search_name",
+    "result_count",
+    "search_uri",
+    "severity",
+    "host",
+    "source",
+    "message",
+    "stackflow_priority",
+    "stackflow_assignment_group",
+    "timestamp",
+];
+
+/// Incident fields set from the alert itself, which a notable mapping may not overwrite.
+const RESERVED_KEYS: [&str; 5] =
+    ["search_name", "result_count", "search_uri", "timestamp", "dedupe_key"];
+
+/// One incident per trigger (first row) or one per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Alert,
+    Row,
+}
+
+/// A StackFlow priority.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+}
+
+impl Priority {
+    /// `P1`–`P4`, case-insensitive, surrounding blanks ignored.
+    pub fn parse(text: &str) -> Option<Priority> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "P1" => Some(Priority::P1),
+            "P2" => Some(Priority::P2),
+            "P3" => Some(Priority::P3),
+            "P4" => Some(Priority::P4),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::P1 => "P1",
+            Priority::P2 => "P2",
+            Priority::P3 => "P3",
+            Priority::P4 => "P4",
+        }
+    }
+}
+
+/// Severity word (lowercase) → priority, defaults first, overrides replacing by word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeverityMapping {
+    entries: Vec<(String, Priority)>,
+}
+
+impl SeverityMapping {
+    /// Parses `severity=priority,…` on top of the defaults. Empty text keeps the defaults.
+    pub fn parse(text: &str) -> Result<SeverityMapping> {
+        let mut mapping = SeverityMapping { entries: Vec::new() };
+        for (severity, priority) in parse_pairs(DEFAULT_SEVERITY_MAPPING, "severity_mapping")? {
+            mapping.set(&severity, &priority)?;
+        }
+        for (severity, priority) in parse_pairs(text, "severity_mapping")? {
+            mapping.set(&severity, &priority)?;
+        }
+        Ok(mapping)
+    }
+
+    fn set(&mut self, severity: &str, priority: &str) -> Result<()> {
+        let priority = Priority::parse(priority).ok_or_else(|| {
+            param_error(
+                "severity_mapping",
+                format!(
+                    "\"{severity}={priority}\": \"{priority}\" is not a StackFlow priority (P1, P2, P3 or P4)"
+                ),
+            )
+        })?;
+        let severity = severity.to_ascii_lowercase();
+        match self.entries.iter_mut().find(|(known, _)| *known == severity) {
+            Some(entry) => entry.1 = priority,
+            None => self.entries.push((severity, priority)),
+        }
+        Ok(())
+    }
+
+    /// The priority of a severity word (case-insensitive).
+    pub fn get(&self, severity: &str) -> Option<Priority> {
+        let severity = severity.trim().to_ascii_lowercase();
+        self.entries.iter().find(|(known, _)| *known == severity).map(|(_, priority)| *priority)
+    }
+
+    /// The priority of a row's severity: mapped when known, else what `medium` maps to, else P3.
+    pub fn priority_for(&self, severity: Option<&str>) -> Priority {
+        severity
+            .and_then(|severity| self.get(severity))
+            .or_else(|| self.get("medium"))
+            .unwrap_or(Priority::P3)
+    }
+}
+
+/// Result field → incident field. For each incident field, the sources in order (the first
+/// one present in the row wins); a parameter entry for an incident field replaces the default
+/// sources of that field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotableMapping {
+    /// (incident field, result fields in order of preference)
+    targets: Vec<(String, Vec<String>)>,
+}
+
+impl NotableMapping {
+    pub fn parse(text: &str) -> Result<NotableMapping> {
+        let mut mapping = NotableMapping { targets: Vec::new() };
+        for (field, key) in parse_pairs(DEFAULT_NOTABLE_MAPPING, "notable_mapping")? {
+            mapping.add(field, key);
+        }
+        let mut overridden: Vec<String> = Vec::new();
+        for (field, key) in parse_pairs(text, "notable_mapping")? {
+            if !valid_key(&key) {
+                return Err(param_error(
+                    "notable_mapping",
+                    format!(
+                        "\"{field}={key}\": \"{key}\" is not a usable incident field name (letters, digits, _ . -)"
+                    ),
+                ));
+            }
+            if RESERVED_KEYS.contains(&key.as_str()) {
+                return Err(param_error(
+                    "notable_mapping",
+                    format!(
+                        "\"{field}={key}\": \"{key}\" is set from the alert itself and cannot be mapped"
+                    ),
+                ));
+            }
+            if !overridden.contains(&key) {
+                overridden.push(key.clone());
+                if let Some(slot) = mapping.targets.iter_mut().find(|(target, _)| *target == key) {
+                    slot.1.clear();
+                }
+            }
+            mapping.add(field, key);
+        }
+        Ok(mapping)
+    }
+
+    fn add(&mut self, field: String, key: String) {
+        match self.targets.iter_mut().find(|(target, _)| *target == key) {
+            Some((_, sources)) => {
+                if !sources.contains(&field) {
+                    sources.push(field);
+                }
+            }
+            None => self.targets.push((key, vec![field])),
+        }
+    }
+
+    /// The value for an incident field from the row, when a source field is present.
+    pub fn value<'r>(&self, key: &str, row: &'r Row) -> Option<&'r str> {
+        self.targets
+            .iter()
+            .find(|(target, _)| target == key)
+            .and_then(|(_, sources)| sources.iter().find_map(|source| row.str(source)))
+    }
+
+    /// Incident fields this mapping can set, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.targets.iter().map(|(key, _)| key.as_str())
+    }
+}
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
+}
+
+fn param_error(param: &str, problem: String) -> Error {
+    Error::Config {
+        file: "alert_actions.conf".into(),
+        stanza: STANZA.into(),
+        key: format!("param.{param}"),
+        problem,
+    }
+}
+
+/// Splits `a=b,c=d` into trimmed pairs; empty entries (a trailing comma) are skipped.
+fn parse_pairs(text: &str, param: &str) -> Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for entry in text.split(',') {
+        let entry = entry.trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let (left, right) = entry.split_once('=').ok_or_else(|| {
+            param_error(
+                param,
+                format!(
+                    "\"{entry}\" is not of the form name=value (entries are separated by commas)"
+                ),
+            )
+        })?;
+        let (left, right) = (left.trim(), right.trim());
+        if left.is_empty() || right.is_empty() {
+            return Err(param_error(
+                param,
+                format!("\"{entry}\" has an empty side (expected name=value)"),
+            ));
+        }
+        pairs.push((left.to_string(), right.to_string()));
+    }
+    Ok(pairs)
+}
+
+/// Everything the mapper needs from the parameters, checked once.
+#[derive(Clone, Debug)]
+pub struct IncidentSettings {
+    pub mode: Mode,
+    pub assignment_group: String,
+    pub severity: SeverityMapping,
+    pub notable: NotableMapping,
+}
+
+impl IncidentSettings {
+    pub fn from_context(context: &AlertContext) -> Result<IncidentSettings> {
+        let mode = match context.param("mode").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("alert") => Mode::Alert,
+            Some("row") => Mode::Row,
+            Some(other) => {
+                return Err(param_error("mode", format!("\"{other}\" is not one of: alert, row")));
+            }
+        };
+        Ok(IncidentSettings {
+            mode,
+            assignment_group: context.param("assignment_group").unwrap_or_default().to_string(),
+            severity: SeverityMapping::parse(
+                context.param("severity_mapping").unwrap_or_default(),
+            )?,
+            notable: NotableMapping::parse(context.param("notable_mapping").unwrap_or_default())?,
+        })
+    }
+}
+
+/// Builds StackFlow webhook items from rows.
+pub struct IncidentMapper {
+    context: AlertContext,
+    settings: IncidentSettings,
+    /// mode=alert: the one incident was built (from the first row).
+    done: bool,
+}
+
+impl IncidentMapper {
+    /// Checks the parameters; a bad one is a configuration error before anything is sent.
+    pub fn new(context: AlertContext) -> Result<IncidentMapper> {
+        let settings = IncidentSettings::from_context(&context)?;
+        Ok(IncidentMapper { context, settings, done: false })
+    }
+
+    fn item(&self, row: &Row) -> DeliveryItem {
+        let account = self.context.account().to_string();
+        let dedupe_key = dedupe_key(&self.context, self.settings.mode, row);
+        let request = incident_payload(&self.context, &self.settings, row, &dedupe_key);
+        DeliveryItem {
+            target: TargetKind::Stackflow,
+            account,
+            dedupe_key,
+            request,
+            context: self.context.item_context(&[row]),
+        }
+    }
+}
+
+impl RowMapper for IncidentMapper {
+    fn push(&mut self, row: &Row) -> Result<Vec<DeliveryItem>> {
+        match self.settings.mode {
+            Mode::Row => Ok(vec![self.item(row)]),
+            Mode::Alert if self.done => Ok(Vec::new()),
+            Mode::Alert => {
+                self.done = true;
+                Ok(vec![self.item(row)])
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<DeliveryItem>> {
+        Ok(Vec::new())
+    }
+}
+
+/// The stable idempotency key (PRODUCT §4): `stackflow:<account>:<sid>[:<result_id>]` for
+/// mode=alert; `stackflow:<account>:<event_id>` or `…:<hash of sid, rid and row>` for mode=row.
+pub fn dedupe_key(context: &AlertContext, mode: Mode, row: &Row) -> String {
+    let account = context.account();
+    match mode {
+        Mode::Alert => match &context.result_id {
+            Some(result_id) => format!("stackflow:{account}:{}:{result_id}", context.sid),
+            None => format!("stackflow:{account}:{}", context.sid),
+        },
+        Mode::Row => match row.str("event_id") {
+            Some(event_id) => format!("stackflow:{account}:{event_id}"),
+            None => format!("stackflow:{account}:{}", row_hash(&context.sid, &row.rid, row)),
+        },
+    }
+}
+
+/// A 128-bit FNV-1a hash of sid, rid and the row's fields sorted by name, every part length
+/// prefixed so that no two different rows encode alike. Stable across runs and versions.
+pub fn row_hash(sid: &str, rid: &str, row: &Row) -> String {
+    let mut hasher = Fnv128::new();
+    hasher.part(sid.as_bytes());
+    hasher.part(rid.as_bytes());
+    let mut fields: Vec<(&str, &FieldValue)> = row.fields().collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, value) in fields {
+        hasher.part(name.as_bytes());
+        let values = value.values();
+        hasher.part(values.len().to_string().as_bytes());
+        for value in values {
+            hasher.part(value.as_bytes());
+        }
+    }
+    format!("{:032x}", hasher.0)
+}
+
+struct Fnv128(u128);
+
+impl Fnv128 {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
+
+    fn new() -> Fnv128 {
+        Fnv128(Self::OFFSET)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= *byte as u128;
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    fn part(&mut self, bytes: &[u8]) {
+        self.bytes(&(bytes.len() as u64).to_le_bytes());
+        self.bytes(bytes);
+    }
+}
+
+/// A row field as Splunk's `$result.<field>$` token renders it: the (first) value, or "".
+fn token<'r>(row: &'r Row, field: &str) -> Option<&'r str> {
+    row.str(field).map(str::trim).filter(|value| !value.is_empty())
+}
+
+/// The webhook body for one incident: the template's fields with tokens resolved, plus
+/// `short_description`, `ci_identifier`, `source_ip`, any other notable-mapped fields and
+/// `dedupe_key`, all strings at the top level.
+pub fn incident_payload(
+    context: &AlertContext,
+    settings: &IncidentSettings,
+    row: &Row,
+    dedupe_key: &str,
+) -> Value {
+    let mapped =
+        |key: &str| settings.notable.value(key, row).map(str::trim).filter(|v| !v.is_empty());
+    // A template field: the row's own field, else a notable-mapped source, else the fallback.
+    let field = |key: &str| token(row, key).or_else(|| mapped(key));
+    let severity = field("severity").or_else(|| token(row, "urgency"));
+    let priority = field("stackflow_priority")
+        .and_then(Priority::parse)
+        .unwrap_or_else(|| settings.severity.priority_for(severity));
+    let assignment_group = field("stackflow_assignment_group")
+        .unwrap_or(settings.assignment_group.as_str())
+        .to_string();
+    let host = field("host");
+    let message = match field("message") {
+        Some(message) => message.to_string(),
+        None => summary(context, row),
+    };
+    let short_description = match mapped("short_description") {
+        Some(text) => text.to_string(),
+        None => match host {
+            Some(host) => format!("{} on {host}", search_title(context)),
+            None => search_title(context).to_string(),
+        },
+    };
+    let result_count = match settings.mode {
+        Mode::Alert => context.rows_total.to_string(),
+        Mode::Row => "1".to_string(),
+    };
+    let mut body = Map::new();
+    let mut put = |key: &str, value: String| {
+        body.insert(key.to_string(), Value::String(value));
+    };
+    put("search_name", context.search_name.clone());
+    put("result_count", result_count);
+    put("search_uri", context.sid.clone());
+    put("severity", severity.unwrap_or_default().to_string());
+    put("host", host.unwrap_or_default().to_string());
+    put("source", field("source").unwrap_or_default().to_string());
+    put("message", message);
+    put("stackflow_priority", priority.as_str().to_string());
+    put("stackflow_assignment_group", assignment_group);
+    put("timestamp", context.trigger_time.to_string());
+    put("short_description", short_description);
+    put("ci_identifier", mapped("ci_identifier").unwrap_or_default().to_string());
+    put("source_ip", mapped("source_ip").unwrap_or_default().to_string());
+    for key in settings.notable.keys() {
+        if !body.contains_key(key) {
+            if let Some(value) = mapped(key) {
+                body.insert(key.to_string(), Value::String(value.to_string()));
+            }
+        }
+    }
+    body.insert("dedupe_key".into(), Value::String(dedupe_key.to_string()));
+    Value::Object(body)
+}
+
+fn search_title(context: &AlertContext) -> &str {
+    if context.search_name.trim().is_empty() { "Splunk alert" } else { context.search_name.trim() }
+}
+
+/// A one-line summary of a row without `message`: its `rule_title`, `description` or `_raw`,
+/// else its visible `field=value` pairs, else the search name; at most 500 characters.
+pub fn summary(context: &AlertContext, row: &Row) -> String {
+    let text = ["rule_title", "description", "_raw"]
+        .iter()
+        .find_map(|field| row.get(field).filter(|value| !value.is_empty()).map(FieldValue::joined))
+        .unwrap_or_else(|| {
+            row.fields()
+                .filter(|(name, _)| !name.starts_with('_'))
+                .map(|(name, value)| format!("{name}={}", value.values().join("|")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+    let line = one_line(&text, SUMMARY_MAX_CHARS);
+    if line.is_empty() { search_title(context).to_string() } else { line }
+}
+
+/// Collapses every run of whitespace (newlines included) to one space and cuts at `max` chars.
+fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (count, word) in text.split_whitespace().enumerate() {
+        if count > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        if out.chars().count() >= max {
+            break;
+        }
+    }
+    match out.char_indices().nth(max) {
+        Some((cut, _)) => out[..cut].to_string(),
+        None => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::splunk::results::FieldValue::{Multi, Single};
+    use std::collections::BTreeMap;
+
+    fn context(params: &[(&str, &str)]) -> AlertContext {
+        AlertContext {
+            action: STANZA.into(),
+            sid: "scheduler__admin__search__RMD5_at_1763750000_7".into(),
+            search_name: "Brute Force Access Behavior Detected".into(),
+            rows_total: 3,
+            params: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            trigger_time: 1_763_750_042,
+            ..AlertContext::default()
+        }
+    }
+
+    fn row(rid: &str, pairs: &[(&str, &str)]) -> Row {
+        let pairs: Vec<(&str, FieldValue)> =
+            pairs.iter().map(|(k, v)| (*k, Single(v.to_string()))).collect();
+        Row::from_pairs(rid, &pairs)
+    }
+
+    fn map(params: &[(&str, &str)], rows: &[Row]) -> Vec<DeliveryItem> {
+        let mut mapper = IncidentMapper::new(context(params)).unwrap();
+        let mut items = Vec::new();
+        for row in rows {
+            items.extend(mapper.push(row).unwrap());
+        }
+        items.extend(mapper.finish().unwrap());
+        items
+    }
+
+    fn text<'a>(item: &'a DeliveryItem, key: &str) -> &'a str {
+        item.request
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no {key} in {}", item.request))
+    }
+
+    #[test]
+    fn alert_mode_resolves_the_template_from_the_first_row() {
+        let rows = [
+            row(
+                "0",
+                &[
+                    ("severity", "high"),
+                    ("host", "web01"),
+                    ("source", "/var/log/secure"),
+                    ("message", "5 failures"),
+                ],
+            ),
+            row("1", &[("severity", "critical"), ("host", "web02")]),
+        ];
+        let items = map(&[], &rows);
+        assert_eq!(items.len(), 1);
+        let item = &items[0];
+        let body = item.request.as_object().unwrap();
+        for key in TEMPLATE_FIELDS {
+            assert!(body[key].is_string(), "{key}: {}", body[key]);
+        }
+        assert_eq!(text(item, "search_name"), "Brute Force Access Behavior Detected");
+        assert_eq!(text(item, "result_count"), "3");
+        assert_eq!(text(item, "search_uri"), "scheduler__admin__search__RMD5_at_1763750000_7");
+        assert_eq!(text(item, "severity"), "high");
+        assert_eq!(text(item, "host"), "web01");
+        assert_eq!(text(item, "source"), "/var/log/secure");
+        assert_eq!(text(item, "message"), "5 failures");
+        assert_eq!(text(item, "stackflow_priority"), "P2");
+        assert_eq!(text(item, "stackflow_assignment_group"), "");
+        assert_eq!(text(item, "timestamp"), "1763750042");
+        assert_eq!(
+            text(item, "short_description"),
+            "Brute Force Access Behavior Detected on web01"
+        );
+        assert_eq!(text(item, "ci_identifier"), "");
+        assert_eq!(text(item, "source_ip"), "");
+        assert_eq!(
+            item.dedupe_key,
+            "stackflow:default:scheduler__admin__search__RMD5_at_1763750000_7"
+        );
+        assert_eq!(text(item, "dedupe_key"), item.dedupe_key);
+        assert_eq!(item.target, TargetKind::Stackflow);
+        assert_eq!(item.context.rid, "0");
+    }
+
+    #[test]
+    fn row_mode_makes_one_incident_per_row_with_distinct_stable_keys() {
+        let rows = [
+            row("0", &[("host", "a")]),
+            row("1", &[("host", "a")]),
+            row("2", &[("event_id", "E-9")]),
+        ];
+        let params = [("mode", "row"), ("account", "prod")];
+        let items = map(&params, &rows);
+        assert_eq!(items.len(), 3);
+        assert!(items.iter().all(|item| text(item, "result_count") == "1"));
+        assert_ne!(items[0].dedupe_key, items[1].dedupe_key, "rid is part of the hash");
+        assert!(items[0].dedupe_key.starts_with("stackflow:prod:"));
+        assert_eq!(items[2].dedupe_key, "stackflow:prod:E-9");
+        let again = map(&params, &rows);
+        let keys: Vec<&str> = items.iter().map(|item| item.dedupe_key.as_str()).collect();
+        let keys_again: Vec<&str> = again.iter().map(|item| item.dedupe_key.as_str()).collect();
+        assert_eq!(keys, keys_again);
+        assert_eq!(items[1].context.rid, "1");
+    }
+
+    #[test]
+    fn row_hash_ignores_field_order_but_not_values() {
+        let a = Row::from_pairs(
+            "0",
+            &[("x", Single("1".into())), ("y", Multi(vec!["a".into(), "b".into()]))],
+        );
+        let b = Row::from_pairs(
+            "0",
+            &[("y", Multi(vec!["a".into(), "b".into()])), ("x", Single("1".into()))],
+        );
+        let c = Row::from_pairs(
+            "0",
+            &[("x", Single("1".into())), ("y", Multi(vec!["a".into(), "c".into()]))],
+        );
+        assert_eq!(row_hash("s", "0", &a), row_hash("s", "0", &b));
+        assert_ne!(row_hash("s", "0", &a), row_hash("s", "0", &c));
+        assert_ne!(row_hash("s", "0", &a), row_hash("t", "0", &a));
+        assert_eq!(row_hash("s", "0", &a).len(), 32);
+    }
+
+    #[test]
+    fn per_result_alerts_add_the_result_id() {
+        let mut context = context(&[]);
+        context.result_id = Some("4".into());
+        let key = dedupe_key(&context, Mode::Alert, &row("4", &[]));
+        assert_eq!(key, "stackflow:default:scheduler__admin__search__RMD5_at_1763750000_7:4");
+    }
+
+    #[test]
+    fn priority_precedence_row_field_then_severity_then_urgency_then_medium() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("stackflow_priority", "p1"), ("severity", "low")], "P1"),
+            (&[("stackflow_priority", " P4 "), ("severity", "critical")], "P4"),
+            (&[("stackflow_priority", "P9"), ("severity", "critical")], "P1"),
+            (&[("stackflow_priority", "urgent"), ("severity", "High")], "P2"),
+            (&[("severity", "informational")], "P4"),
+            (&[("urgency", "critical")], "P1"),
+            (&[("severity", "low"), ("urgency", "critical")], "P4"),
+            (&[("severity", "weird")], "P3"),
+            (&[], "P3"),
+        ];
+        for (pairs, expected) in cases {
+            let items = map(&[], &[row("0", pairs)]);
+            assert_eq!(text(&items[0], "stackflow_priority"), *expected, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn urgency_stands_in_for_a_missing_severity() {
+        let items = map(&[], &[row("0", &[("urgency", "high")])]);
+        assert_eq!(text(&items[0], "severity"), "high");
+        assert_eq!(text(&items[0], "stackflow_priority"), "P2");
+    }
+
+    #[test]
+    fn severity_mapping_overrides_merge_over_the_defaults() {
+        let params = [("severity_mapping", "high=p1, critical = P1 ,custom=P2,")];
+        let items = map(&params, &[row("0", &[("severity", "HIGH")])]);
+        assert_eq!(text(&items[0], "stackflow_priority"), "P1");
+        let items = map(&params, &[row("0", &[("severity", "custom")])]);
+        assert_eq!(text(&items[0], "stackflow_priority"), "P2");
+        let items = map(&params, &[row("0", &[("severity", "low")])]);
+        assert_eq!(text(&items[0], "stackflow_priority"), "P4", "defaults stay");
+        let items =
+            map(&[("severity_mapping", "medium=P2")], &[row("0", &[("severity", "bogus")])]);
+        assert_eq!(
+            text(&items[0], "stackflow_priority"),
+            "P2",
+            "unknown severities count as medium"
+        );
+    }
+
+    #[test]
+    fn assignment_group_row_field_wins_over_the_param() {
+        let params = [("assignment_group", "SOC Tier 1")];
+        let items = map(&params, &[row("0", &[])]);
+        assert_eq!(text(&items[0], "stackflow_assignment_group"), "SOC Tier 1");
+        let items = map(&params, &[row("0", &[("stackflow_assignment_group", "Network")])]);
+        assert_eq!(text(&items[0], "stackflow_assignment_group"), "Network");
+    }
+
+    #[test]
+    fn notables_map_rule_name_dest_and_src() {
+        let notable = row(
+            "0",
+            &[
+                ("rule_name", "Excessive Failed Logins"),
+                ("dest", "db01"),
+                ("src", "10.1.2.3"),
+                ("urgency", "critical"),
+                ("event_id", "AAAA-1"),
+                ("rule_title", "Excessive failed logins from 10.1.2.3"),
+            ],
+        );
+        let items = map(&[("mode", "row")], &[notable]);
+        let item = &items[0];
+        assert_eq!(text(item, "short_description"), "Excessive Failed Logins");
+        assert_eq!(text(item, "ci_identifier"), "db01");
+        assert_eq!(text(item, "source_ip"), "10.1.2.3");
+        assert_eq!(text(item, "severity"), "critical");
+        assert_eq!(text(item, "stackflow_priority"), "P1");
+        assert_eq!(text(item, "message"), "Excessive failed logins from 10.1.2.3");
+        assert_eq!(item.dedupe_key, "stackflow:default:AAAA-1");
+        assert_eq!(item.context.event_id, "AAAA-1");
+    }
+
+    #[test]
+    fn notable_mapping_overrides_replace_per_incident_field_and_add_fields() {
+        let params = [(
+            "notable_mapping",
+            "signature=short_description,user=caller_id,dest_ip=ci_identifier,dest=ci_identifier",
+        )];
+        let r = row(
+            "0",
+            &[
+                ("rule_name", "R"),
+                ("signature", "Sig"),
+                ("user", "bob"),
+                ("dest", "db01"),
+                ("src", "1.2.3.4"),
+            ],
+        );
+        let item = &map(&params, &[r])[0];
+        assert_eq!(text(item, "short_description"), "Sig");
+        assert_eq!(text(item, "caller_id"), "bob");
+        assert_eq!(text(item, "ci_identifier"), "db01", "dest_ip absent: the next source wins");
+        assert_eq!(text(item, "source_ip"), "1.2.3.4", "defaults for other fields stay");
+    }
+
+    #[test]
+    fn notable_mapping_can_feed_template_fields_without_beating_the_row() {
+        let params = [("notable_mapping", "risk_level=severity")];
+        let item = &map(&params, &[row("0", &[("risk_level", "critical")])])[0];
+        assert_eq!(text(item, "severity"), "critical");
+        assert_eq!(text(item, "stackflow_priority"), "P1");
+        let item =
+            &map(&params, &[row("0", &[("risk_level", "critical"), ("severity", "low")])])[0];
+        assert_eq!(text(item, "severity"), "low");
+    }
+
+    #[test]
+    fn bad_parameters_are_configuration_errors_naming_the_param() {
+        let cases = [
+            ("severity_mapping", "critical"),
+            ("severity_mapping", "critical=P5"),
+            ("severity_mapping", "=P1"),
+            ("notable_mapping", "rule_name"),
+            ("notable_mapping", "rule_name=short description"),
+            ("notable_mapping", "x=dedupe_key"),
+            ("mode", "batch"),
+        ];
+        for (param, value) in cases {
+            let error = IncidentMapper::new(context(&[(param, value)]))
+                .err()
+                .unwrap_or_else(|| panic!("{param}={value}"));
+            match &error {
+                Error::Config { file, stanza, key, .. } => {
+                    assert_eq!(file, "alert_actions.conf");
+                    assert_eq!(stanza, "stackflow_incident");
+                    assert_eq!(key, &format!("param.{param}"));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(error.exit_code(), crate::error::ExitCode::Configuration);
+        }
+    }
+
+    #[test]
+    fn message_falls_back_to_a_one_line_summary() {
+        let long = format!("line one\nline two {}", "x".repeat(600));
+        let item = &map(&[], &[row("0", &[("_raw", &long)])])[0];
+        let message = text(item, "message");
+        assert!(message.starts_with("line one line two x"), "{message}");
+        assert_eq!(message.chars().count(), SUMMARY_MAX_CHARS);
+        let item = &map(&[], &[row("0", &[("description", "d"), ("_raw", "r")])])[0];
+        assert_eq!(text(item, "message"), "d");
+        let item =
+            &map(&[], &[row("0", &[("user", "bob"), ("action", "failure"), ("_time", "1")])])[0];
+        assert_eq!(text(item, "message"), "user=bob action=failure");
+    }
+
+    #[test]
+    fn alert_mode_ignores_rows_after_the_first() {
+        let mut mapper = IncidentMapper::new(context(&[])).unwrap();
+        assert_eq!(mapper.push(&row("0", &[])).unwrap().len(), 1);
+        assert!(mapper.push(&row("1", &[])).unwrap().is_empty());
+        assert!(mapper.finish().unwrap().is_empty());
+    }
+}

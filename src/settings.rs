@@ -1,0 +1,243 @@
+//! Typed views of `stackflow.conf` (PRODUCT §3) shared by every command.
+//!
+//! The conf is read once (default/ then local/), then each consumer asks for the part it needs
+//! and gets a typed struct or an `Error::Config` naming file, stanza and key. Per-target account
+//! settings (`[soar:<account>]` …) are read by the targets themselves through
+//! `Settings::account`, so that the names of their keys live next to the code that uses them.
+
+use crate::error::{Error, Result};
+use crate::splunk::conf::{self, ConfFile};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const CONF_NAME: &str = "stackflow.conf";
+pub const DEFAULT_SPLUNKD_URI: &str = "https://127.0.0.1:8089";
+
+/// Everything a command needs to know about where it runs and how it is configured.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub conf: ConfFile,
+    pub app_dir: Option<PathBuf>,
+    pub splunk_home: Option<PathBuf>,
+}
+
+/// TLS policy for one remote: verification on unless turned off, optional private CA bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub spool_dir: PathBuf,
+    /// `[delivery] retry_base_s`: first retry delay; the spool waits 120× this between flushes.
+    pub retry_base: Duration,
+}
+
+impl Settings {
+    /// Loads the installed app's configuration (see `conf::app_dir`).
+    pub fn load() -> Result<Settings> {
+        let app_dir = conf::app_dir();
+        let conf = match &app_dir {
+            Some(dir) => ConfFile::load_app_conf(dir, CONF_NAME)?,
+            None => ConfFile::default(),
+        };
+        let splunk_home = conf::splunk_home(app_dir.as_deref());
+        Ok(Settings { conf, app_dir, splunk_home })
+    }
+
+    pub fn from_conf(
+        conf: ConfFile,
+        app_dir: Option<PathBuf>,
+        splunk_home: Option<PathBuf>,
+    ) -> Settings {
+        Settings { conf, app_dir, splunk_home }
+    }
+
+    /// The `[<kind>:<account>]` stanza, or a configuration error that lists the accounts that do exist.
+    pub fn account(&self, kind: &str, account: &str) -> Result<&BTreeMap<String, String>> {
+        let stanza = format!("{kind}:{account}");
+        self.conf.stanza(&stanza).ok_or_else(|| {
+            let prefix = format!("{kind}:");
+            let known: Vec<&str> = self
+                .conf
+                .stanza_names()
+                .filter_map(|name| name.strip_prefix(prefix.as_str()))
+                .collect();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            Error::config(
+                &stanza,
+                "",
+                format!("unknown {kind} account \"{account}\" (configured: {known})"),
+            )
+        })
+    }
+
+    /// `verify_ssl` and `ca_file` of a stanza. A CA file that does not exist is a configuration
+    /// error now, not a TLS failure later.
+    pub fn tls(&self, stanza: &str, verify_default: bool) -> Result<TlsSettings> {
+        let verify = match self.conf.get_nonempty(stanza, "verify_ssl") {
+            None => verify_default,
+            Some(value) => conf::parse_bool(value).ok_or_else(|| {
+                Error::config(stanza, "verify_ssl", format!("\"{value}\" is not a boolean"))
+            })?,
+        };
+        let ca_file = self.conf.get_nonempty(stanza, "ca_file").map(|path| self.resolve_path(path));
+        if let Some(path) = &ca_file {
+            if !path.is_file() {
+                return Err(Error::config(
+                    stanza,
+                    "ca_file",
+                    format!("{} does not exist", path.display()),
+                ));
+            }
+        }
+        Ok(TlsSettings { verify, ca_file })
+    }
+
+    /// `[proxy] url`, if set.
+    pub fn proxy(&self) -> Option<String> {
+        self.conf.get_nonempty("proxy", "url").map(str::to_string)
+    }
+
+    pub fn delivery(&self) -> Result<DeliverySettings> {
+        let timeout_s = self.parse_number("delivery", "timeout_s", 30.0)?;
+        if !(timeout_s > 0.0 && timeout_s <= 3600.0) {
+            return Err(Error::config(
+                "delivery",
+                "timeout_s",
+                "must be between 0 and 3600 seconds",
+            ));
+        }
+        let max_attempts = self.parse_number("delivery", "max_attempts", 5.0)?;
+        if !(1.0..=100.0).contains(&max_attempts) {
+            return Err(Error::config("delivery", "max_attempts", "must be between 1 and 100"));
+        }
+        let retry_base_s = self.parse_number("delivery", "retry_base_s", 0.5)?;
+        if !(0.001..=60.0).contains(&retry_base_s) {
+            return Err(Error::config(
+                "delivery",
+                "retry_base_s",
+                "must be between 0.001 and 60 seconds",
+            ));
+        }
+        let spool_dir = match self.conf.get_nonempty("delivery", "spool_dir") {
+            Some(dir) => self.resolve_path(dir),
+            None => match &self.splunk_home {
+                Some(home) => home.join("var").join("spool").join("stackflow"),
+                None => {
+                    return Err(Error::config(
+                        "delivery",
+                        "spool_dir",
+                        "not set and SPLUNK_HOME is unknown: set spool_dir or SPLUNK_HOME",
+                    ));
+                }
+            },
+        };
+        Ok(DeliverySettings {
+            timeout: Duration::from_secs_f64(timeout_s),
+            max_attempts: max_attempts as u32,
+            spool_dir,
+            retry_base: Duration::from_secs_f64(retry_base_s),
+        })
+    }
+
+    /// The index receipts go to.
+    pub fn receipts_index(&self) -> String {
+        self.conf.get_nonempty("receipts", "index").unwrap_or("stackflow").to_string()
+    }
+
+    /// The local splunkd: `[splunkd] uri`, else web.conf `mgmtHostPort`, else the default.
+    pub fn splunkd_uri(&self) -> String {
+        if let Some(uri) = self.conf.get_nonempty("splunkd", "uri") {
+            return uri.trim_end_matches('/').to_string();
+        }
+        if let Some(home) = &self.splunk_home {
+            let mut web = ConfFile::default();
+            for layer in ["etc/system/default/web.conf", "etc/system/local/web.conf"] {
+                if let Ok(conf) = ConfFile::read_layer(&home.join(layer)) {
+                    web.overlay(conf);
+                }
+            }
+            if let Some(host_port) = web.get_nonempty("settings", "mgmtHostPort") {
+                return format!("https://{host_port}");
+            }
+        }
+        DEFAULT_SPLUNKD_URI.to_string()
+    }
+
+    /// `$SPLUNK_HOME`-relative and `$SPLUNK_HOME`-prefixed paths become absolute.
+    pub fn resolve_path(&self, value: &str) -> PathBuf {
+        let home = self.splunk_home.as_deref().unwrap_or(Path::new(""));
+        let expanded = value
+            .strip_prefix("$SPLUNK_HOME")
+            .map(|rest| home.join(rest.trim_start_matches(['/', '\\'])))
+            .unwrap_or_else(|| PathBuf::from(value));
+        if expanded.is_relative() && !home.as_os_str().is_empty() {
+            home.join(expanded)
+        } else {
+            expanded
+        }
+    }
+
+    fn parse_number(&self, stanza: &str, key: &str, default: f64) -> Result<f64> {
+        match self.conf.get_nonempty(stanza, key) {
+            None => Ok(default),
+            Some(value) => {
+                value.parse::<f64>().ok().filter(|number| number.is_finite()).ok_or_else(|| {
+                    Error::config(stanza, key, format!("\"{value}\" is not a number"))
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str, home: Option<&str>) -> Settings {
+        Settings::from_conf(ConfFile::parse_str(text), None, home.map(PathBuf::from))
+    }
+
+    #[test]
+    fn unknown_account_lists_the_configured_ones() {
+        let settings =
+            settings("[soar:default]\nurl = https://x\n[soar:lab]\nurl = https://y\n", None);
+        let message = settings.account("soar", "prod").unwrap_err().to_string();
+        assert!(
+            message.contains("unknown soar account \"prod\" (configured: default, lab)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn spool_dir_defaults_under_splunk_home() {
+        let settings = settings("", Some("/opt/splunk"));
+        let delivery = settings.delivery().unwrap();
+        assert_eq!(delivery.spool_dir, PathBuf::from("/opt/splunk/var/spool/stackflow"));
+        assert_eq!(delivery.max_attempts, 5);
+        assert_eq!(delivery.timeout, Duration::from_secs(30));
+        assert_eq!(delivery.retry_base, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn bad_numbers_name_the_key() {
+        let settings = settings("[delivery]\ntimeout_s = soon\n", Some("/opt/splunk"));
+        let message = settings.delivery().unwrap_err().to_string();
+        assert!(message.contains("[delivery] timeout_s"), "{message}");
+    }
+
+    #[test]
+    fn splunkd_uri_prefers_conf_then_default() {
+        assert_eq!(
+            settings("[splunkd]\nuri = https://sh:8089/\n", None).splunkd_uri(),
+            "https://sh:8089"
+        );
+        assert_eq!(settings("", None).splunkd_uri(), DEFAULT_SPLUNKD_URI);
+    }
+}

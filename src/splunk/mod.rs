@@ -1,0 +1,9 @@
+//! Splunk-facing protocol code: what splunkd hands us and how we answer.
+
+pub mod chunked;
+pub mod conf;
+pub mod payload;
+pub mod rest;
+pub mod results;
+pub mod search_command;
+pub mod splunk_csv;

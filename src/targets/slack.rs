@@ -1,0 +1,403 @@
+//! The Slack client: one `chat.postMessage` per item, with the account's bot token, the
+//! routed channel, link buttons looked up at send time, per-channel pacing (1 message/s), and
+//! Slack's `{"ok": false, "error": …}` answers classified into outcomes.
+//!
+//! Slack does not deduplicate messages, so the deliverer keeps a ledger (`needs_ledger`).
+
+use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
+use crate::delivery::http::{HttpClient, HttpResponse};
+use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
+use crate::error::{Error, Result};
+use crate::mapping::slack::{self, LinkBases, LinkRecord};
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::rest::Splunkd;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+/// The KV store collection the audit module writes links to (PRODUCT §4).
+pub const LINKS_COLLECTION: &str = "stackflow_links";
+/// Slack's guidance: one message per second per channel.
+pub const CHANNEL_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct SlackTarget {
+    account: String,
+    post_url: String,
+    default_channel: Option<String>,
+    token: Secret,
+    http: HttpClient,
+    splunkd: Splunkd,
+    bases: LinkBases,
+    /// When the last post to each channel (as requested) left.
+    last_post: HashMap<String, Instant>,
+}
+
+/// Checks `api_url`: https, or http only on the loopback interface.
+pub fn validate_api_url(stanza: &str, url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        Error::config(stanza, "api_url", format!("\"{url}\" is not a URL (https://slack.com/api)"))
+    })?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" if !host.is_empty() => Ok(url.to_string()),
+        "http" if matches!(host, "127.0.0.1" | "localhost" | "[::1]") => Ok(url.to_string()),
+        _ => Err(Error::config(
+            stanza,
+            "api_url",
+            format!("\"{url}\" must be an https:// URL (plain http only for 127.0.0.1/localhost)"),
+        )),
+    }
+}
+
+impl SlackTarget {
+    /// Reads `[slack:<account>]` and the bot token (storage/passwords user `slack.<account>`).
+    pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<SlackTarget> {
+        let stanza_name = format!("slack:{account}");
+        let stanza = settings.account("slack", account)?;
+        let api_url = stanza
+            .get("api_url")
+            .map(|url| url.trim())
+            .filter(|url| !url.is_empty())
+            .unwrap_or(DEFAULT_API_URL);
+        let api_url = validate_api_url(&stanza_name, api_url)?;
+        let default_channel = stanza
+            .get("channel")
+            .map(|channel| channel.trim().to_string())
+            .filter(|channel| !channel.is_empty());
+        let http = super::http_for(settings, &stanza_name)?;
+        let bases = link_bases(settings, account);
+        let token = splunkd.secret(&format!("slack.{account}"))?;
+        Ok(SlackTarget {
+            account: account.to_string(),
+            post_url: format!("{api_url}/chat.postMessage"),
+            default_channel,
+            token,
+            http,
+            splunkd: splunkd.clone(),
+            bases,
+            last_post: HashMap::new(),
+        })
+    }
+
+    /// Looks up `stackflow_links` for the item's rows with an `event_id`. A failed lookup only
+    /// costs the buttons, never the message.
+    fn lookup_links(&self, hints: &[LinkRecord]) -> Vec<LinkRecord> {
+        let mut event_ids: Vec<&str> = Vec::new();
+        for hint in hints {
+            if !hint.event_id.is_empty() && !event_ids.contains(&hint.event_id.as_str()) {
+                event_ids.push(&hint.event_id);
+            }
+        }
+        if event_ids.is_empty() || (self.bases.soar.is_none() && self.bases.stackflow.is_none()) {
+            return Vec::new();
+        }
+        let query = json!({"event_id": {"$in": event_ids}});
+        match self.splunkd.kv_query(LINKS_COLLECTION, &query) {
+            Ok(records) => records.iter().map(LinkRecord::from_json).collect(),
+            Err(error) => {
+                log::warn!(
+                    "stackflow_slack: cannot look up {LINKS_COLLECTION} for SOAR/StackFlow buttons ({error}); posting without them"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Sleeps until one second after the previous post to `channel` in this run.
+    fn pace(&self, channel: &str) {
+        if let Some(last) = self.last_post.get(channel) {
+            let wait = CHANNEL_INTERVAL.saturating_sub(last.elapsed());
+            if !wait.is_zero() {
+                log::debug!(
+                    "stackflow_slack: pacing {channel}: waiting {} ms (1 message/s/channel)",
+                    wait.as_millis()
+                );
+                std::thread::sleep(wait);
+            }
+        }
+    }
+}
+
+/// Where SOAR/StackFlow buttons point: `[soar:<account>] url` and the origin of
+/// `[stackflow:<account>] api_url`, each falling back to the `default` account.
+fn link_bases(settings: &Settings, account: &str) -> LinkBases {
+    let lookup = |kind: &str, key: &str| {
+        [account, "default"].iter().find_map(|name| {
+            settings
+                .conf
+                .get_nonempty(&format!("{kind}:{name}"), key)
+                .map(|value| value.trim().to_string())
+        })
+    };
+    LinkBases {
+        soar: lookup("soar", "url").map(|url| url.trim_end_matches('/').to_string()),
+        stackflow: lookup("stackflow", "api_url").and_then(|url| slack::origin_of(&url)),
+    }
+}
+
+/// `https://slack.com/archives/<channel id>/p<ts without the dot>` (the permalink form; the
+/// workspace's own host would be `https://<workspace>.slack.com/…`, which we cannot know
+/// without an extra `chat.getPermalink` call).
+pub fn permalink(channel_id: &str, ts: &str) -> String {
+    format!("https://slack.com/archives/{channel_id}/p{}", ts.replace('.', ""))
+}
+
+/// Slack's `ok:false` error codes → outcome, with what the admin should do.
+pub fn classify_slack_error(
+    code: &str,
+    channel: &str,
+    account: &str,
+    response: &HttpResponse,
+    details: &str,
+) -> Outcome {
+    let what = format!("Slack chat.postMessage to {channel}");
+    let token_fix = format!(
+        "store a valid bot token (xoxb-…) as storage/passwords user \"slack.{account}\" in realm \"stackflow\""
+    );
+    match code {
+        "channel_not_found" => Outcome::rejected(
+            RejectClass::Remote,
+            format!(
+                "{what}: channel_not_found: Slack has no channel \"{channel}\" visible to the bot; fix the channel name or ID \
+                 in the alert's channel/severity_channels parameter or in [slack:{account}] channel, and for a private \
+                 channel invite the bot first"
+            ),
+        ),
+        "not_in_channel" => Outcome::rejected(
+            RejectClass::Remote,
+            format!(
+                "{what}: not_in_channel: the bot is not a member of \"{channel}\"; invite it (/invite @<app>) or grant the \
+                 chat:write.public scope"
+            ),
+        ),
+        "is_archived" => Outcome::rejected(
+            RejectClass::Remote,
+            format!(
+                "{what}: is_archived: channel \"{channel}\" is archived; unarchive it or route the alert to another channel"
+            ),
+        ),
+        "invalid_auth" | "not_authed" | "account_inactive" | "token_revoked" | "token_expired" => {
+            Outcome::rejected(
+                RejectClass::Credentials,
+                format!("{what}: {code}: Slack refused the bot token; {token_fix}"),
+            )
+        }
+        "missing_scope" | "no_permission" => {
+            let needed = response
+                .json()
+                .and_then(|json| json.get("needed").and_then(Value::as_str).map(str::to_string))
+                .map(|needed| format!(" (needed: {needed})"))
+                .unwrap_or_default();
+            Outcome::rejected(
+                RejectClass::Credentials,
+                format!(
+                    "{what}: {code}{needed}: the Slack app's token lacks a permission; add the chat:write scope (and \
+                     chat:write.public to post in channels the bot has not joined) under OAuth & Permissions, reinstall \
+                     the app, then {token_fix}"
+                ),
+            )
+        }
+        "ratelimited"
+        | "rate_limited"
+        | "fatal_error"
+        | "internal_error"
+        | "request_timeout"
+        | "service_unavailable" => {
+            Outcome::retry(format!("{what}: {code}"), response.retry_after())
+        }
+        _ => Outcome::rejected(
+            RejectClass::Remote,
+            format!("{what}: Slack refused the message: {code}{details}"),
+        ),
+    }
+}
+
+/// `response_metadata.messages` and `warning`, for rejection messages.
+fn response_details(json: &Value) -> String {
+    let mut notes: Vec<String> = json
+        .pointer("/response_metadata/messages")
+        .and_then(Value::as_array)
+        .map(|messages| messages.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if let Some(warning) = json.get("warning").and_then(Value::as_str) {
+        notes.push(format!("warning: {warning}"));
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        slack::truncate(&format!(" ({})", notes.join("; ")), 600)
+    }
+}
+
+impl Target for SlackTarget {
+    fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
+        let routed = item.request.get("channel").and_then(Value::as_str).map(str::trim);
+        let Some(channel) = routed
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .or_else(|| self.default_channel.clone())
+        else {
+            return Outcome::rejected(
+                RejectClass::Configuration,
+                format!(
+                    "no Slack channel: set channel in [slack:{}] of stackflow.conf or the alert's channel parameter",
+                    self.account
+                ),
+            );
+        };
+        let hints = slack::link_hints(&item.request);
+        let records = self.lookup_links(&hints);
+        let body = slack::slack_body(&item.request, &channel, &records, &self.bases);
+        let bytes = match serde_json::to_vec(&body) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                return Outcome::rejected(
+                    RejectClass::Remote,
+                    format!("cannot encode the Slack message: {error}"),
+                );
+            }
+        };
+        self.pace(&channel);
+        let auth = format!("Bearer {}", self.token.expose());
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "application/json"),
+        ];
+        let result = self.http.post(&self.post_url, &headers, &bytes);
+        self.last_post.insert(channel.clone(), Instant::now());
+        let what = format!("Slack chat.postMessage to {channel}");
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => return classify_transport(&error, &what),
+        };
+        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
+            return outcome;
+        }
+        let Some(json) = response.json() else {
+            return Outcome::retry(
+                format!("{what}: the answer is not JSON: {}", response.body_excerpt()),
+                None,
+            );
+        };
+        if json.get("ok").and_then(Value::as_bool) != Some(true) {
+            let code = json.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
+            return classify_slack_error(
+                code,
+                &channel,
+                &self.account,
+                &response,
+                &response_details(&json),
+            );
+        }
+        let ts = json.get("ts").and_then(Value::as_str).unwrap_or("").to_string();
+        let channel_id =
+            json.get("channel").and_then(Value::as_str).unwrap_or(&channel).to_string();
+        let mut details = serde_json::Map::new();
+        details.insert("slack_channel".into(), Value::String(channel_id.clone()));
+        details.insert("slack_ts".into(), Value::String(ts.clone()));
+        details.insert("slack_channel_name".into(), Value::String(channel.clone()));
+        let remote_url = (!ts.is_empty()).then(|| permalink(&channel_id, &ts));
+        Outcome::Delivered(Delivered {
+            remote_id: (!ts.is_empty()).then(|| ts.clone()),
+            remote_url,
+            duplicate: false,
+            details,
+            message: format!("posted to {channel} ({channel_id}) ts={ts}"),
+        })
+    }
+
+    fn needs_ledger(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: &str) -> HttpResponse {
+        HttpResponse { status: 200, headers: Vec::new(), body: body.as_bytes().to_vec() }
+    }
+
+    fn class(code: &str) -> &'static str {
+        match classify_slack_error(code, "#soc", "default", &response("{}"), "") {
+            Outcome::Retry(_) => "retry",
+            Outcome::Rejected(r) if r.class == RejectClass::Credentials => "credentials",
+            Outcome::Rejected(r) if r.class == RejectClass::Remote => "remote",
+            _ => "other",
+        }
+    }
+
+    #[test]
+    fn slack_errors_are_classified() {
+        for code in
+            ["channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long"]
+        {
+            assert_eq!(class(code), "remote", "{code}");
+        }
+        for code in [
+            "invalid_auth",
+            "not_authed",
+            "account_inactive",
+            "token_revoked",
+            "missing_scope",
+            "no_permission",
+        ] {
+            assert_eq!(class(code), "credentials", "{code}");
+        }
+        for code in [
+            "ratelimited",
+            "rate_limited",
+            "fatal_error",
+            "internal_error",
+            "request_timeout",
+            "service_unavailable",
+        ] {
+            assert_eq!(class(code), "retry", "{code}");
+        }
+    }
+
+    #[test]
+    fn messages_tell_the_admin_what_to_fix() {
+        let Outcome::Rejected(rejection) =
+            classify_slack_error("channel_not_found", "#nope", "default", &response("{}"), "")
+        else {
+            panic!("not rejected")
+        };
+        assert!(
+            rejection.reason.contains("\"#nope\"")
+                && rejection.reason.contains("severity_channels")
+        );
+        let Outcome::Rejected(rejection) =
+            classify_slack_error("invalid_auth", "#soc", "lab", &response("{}"), "")
+        else {
+            panic!("not rejected")
+        };
+        assert!(rejection.reason.contains("slack.lab"), "{}", rejection.reason);
+    }
+
+    #[test]
+    fn api_urls_must_be_https_except_loopback() {
+        assert!(validate_api_url("slack:default", "https://slack.com/api/").is_ok());
+        assert!(validate_api_url("slack:default", "http://127.0.0.1:8080/api").is_ok());
+        assert!(validate_api_url("slack:default", "http://localhost/api").is_ok());
+        assert!(validate_api_url("slack:default", "http://slack.example.com/api").is_err());
+        assert!(validate_api_url("slack:default", "slack.com").is_err());
+    }
+
+    #[test]
+    fn permalinks_drop_the_dot() {
+        assert_eq!(
+            permalink("C1H9RESGL", "1503435956.000247"),
+            "https://slack.com/archives/C1H9RESGL/p1503435956000247"
+        );
+    }
+}

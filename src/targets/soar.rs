@@ -1,0 +1,562 @@
+//! The SOAR client: one item (a container spec and a batch of artifacts) → SOAR REST requests
+//! → one `Outcome`.
+//!
+//! An attempt ensures the container (`POST /rest/container`; a duplicate source data identifier
+//! answers `existing_container_id`, which counts as success), pre-checks which of the batch's
+//! artifacts the container already holds when it pre-existed or the item is being re-sent
+//! (`GET /rest/artifact?_filter_container=…&_filter_source_data_identifier__in=[…]`, chunked),
+//! posts the missing ones as one JSON array, and after the container's last batch runs the
+//! playbook once. Attempts are idempotent: repeating one adds nothing that is already there.
+//! SOAR's `"failed": true` is authoritative whatever the HTTP status; statuses are classified
+//! by `delivery::classify`. The token is read at open time and never logged.
+
+use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
+use crate::delivery::http::{HttpClient, HttpResponse};
+use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
+use crate::error::{Error, Result};
+use crate::mapping::soar::{Artifact, SoarRequest};
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::rest::{Splunkd, url_encode};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// Keep pre-check URLs under this many bytes (proxies and SOAR's nginx refuse long URLs).
+const MAX_QUERY_BYTES: usize = 6000;
+/// Containers remembered per run; past this the cache starts afresh (a forgotten container
+/// only costs a duplicate answer and a pre-check).
+const MAX_CACHED_CONTAINERS: usize = 4096;
+/// The default container label (PRODUCT §3).
+const DEFAULT_LABEL: &str = "events";
+
+/// What this run knows about a container.
+#[derive(Clone, Copy, Debug)]
+struct ContainerState {
+    id: u64,
+    /// Created by this process (not found as a duplicate).
+    created: bool,
+    /// Artifacts were posted to it by this process.
+    gained: bool,
+    /// The playbook was started on it by this process.
+    playbook_ran: bool,
+}
+
+pub struct SoarTarget {
+    /// Base URL without a trailing slash; the API is under `/rest/`.
+    base: String,
+    label: String,
+    token: Secret,
+    http: HttpClient,
+    containers: HashMap<String, ContainerState>,
+    /// The item of the previous attempt: attempting it again means a re-send.
+    last_attempted: Option<String>,
+}
+
+/// Checks `[soar:<account>] url`: https, or http only on the loopback interface.
+fn check_url(stanza: &str, url: &str) -> Result<String> {
+    let url = url.trim().trim_end_matches('/');
+    let url = url.strip_suffix("/rest").unwrap_or(url);
+    let lower = url.to_ascii_lowercase();
+    let rest = if let Some(rest) = lower.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = lower.strip_prefix("http://") {
+        let authority = rest.split('/').next().unwrap_or("");
+        let host = match authority.strip_prefix('[') {
+            Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+            None => authority.split(':').next().unwrap_or(""),
+        };
+        if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
+            return Err(Error::config(
+                stanza,
+                "url",
+                format!(
+                    "\"{url}\" must use https:// (plain http is only allowed for 127.0.0.1/localhost)"
+                ),
+            ));
+        }
+        rest
+    } else {
+        return Err(Error::config(
+            stanza,
+            "url",
+            format!("\"{url}\" is not a URL: expected https://<soar host>"),
+        ));
+    };
+    if rest.split('/').next().unwrap_or("").is_empty() {
+        return Err(Error::config(stanza, "url", format!("\"{url}\" has no host")));
+    }
+    Ok(url.to_string())
+}
+
+/// SOAR's own error text when a body says `"failed": true`.
+fn failed_message(json: &Value) -> Option<String> {
+    (json.get("failed").and_then(Value::as_bool) == Some(true)).then(|| {
+        json.get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("SOAR reported failed without a message")
+            .to_string()
+    })
+}
+
+/// An id that SOAR may send as a number or a numeric string.
+fn id_of(value: Option<&Value>) -> Option<u64> {
+    match value? {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[derive(Serialize)]
+struct ArtifactPost<'a> {
+    container_id: u64,
+    #[serde(flatten)]
+    artifact: &'a Artifact,
+}
+
+/// The result of posting a batch of artifacts.
+#[derive(Default)]
+struct Posted {
+    created: usize,
+    existing: usize,
+    failures: Vec<String>,
+}
+
+/// Splits SDIs into Python-literal lists (`["a","b"]`) whose URL-encoded form stays short.
+fn sdi_chunks(sdis: &[&str]) -> Vec<String> {
+    let mut chunks = Vec::new();
+    let mut current: Vec<String> = Vec::new();
+    let mut length = 0;
+    for sdi in sdis {
+        let literal = url_encode(&serde_json::Value::String(sdi.to_string()).to_string());
+        if !current.is_empty() && length + literal.len() + 3 > MAX_QUERY_BYTES {
+            chunks.push(format!("%5B{}%5D", current.join("%2C")));
+            current.clear();
+            length = 0;
+        }
+        length += literal.len() + 3;
+        current.push(literal);
+    }
+    if !current.is_empty() {
+        chunks.push(format!("%5B{}%5D", current.join("%2C")));
+    }
+    chunks
+}
+
+impl SoarTarget {
+    /// Reads `[soar:<account>]` and the token `soar.<account>` from storage/passwords.
+    pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<SoarTarget> {
+        let stanza_name = format!("soar:{account}");
+        let stanza = settings.account("soar", account)?;
+        let url = stanza.get("url").map(|url| url.trim()).filter(|url| !url.is_empty());
+        let Some(url) = url else {
+            return Err(Error::config(&stanza_name, "url", "is required (https://<soar host>)"));
+        };
+        let base = check_url(&stanza_name, url)?;
+        let label = stanza
+            .get("label")
+            .map(|label| label.trim())
+            .filter(|label| !label.is_empty())
+            .unwrap_or(DEFAULT_LABEL)
+            .to_string();
+        let http = super::http_for(settings, &stanza_name)?;
+        let token = splunkd.secret(&format!("soar.{account}"))?;
+        Ok(SoarTarget::with_client(base, label, token, http))
+    }
+
+    /// A client for `base` (already checked) with a token in hand.
+    pub fn with_client(base: String, label: String, token: Secret, http: HttpClient) -> SoarTarget {
+        SoarTarget { base, label, token, http, containers: HashMap::new(), last_attempted: None }
+    }
+
+    /// The SOAR UI page of a container.
+    pub fn container_url(&self, id: u64) -> String {
+        format!("{}/mission/{id}", self.base)
+    }
+
+    fn get(&self, path_and_query: &str) -> std::result::Result<HttpResponse, Outcome> {
+        let url = format!("{}{path_and_query}", self.base);
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        self.http
+            .get(&url, &[("ph-auth-token", self.token.expose()), ("Accept", "application/json")])
+            .map_err(|error| classify_transport(&error, &format!("SOAR GET {path}")))
+    }
+
+    fn post(&self, path: &str, body: &[u8]) -> std::result::Result<HttpResponse, Outcome> {
+        let url = format!("{}{path}", self.base);
+        self.http
+            .post(
+                &url,
+                &[
+                    ("ph-auth-token", self.token.expose()),
+                    ("Content-Type", "application/json"),
+                    ("Accept", "application/json"),
+                ],
+                body,
+            )
+            .map_err(|error| classify_transport(&error, &format!("SOAR POST {path}")))
+    }
+
+    /// Creates the container or finds it by its source data identifier.
+    fn ensure_container(
+        &mut self,
+        request: &SoarRequest,
+    ) -> std::result::Result<ContainerState, Outcome> {
+        let sdi = &request.container.source_data_identifier;
+        if let Some(state) = self.containers.get(sdi) {
+            return Ok(*state);
+        }
+        let mut container = request.container.clone();
+        if container.label.is_none() {
+            container.label = Some(self.label.clone());
+        }
+        let body = serde_json::to_vec(&container).map_err(|error| {
+            Outcome::rejected(RejectClass::Remote, format!("cannot encode the container: {error}"))
+        })?;
+        let what = "SOAR POST /rest/container";
+        let response = self.post("/rest/container", &body)?;
+        let json = response.json().unwrap_or(Value::Null);
+        let state = if let Some(existing) = id_of(json.get("existing_container_id"))
+            .filter(|_| response.status < 500 && !matches!(response.status, 401 | 403))
+        {
+            ContainerState { id: existing, created: false, gained: false, playbook_ran: false }
+        } else {
+            match classify_status(&response, what) {
+                StatusClass::Failed(outcome) => return Err(outcome),
+                StatusClass::Success => {}
+            }
+            if let Some(message) = failed_message(&json) {
+                return Err(Outcome::rejected(RejectClass::Remote, format!("{what}: {message}")));
+            }
+            let Some(id) = id_of(json.get("id")) else {
+                return Err(Outcome::rejected(
+                    RejectClass::Remote,
+                    format!(
+                        "{what}: HTTP {} without a container id: {}",
+                        response.status,
+                        response.body_excerpt()
+                    ),
+                ));
+            };
+            ContainerState { id, created: true, gained: false, playbook_ran: false }
+        };
+        if self.containers.len() >= MAX_CACHED_CONTAINERS {
+            self.containers.clear();
+        }
+        self.containers.insert(sdi.clone(), state);
+        Ok(state)
+    }
+
+    /// The SDIs among `artifacts` that the container already holds.
+    fn present_sdis(
+        &self,
+        container_id: u64,
+        artifacts: &[Artifact],
+    ) -> std::result::Result<HashSet<String>, Outcome> {
+        let sdis: Vec<&str> =
+            artifacts.iter().map(|artifact| artifact.source_data_identifier.as_str()).collect();
+        let mut present = HashSet::new();
+        for chunk in sdi_chunks(&sdis) {
+            let query = format!(
+                "/rest/artifact?_filter_container={container_id}&_filter_source_data_identifier__in={chunk}&page_size=0"
+            );
+            let response = self.get(&query)?;
+            let what = "SOAR GET /rest/artifact";
+            if let StatusClass::Failed(outcome) = classify_status(&response, what) {
+                return Err(outcome);
+            }
+            let json = response.json().unwrap_or(Value::Null);
+            if let Some(message) = failed_message(&json) {
+                return Err(Outcome::rejected(RejectClass::Remote, format!("{what}: {message}")));
+            }
+            let Some(data) = json.get("data").and_then(Value::as_array) else {
+                return Err(Outcome::retry(
+                    format!("{what}: the answer has no data list: {}", response.body_excerpt()),
+                    None,
+                ));
+            };
+            for artifact in data {
+                if let Some(sdi) = artifact.get("source_data_identifier").and_then(Value::as_str) {
+                    present.insert(sdi.to_string());
+                }
+            }
+        }
+        Ok(present)
+    }
+
+    fn post_artifacts(
+        &self,
+        container_id: u64,
+        artifacts: &[Artifact],
+    ) -> std::result::Result<Posted, Outcome> {
+        let posts: Vec<ArtifactPost> =
+            artifacts.iter().map(|artifact| ArtifactPost { container_id, artifact }).collect();
+        let body = serde_json::to_vec(&posts).map_err(|error| {
+            Outcome::rejected(RejectClass::Remote, format!("cannot encode the artifacts: {error}"))
+        })?;
+        let what = "SOAR POST /rest/artifact";
+        let response = self.post("/rest/artifact", &body)?;
+        let json = response.json().unwrap_or(Value::Null);
+        let per_item = matches!(response.status, 200..=299 | 400) && json.is_array();
+        if !per_item {
+            if let StatusClass::Failed(outcome) = classify_status(&response, what) {
+                return Err(outcome);
+            }
+            if let Some(message) = failed_message(&json) {
+                return Err(Outcome::rejected(RejectClass::Remote, format!("{what}: {message}")));
+            }
+        }
+        let results: Vec<Value> = match json {
+            Value::Array(results) => results,
+            // A single object answers a one-element list on some versions.
+            object @ Value::Object(_) => vec![object],
+            _ => {
+                return Err(Outcome::rejected(
+                    RejectClass::Remote,
+                    format!(
+                        "{what}: HTTP {} with an answer that is not JSON: {}",
+                        response.status,
+                        response.body_excerpt()
+                    ),
+                ));
+            }
+        };
+        let mut posted = Posted::default();
+        for result in &results {
+            if id_of(result.get("existing_artifact_id")).is_some() {
+                posted.existing += 1;
+            } else if let Some(message) = failed_message(result) {
+                posted.failures.push(message);
+            } else if id_of(result.get("id")).is_some() {
+                posted.created += 1;
+            } else {
+                posted.failures.push(format!("no artifact id in {result}"));
+            }
+        }
+        if results.len() < artifacts.len() {
+            posted.failures.push(format!(
+                "SOAR answered {} results for {} artifacts",
+                results.len(),
+                artifacts.len()
+            ));
+        }
+        Ok(posted)
+    }
+
+    fn run_playbook(
+        &self,
+        container_id: u64,
+        playbook: &str,
+    ) -> std::result::Result<String, Outcome> {
+        let playbook_id = match playbook.trim().parse::<u64>() {
+            Ok(number) => Value::from(number),
+            Err(_) => Value::from(playbook.trim()),
+        };
+        let body = serde_json::json!({
+            "container_id": container_id,
+            "playbook_id": playbook_id,
+            "scope": "new",
+            "run": true,
+        });
+        let what = format!("SOAR POST /rest/playbook_run (playbook {playbook})");
+        let response = self.post("/rest/playbook_run", body.to_string().as_bytes())?;
+        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
+            return Err(outcome);
+        }
+        let json = response.json().unwrap_or(Value::Null);
+        if let Some(message) = failed_message(&json) {
+            return Err(Outcome::rejected(RejectClass::Remote, format!("{what}: {message}")));
+        }
+        Ok(match json.get("playbook_run_id") {
+            Some(Value::String(id)) => id.clone(),
+            Some(Value::Number(id)) => id.to_string(),
+            _ => String::from("?"),
+        })
+    }
+
+    fn deliver(&mut self, item: &DeliveryItem, resend: bool) -> Outcome {
+        let request: SoarRequest = match serde_json::from_value(item.request.clone()) {
+            Ok(request) => request,
+            Err(error) => {
+                return Outcome::rejected(
+                    RejectClass::Remote,
+                    format!(
+                        "item {} is not a SOAR request ({error}); it was not sent",
+                        item.dedupe_key
+                    ),
+                );
+            }
+        };
+        let sdi = request.container.source_data_identifier.clone();
+        let state = match self.ensure_container(&request) {
+            Ok(state) => state,
+            Err(outcome) => return outcome,
+        };
+        let id = state.id;
+        let mut to_post: Vec<Artifact> = request.artifacts.clone();
+        if !state.created || resend {
+            match self.present_sdis(id, &to_post) {
+                Ok(present) => {
+                    to_post.retain(|artifact| !present.contains(&artifact.source_data_identifier))
+                }
+                Err(outcome) => return with_context(outcome, id),
+            }
+        }
+        let already = request.artifacts.len() - to_post.len();
+        let wants_automation = request.artifacts.iter().any(|artifact| artifact.run_automation);
+        for artifact in &mut to_post {
+            artifact.run_automation = false;
+        }
+        if wants_automation {
+            if let Some(last) = to_post.last_mut() {
+                last.run_automation = true;
+            }
+        }
+        let mut posted = Posted::default();
+        if !to_post.is_empty() {
+            posted = match self.post_artifacts(id, &to_post) {
+                Ok(posted) => posted,
+                Err(outcome) => return with_context(outcome, id),
+            };
+            if posted.created > 0 {
+                if let Some(state) = self.containers.get_mut(&sdi) {
+                    state.gained = true;
+                }
+            }
+            if !posted.failures.is_empty() {
+                return Outcome::rejected(
+                    RejectClass::Remote,
+                    format!(
+                        "SOAR container {id}: {} of {} artifacts refused: {}",
+                        posted.failures.len(),
+                        to_post.len(),
+                        posted.failures[0]
+                    ),
+                );
+            }
+        }
+        let state = self.containers.get(&sdi).copied().unwrap_or(state);
+        let mut playbook_note = String::new();
+        let mut details = serde_json::Map::new();
+        if let Some(playbook) = request.playbook.as_deref().filter(|_| request.last_batch) {
+            if (state.created || state.gained) && !state.playbook_ran {
+                match self.run_playbook(id, playbook) {
+                    Ok(run_id) => {
+                        if let Some(state) = self.containers.get_mut(&sdi) {
+                            state.playbook_ran = true;
+                        }
+                        playbook_note = format!("; playbook {playbook} started (run {run_id})");
+                        details.insert("playbook_run_id".into(), Value::String(run_id));
+                    }
+                    Err(outcome) => {
+                        return with_context(outcome, id);
+                    }
+                }
+            } else if !state.playbook_ran {
+                playbook_note =
+                    format!("; playbook {playbook} not run again (nothing new in the container)");
+            }
+        }
+        let existing = already + posted.existing;
+        let duplicate = !state.created && posted.created == 0;
+        let message = format!(
+            "SOAR container {id} ({}) batch {}: {} artifacts posted, {existing} already present{playbook_note}",
+            if state.created { "created" } else { "already there" },
+            request.batch,
+            posted.created,
+        );
+        log::info!("{message}");
+        details.insert("container_id".into(), Value::from(id));
+        details.insert("artifacts_posted".into(), Value::from(posted.created));
+        details.insert("artifacts_present".into(), Value::from(existing));
+        Outcome::Delivered(Delivered {
+            remote_id: Some(id.to_string()),
+            remote_url: Some(self.container_url(id)),
+            duplicate,
+            details,
+            message,
+        })
+    }
+}
+
+/// Says which container a failure after its creation concerns.
+fn with_context(outcome: Outcome, container_id: u64) -> Outcome {
+    match outcome {
+        Outcome::Rejected(mut rejection) => {
+            rejection.reason = format!("SOAR container {container_id}: {}", rejection.reason);
+            Outcome::Rejected(rejection)
+        }
+        Outcome::Retry(mut retry) => {
+            retry.reason = format!("SOAR container {container_id}: {}", retry.reason);
+            Outcome::Retry(retry)
+        }
+        delivered => delivered,
+    }
+}
+
+impl Target for SoarTarget {
+    fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
+        let resend = self.last_attempted.as_deref() == Some(item.dedupe_key.as_str());
+        if !resend {
+            self.last_attempted = Some(item.dedupe_key.clone());
+        }
+        self.deliver(item, resend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_except_on_loopback() {
+        assert_eq!(
+            check_url("soar:x", "https://soar.example.com/").unwrap(),
+            "https://soar.example.com"
+        );
+        assert_eq!(
+            check_url("soar:x", "https://soar.example.com/rest").unwrap(),
+            "https://soar.example.com"
+        );
+        assert_eq!(check_url("soar:x", "http://127.0.0.1:8443").unwrap(), "http://127.0.0.1:8443");
+        assert_eq!(check_url("soar:x", "http://localhost").unwrap(), "http://localhost");
+        let error = check_url("soar:x", "http://soar.example.com").unwrap_err().to_string();
+        assert!(error.contains("[soar:x] url") && error.contains("https://"), "{error}");
+        assert!(check_url("soar:x", "soar.example.com").is_err());
+        assert!(check_url("soar:x", "https://").is_err());
+    }
+
+    #[test]
+    fn failed_is_authoritative() {
+        let body = serde_json::json!({"failed": true, "message": "Severity matching query does not exist."});
+        assert_eq!(
+            failed_message(&body).as_deref(),
+            Some("Severity matching query does not exist.")
+        );
+        assert_eq!(failed_message(&serde_json::json!({"success": true, "id": 3})), None);
+    }
+
+    #[test]
+    fn ids_may_be_numbers_or_strings() {
+        assert_eq!(id_of(Some(&serde_json::json!(42))), Some(42));
+        assert_eq!(id_of(Some(&serde_json::json!("42"))), Some(42));
+        assert_eq!(id_of(Some(&serde_json::json!("x"))), None);
+    }
+
+    #[test]
+    fn sdi_lists_are_chunked_to_short_urls() {
+        let sdis: Vec<String> = (0..1000).map(|n| format!("{:032x}:{n}", n)).collect();
+        let refs: Vec<&str> = sdis.iter().map(String::as_str).collect();
+        let chunks = sdi_chunks(&refs);
+        assert!(chunks.len() > 1);
+        let mut total = 0;
+        for chunk in &chunks {
+            assert!(chunk.len() <= MAX_QUERY_BYTES + 6, "{}", chunk.len());
+            assert!(chunk.starts_with("%5B%22") && chunk.ends_with("%22%5D"));
+            total += chunk.matches("%2C").count() + 1;
+        }
+        assert_eq!(total, 1000);
+        assert_eq!(sdi_chunks(&["a\"b"]), vec!["%5B%22a%5C%22b%22%5D".to_string()]);
+    }
+}

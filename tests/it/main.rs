@@ -1,0 +1,12 @@
+//! Integration tests: the built `stackflow` binary run exactly as splunkd runs it (installed in
+//! a temporary `$SPLUNK_HOME`, found through the app's own conf files, payload on stdin),
+//! against loopback emulators of SOAR, StackFlow, Slack and splunkd (`stackflow-emulator`).
+//!
+//! One test crate with modules, so the binary and the emulator are linked once.
+
+mod audit;
+mod delivery;
+mod incident;
+mod slack;
+mod soar;
+mod support;

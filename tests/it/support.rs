@@ -1,0 +1,413 @@
+//! Test harness: a throwaway `$SPLUNK_HOME` with the app installed, Splunk-style results files,
+//! alert payloads, and a runner that resolves and starts the action's executable the way
+//! splunkd does (alert_actions.conf → `<app>/<platform>/bin/<stanza>` → `<app>/bin/<stanza>[.sh]`).
+#![allow(dead_code)]
+
+use flate2::{Compression, write::GzEncoder};
+use serde_json::{Value, json};
+use stackflow::splunk::conf::ConfFile;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const SESSION_KEY: &str = "test-session-key";
+/// The Splunk platform folder of the machine running the tests.
+pub const PLATFORM_DIR: &str = if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+    "linux_x86_64"
+} else if cfg!(target_os = "macos") {
+    "darwin_x86_64"
+} else if cfg!(windows) {
+    "windows_x86_64"
+} else {
+    "linux_aarch64"
+};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A temporary Splunk installation holding the app.
+pub struct SplunkHome {
+    pub root: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+impl SplunkHome {
+    /// Installs `app/stackflow` and the freshly built binary into a new temporary SPLUNK_HOME.
+    pub fn new() -> SplunkHome {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!(
+            "stackflow it {} {n} {}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let _ = std::fs::remove_dir_all(&root);
+        let home = SplunkHome { root };
+        let app = home.app_dir();
+        copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("app").join("stackflow"), &app);
+        let bin_dir = app.join(PLATFORM_DIR).join("bin");
+        std::fs::create_dir_all(&bin_dir).unwrap();
+        let exe_name = if cfg!(windows) { "stackflow.exe" } else { "stackflow" };
+        std::fs::copy(env!("CARGO_BIN_EXE_stackflow"), bin_dir.join(exe_name)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for dir in [app.join("bin"), bin_dir.clone()] {
+                if let Ok(entries) = std::fs::read_dir(&dir) {
+                    for entry in entries.flatten() {
+                        std::fs::set_permissions(
+                            entry.path(),
+                            std::fs::Permissions::from_mode(0o755),
+                        )
+                        .unwrap();
+                    }
+                }
+            }
+        }
+        std::fs::create_dir_all(home.root.join("var/log/splunk")).unwrap();
+        std::fs::create_dir_all(home.root.join("var/spool/splunk")).unwrap();
+        home
+    }
+
+    pub fn app_dir(&self) -> PathBuf {
+        self.root.join("etc").join("apps").join("stackflow")
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.root.join("var/spool/stackflow")
+    }
+
+    /// Writes `local/stackflow.conf` (the admin's layer).
+    pub fn write_local_conf(&self, text: &str) {
+        let local = self.app_dir().join("local");
+        std::fs::create_dir_all(&local).unwrap();
+        std::fs::write(local.join("stackflow.conf"), text).unwrap();
+    }
+
+    /// Appends to `local/stackflow.conf`.
+    pub fn append_local_conf(&self, text: &str) {
+        let local = self.app_dir().join("local");
+        std::fs::create_dir_all(&local).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(local.join("stackflow.conf"))
+            .unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
+    /// A dispatch directory for a search id.
+    pub fn dispatch_dir(&self, sid: &str) -> PathBuf {
+        let dir = self.root.join("var/run/splunk/dispatch").join(sid);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Writes `results.csv.gz` the way Splunk writes it and returns its path.
+    pub fn write_results(&self, sid: &str, rows: &[Vec<(&str, Cell)>]) -> PathBuf {
+        let path = self.dispatch_dir(sid).join("results.csv.gz");
+        std::fs::write(&path, gzip(splunk_csv(rows).as_bytes())).unwrap();
+        path
+    }
+
+    /// Writes a per-result alert file `per_result_alert/tmp_<n>.csv.gz`.
+    pub fn write_per_result(&self, sid: &str, n: u32, row: Vec<(&str, Cell)>) -> PathBuf {
+        let dir = self.dispatch_dir(sid).join("per_result_alert");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("tmp_{n}.csv.gz"));
+        std::fs::write(&path, gzip(splunk_csv(&[row]).as_bytes())).unwrap();
+        path
+    }
+
+    /// Resolves the executable for an alert action stanza the way splunkd does, and its argv.
+    pub fn alert_command(&self, stanza: &str) -> (PathBuf, Vec<String>) {
+        let app = self.app_dir();
+        let conf = ConfFile::load_app_conf(&app, "alert_actions.conf").unwrap();
+        assert!(conf.has_stanza(stanza), "alert_actions.conf has no [{stanza}]");
+        if let Some(cmd) = conf.get_nonempty(stanza, "alert.execute.cmd") {
+            let mut args = Vec::new();
+            for n in 0..10 {
+                if let Some(arg) = conf.get(stanza, &format!("alert.execute.cmd.arg.{n}")) {
+                    args.push(arg.replace("$SPLUNK_HOME", &self.root.to_string_lossy()));
+                }
+            }
+            return (app.join("bin").join(cmd), args);
+        }
+        let extensions: &[&str] =
+            if cfg!(windows) { &[".exe", ".cmd", ".bat"] } else { &["", ".sh"] };
+        for dir in [app.join(PLATFORM_DIR).join("bin"), app.join("bin")] {
+            for extension in extensions {
+                let candidate = dir.join(format!("{stanza}{extension}"));
+                if candidate.is_file() {
+                    return (candidate, vec!["--execute".to_string()]);
+                }
+            }
+        }
+        panic!("no executable for alert action {stanza} in {}", app.display());
+    }
+
+    /// Runs an alert action as splunkd does: payload on stdin, `--execute`, SPLUNK_HOME set.
+    pub fn run_alert(&self, stanza: &str, payload: &Value) -> Run {
+        let (exe, args) = self.alert_command(stanza);
+        let mut command = Command::new(&exe);
+        command.args(&args);
+        self.run_command(command, payload.to_string().as_bytes())
+    }
+
+    /// Runs `stackflow <args>` from the installed app (as an admin or the scripted input would).
+    pub fn run_stackflow(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let exe = self.app_dir().join(PLATFORM_DIR).join("bin").join("stackflow");
+        let mut command = Command::new(exe);
+        command.args(args);
+        self.run_command(command, stdin)
+    }
+
+    /// Starts a command with the environment splunkd gives its children.
+    pub fn command(&self, mut command: Command) -> Command {
+        command
+            .env_clear()
+            .env("SPLUNK_HOME", &self.root)
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("LANG", "C.UTF-8")
+            .current_dir(&self.root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    pub fn run_command(&self, command: Command, stdin: &[u8]) -> Run {
+        let mut command = self.command(command);
+        let started = Instant::now();
+        let mut child = command.spawn().expect("start the action");
+        let mut input = child.stdin.take().unwrap();
+        let stdin = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&stdin);
+        });
+        let output = wait_with_timeout(child, Duration::from_secs(300));
+        let _ = writer.join();
+        Run::from_output(output, started.elapsed())
+    }
+
+    /// The ModularAction log of an action.
+    pub fn modalert_log(&self, stanza: &str) -> String {
+        std::fs::read_to_string(
+            self.root.join("var/log/splunk").join(format!("{stanza}_modalert.log")),
+        )
+        .unwrap_or_default()
+    }
+}
+
+impl Drop for SplunkHome {
+    fn drop(&mut self) {
+        if std::env::var_os("STACKFLOW_KEEP_TEST_HOME").is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+fn wait_with_timeout(child: std::process::Child, limit: Duration) -> Output {
+    let id = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(output) => output.expect("wait for the action"),
+        Err(_) => {
+            #[cfg(unix)]
+            unsafe_kill(id);
+            panic!("the action ran longer than {limit:?} (splunkd would kill it)");
+        }
+    }
+}
+
+#[cfg(unix)]
+fn unsafe_kill(pid: u32) {
+    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+}
+
+/// What a run left behind.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    fn from_output(output: Output, elapsed: Duration) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed,
+        }
+    }
+
+    /// Asserts the exit code, printing stderr on failure.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code; stderr:\n{}", self.stderr);
+        self
+    }
+
+    /// Every stderr line starts with a level word splunkd understands.
+    #[track_caller]
+    pub fn assert_levelled_stderr(&self) -> &Run {
+        for line in self.stderr.lines() {
+            let word = line.split(' ').next().unwrap_or("");
+            assert!(
+                ["DEBUG", "INFO", "WARN", "ERROR", "FATAL"].contains(&word),
+                "stderr line without a level word: {line:?}\nstderr:\n{}",
+                self.stderr
+            );
+        }
+        self
+    }
+
+    /// stderr has a line with this level containing `text`.
+    #[track_caller]
+    pub fn assert_line(&self, level: &str, text: &str) -> &Run {
+        assert!(
+            self.stderr.lines().any(|line| line.starts_with(level) && line.contains(text)),
+            "no {level} line containing {text:?}; stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// No secret appears anywhere in the output.
+    #[track_caller]
+    pub fn assert_no_secret(&self, secrets: &[&str]) -> &Run {
+        for secret in secrets {
+            assert!(
+                !self.stderr.contains(secret) && !self.stdout.contains(secret),
+                "secret {secret:?} was printed"
+            );
+        }
+        self
+    }
+}
+
+/// A cell of a results row.
+#[derive(Clone, Debug)]
+pub enum Cell {
+    One(String),
+    Many(Vec<String>),
+}
+
+pub fn one(value: &str) -> Cell {
+    Cell::One(value.to_string())
+}
+
+pub fn many(values: &[&str]) -> Cell {
+    Cell::Many(values.iter().map(|v| v.to_string()).collect())
+}
+
+fn splunk_quote(value: &str) -> String {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        value.to_string()
+    } else if value.is_empty() {
+        String::new()
+    } else {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    }
+}
+
+/// Splunk's results CSV: header of all fields (first-seen order), then one `__mv_` column per
+/// field; a field is quoted iff it has a character outside [A-Za-z0-9]; LF line ends.
+pub fn splunk_csv(rows: &[Vec<(&str, Cell)>]) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for row in rows {
+        for (name, _) in row {
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = names
+        .iter()
+        .map(|name| splunk_quote(name))
+        .chain(names.iter().map(|name| splunk_quote(&format!("__mv_{name}"))))
+        .collect();
+    out.push_str(&header.join(","));
+    out.push('\n');
+    for row in rows {
+        let mut plain = Vec::new();
+        let mut mv = Vec::new();
+        for name in &names {
+            match row.iter().find(|(n, _)| n == name).map(|(_, cell)| cell) {
+                None => {
+                    plain.push(String::new());
+                    mv.push(String::new());
+                }
+                Some(Cell::One(value)) => {
+                    plain.push(splunk_quote(value));
+                    mv.push(String::new());
+                }
+                Some(Cell::Many(values)) => {
+                    plain.push(splunk_quote(&values.join("\n")));
+                    let encoded: Vec<String> =
+                        values.iter().map(|v| format!("${}$", v.replace('$', "$$"))).collect();
+                    mv.push(splunk_quote(&encoded.join(";")));
+                }
+            }
+        }
+        plain.extend(mv);
+        out.push_str(&plain.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A scheduled-search payload as splunkd 9.x writes it (`payload_format = json`).
+pub fn payload(
+    home: &SplunkHome,
+    emulator_url: &str,
+    sid: &str,
+    results_file: &Path,
+    params: Value,
+) -> Value {
+    let _ = home;
+    json!({
+        "app": "search",
+        "owner": "admin",
+        "results_file": results_file.to_string_lossy(),
+        "results_link": format!("http://sh.example.com:8000/app/search/@go?sid={sid}"),
+        "search_uri": "/servicesNS/admin/search/saved/searches/Brute%20Force",
+        "server_host": "sh.example.com",
+        "server_uri": emulator_url,
+        "session_key": SESSION_KEY,
+        "sid": sid,
+        "search_name": "Brute Force Access Behavior Detected",
+        "configuration": params,
+        "result": {}
+    })
+}
+
+/// A scheduler sid like splunkd's.
+pub fn scheduler_sid(n: u32) -> String {
+    format!("scheduler__admin__search__RMD5aa11bb22cc33dd44_at_1763750000_{n}")
+}
