@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 ROWS=("$@"); [ ${#ROWS[@]} -gt 0 ] || ROWS=(10000 100000)
 
 cargo build --release -q -p stackflow -p stackflow-emulator
+# The Python peer's own environment (requests from PyPI).
+[ -x bench/.venv/bin/python ] || { python3 -m venv bench/.venv && bench/.venv/bin/pip install -q requests==2.32.3; }
+PY_PEER=bench/.venv/bin/python
 WORK=$(mktemp -d /tmp/stackflow-bench.XXXXXX)
 trap 'exec 9>&- 2>/dev/null || true; kill $EMU_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
@@ -46,8 +49,8 @@ url = $URL
 ca_file = $WORK/ca.pem
 CONF
 
-echo "| rows | implementation | seconds | rows/s | peak RSS (MB) | artifacts at SOAR |"
-echo "|---:|---|---:|---:|---:|---:|"
+echo "| rows | implementation | wall s | rows/s (wall) | CPU s | rows per CPU s | peak RSS (MB) | artifacts at SOAR |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 for rows in "${ROWS[@]}"; do
   python3 bench/make_results.py "$WORK/results_$rows.csv.gz" "$rows"
   python3 - "$WORK" "$URL" "$rows" > "$WORK/payload_$rows.json" <<'PY'
@@ -66,10 +69,11 @@ PY
 import json, sys
 rows, label, result, count = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 ok = "" if result["exit"] == 0 else " (exit %d)" % result["exit"]
-print("| %s | %s%s | %.3f | %.0f | %.1f | %s |" % (rows, label, ok, result["seconds"], int(rows) / result["seconds"], result["peak_rss_mb"], count))
+print("| %s | %s%s | %.3f | %.0f | %.3f | %.0f | %.1f | %s |" % (rows, label, ok, result["seconds"], int(rows) / result["seconds"],
+      result["cpu_seconds"], int(rows) / max(result["cpu_seconds"], 1e-9), result["peak_rss_mb"], count))
 PY
   }
   run "stackflow (Rust)" "$APP/bin/stackflow_soar.sh" --execute
-  run "Python peer, 1 artifact/request (export-app style)" python3 bench/python_peer_soar.py --url "$URL" --token soar-token --ca "$WORK/ca.pem" --batch 1
-  run "Python peer, 500 artifacts/request" python3 bench/python_peer_soar.py --url "$URL" --token soar-token --ca "$WORK/ca.pem" --batch 500
+  run "Python peer, 1 artifact/request (export-app style)" $PY_PEER bench/python_peer_soar.py --url "$URL" --token soar-token --ca "$WORK/ca.pem" --batch 1
+  run "Python peer, 500 artifacts/request" $PY_PEER bench/python_peer_soar.py --url "$URL" --token soar-token --ca "$WORK/ca.pem" --batch 500
 done

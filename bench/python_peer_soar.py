@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The Python peer of `stackflow alert soar`: the same job, written the way existing Splunk apps
-do it (gzip + csv + json + http.client), for the benchmark in docs/benchmarks.md.
+do it (gzip + csv + json + requests, PRODUCT §8), for the benchmark in docs/benchmarks.md.
 
 Reads the alert payload (JSON) on stdin like an alert action, streams results_file with
 gzip + csv.DictReader, decodes __mv_ columns, maps the same CIM->CEF subset with cef_types,
@@ -15,11 +15,10 @@ import argparse
 import csv
 import gzip
 import hashlib
-import http.client
 import json
-import ssl
 import sys
-import urllib.parse
+
+import requests
 
 CIM_CEF = {
     "action": "act", "app": "app", "bytes_in": "bytesIn", "bytes_out": "bytesOut", "category": "cat",
@@ -99,16 +98,13 @@ def main():
     args.add_argument("--batch", type=int, default=1)
     opts = args.parse_args()
     payload = json.load(sys.stdin)
-    parsed = urllib.parse.urlparse(opts.url)
-    conn = http.client.HTTPSConnection(parsed.hostname, parsed.port,
-                                       context=ssl.create_default_context(cafile=opts.ca))
-    headers = {"ph-auth-token": opts.token, "Content-Type": "application/json"}
+    session = requests.Session()  # keep-alive, like a well-written peer
+    session.verify = opts.ca
+    session.headers.update({"ph-auth-token": opts.token, "Content-Type": "application/json"})
 
     def post(path, body):
-        conn.request("POST", path, json.dumps(body), headers)
-        response = conn.getresponse()
-        answer = json.loads(response.read() or b"null")
-        return response.status, answer
+        response = session.post(opts.url + path, data=json.dumps(body), timeout=30, verify=opts.ca)
+        return response.status_code, response.json()
 
     status, answer = post("/rest/container", {
         "name": payload.get("search_name") or "Splunk alert", "label": "events", "severity": "medium",
