@@ -11,6 +11,8 @@ usage: make_sync_stream.py RECORDING.gz OUT_STREAM SPLUNKD_URI ARGS_JSON OUT_SEE
   them (Splunk-style quoting, embedded newlines). The chunk lengths are recomputed.
 * OUT_SEED_IDS gets every 10th event id (E10, E20, ...), one a line: the SOAR containers to
   seed with that `source_data_identifier`.
+* OUT_SEED_IDS `-`: no `event_id` column (the recording's rows as they are: no row names a remote
+  object, so the command is pure pass-through + field addition, without any request).
 """
 import gzip
 import json
@@ -76,15 +78,18 @@ def main():
             })
             parts.append(chunk(meta, b""))
         else:
-            if body:
+            if body and seeds_path != "-":
                 body, n = add_event_ids(body, n_records + 1)
                 n_records += n
+            elif body:
+                n_records += sum(1 for _ in RECORD.finditer(body)) - 1
             parts.append(chunk(json.dumps(meta, separators=(",", ":")).encode(), body))
     with open(out_path, "wb") as out:
         out.write(b"".join(parts))
-    with open(seeds_path, "w") as seeds:
-        for n in range(10, n_records + 1, 10):
-            seeds.write("E%d\n" % n)
+    if seeds_path != "-":
+        with open(seeds_path, "w") as seeds:
+            for n in range(10, n_records + 1, 10):
+                seeds.write("E%d\n" % n)
     print(n_records)
 
 

@@ -127,9 +127,9 @@ class StackflowSyncPeer(StreamingCommand):
 
     def stream(self, records):
         records = list(records)
-        if self._soar is None:
-            self._open()
         event_ids = list(dict.fromkeys(r["event_id"] for r in records if r.get("event_id")))
+        if event_ids and self._soar is None:
+            self._open()
         links = self._links(event_ids)
         by_id, by_sdi = {}, {}
         ids = sorted(set(links.values()))
@@ -154,10 +154,13 @@ class StackflowSyncPeer(StreamingCommand):
             event_id = record.get("event_id")
             cid = links.get(event_id) or by_sdi.get(event_id)
             container = by_id.get(cid)
-            # splunklib takes the output header from the first record: every record gets every field.
+            # splunklib takes the output header from the first record: when the chunk has any
+            # container, every record gets every soar_* field (the Rust command adds them to the
+            # chunk's header on first use, i.e. only when a container was found).
             if container is None:
-                for field in SOAR_FIELDS:
-                    record[field] = ""
+                if by_id:
+                    for field in SOAR_FIELDS:
+                        record[field] = ""
                 record["sync_action"] = "not_found"
                 record["sync_message"] = ("no SOAR container for event_id %s" % event_id if event_id else
                                           "the row has no soar_container_id, stackflow_incident_id, "
