@@ -3,7 +3,8 @@
 
 usage: measure.py STDIN_FILE [--stdout FILE] -- CMD ARGS...
 (stdout goes to FILE when given, else it is discarded.)
-Prints {"seconds": s, "peak_rss_mb": m, "exit": code}. Peak RSS comes from getrusage(RUSAGE_CHILDREN),
+Prints {"seconds": s, "cpu_seconds": c, "peak_rss_mb": m, "exit": code} (cpu = user + system time
+of the child). Peak RSS comes from getrusage(RUSAGE_CHILDREN),
 i.e. the largest resident set of any waited-for child (the command itself; launch scripts exec).
 """
 import json
@@ -22,10 +23,12 @@ def main():
         start = time.perf_counter()
         proc = subprocess.run(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
         seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kb = usage.ru_maxrss
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr.decode("utf-8", "replace")[-4000:])
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024.0, "exit": proc.returncode}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                      "peak_rss_mb": peak_kb / 1024.0, "exit": proc.returncode}))
 
 
 if __name__ == "__main__":

@@ -91,22 +91,23 @@ done
 python3 - "$ROWS" "${RESULTS[plain]}" "${RESULTS[lookups]}" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 rows = int(sys.argv[1])
-print("| scenario | implementation | seconds | records/s | peak RSS (MB) | vs splunklib (records/s) | vs floor (time) |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("| scenario | implementation | seconds | CPU s | records/s | peak RSS (MB) | vs splunklib (records/s) | vs floor (time) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for name, text in (("pass-through", sys.argv[2]), ("10% SOAR lookups", sys.argv[3])):
     r = json.loads(text)
     rust, peer, floor = r["rust"], r["peer"], r["floor"]
     floor_s = floor["gunzip_parse_seconds"]
     lines = [
-        ("`stackflow sync` (Rust, installed binary)", rust["seconds"], rust["peak_rss_mb"]),
-        ("splunklib 2.1.1 StreamingCommand peer", peer["seconds"], peer["peak_rss_mb"]),
-        ("floor: gunzip + csv-crate parse (in process)", floor_s, None),
-        ("csv-crate parse only (in process)", floor["parse_seconds"], None),
-        ("SCP module decode + add 1 field + encode (in process)", floor["scp_roundtrip_seconds"], None),
+        ("`stackflow sync` (Rust, installed binary)", rust["seconds"], rust["cpu_seconds"], rust["peak_rss_mb"]),
+        ("splunklib 2.1.1 StreamingCommand peer", peer["seconds"], peer["cpu_seconds"], peer["peak_rss_mb"]),
+        ("floor: gunzip + csv-crate parse (in process)", floor_s, None, None),
+        ("csv-crate parse only (in process)", floor["parse_seconds"], None, None),
+        ("SCP module decode + add 1 field + encode (in process)", floor["scp_roundtrip_seconds"], None, None),
     ]
-    for label, seconds, rss in lines:
-        print("| %s | %s | %.3f | %.0f | %s | %.1f× | %.2f× |" % (
-            name, label, seconds, rows / seconds, "%.1f" % rss if rss is not None else "–",
+    for label, seconds, cpu, rss in lines:
+        print("| %s | %s | %.3f | %s | %.0f | %s | %.1f× | %.2f× |" % (
+            name, label, seconds, "%.3f" % cpu if cpu is not None else "–", rows / seconds,
+            "%.1f" % rss if rss is not None else "–",
             peer["seconds"] / seconds, seconds / floor_s))
 print()
 print("%d records × 48 columns (+ event_id in the lookups scenario); best of runs; load average at the end: %s" % (rows, sys.argv[4]))
