@@ -1305,4 +1305,37 @@ mod tests {
         let err = run(&input[..], Broken, &mut command).unwrap_err();
         assert_eq!(err.to_string(), "cannot write the reply to request 1: broken pipe");
     }
+
+    #[test]
+    fn write_failure_in_the_middle_of_a_streamed_body_is_reported() {
+        /// Accepts `budget` bytes, then fails.
+        struct Budget(usize, Vec<u8>);
+        impl Write for Budget {
+            fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+                if self.1.len() + bytes.len() > self.0 {
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "broken pipe"));
+                }
+                self.1.extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let body = format!("a\n{}", "xyz\n".repeat(200_000));
+        let input = stream(&[(getinfo_821("x", &[]), ""), (execute(true), &body)]);
+        let mut command = TestCommand::new(CommandType::Streaming, Adds::Nothing);
+        let mut output = Budget(400_000, Vec::new());
+        let err = run(&input[..], &mut output, &mut command).unwrap_err();
+        assert_eq!(err.to_string(), "cannot write the reply to request 2: broken pipe");
+        // The announced length is the full body's; part of it got out before the failure.
+        let written = String::from_utf8_lossy(&output.1).into_owned();
+        assert!(written.contains(&format!(",{}\n", body.len())), "{}", &written[..200]);
+        assert!(output.1.len() > 256 * 1024, "{}", output.1.len());
+
+        let mut whole = Budget(usize::MAX, Vec::new());
+        run(&input[..], &mut whole, &mut command).unwrap();
+        let replies = chunks(&whole.1);
+        assert_eq!(replies[1].body, body.as_bytes());
+    }
 }
