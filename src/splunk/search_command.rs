@@ -310,7 +310,8 @@ struct BlockWriter<'o> {
 }
 
 impl BlockWriter<'_> {
-    const BLOCK: usize = 256 * 1024;
+    /// At least the stdout `BufWriter`'s capacity in `cmd::sync` (1 MiB), so blocks bypass its buffer.
+    const BLOCK: usize = 1 << 20;
 
     fn flush_block(&mut self) {
         if self.error.is_none() && !self.block.is_empty() {
@@ -1322,16 +1323,16 @@ mod tests {
                 Ok(())
             }
         }
-        let body = format!("a\n{}", "xyz\n".repeat(200_000));
+        let body = format!("a\n{}", "xyz\n".repeat(600_000));
         let input = stream(&[(getinfo_821("x", &[]), ""), (execute(true), &body)]);
         let mut command = TestCommand::new(CommandType::Streaming, Adds::Nothing);
-        let mut output = Budget(400_000, Vec::new());
+        let mut output = Budget(1_500_000, Vec::new());
         let err = run(&input[..], &mut output, &mut command).unwrap_err();
         assert_eq!(err.to_string(), "cannot write the reply to request 2: broken pipe");
         // The announced length is the full body's; part of it got out before the failure.
         let written = String::from_utf8_lossy(&output.1).into_owned();
         assert!(written.contains(&format!(",{}\n", body.len())), "{}", &written[..200]);
-        assert!(output.1.len() > 256 * 1024, "{}", output.1.len());
+        assert!(output.1.len() > 1 << 20, "{}", output.1.len());
 
         let mut whole = Budget(usize::MAX, Vec::new());
         run(&input[..], &mut whole, &mut command).unwrap();
