@@ -43,7 +43,17 @@ pub enum Command {
     },
     /// Validate the configuration and reach every configured endpoint.
     ///
-    /// Reads a splunkd session key from stdin (first line) to read secrets.
+    /// Reads a splunkd session key from stdin (first line) to read secrets
+    /// (`echo $SESSION_KEY | stackflow check`). Validates stackflow.conf with the same code the
+    /// alert actions run, then probes each configured account read-only: SOAR
+    /// `GET /rest/version` (else `/rest/container?page_size=1`), the StackFlow API
+    /// `GET /incidents?limit=1`, Slack `auth.test`. The StackFlow webhook is not called (no test
+    /// incident is created). Prints one `OK|WARN|FAIL  <what>  <detail>` line per check on stdout,
+    /// then a summary; never prints a secret.
+    ///
+    /// Exit codes: 0 every check passed (warnings allowed), 4 configuration (invalid setting,
+    /// TLS certificate not trusted, spool not writable), 5 credentials (no session key, secret
+    /// missing, token refused), 7 an endpoint is unreachable now; the worst failure wins.
     Check {
         /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
         #[arg(long)]

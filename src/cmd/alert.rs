@@ -133,27 +133,24 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         let worker = scope.spawn(move || {
             let mut exit = ExitCode::Success;
             for work in receiver {
-                match work {
-                    Work::Invoked { rid, orig_sid, orig_rid } => {
-                        audit.invoked_ids(&rid, &orig_sid, &orig_rid)
-                    }
-                    Work::Items(items) => {
-                        for item in items {
-                            let now = crate::delivery::spool::now_unix();
-                            let report = match (&mut target, &blocked) {
-                                (Some(target), _) => deliverer.deliver(item, target.as_mut()),
-                                (None, Some(Blocked::Reject(class, reason))) => {
-                                    deliverer.dead_letter(item, *class, reason, 0, now)
-                                }
-                                (None, Some(Blocked::Defer(reason))) => {
-                                    deliverer.defer(item, 0, reason, now)
-                                }
-                                (None, None) => unreachable_report(item),
-                            };
-                            exit = exit.worst(report.exit_code());
-                            audit.record(&report);
+                let Work { invoked, items } = work;
+                for row in &invoked {
+                    audit.invoked_ids(&row.rid, &row.orig_sid, &row.orig_rid);
+                }
+                for item in items {
+                    let now = crate::delivery::spool::now_unix();
+                    let report = match (&mut target, &blocked) {
+                        (Some(target), _) => deliverer.deliver(item, target.as_mut()),
+                        (None, Some(Blocked::Reject(class, reason))) => {
+                            deliverer.dead_letter(item, *class, reason, 0, now)
                         }
-                    }
+                        (None, Some(Blocked::Defer(reason))) => {
+                            deliverer.defer(item, 0, reason, now)
+                        }
+                        (None, None) => unreachable_report(item),
+                    };
+                    exit = exit.worst(report.exit_code());
+                    audit.record(&report);
                 }
             }
             audit.finish();
@@ -171,11 +168,22 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     Ok(exit)
 }
 
-/// What the reading thread hands to the delivering thread, in row order.
-enum Work {
-    Invoked { rid: String, orig_sid: String, orig_rid: String },
-    Items(Vec<DeliveryItem>),
+/// What the reading thread hands to the delivering thread, in row order: the rows read since
+/// the last hand-over (for their "Invoking" lines) and the items they completed. Handing over
+/// in batches keeps thread wake-ups to one per batch instead of one per row.
+struct Work {
+    invoked: Vec<RowIds>,
+    items: Vec<DeliveryItem>,
 }
+
+struct RowIds {
+    rid: String,
+    orig_sid: String,
+    orig_rid: String,
+}
+
+/// Rows read without completing an item are still handed over after this many.
+const HAND_OVER_ROWS: usize = 512;
 
 /// Streams the rows through the mapper; stops early only if the deliverer has gone away.
 fn map_rows(
@@ -183,24 +191,24 @@ fn map_rows(
     mapper: &mut dyn mapping::RowMapper,
     sender: &std::sync::mpsc::SyncSender<Work>,
 ) -> Result<()> {
+    let stopped = || Error::Internal("the delivery thread stopped".into());
+    let mut invoked = Vec::with_capacity(HAND_OVER_ROWS);
     for row in rows {
         let row = row?;
-        let invoked = Work::Invoked {
+        invoked.push(RowIds {
             rid: row.rid.clone(),
             orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
             orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
-        };
+        });
         let items = mapper.push(&row)?;
-        if sender.send(invoked).is_err() {
-            return Err(Error::Internal("the delivery thread stopped".into()));
-        }
-        if !items.is_empty() && sender.send(Work::Items(items)).is_err() {
-            return Err(Error::Internal("the delivery thread stopped".into()));
+        if !items.is_empty() || invoked.len() >= HAND_OVER_ROWS {
+            let work = Work { invoked: std::mem::take(&mut invoked), items };
+            sender.send(work).map_err(|_| stopped())?;
         }
     }
     let items = mapper.finish()?;
-    if !items.is_empty() && sender.send(Work::Items(items)).is_err() {
-        return Err(Error::Internal("the delivery thread stopped".into()));
+    if !items.is_empty() || !invoked.is_empty() {
+        sender.send(Work { invoked, items }).map_err(|_| stopped())?;
     }
     Ok(())
 }

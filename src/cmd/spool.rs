@@ -30,7 +30,11 @@ pub fn run(command: SpoolCommand) -> ExitCode {
     match command {
         SpoolCommand::List { json } => list(&spool, json),
         SpoolCommand::Flush { splunkd_uri, all } => {
-            flush(&settings, &spool, FlushOptions { all, backoff }, splunkd_uri)
+            let mut summary = FlushCounts::default();
+            let code =
+                flush(&settings, &spool, FlushOptions { all, backoff }, splunkd_uri, &mut summary);
+            print_status(&spool, &summary, code);
+            code
         }
         SpoolCommand::Requeue { ids } => requeue(&spool, &ids),
         SpoolCommand::Purge { older_than_days } => purge(&spool, older_than_days),
@@ -49,16 +53,58 @@ fn spool_unusable(spool: &Spool, error: &Error) -> ExitCode {
     ExitCode::DataAtRisk
 }
 
+/// What one flush did, for the status line.
+#[derive(Default)]
+struct FlushCounts {
+    delivered: usize,
+    duplicates: usize,
+    rejected: usize,
+    not_due: usize,
+}
+
+/// One JSON line on stdout per flush: the scripted input indexes it as `stackflow:flush`, and
+/// the overview dashboard reads the spool's state from it.
+fn print_status(spool: &Spool, counts: &FlushCounts, code: ExitCode) {
+    let mut state = [0usize; 4];
+    if let Ok(items) = spool.list() {
+        for item in items {
+            let slot = match item.state {
+                ItemState::Pending => 0,
+                ItemState::Inflight => 1,
+                ItemState::Dead => 2,
+                ItemState::Quarantine => 3,
+            };
+            state[slot] += 1;
+        }
+    }
+    let line = serde_json::json!({
+        "time": now_unix(),
+        "pending": state[0],
+        "in_flight": state[1],
+        "dead_letters": state[2],
+        "quarantined": state[3],
+        "delivered": counts.delivered,
+        "duplicates": counts.duplicates,
+        "rejected": counts.rejected,
+        "not_due": counts.not_due,
+        "exit_code": code.code(),
+    });
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+}
+
 fn flush(
     settings: &Settings,
     spool: &Spool,
     options: FlushOptions,
     splunkd_uri: Option<String>,
+    counts: &mut FlushCounts,
 ) -> ExitCode {
     let plan = match flush::prepare(spool, &options) {
         Ok(plan) => plan,
         Err(error) => return spool_unusable(spool, &error),
     };
+    counts.not_due = plan.not_due;
     if plan.due() == 0 {
         logging::write_line(
             "DEBUG",
@@ -97,11 +143,15 @@ fn flush(
     };
     log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
     let mut open = |kind, account: &str| targets::open(kind, account, settings, &splunkd);
-    flush::run(spool, plan, &options, &mut open).exit
+    let summary = flush::run(spool, plan, &options, &mut open);
+    counts.delivered = summary.delivered;
+    counts.duplicates = summary.duplicates;
+    counts.rejected = summary.rejected;
+    summary.exit
 }
 
 /// The first line of stdin (splunkd's passAuth token); empty when stdin is a terminal or empty.
-fn read_session_key() -> String {
+pub(crate) fn read_session_key() -> String {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return String::new();

@@ -86,6 +86,26 @@ impl SlackTarget {
         })
     }
 
+    /// `POST <api_url>/auth.test` with the bot token: checks the token without posting
+    /// anything (`stackflow check`). The response as it came, or the classified transport failure.
+    pub fn auth_test(&self) -> std::result::Result<HttpResponse, Outcome> {
+        let url = format!("{}/auth.test", self.api_url());
+        let auth = format!("Bearer {}", self.token.expose());
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Accept", "application/json"),
+        ];
+        self.http
+            .post(&url, &headers, b"")
+            .map_err(|error| classify_transport(&error, "Slack auth.test"))
+    }
+
+    /// The Web API base URL (`api_url`, no trailing slash).
+    pub fn api_url(&self) -> &str {
+        self.post_url.strip_suffix("/chat.postMessage").unwrap_or(&self.post_url)
+    }
+
     /// Looks up `stackflow_links` for the item's rows with an `event_id`. A failed lookup only
     /// costs the buttons, never the message.
     fn lookup_links(&self, hints: &[LinkRecord]) -> Vec<LinkRecord> {

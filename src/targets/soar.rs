@@ -222,6 +222,17 @@ impl SoarTarget {
         format!("{}/mission/{id}", self.base)
     }
 
+    /// The base URL requests go to (no trailing slash, no `/rest`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A read-only `GET <base><path_and_query>` with the account's token, exactly as the
+    /// action's own requests are authenticated (`stackflow check` probes with it).
+    pub fn probe_get(&self, path_and_query: &str) -> std::result::Result<HttpResponse, Outcome> {
+        self.get(path_and_query)
+    }
+
     fn get(&self, path_and_query: &str) -> std::result::Result<HttpResponse, Outcome> {
         let url = format!("{}{path_and_query}", self.base);
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);

@@ -359,6 +359,22 @@ impl StackflowApi {
         Ok(StackflowApi { base, token, http })
     }
 
+    /// The API base URL (`api_url`, or derived from `webhook_url`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A read-only `GET <api>/incidents?limit=1` with the Bearer token (`stackflow check`):
+    /// the response as it came, or the classified transport failure.
+    pub fn probe(&self) -> std::result::Result<HttpResponse, Outcome> {
+        let url = format!("{}/incidents?limit=1", self.base);
+        let auth = format!("Bearer {}", self.token.expose());
+        let headers = [("Authorization", auth.as_str()), ("Accept", "application/json")];
+        self.http
+            .get(&url, &headers)
+            .map_err(|error| classify_transport(&error, "StackFlow GET /incidents"))
+    }
+
     /// Looks incidents up by id in one request (`GET <api>/incidents?ids=A,B`); ids StackFlow
     /// does not know are absent from the answer. `ids` is not among the list filters StackFlow
     /// documents (external-apis §4.3); it is the emulator's and our assumption. HTTP failures come back as outcomes (`Err`), never as panics.

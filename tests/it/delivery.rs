@@ -137,6 +137,9 @@ fn endpoint_down_then_up_spools_and_flush_delivers() {
     quiet.assert_code(0);
     assert!(quiet.stderr.lines().all(|line| line.starts_with("DEBUG")), "{}", quiet.stderr);
     assert_eq!(emu.soar_containers().len(), 0);
+    // One status line per flush on stdout, for the overview dashboard (sourcetype stackflow:flush).
+    let status: Value = serde_json::from_str(quiet.stdout.trim()).unwrap();
+    assert_eq!((status["pending"].as_u64(), status["not_due"].as_u64()), (Some(1), Some(1)));
 
     let run = flush(&home, &splunkd, &["--all"]);
     run.assert_code(0)
@@ -148,6 +151,9 @@ fn endpoint_down_then_up_spools_and_flush_delivers() {
     assert_eq!(emu.soar_artifacts().len(), 3);
     assert_no_duplicates(&emu);
     assert_spool_clean(&home);
+    let status: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!((status["pending"].as_u64(), status["delivered"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(status["exit_code"], 0);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! One test crate with modules, so the binary and the emulator are linked once.
 
 mod audit;
+mod check;
 mod delivery;
 mod incident;
 mod slack;

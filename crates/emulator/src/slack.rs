@@ -1,5 +1,5 @@
 //! Slack Web API emulation: `chat.postMessage` and `chat.update` (JSON or form bodies, Bearer or
-//! form token), Block Kit limit validation, known-channel checks, unique `ts` assignment and an
+//! form token), `auth.test`, Block Kit limit validation, known-channel checks, unique `ts` assignment and an
 //! optional per-channel 1 message/second rate limit.
 
 use crate::http::{Request, Response, parse_form};
@@ -159,7 +159,28 @@ fn validate_blocks(blocks: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// `auth.test`: who the token belongs to (Bearer header or form `token`); nothing is posted.
+fn auth_test(s: &Slack, req: &Request) -> Response {
+    let bearer =
+        req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
+    let token = bearer
+        .or_else(|| parse_form(&req.body).into_iter().find(|(k, _)| k == "token").map(|(_, v)| v));
+    match token {
+        None => err("not_authed"),
+        Some(t) if t != s.token => err("invalid_auth"),
+        Some(_) => Response::json(
+            200,
+            &json!({"ok": true, "url": "https://emulator.slack.com/", "team": "Emulator Workspace",
+                    "user": "stackflow", "team_id": "T0EMULATOR", "user_id": "U0EMULATOR",
+                    "bot_id": "B0EMULATOR"}),
+        ),
+    }
+}
+
 pub(crate) fn handle(s: &mut Slack, req: &Request) -> Response {
+    if (req.method.as_str(), req.path.as_str()) == ("POST", "/api/auth.test") {
+        return auth_test(s, req);
+    }
     let update = match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/api/chat.postMessage") => false,
         ("POST", "/api/chat.update") => true,

@@ -548,3 +548,17 @@ fn control_endpoints() {
     ctl("/_emulator/reset", json!({}));
     assert!(emu.requests().is_empty() && emu.soar_containers().is_empty());
 }
+
+#[test]
+fn slack_auth_test_checks_the_token_and_posts_nothing() {
+    let emu = Emulator::start();
+    let ok = call(&emu, "POST", "/api/auth.test", &[("Authorization", "Bearer xoxb-test")], b"");
+    assert_eq!((ok.status, ok.json()["ok"].as_bool()), (200, Some(true)));
+    assert_eq!(ok.json()["team"], "Emulator Workspace");
+    let form = call(&emu, "POST", "/api/auth.test", &[], b"token=xoxb-test").json();
+    assert_eq!(form["ok"], true);
+    let bad = call(&emu, "POST", "/api/auth.test", &[("Authorization", "Bearer nope")], b"");
+    assert_eq!(bad.json()["error"], "invalid_auth");
+    assert_eq!(call(&emu, "POST", "/api/auth.test", &[], b"").json()["error"], "not_authed");
+    assert!(emu.slack_messages().is_empty());
+}
