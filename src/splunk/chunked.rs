@@ -135,11 +135,21 @@ pub fn write_chunk_value(
 }
 
 fn write_chunk_dyn(output: &mut dyn Write, metadata: &[u8], body: &[u8]) -> io::Result<()> {
-    let header = format!("chunked 1.0,{},{}\n", metadata.len(), body.len());
-    output.write_all(header.as_bytes())?;
-    output.write_all(metadata)?;
+    write_chunk_head(output, metadata, body.len())?;
     output.write_all(body)?;
     output.flush()
+}
+
+/// Writes a chunk's header and metadata only; the caller then writes exactly `body_len` bytes
+/// of body (and flushes). Lets a large reply body be streamed instead of built in memory.
+pub fn write_chunk_head(
+    output: &mut dyn Write,
+    metadata: &[u8],
+    body_len: usize,
+) -> io::Result<()> {
+    let header = format!("chunked 1.0,{},{body_len}\n", metadata.len());
+    output.write_all(header.as_bytes())?;
+    output.write_all(metadata)
 }
 
 /// Parses `chunked\s+1.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\n` (the line ends with `\n`).

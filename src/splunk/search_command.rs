@@ -9,8 +9,10 @@ use std::io::{self, BufRead, Read, Write};
 
 use serde_json::Value;
 
-use super::chunked::{Chunk, read_chunk, write_chunk};
-use super::splunk_csv::{AddedFields, DecodeError, FieldSlot, FieldValue, Table, encode_reply};
+use super::chunked::{Chunk, read_chunk, write_chunk, write_chunk_head};
+use super::splunk_csv::{
+    AddedFields, ByteCount, DecodeError, FieldSlot, FieldValue, ReplySink, Table, encode_reply,
+};
 
 /// What a custom search command implements; the driver calls `getinfo` once, then `execute`
 /// once per execute request (never when splunkd closes stdin right after getinfo).
@@ -298,6 +300,43 @@ impl std::error::Error for ProtocolError {
     }
 }
 
+/// A [`ReplySink`] that passes the body on to the output in blocks; the first write error is
+/// kept (and the rest of the body dropped) for the caller to report.
+struct BlockWriter<'o> {
+    block: Vec<u8>,
+    written: usize,
+    output: &'o mut dyn Write,
+    error: Option<io::Error>,
+}
+
+impl BlockWriter<'_> {
+    /// At least the stdout `BufWriter`'s capacity in `cmd::sync` (1 MiB), so blocks bypass its buffer.
+    const BLOCK: usize = 1 << 20;
+
+    fn flush_block(&mut self) {
+        if self.error.is_none() && !self.block.is_empty() {
+            match self.output.write_all(&self.block) {
+                Ok(()) => self.written += self.block.len(),
+                Err(error) => self.error = Some(error),
+            }
+        }
+        self.block.clear();
+    }
+}
+
+impl ReplySink for BlockWriter<'_> {
+    fn put(&mut self, byte: u8) {
+        self.block.push(byte);
+    }
+
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.block.extend_from_slice(bytes);
+        if self.block.len() >= Self::BLOCK {
+            self.flush_block();
+        }
+    }
+}
+
 /// Runs the whole exchange: getinfo, then execute requests until splunkd closes the input.
 ///
 /// Exactly one reply is written per request, including when the request is malformed or the
@@ -386,10 +425,7 @@ impl<R: BufRead> Driver<'_, R> {
                     ProtocolError::Command { request: self.request, action: "execute", source };
                 return Err(self.fail(err, messages));
             }
-            let mut body = Vec::new();
-            encode_reply(&table, &added, &mut body);
-            drop(table);
-            self.reply(&execute_reply_metadata(finished, &messages), &body)?;
+            self.stream_reply(&execute_reply_metadata(finished, &messages), &table, &added)?;
         }
         Ok(())
     }
@@ -417,6 +453,34 @@ impl<R: BufRead> Driver<'_, R> {
 
     fn unexpected(&self, offset: u64, problem: String) -> ProtocolError {
         ProtocolError::Unexpected { request: self.request, offset, problem }
+    }
+
+    /// Writes an execute reply without building its (possibly 20 MB) body in memory: a
+    /// counting pass gives the body length for the chunk header, a second pass streams the body
+    /// in blocks.
+    fn stream_reply(
+        &mut self,
+        metadata: &str,
+        table: &Table,
+        added: &AddedFields,
+    ) -> Result<(), ProtocolError> {
+        let mut length = ByteCount::default();
+        encode_reply(table, added, &mut length);
+        let request = self.request;
+        let write_error = |source| ProtocolError::Write { request, source };
+        write_chunk_head(&mut *self.output, metadata.as_bytes(), length.0).map_err(write_error)?;
+        let mut body =
+            BlockWriter { block: Vec::new(), written: 0, output: &mut *self.output, error: None };
+        encode_reply(table, added, &mut body);
+        body.flush_block();
+        if let Some(source) = body.error {
+            return Err(write_error(source));
+        }
+        if body.written != length.0 {
+            let message = format!("reply body is {} bytes, announced {}", body.written, length.0);
+            return Err(write_error(io::Error::other(message)));
+        }
+        self.output.flush().map_err(write_error)
     }
 
     fn reply(&mut self, metadata: &str, body: &[u8]) -> Result<(), ProtocolError> {
@@ -1241,5 +1305,38 @@ mod tests {
         let mut command = TestCommand::new(CommandType::Streaming, Adds::Nothing);
         let err = run(&input[..], Broken, &mut command).unwrap_err();
         assert_eq!(err.to_string(), "cannot write the reply to request 1: broken pipe");
+    }
+
+    #[test]
+    fn write_failure_in_the_middle_of_a_streamed_body_is_reported() {
+        /// Accepts `budget` bytes, then fails.
+        struct Budget(usize, Vec<u8>);
+        impl Write for Budget {
+            fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+                if self.1.len() + bytes.len() > self.0 {
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "broken pipe"));
+                }
+                self.1.extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let body = format!("a\n{}", "xyz\n".repeat(600_000));
+        let input = stream(&[(getinfo_821("x", &[]), ""), (execute(true), &body)]);
+        let mut command = TestCommand::new(CommandType::Streaming, Adds::Nothing);
+        let mut output = Budget(1_500_000, Vec::new());
+        let err = run(&input[..], &mut output, &mut command).unwrap_err();
+        assert_eq!(err.to_string(), "cannot write the reply to request 2: broken pipe");
+        // The announced length is the full body's; part of it got out before the failure.
+        let written = String::from_utf8_lossy(&output.1).into_owned();
+        assert!(written.contains(&format!(",{}\n", body.len())), "{}", &written[..200]);
+        assert!(output.1.len() > 1 << 20, "{}", output.1.len());
+
+        let mut whole = Budget(usize::MAX, Vec::new());
+        run(&input[..], &mut whole, &mut command).unwrap();
+        let replies = chunks(&whole.1);
+        assert_eq!(replies[1].body, body.as_bytes());
     }
 }

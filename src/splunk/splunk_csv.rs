@@ -495,10 +495,44 @@ enum ColumnSource {
     AddedMv(usize),
 }
 
+/// Where [`encode_reply`] puts bytes: a buffer, a [`ByteCount`] (the reply's exact length before
+/// it is streamed), or a writer that passes blocks on.
+pub trait ReplySink {
+    fn put(&mut self, byte: u8);
+    fn put_slice(&mut self, bytes: &[u8]);
+    /// A hint: about `additional` more bytes are coming.
+    fn reserve(&mut self, _additional: usize) {}
+}
+
+impl ReplySink for Vec<u8> {
+    fn put(&mut self, byte: u8) {
+        self.push(byte);
+    }
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+}
+
+/// Counts the bytes [`encode_reply`] would write.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ByteCount(pub usize);
+
+impl ReplySink for ByteCount {
+    fn put(&mut self, _byte: u8) {
+        self.0 += 1;
+    }
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
+}
+
 /// Encodes the reply body: the input header (unchanged order) plus added fields, each followed by
 /// a `__mv_` column when some row holds several values for it; rows are the input cells plus
 /// the added cells. An empty body encodes as empty, a header-only one as header-only.
-pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
+pub fn encode_reply<S: ReplySink>(table: &Table, added: &AddedFields, out: &mut S) {
     if !table.has_header {
         return;
     }
@@ -532,11 +566,11 @@ pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
     out.reserve(table.body.len() + 64 * (table.n_rows + 1));
     for (idx, name) in names.iter().enumerate() {
         if idx > 0 {
-            out.push(b',');
+            out.put(b',');
         }
         write_cell(out, name.as_bytes());
     }
-    out.push(b'\n');
+    out.put(b'\n');
 
     let n_input_columns = table.n_columns();
     let override_slots: Vec<usize> = sources[..n_input_columns]
@@ -552,26 +586,26 @@ pub fn encode_reply(table: &Table, added: &AddedFields, out: &mut Vec<u8>) {
         if !is_overridden {
             // Fast path: the input row verbatim (valid CSV as splunkd quoted it), then the
             // added cells.
-            out.extend_from_slice(table.raw_row(row));
+            out.put_slice(table.raw_row(row));
             for source in &sources[n_input_columns..] {
-                out.push(b',');
+                out.put(b',');
                 write_source(out, table, added, row, *source, &mut scratch);
             }
-            out.push(b'\n');
+            out.put(b'\n');
             continue;
         }
         for (idx, source) in sources.iter().enumerate() {
             if idx > 0 {
-                out.push(b',');
+                out.put(b',');
             }
             write_source(out, table, added, row, *source, &mut scratch);
         }
-        out.push(b'\n');
+        out.put(b'\n');
     }
 }
 
-fn write_source(
-    out: &mut Vec<u8>,
+fn write_source<S: ReplySink>(
+    out: &mut S,
     table: &Table,
     added: &AddedFields,
     row: usize,
@@ -602,7 +636,7 @@ fn write_source(
 }
 
 /// The plain column of a value: multivalues joined with `\n` (as splunkd writes them).
-fn write_plain(out: &mut Vec<u8>, value: &FieldValue<'_>, scratch: &mut String) {
+fn write_plain<S: ReplySink>(out: &mut S, value: &FieldValue<'_>, scratch: &mut String) {
     match value {
         FieldValue::Single(value) => write_cell(out, value.as_bytes()),
         FieldValue::Multi(values) => {
@@ -619,7 +653,7 @@ fn write_plain(out: &mut Vec<u8>, value: &FieldValue<'_>, scratch: &mut String) 
 }
 
 /// The `__mv_` column of a value: empty for a single value.
-fn write_mv(out: &mut Vec<u8>, value: &FieldValue<'_>, scratch: &mut String) {
+fn write_mv<S: ReplySink>(out: &mut S, value: &FieldValue<'_>, scratch: &mut String) {
     if let FieldValue::Multi(values) = value {
         scratch.clear();
         encode_multivalue(values, scratch);
@@ -628,7 +662,7 @@ fn write_mv(out: &mut Vec<u8>, value: &FieldValue<'_>, scratch: &mut String) {
 }
 
 /// Writes one cell, quoted only when it contains `,` `"` CR or LF or starts or ends with a space.
-fn write_cell(out: &mut Vec<u8>, cell: &[u8]) {
+fn write_cell<S: ReplySink>(out: &mut S, cell: &[u8]) {
     let needs_quotes = match (cell.first(), cell.last()) {
         (Some(first), Some(last)) => {
             *first == b' '
@@ -638,17 +672,17 @@ fn write_cell(out: &mut Vec<u8>, cell: &[u8]) {
         _ => false,
     };
     if !needs_quotes {
-        out.extend_from_slice(cell);
+        out.put_slice(cell);
         return;
     }
-    out.push(b'"');
+    out.put(b'"');
     for part in cell.split_inclusive(|byte| *byte == b'"') {
-        out.extend_from_slice(part);
+        out.put_slice(part);
         if part.last() == Some(&b'"') {
-            out.push(b'"');
+            out.put(b'"');
         }
     }
-    out.push(b'"');
+    out.put(b'"');
 }
 
 /// Benchmark hook: what the driver does with one execute body — decodes it (taking ownership,
