@@ -89,6 +89,50 @@ impl AlertContext {
     }
 }
 
+/// Expands `{field}` tokens of an admin's template (SOAR container name, Slack summary).
+///
+/// A token is a field name (letters, digits, `_ . : -`) in braces; `value_of` answers it (the
+/// row's value, else the alert's own values such as `search_name`), and an unknown name
+/// becomes empty. Braces around anything that is not a field name stay as they are. Splunk
+/// itself replaces `$…$` tokens before we see the template, so this syntax cannot clash.
+pub fn render_template(template: &str, mut value_of: impl FnMut(&str) -> String) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find('}');
+        let name = close.map(|close| &after[..close]).filter(|name| {
+            !name.is_empty()
+                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+        });
+        match (name, close) {
+            (Some(name), Some(close)) => {
+                out.push_str(&value_of(name));
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The alert's own values a template may name when the row has no such field.
+pub fn context_value(name: &str, row: &Row, context: &AlertContext) -> String {
+    match name {
+        "sid" => context.sid.clone(),
+        "search_name" => context.search_name.clone(),
+        "app" => context.app.clone(),
+        "owner" => context.owner.clone(),
+        "rid" => row.rid.clone(),
+        _ => String::new(),
+    }
+}
+
 /// Turns rows into items as they stream past. A mapper may hold a bounded number of rows
 /// (a batch) but never the whole file.
 pub trait RowMapper {

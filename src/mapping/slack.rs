@@ -493,41 +493,12 @@ pub fn render_template(
     context: &AlertContext,
     severity: Severity,
 ) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after.find('}');
-        let name = close.map(|close| &after[..close]).filter(|name| {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-        });
-        match (name, close) {
-            (Some(name), Some(close)) => {
-                let value = match row.get(name) {
-                    Some(value) if name == "_time" => format_time(&display_value(value)),
-                    Some(value) => display_value(value),
-                    None => match name {
-                        "search_name" => context.search_name.clone(),
-                        "sid" => context.sid.clone(),
-                        "app" => context.app.clone(),
-                        "owner" => context.owner.clone(),
-                        "severity" => severity.as_str().to_string(),
-                        "rid" => row.rid.clone(),
-                        _ => String::new(),
-                    },
-                };
-                out.push_str(&value);
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
+    let out = super::render_template(template, |name| match row.get(name) {
+        Some(value) if name == "_time" => format_time(&display_value(value)),
+        Some(value) => display_value(value),
+        None if name == "severity" => severity.as_str().to_string(),
+        None => super::context_value(name, row, context),
+    });
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

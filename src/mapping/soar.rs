@@ -198,41 +198,11 @@ pub fn row_severity(row: &Row) -> String {
 /// `{search_name}`, `{app}`, `{owner}` and `{rid}` fall back to the alert's own values. A token
 /// whose field is absent becomes empty; braces around anything that is not a field name stay.
 pub fn render_template(template: &str, row: &Row, context: &AlertContext) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let close = after.find('}');
-        let name = close.map(|close| &after[..close]).filter(|name| {
-            !name.is_empty()
-                && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-        });
-        match (name, close) {
-            (Some(name), Some(close)) => {
-                let value = match row.get(name) {
-                    Some(FieldValue::Multi(values)) => values.join(", "),
-                    Some(FieldValue::Single(value)) => value.clone(),
-                    None => match name {
-                        "sid" => context.sid.clone(),
-                        "search_name" => context.search_name.clone(),
-                        "app" => context.app.clone(),
-                        "owner" => context.owner.clone(),
-                        "rid" => row.rid.clone(),
-                        _ => String::new(),
-                    },
-                };
-                out.push_str(&value);
-                rest = &after[close + 1..];
-            }
-            _ => {
-                out.push('{');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    super::render_template(template, |name| match row.get(name) {
+        Some(FieldValue::Multi(values)) => values.join(", "),
+        Some(FieldValue::Single(value)) => value.clone(),
+        None => super::context_value(name, row, context),
+    })
 }
 
 fn rule_name(row: &Row) -> Option<&str> {
