@@ -136,41 +136,9 @@ impl Row {
 }
 
 /// Decodes `$a$;$b$$c$` into `["a", "b$c"]`; `None` when the text is not that encoding.
+/// (The same encoding as the search protocol's bodies, so one decoder serves both.)
 pub fn decode_multivalue(encoded: &str) -> Option<Vec<String>> {
-    let bytes = encoded.as_bytes();
-    let mut values = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'$' {
-            return None;
-        }
-        i += 1;
-        let mut value = Vec::new();
-        loop {
-            match bytes.get(i) {
-                None => return None,
-                Some(b'$') if bytes.get(i + 1) == Some(&b'$') => {
-                    value.push(b'$');
-                    i += 2;
-                }
-                Some(b'$') => {
-                    i += 1;
-                    break;
-                }
-                Some(&byte) => {
-                    value.push(byte);
-                    i += 1;
-                }
-            }
-        }
-        values.push(String::from_utf8(value).ok()?);
-        match bytes.get(i) {
-            None => break,
-            Some(b';') => i += 1,
-            Some(_) => return None,
-        }
-    }
-    Some(values)
+    crate::splunk::splunk_csv::decode_multivalue(encoded.as_bytes())
 }
 
 /// Streams the rows of a results file.
