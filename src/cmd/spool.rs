@@ -8,16 +8,21 @@
 //! the worst item's code (0 all sent, 7 some still pending, 6/5/4 some rejected, 8 the spool is
 //! unusable or an item file was corrupt).
 
+use crate::audit::Audit;
 use crate::cli::SpoolCommand;
+use crate::delivery::DeliveryItem;
+use crate::delivery::deliverer::DeliveryReport;
 use crate::delivery::flush::{self, FlushOptions};
 use crate::delivery::retry::Backoff;
 use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
 use crate::error::{Error, ExitCode};
 use crate::logging;
+use crate::mapping::AlertContext;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
 use crate::targets;
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -143,11 +148,40 @@ fn flush(
     };
     log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
     let mut open = |kind, account: &str| targets::open(kind, account, settings, &splunkd);
-    let summary = flush::run(spool, plan, &options, &mut open);
+    // Items that end here leave the same trail as in an alert run: a receipt, the
+    // ModularAction status line Incident Review reads, and the links (one audit per search).
+    let mut audits: HashMap<(String, String), Audit> = HashMap::new();
+    let mut on_end = |report: DeliveryReport| {
+        let context = &report.item.context;
+        let key = (context.action.clone(), context.sid.clone());
+        let audit = audits.entry(key).or_insert_with(|| {
+            Audit::new(&alert_context_of(&report.item), settings, Some(splunkd.clone()))
+        });
+        audit.record(&report);
+    };
+    let summary = flush::run(spool, plan, &options, &mut open, &mut on_end);
+    for audit in audits.values_mut() {
+        audit.finish();
+    }
     counts.delivered = summary.delivered;
     counts.duplicates = summary.duplicates;
     counts.rejected = summary.rejected;
     summary.exit
+}
+
+/// The alert run an item came from, as far as its context tells (for its audit trail).
+fn alert_context_of(item: &DeliveryItem) -> AlertContext {
+    let context = &item.context;
+    AlertContext {
+        action: context.action.clone(),
+        sid: context.sid.clone(),
+        search_name: context.search_name.clone(),
+        app: context.app.clone(),
+        owner: context.owner.clone(),
+        results_link: context.results_link.clone(),
+        params: [("account".to_string(), item.account.clone())].into_iter().collect(),
+        ..AlertContext::default()
+    }
 }
 
 /// The first line of stdin (splunkd's passAuth token); empty when stdin is a terminal or empty.

@@ -8,7 +8,7 @@
 //! Targets are opened through a caller-supplied function, once per (target, account), so that
 //! secrets are read at send time and tests can use in-process fakes.
 
-use super::deliverer::attempt_once;
+use super::deliverer::{DeliveryReport, Final, attempt_once};
 use super::ledger::Ledger;
 use super::retry::{Backoff, jitter_unit};
 use super::spool::{Claim, Spool, SpoolRecord, now_unix};
@@ -142,7 +142,17 @@ type Opener<'a> = dyn FnMut(TargetKind, &str) -> Result<Box<dyn Target>> + 'a;
 /// Sends the plan's items once each. Never fails: spool errors end the flush with exit 8 and a
 /// FATAL line naming the path (the item being finished stays claimed, and the next flush
 /// adopts it).
-pub fn run(spool: &Spool, plan: Plan, options: &FlushOptions, open: &mut Opener) -> FlushSummary {
+/// Called with every item whose journey ended in this flush (delivered, already there, or
+/// rejected), so that the caller can leave receipts, ModularAction lines and links for it.
+pub type OnEnd<'a> = dyn FnMut(DeliveryReport) + 'a;
+
+pub fn run(
+    spool: &Spool,
+    plan: Plan,
+    options: &FlushOptions,
+    open: &mut Opener,
+    on_end: &mut OnEnd,
+) -> FlushSummary {
     let ledger = Ledger::new(spool.root());
     let mut summary = FlushSummary::new(plan.not_due);
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
@@ -186,7 +196,9 @@ pub fn run(spool: &Spool, plan: Plan, options: &FlushOptions, open: &mut Opener)
         }
         let target = targets.entry(pair.clone()).or_insert_with(|| open(pair.0, &pair.1));
         let step = match target {
-            Ok(target) => send(spool, &ledger, claim, target.as_mut(), options, &mut summary),
+            Ok(target) => {
+                send(spool, &ledger, claim, target.as_mut(), options, &mut summary, on_end)
+            }
             Err(error) => cannot_open(spool, claim, error, options, &mut summary),
         };
         match step {
@@ -229,7 +241,9 @@ fn send(
     target: &mut dyn Target,
     options: &FlushOptions,
     summary: &mut FlushSummary,
+    on_end: &mut OnEnd,
 ) -> Result<Step> {
+    let started = std::time::Instant::now();
     let attempt = attempt_once(ledger, &claim.record.item, target);
     let mut record = claim.record.clone();
     if attempt.sent {
@@ -239,20 +253,34 @@ fn send(
     match attempt.outcome {
         Outcome::Delivered(delivered) => {
             spool.finish_delivered(claim)?;
-            let remote =
-                delivered.remote_id.map(|id| format!(" remote_id={id}")).unwrap_or_default();
+            let remote = delivered
+                .remote_id
+                .as_ref()
+                .map(|id| format!(" remote_id={id}"))
+                .unwrap_or_default();
             let note = attempt.ledger_error.map(|error| format!("; {error}")).unwrap_or_default();
-            if delivered.duplicate {
+            let message = if delivered.duplicate {
                 summary.duplicates += 1;
                 log::info!(
                     "spool: {} was already delivered{remote}: {}{note}",
                     describe(&record),
                     delivered.message
                 );
+                format!("delivered by spool flush (already there): {}", delivered.message)
             } else {
                 summary.delivered += 1;
                 log::info!("spool: {} delivered{remote}{note}", describe(&record));
-            }
+                format!("delivered by spool flush: {}", delivered.message)
+            };
+            let result = if delivered.duplicate { Final::Duplicate } else { Final::Delivered };
+            on_end(DeliveryReport {
+                result,
+                attempts: record.attempts,
+                duration: started.elapsed(),
+                delivered: Some(delivered),
+                message,
+                item: record.item,
+            });
             Ok(Step::Done)
         }
         Outcome::Retry(retry) => {
@@ -284,6 +312,14 @@ fn send(
                 path.display(),
                 record.id
             );
+            on_end(DeliveryReport {
+                result: Final::Rejected(rejection.class),
+                attempts: record.attempts,
+                duration: started.elapsed(),
+                delivered: None,
+                message: format!("{} (kept as dead letter {})", rejection.reason, path.display()),
+                item: record.item,
+            });
             Ok(Step::Done)
         }
     }
@@ -380,7 +416,7 @@ mod tests {
         let mut open = move |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
             Ok(Box::new(Shared(target.clone())))
         };
-        run(spool, plan, &options(all), &mut open)
+        run(spool, plan, &options(all), &mut open, &mut |_| {})
     }
 
     fn files(dir: &std::path::Path) -> usize {
@@ -527,7 +563,7 @@ mod tests {
         let mut open = |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
             Err(Error::Credentials("no secret for soar account default".into()))
         };
-        let summary = run(&spool, plan, &options(false), &mut open);
+        let summary = run(&spool, plan, &options(false), &mut open, &mut |_| {});
         assert_eq!((summary.still_pending, summary.exit), (1, ExitCode::Credentials));
         let kept = spool.peek_pending(&item_id("a")).unwrap().unwrap();
         assert!(kept.last_error.contains("no secret"), "{}", kept.last_error);

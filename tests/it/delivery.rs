@@ -154,6 +154,35 @@ fn endpoint_down_then_up_spools_and_flush_delivers() {
     let status: Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!((status["pending"].as_u64(), status["delivered"].as_u64()), (Some(0), Some(1)));
     assert_eq!(status["exit_code"], 0);
+    // The flush leaves the same trail as an alert run: receipts (one per row) saying the rows
+    // were delivered, success lines for Incident Review, and the link to the container.
+    let mut delivered_receipts = 0;
+    for entry in std::fs::read_dir(home.root.join("var/spool/splunk")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with("stash_stackflow") {
+            for line in std::fs::read_to_string(&path).unwrap().lines().skip(1) {
+                let receipt: Value = serde_json::from_str(line).unwrap();
+                if receipt["outcome"] == "delivered" {
+                    assert!(
+                        receipt["message"].as_str().unwrap().contains("spool flush"),
+                        "{receipt}"
+                    );
+                    assert_eq!(receipt["remote_id"], "1");
+                    delivered_receipts += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(delivered_receipts, 3, "one delivered receipt per row of the spooled item");
+    let log = home.modalert_log("stackflow_soar");
+    assert_eq!(
+        log.lines().filter(|line| line.contains("action_status=\"success\"")).count(),
+        3,
+        "{log}"
+    );
+    assert!(
+        splunkd.kv_records("stackflow_links").iter().any(|link| link["soar_container_id"] == 1)
+    );
 }
 
 #[test]
