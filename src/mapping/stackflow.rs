@@ -275,15 +275,20 @@ impl IncidentSettings {
 pub struct IncidentMapper {
     context: AlertContext,
     settings: IncidentSettings,
-    /// mode=alert: the one incident was built (from the first row).
-    done: bool,
+    /// mode=alert: the one incident, built from the first row and sent after the last, so
+    /// that it carries every row (each row gets its own status line and receipt).
+    pending: Option<DeliveryItem>,
 }
+
+/// mode=alert keeps at most this many rows on the incident's item for per-row status lines
+/// (about 100 bytes each); rows beyond still count in `result_count`.
+const MAX_ROWS_PER_INCIDENT: usize = 100_000;
 
 impl IncidentMapper {
     /// Checks the parameters; a bad one is a configuration error before anything is sent.
     pub fn new(context: AlertContext) -> Result<IncidentMapper> {
         let settings = IncidentSettings::from_context(&context)?;
-        Ok(IncidentMapper { context, settings, done: false })
+        Ok(IncidentMapper { context, settings, pending: None })
     }
 
     fn item(&self, row: &Row) -> DeliveryItem {
@@ -304,16 +309,22 @@ impl RowMapper for IncidentMapper {
     fn push(&mut self, row: &Row) -> Result<Vec<DeliveryItem>> {
         match self.settings.mode {
             Mode::Row => Ok(vec![self.item(row)]),
-            Mode::Alert if self.done => Ok(Vec::new()),
             Mode::Alert => {
-                self.done = true;
-                Ok(vec![self.item(row)])
+                match &mut self.pending {
+                    None => self.pending = Some(self.item(row)),
+                    Some(item) if item.context.rows.len() < MAX_ROWS_PER_INCIDENT => {
+                        let extra = self.context.item_context(&[row]);
+                        item.context.rows.extend(extra.rows);
+                    }
+                    Some(_) => {}
+                }
+                Ok(Vec::new())
             }
         }
     }
 
     fn finish(&mut self) -> Result<Vec<DeliveryItem>> {
-        Ok(Vec::new())
+        Ok(self.pending.take().into_iter().collect())
     }
 }
 
@@ -778,10 +789,15 @@ mod tests {
     }
 
     #[test]
-    fn alert_mode_ignores_rows_after_the_first() {
+    fn alert_mode_sends_one_incident_from_the_first_row_carrying_every_row() {
         let mut mapper = IncidentMapper::new(context(&[])).unwrap();
-        assert_eq!(mapper.push(&row("0", &[])).unwrap().len(), 1);
-        assert!(mapper.push(&row("1", &[])).unwrap().is_empty());
+        assert!(mapper.push(&row("0", &[("host", "first")])).unwrap().is_empty());
+        assert!(mapper.push(&row("1", &[("host", "second")])).unwrap().is_empty());
+        let items = mapper.finish().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(text(&items[0], "host"), "first");
+        let rids: Vec<&str> = items[0].context.rows.iter().map(|r| r.rid.as_str()).collect();
+        assert_eq!(rids, vec!["0", "1"]);
         assert!(mapper.finish().unwrap().is_empty());
     }
 }

@@ -105,6 +105,12 @@ fn alert_mode_sends_the_resolved_template_from_the_first_row_with_the_secret() {
         .assert_line("INFO", "remote_id=INC");
     let posts = fx.posts();
     assert_eq!(posts.len(), 1, "one incident per trigger");
+    // Each result row of the alert gets its own status line naming the one incident.
+    let log = fx.home.modalert_log("stackflow_incident");
+    let statuses: Vec<&str> =
+        log.lines().filter(|line| line.contains("action_status=\"success\"")).collect();
+    assert_eq!(statuses.len(), 2, "{log}");
+    assert!(statuses.iter().all(|line| line.contains("remote_id=\"INC")), "{log}");
     let post = &posts[0];
     assert_eq!(post.method, "POST");
     assert_eq!(post.header("x-stackflow-secret"), Some(SECRET));
