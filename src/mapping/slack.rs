@@ -648,7 +648,13 @@ pub struct SlackMapper {
     overflow: u64,
     overflow_top: Option<Severity>,
     overflow_first: Option<RowRef>,
+    /// Rows counted in a "+K more" line (either mode), so that each still gets its status line
+    /// and receipt with the message that mentions it; at most `MAX_SUMMARIZED_ROWS`.
+    summarized: Vec<RowRef>,
 }
+
+/// Rows kept for status lines beyond the listed ones (about 100 bytes each).
+const MAX_SUMMARIZED_ROWS: usize = 100_000;
 
 impl SlackMapper {
     pub fn new(context: AlertContext) -> Result<SlackMapper> {
@@ -665,6 +671,7 @@ impl SlackMapper {
             overflow: 0,
             overflow_top: None,
             overflow_first: None,
+            summarized: Vec::new(),
         })
     }
 
@@ -773,10 +780,18 @@ impl SlackMapper {
             "links": links_json(&views),
         });
         let key = self.key_prefix(channel.as_deref());
-        let rows = listed.iter().map(|listed| listed.view.row_ref.clone()).collect();
+        let mut rows: Vec<RowRef> =
+            listed.iter().map(|listed| listed.view.row_ref.clone()).collect();
+        rows.append(&mut self.summarized);
         self.unlisted = 0;
         self.top = None;
         Some(self.item(key, request, rows))
+    }
+
+    fn summarize(&mut self, row: &Row) {
+        if self.summarized.len() < MAX_SUMMARIZED_ROWS {
+            self.summarized.extend(self.context.item_context(&[row]).rows);
+        }
     }
 
     /// One message of `mode=row`.
@@ -836,7 +851,11 @@ impl SlackMapper {
         let channel = self.params.route(severity).map(str::to_string);
         let request = json!({"channel": channel, "text": fallback, "blocks": blocks, "links": []});
         let key = format!("{}:more", self.key_prefix(channel.as_deref()));
-        let rows = self.overflow_first.take().into_iter().collect();
+        let first = self.overflow_first.take();
+        let mut rows = std::mem::take(&mut self.summarized);
+        if rows.is_empty() {
+            rows.extend(first);
+        }
         self.overflow = 0;
         self.overflow_top = None;
         Some(self.item(key, request, rows))
@@ -888,6 +907,7 @@ impl RowMapper for SlackMapper {
                     // Counted only: no need to render a row that will not be listed.
                     self.top = self.top.max(Some(severity));
                     self.unlisted += 1;
+                    self.summarize(row);
                     return Ok(Vec::new());
                 }
                 let view = row_view(row, &self.context, self.params.summary_template.as_deref());
@@ -901,6 +921,7 @@ impl RowMapper for SlackMapper {
                     if self.overflow_first.is_none() {
                         self.overflow_first = Some(row_view(row, &self.context, None).row_ref);
                     }
+                    self.summarize(row);
                     return Ok(Vec::new());
                 }
                 self.posted += 1;
@@ -1335,7 +1356,9 @@ mod tests {
         let text = all_text(&items[0].request_value());
         assert!(text.contains("+4 more results not shown"), "{text}");
         assert!(text.contains("u2") && !text.contains("u3"));
-        assert_eq!(items[0].context.rows.len(), 3);
+        // Every row the message lists or counts in "+4 more" gets its status line with it.
+        let rids: Vec<&str> = items[0].context.rows.iter().map(|r| r.rid.as_str()).collect();
+        assert_eq!(rids, vec!["0", "1", "2", "3", "4", "5", "6"]);
         assert_eq!(items[0].dedupe_key, "slack:default:account-default:sid1");
     }
 
