@@ -585,3 +585,24 @@ fn splunkd_unreachable_spools_the_items_instead_of_dead_lettering_them() {
     assert_eq!(pending, 1, "the alert's one item waits in the spool");
     assert!(!s.home.spool_dir().join("dead").exists());
 }
+
+#[test]
+fn the_configured_proxy_carries_every_soar_call_but_not_splunkd() {
+    let s = setup();
+    let splunkd = Emulator::start();
+    splunkd.set_secret("stackflow", "soar.default", "soar-token");
+    let proxy = stackflow_emulator::ConnectProxy::start();
+    s.home.append_local_conf(&format!("\n[proxy]\nurl = {}\n", proxy.url()));
+    let sid = scheduler_sid(19);
+    let results = s.home.write_results(&sid, &auth_rows());
+    let run =
+        s.home.run_alert(STANZA, &payload(&s.home, &splunkd.url(), &sid, &results, json!({})));
+    run.assert_code(0).assert_levelled_stderr();
+    assert_eq!(s.emu.soar_containers().len(), 1);
+    let direct = splunkd.requests_to("/servicesNS/");
+    assert!(direct.iter().any(|r| r.path.contains("/storage/passwords/")), "secret read direct");
+    let soar = format!("127.0.0.1:{}", s.emu.port());
+    let connects = proxy.connects();
+    assert!(!connects.is_empty(), "SOAR calls did not go through the proxy");
+    assert!(connects.iter().all(|c| c == &soar), "only SOAR goes through the proxy: {connects:?}");
+}

@@ -4,9 +4,11 @@
 
 mod control;
 mod http;
+mod proxy;
 mod server;
 mod slack;
 mod soar;
+pub use proxy::ConnectProxy;
 mod splunkd;
 mod stackflow;
 #[cfg(test)]
