@@ -161,9 +161,13 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         let exit = worker.join().unwrap_or(ExitCode::Internal);
         (mapped, exit)
     });
-    // Items mapped before a bad row were delivered (the file was validated first, so this is
-    // an I/O failure while re-reading it); the error still decides the exit code.
-    mapped?;
+    // Items mapped before a failure were delivered (the file was validated first, so this is
+    // an I/O failure while re-reading it): report the error, and let the worst code win.
+    if let Err(error) = mapped {
+        let code = exit.worst(super::report_error(&error));
+        log::info!("{stanza}: stopped with exit code {}", code.code());
+        return Ok(code);
+    }
     log::info!("{stanza}: finished with exit code {}", exit.code());
     Ok(exit)
 }
