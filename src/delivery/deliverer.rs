@@ -301,19 +301,11 @@ impl Deliverer {
     ) -> DeliveryReport {
         let now = now_unix();
         let wait = self.backoff.spool_delay(0, retry_after, jitter_unit());
-        let record = SpoolRecord {
-            version: RECORD_VERSION,
-            id: item_id(&item.dedupe_key),
-            item: item.clone(),
-            attempts,
-            first_attempt_unix,
-            last_attempt_unix: now,
-            next_attempt_unix: now + wait.as_secs_f64(),
-            last_error: reason.to_string(),
-            reject_class: None,
-            flushes: 0,
-        };
-        match self.spool.put_pending(&record) {
+        let next = now + wait.as_secs_f64();
+        let record = spool_record(item, attempts, reason, first_attempt_unix, next, None);
+        let written = self.spool.put_pending(&record);
+        let item = record.item;
+        match written {
             Ok(path) => DeliveryReport {
                 item,
                 result: Final::Spooled,
@@ -340,19 +332,10 @@ impl Deliverer {
         first_attempt_unix: f64,
     ) -> DeliveryReport {
         let now = now_unix();
-        let record = SpoolRecord {
-            version: RECORD_VERSION,
-            id: item_id(&item.dedupe_key),
-            item: item.clone(),
-            attempts,
-            first_attempt_unix,
-            last_attempt_unix: now,
-            next_attempt_unix: now,
-            last_error: reason.to_string(),
-            reject_class: Some(class),
-            flushes: 0,
-        };
-        match self.spool.put_dead(&record) {
+        let record = spool_record(item, attempts, reason, first_attempt_unix, now, Some(class));
+        let written = self.spool.put_dead(&record);
+        let item = record.item;
+        match written {
             Ok(path) => DeliveryReport {
                 item,
                 result: Final::Rejected(class),
@@ -363,6 +346,30 @@ impl Deliverer {
             },
             Err(error) => lost(item, attempts, reason, &error),
         }
+    }
+}
+
+/// What the spool keeps of an item the run could not deliver; the item is moved in, not
+/// copied (a SOAR batch can be large).
+fn spool_record(
+    item: DeliveryItem,
+    attempts: u32,
+    reason: &str,
+    first_attempt_unix: f64,
+    next_attempt_unix: f64,
+    reject_class: Option<RejectClass>,
+) -> SpoolRecord {
+    SpoolRecord {
+        version: RECORD_VERSION,
+        id: item_id(&item.dedupe_key),
+        item,
+        attempts,
+        first_attempt_unix,
+        last_attempt_unix: now_unix(),
+        next_attempt_unix,
+        last_error: reason.to_string(),
+        reject_class,
+        flushes: 0,
     }
 }
 
