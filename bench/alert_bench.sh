@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: `stackflow alert soar` vs a Python peer (gzip + csv + json + http.client) on the same
+# Benchmark: `stackflow alert soar` vs a Python peer (gzip + csv + json + requests) on the same
 # results file and the same loopback SOAR emulator. Reports rows/s, peak RSS and the ratios.
 #
 # usage: bench/alert_bench.sh [ROWS ...]        (default: 10000 100000)
@@ -9,26 +9,10 @@ cd "$(dirname "$0")/.."
 ROWS=("$@"); [ ${#ROWS[@]} -gt 0 ] || ROWS=(10000 100000)
 
 cargo build --release -q -p stackflow -p stackflow-emulator
-# The Python peer's own environment (requests from PyPI).
-[ -x bench/.venv/bin/python ] || { python3 -m venv bench/.venv && bench/.venv/bin/pip install -q requests==2.32.3; }
+source bench/lib.sh
+bench_venv
 PY_PEER=bench/.venv/bin/python
-WORK=$(mktemp -d /tmp/stackflow-bench.XXXXXX)
-trap 'exec 9>&- 2>/dev/null || true; kill $EMU_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-# An installed app, as splunkd would have it.
-APP="$WORK/splunk/etc/apps/stackflow"
-mkdir -p "$APP/linux_x86_64/bin" "$APP/local" "$WORK/splunk/var/log/splunk" "$WORK/splunk/var/spool/splunk"
-cp -R app/stackflow/. "$APP/"
-cp target/release/stackflow "$APP/linux_x86_64/bin/stackflow"
-chmod 755 "$APP"/bin/* "$APP/linux_x86_64/bin/stackflow" 2>/dev/null || true
-
-# The emulator runs until its stdin (fd 9) closes.
-mkfifo "$WORK/emu.in"
-target/release/stackflow-emulator --no-record --ca-out "$WORK/ca.pem" < "$WORK/emu.in" > "$WORK/emu.out" 2>"$WORK/emu.err" &
-EMU_PID=$!
-exec 9>"$WORK/emu.in"
-for _ in $(seq 100); do grep -q listening "$WORK/emu.out" 2>/dev/null && break; sleep 0.05; done
-URL=$(sed -n 's/^listening //p' "$WORK/emu.out")
+bench_install_and_emulate bench
 
 control() { # control PATH JSON
   python3 - "$URL" "$WORK/ca.pem" "$1" "$2" <<'PY'

@@ -19,27 +19,9 @@ REPEATS=${1:-3}
 
 cargo build --release -q -p stackflow -p stackflow-emulator
 cargo build --release -q --example csv_floor
-if [ ! -x bench/.venv/bin/python ]; then
-  python3 -m venv bench/.venv
-  bench/.venv/bin/pip install -q splunk-sdk
-fi
-WORK=$(mktemp -d /tmp/stackflow-syncbench.XXXXXX)
-trap 'exec 9>&- 2>/dev/null || true; kill $EMU_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-# An installed app, as splunkd would have it.
-APP="$WORK/splunk/etc/apps/stackflow"
-mkdir -p "$APP/linux_x86_64/bin" "$APP/local" "$WORK/splunk/var/log/splunk" "$WORK/splunk/var/spool/splunk"
-cp -R app/stackflow/. "$APP/"
-cp target/release/stackflow "$APP/linux_x86_64/bin/stackflow"
-chmod 755 "$APP"/bin/* "$APP/linux_x86_64/bin/stackflow" 2>/dev/null || true
-
-# The emulator runs until its stdin (fd 9) closes.
-mkfifo "$WORK/emu.in"
-target/release/stackflow-emulator --no-record --ca-out "$WORK/ca.pem" < "$WORK/emu.in" > "$WORK/emu.out" 2>"$WORK/emu.err" &
-EMU_PID=$!
-exec 9>"$WORK/emu.in"
-for _ in $(seq 100); do grep -q listening "$WORK/emu.out" 2>/dev/null && break; sleep 0.05; done
-URL=$(sed -n 's/^listening //p' "$WORK/emu.out")
+source bench/lib.sh
+bench_venv
+bench_install_and_emulate syncbench
 
 cat > "$APP/local/stackflow.conf" <<CONF
 [soar:default]
