@@ -4,20 +4,23 @@
 //! - `splunk`: what Splunk hands us and how we talk back (payload, results, chunked protocol,
 //!   conf files, splunkd REST, ES audit artefacts).
 //! - `mapping`: rows → SOAR / StackFlow / Slack requests. Pure: no I/O.
-//! - `targets`: the SOAR, StackFlow and Slack clients: requests → outcomes.
+//! - `remotes`: one module per remote (SOAR, StackFlow, Slack): account settings, the one URL
+//!   policy, authentication, writes (delivery targets), reads (read-back) and `check` probes.
+//! - `check`: the checks of `stackflow check`, as a report.
 //! - `delivery`: HTTP, classification, retries, the spool, the ledger of delivered keys.
 //! - `audit`: receipts, modular-action log lines and links, written for every item.
 //! - `cmd`: the subcommands, glue only.
 
 pub mod audit;
+pub mod check;
 pub mod cli;
 pub mod cmd;
 pub mod delivery;
 pub mod error;
 pub mod logging;
 pub mod mapping;
+pub mod remotes;
 pub mod secret;
 pub mod settings;
 pub mod splunk;
 pub mod sync;
-pub mod targets;

@@ -87,14 +87,14 @@ impl Settings {
             })?,
         };
         let ca_file = self.conf.get_nonempty(stanza, "ca_file").map(|path| self.resolve_path(path));
-        if let Some(path) = &ca_file {
-            if !path.is_file() {
-                return Err(Error::config(
-                    stanza,
-                    "ca_file",
-                    format!("{} does not exist", path.display()),
-                ));
-            }
+        if let Some(path) = &ca_file
+            && !path.is_file()
+        {
+            return Err(Error::config(
+                stanza,
+                "ca_file",
+                format!("{} does not exist", path.display()),
+            ));
         }
         Ok(TlsSettings { verify, ca_file })
     }
@@ -104,7 +104,8 @@ impl Settings {
         self.conf.get_nonempty("proxy", "url").map(str::to_string)
     }
 
-    pub fn delivery(&self) -> Result<DeliverySettings> {
+    /// `[delivery] timeout_s`: the limit of one request to a remote.
+    pub fn request_timeout(&self) -> Result<Duration> {
         let timeout_s = self.parse_number("delivery", "timeout_s", 30.0)?;
         if !(timeout_s > 0.0 && timeout_s <= 3600.0) {
             return Err(Error::config(
@@ -113,6 +114,11 @@ impl Settings {
                 "must be between 0 and 3600 seconds",
             ));
         }
+        Ok(Duration::from_secs_f64(timeout_s))
+    }
+
+    pub fn delivery(&self) -> Result<DeliverySettings> {
+        let timeout = self.request_timeout()?;
         let max_attempts = self.parse_number("delivery", "max_attempts", 5.0)?;
         if !(1.0..=100.0).contains(&max_attempts) {
             return Err(Error::config("delivery", "max_attempts", "must be between 1 and 100"));
@@ -139,7 +145,7 @@ impl Settings {
             },
         };
         Ok(DeliverySettings {
-            timeout: Duration::from_secs_f64(timeout_s),
+            timeout,
             max_attempts: max_attempts as u32,
             spool_dir,
             retry_base: Duration::from_secs_f64(retry_base_s),

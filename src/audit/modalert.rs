@@ -376,16 +376,12 @@ impl ModAlertLog {
 
     /// Pushes buffered lines to disk; called after each item so a killed run keeps its lines.
     pub fn flush(&mut self) {
-        if let Some(file) = self.file.as_mut() {
-            if let Err(error) = file.flush() {
-                if !self.failed {
-                    self.failed = true;
-                    log::warn!(
-                        "cannot write the modular action log {}: {error}",
-                        file.path().display()
-                    );
-                }
-            }
+        if let Some(file) = self.file.as_mut()
+            && let Err(error) = file.flush()
+            && !self.failed
+        {
+            self.failed = true;
+            log::warn!("cannot write the modular action log {}: {error}", file.path().display());
         }
     }
 
@@ -403,14 +399,14 @@ impl ModAlertLog {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        if let Err(error) = file.write_line(&line) {
-            if !self.failed {
-                self.failed = true;
-                log::warn!(
-                    "cannot write the modular action log {}: {error}; Incident Review will not show this run's status",
-                    file.path().display()
-                );
-            }
+        if let Err(error) = file.write_line(&line)
+            && !self.failed
+        {
+            self.failed = true;
+            log::warn!(
+                "cannot write the modular action log {}: {error}; Incident Review will not show this run's status",
+                file.path().display()
+            );
         }
     }
 }

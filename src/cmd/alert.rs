@@ -16,7 +16,7 @@ use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
 use crate::splunk::rest::Splunkd;
 use crate::splunk::results::ResultsReader;
-use crate::{logging, targets};
+use crate::{logging, remotes};
 use std::path::Path;
 use std::time::Duration;
 
@@ -101,7 +101,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     let (splunkd, opened) =
         match Splunkd::new(&settings, &payload.server_uri, payload.session_key.clone()) {
             Ok(splunkd) => {
-                let opened = targets::open(kind, &account, &settings, &splunkd);
+                let opened = remotes::open(kind, &account, &settings, &splunkd);
                 (Some(splunkd), opened)
             }
             Err(error) => (None, Err(error)),

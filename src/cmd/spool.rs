@@ -18,10 +18,10 @@ use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
 use crate::error::{Error, ExitCode};
 use crate::logging;
 use crate::mapping::AlertContext;
+use crate::remotes;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
-use crate::targets;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
@@ -147,7 +147,7 @@ fn flush(
         }
     };
     log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
-    let mut open = |kind, account: &str| targets::open(kind, account, settings, &splunkd);
+    let mut open = |kind, account: &str| remotes::open(kind, account, settings, &splunkd);
     // Items that end here leave the same trail as in an alert run: a receipt, the
     // ModularAction status line Incident Review reads, and the links (one audit per search).
     let mut audits: HashMap<(String, String), Audit> = HashMap::new();

@@ -28,20 +28,18 @@ pub struct Attempt {
 /// Shared by the alert run and `spool flush`.
 pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Target) -> Attempt {
     let uses_ledger = target.needs_ledger();
-    if uses_ledger {
-        if let Some(entry) = ledger.get(&item.dedupe_key) {
-            return Attempt {
-                outcome: Outcome::Delivered(Delivered {
-                    remote_id: entry.remote_id,
-                    remote_url: entry.remote_url,
-                    duplicate: true,
-                    details: entry.details,
-                    message: "already delivered earlier (ledger); not sent again".into(),
-                }),
-                sent: false,
-                ledger_error: None,
-            };
-        }
+    if uses_ledger && let Some(entry) = ledger.get(&item.dedupe_key) {
+        return Attempt {
+            outcome: Outcome::Delivered(Delivered {
+                remote_id: entry.remote_id,
+                remote_url: entry.remote_url,
+                duplicate: true,
+                details: entry.details,
+                message: "already delivered earlier (ledger); not sent again".into(),
+            }),
+            sent: false,
+            ledger_error: None,
+        };
     }
     let outcome = target.attempt(item);
     let mut ledger_error = None;

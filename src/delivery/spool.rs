@@ -439,10 +439,10 @@ impl Spool {
 
     /// Drops a write-ahead claim (the item's outcome is recorded elsewhere, or it was delivered).
     pub fn drop_write_ahead(&self, claim: WriteAhead) {
-        if let Err(error) = fs::remove_file(&claim.path) {
-            if !is_not_found(&error) {
-                log::warn!("cannot remove {}: {error}", claim.path.display());
-            }
+        if let Err(error) = fs::remove_file(&claim.path)
+            && !is_not_found(&error)
+        {
+            log::warn!("cannot remove {}: {error}", claim.path.display());
         }
     }
 
@@ -622,10 +622,10 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|error| spool_error(dir, error))?;
-        if entry.file_type().map(|kind| kind.is_file()).unwrap_or(false) {
-            if let Some(name) = entry.file_name().to_str() {
-                files.push((entry.path(), name.to_string()));
-            }
+        if entry.file_type().map(|kind| kind.is_file()).unwrap_or(false)
+            && let Some(name) = entry.file_name().to_str()
+        {
+            files.push((entry.path(), name.to_string()));
         }
     }
     Ok(files)

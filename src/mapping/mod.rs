@@ -9,8 +9,20 @@ pub mod stackflow;
 use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::error::Result;
 use crate::splunk::payload::AlertPayload;
+use crate::splunk::rest::url_encode;
 use crate::splunk::results::Row;
 use std::collections::BTreeMap;
+
+/// `<base>/mission/<id>`: a container's page in SOAR's UI (receipts, read-back, Slack buttons).
+pub fn soar_container_url(base: &str, container_id: &str) -> String {
+    format!("{}/mission/{}", base.trim_end_matches('/'), url_encode(container_id))
+}
+
+/// `<api base>/incidents/<id>`: a StackFlow incident (receipts, read-back, Slack buttons).
+/// StackFlow documents the incidents API resource but no UI route (external-apis.md §4).
+pub fn stackflow_incident_url(api_base: &str, incident_id: &str) -> String {
+    format!("{}/incidents/{}", api_base.trim_end_matches('/'), url_encode(incident_id))
+}
 
 /// What a mapper knows about the alert run, taken from the payload once.
 #[derive(Clone, Debug, Default)]

@@ -14,7 +14,6 @@
 use super::{AlertContext, RowMapper};
 use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::error::{Error, Result};
-use crate::splunk::rest::url_encode;
 use crate::splunk::results::{FieldValue, Row};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -254,10 +253,10 @@ pub fn truncate_escaped(text: &str, max: usize) -> String {
         return String::new();
     }
     let mut out: String = text.chars().take(max - 1).collect();
-    if let Some(amp) = out.rfind('&') {
-        if !out[amp..].contains(';') {
-            out.truncate(amp);
-        }
+    if let Some(amp) = out.rfind('&')
+        && !out[amp..].contains(';')
+    {
+        out.truncate(amp);
     }
     out.push('…');
     out
@@ -398,10 +397,10 @@ pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> Ro
         if *label == "Time" {
             value = format_time(&value);
         }
-        if *label == "Risk object" {
-            if let Some(kind) = row.str("risk_object_type") {
-                value = format!("{value} ({kind})");
-            }
+        if *label == "Risk object"
+            && let Some(kind) = row.str("risk_object_type")
+        {
+            value = format!("{value} ({kind})");
         }
         fields.push((*label, value));
     }
@@ -953,8 +952,8 @@ impl RowMapper for SlackMapper {
 // ---------------------------------------------------------------------------------------------
 // Send-time helpers (pure; called by the target)
 
-/// Where SOAR containers and StackFlow incidents are shown: `[soar:<account>] url`, and the
-/// scheme and host of `[stackflow:<account>] api_url`.
+/// Where SOAR containers and StackFlow incidents are shown: the SOAR base URL and the
+/// StackFlow incidents API base of the account (the same links receipts carry).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkBases {
     pub soar: Option<String>,
@@ -963,27 +962,12 @@ pub struct LinkBases {
 
 impl LinkBases {
     pub fn soar_url(&self, container_id: &str) -> Option<String> {
-        self.soar.as_ref().map(|base| {
-            format!("{}/mission/{}", base.trim_end_matches('/'), url_encode(container_id))
-        })
+        self.soar.as_deref().map(|base| super::soar_container_url(base, container_id))
     }
 
     pub fn stackflow_url(&self, incident_id: &str) -> Option<String> {
-        self.stackflow.as_ref().map(|base| {
-            format!("{}/itsm/incidents/{}", base.trim_end_matches('/'), url_encode(incident_id))
-        })
+        self.stackflow.as_deref().map(|base| super::stackflow_incident_url(base, incident_id))
     }
-}
-
-/// `https://host[:port]` of a URL (`https://acme.example.com/prod/api` → `https://acme.example.com`).
-pub fn origin_of(url: &str) -> Option<String> {
-    let url = url.trim();
-    let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if scheme.is_empty() || host.is_empty() {
-        return None;
-    }
-    Some(format!("{scheme}://{host}"))
 }
 
 /// The link hints an item carries.
@@ -1069,11 +1053,10 @@ pub fn add_link_buttons(
 
 fn fit_text_object(object: &mut Value, max: usize) {
     let kind = object.get("type").and_then(Value::as_str).unwrap_or("plain_text").to_string();
-    if let Some(Value::String(text)) = object.get_mut("text") {
-        if chars(text) > max {
-            *text =
-                if kind == "mrkdwn" { truncate_escaped(text, max) } else { truncate(text, max) };
-        }
+    if let Some(Value::String(text)) = object.get_mut("text")
+        && chars(text) > max
+    {
+        *text = if kind == "mrkdwn" { truncate_escaped(text, max) } else { truncate(text, max) };
     }
 }
 
@@ -1082,10 +1065,10 @@ fn fit_text_object(object: &mut Value, max: usize) {
 /// actions block). Never fails.
 pub fn fit_limits(blocks: &mut Vec<Value>) {
     for block in blocks.iter_mut() {
-        if let Some(Value::String(id)) = block.get_mut("block_id") {
-            if chars(id) > limits::BLOCK_ID {
-                *id = truncate(id, limits::BLOCK_ID);
-            }
+        if let Some(Value::String(id)) = block.get_mut("block_id")
+            && chars(id) > limits::BLOCK_ID
+        {
+            *id = truncate(id, limits::BLOCK_ID);
         }
         let kind = block.get("type").and_then(Value::as_str).unwrap_or("").to_string();
         match kind.as_str() {
@@ -1129,10 +1112,10 @@ pub fn fit_limits(blocks: &mut Vec<Value>) {
                         for (key, max) in
                             [("value", limits::BUTTON_VALUE), ("action_id", limits::ACTION_ID)]
                         {
-                            if let Some(Value::String(text)) = element.get_mut(key) {
-                                if chars(text) > max {
-                                    *text = truncate(text, max);
-                                }
+                            if let Some(Value::String(text)) = element.get_mut(key)
+                                && chars(text) > max
+                            {
+                                *text = truncate(text, max);
                             }
                         }
                     }
@@ -1447,7 +1430,7 @@ mod tests {
     fn link_buttons_merge_hints_and_records() {
         let bases = LinkBases {
             soar: Some("https://soar.example.com/".into()),
-            stackflow: origin_of("https://acme.example.com/prod/api"),
+            stackflow: Some("https://acme.example.com/prod/api".into()),
         };
         let mut blocks = vec![
             json!({"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": [splunk_button("https://sh/x").unwrap()]}),
@@ -1479,7 +1462,7 @@ mod tests {
         assert_eq!(elements[1]["text"]["text"], "Open SOAR container");
         assert_eq!(elements[1]["url"], "https://soar.example.com/mission/17");
         assert_eq!(elements[2]["text"]["text"], "Open StackFlow incident");
-        assert_eq!(elements[2]["url"], "https://acme.example.com/itsm/incidents/INC1");
+        assert_eq!(elements[2]["url"], "https://acme.example.com/prod/api/incidents/INC1");
     }
 
     #[test]
@@ -1505,14 +1488,5 @@ mod tests {
         assert_eq!(blocks[0]["text"]["text"].as_str().unwrap().chars().count(), 150);
         assert_eq!(blocks[1]["fields"].as_array().unwrap().len(), 10);
         assert_eq!(blocks[1]["text"]["text"].as_str().unwrap().chars().count(), 3000);
-    }
-
-    #[test]
-    fn origin_of_keeps_scheme_and_host() {
-        assert_eq!(
-            origin_of("https://a.example.com:8443/prod/api").as_deref(),
-            Some("https://a.example.com:8443")
-        );
-        assert_eq!(origin_of("nonsense"), None);
     }
 }

@@ -451,10 +451,8 @@ impl SoarMapper {
 
     fn emit(&self, batch: Batch, last: bool) -> Result<DeliveryItem> {
         let mut artifacts = batch.artifacts;
-        if last {
-            if let Some(artifact) = artifacts.last_mut() {
-                artifact.run_automation = true;
-            }
+        if last && let Some(artifact) = artifacts.last_mut() {
+            artifact.run_automation = true;
         }
         let request = SoarRequest {
             container: batch.container,
@@ -493,10 +491,8 @@ impl RowMapper for SoarMapper {
                     .batch
                     .as_ref()
                     .is_some_and(|batch| batch.artifacts.len() + artifacts.len() > BATCH_ARTIFACTS);
-                if full {
-                    if let Some(batch) = self.batch.take() {
-                        ready.push(self.emit(batch, false)?);
-                    }
+                if full && let Some(batch) = self.batch.take() {
+                    ready.push(self.emit(batch, false)?);
                 }
                 let mut batch = match self.batch.take() {
                     Some(mut batch) => {

@@ -445,10 +445,10 @@ pub fn incident_payload(
     put("ci_identifier", mapped("ci_identifier").unwrap_or_default().to_string());
     put("source_ip", mapped("source_ip").unwrap_or_default().to_string());
     for key in settings.notable.keys() {
-        if !body.contains_key(key) {
-            if let Some(value) = mapped(key) {
-                body.insert(key.to_string(), Value::String(value.to_string()));
-            }
+        if !body.contains_key(key)
+            && let Some(value) = mapped(key)
+        {
+            body.insert(key.to_string(), Value::String(value.to_string()));
         }
     }
     body.insert("dedupe_key".into(), Value::String(dedupe_key.to_string()));

@@ -17,6 +17,20 @@ pub const APP: &str = "stackflow";
 /// The `storage/passwords` realm of every StackFlow secret (PRODUCT §3).
 pub const REALM: &str = "stackflow";
 
+/// The user behind a session key (`authentication/current-context`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CurrentContext {
+    pub username: String,
+    pub roles: Vec<String>,
+    pub capabilities: Vec<String>,
+}
+
+impl CurrentContext {
+    pub fn has_capability(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|held| held == capability)
+    }
+}
+
 #[derive(Clone)]
 pub struct Splunkd {
     base: String,
@@ -194,6 +208,56 @@ impl Splunkd {
                 "KV store {collection}: the answer is not a JSON array"
             ))),
         }
+    }
+
+    /// `GET /services/authentication/current-context`: who the session key belongs to and
+    /// what they may do. `None` when this splunkd has no such endpoint (HTTP 404).
+    pub fn current_context(&self) -> Result<Option<CurrentContext>> {
+        let what = "splunkd GET /services/authentication/current-context";
+        let response = self.call(
+            "GET",
+            "/services/authentication/current-context?output_mode=json",
+            None,
+            None,
+        )?;
+        match response.status {
+            200..=299 => {}
+            404 => return Ok(None),
+            401 | 403 => {
+                return Err(Error::Credentials(format!(
+                    "{what}: HTTP {}: the session key was refused (expired or wrong)",
+                    response.status
+                )));
+            }
+            status if status == 429 || status >= 500 => {
+                return Err(Error::Unavailable(format!(
+                    "{what}: HTTP {status}: {}",
+                    server_message(&response)
+                )));
+            }
+            status => {
+                return Err(Error::Rejected(format!(
+                    "{what}: HTTP {status}: {}",
+                    server_message(&response)
+                )));
+            }
+        }
+        let json = response
+            .json()
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
+        let content = json.pointer("/entry/0/content").unwrap_or(&serde_json::Value::Null);
+        let strings = |key: &str| -> Vec<String> {
+            content
+                .get(key)
+                .and_then(|list| list.as_array())
+                .map(|list| list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        Ok(Some(CurrentContext {
+            username: content.get("username").and_then(|v| v.as_str()).unwrap_or("?").to_string(),
+            roles: strings("roles"),
+            capabilities: strings("capabilities"),
+        }))
     }
 
     /// `POST /services/notable_update` with form fields; returns the parsed answer.

@@ -249,14 +249,14 @@ impl ResultsReader {
             .map(|&(column, mv_column)| {
                 let plain = self.record.get(column).unwrap_or("");
                 let encoded = mv_column.and_then(|mv| self.record.get(mv)).unwrap_or("");
-                if !encoded.is_empty() {
-                    if let Some(values) = decode_multivalue(encoded) {
-                        return Some(if values.len() == 1 {
-                            FieldValue::Single(values.into_iter().next().unwrap_or_default())
-                        } else {
-                            FieldValue::Multi(values)
-                        });
-                    }
+                if !encoded.is_empty()
+                    && let Some(values) = decode_multivalue(encoded)
+                {
+                    return Some(if values.len() == 1 {
+                        FieldValue::Single(values.into_iter().next().unwrap_or_default())
+                    } else {
+                        FieldValue::Multi(values)
+                    });
                 }
                 (!plain.is_empty()).then(|| FieldValue::Single(plain.to_string()))
             })

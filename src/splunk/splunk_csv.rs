@@ -198,10 +198,10 @@ impl Table {
     pub fn value(&self, row: usize, column: usize) -> FieldValue<'_> {
         if let Some(Some(mv_column)) = self.mv_companion.get(column) {
             let encoded = self.cell(row, *mv_column);
-            if !encoded.is_empty() {
-                if let Some(values) = decode_multivalue(encoded) {
-                    return FieldValue::from(values);
-                }
+            if !encoded.is_empty()
+                && let Some(values) = decode_multivalue(encoded)
+            {
+                return FieldValue::from(values);
             }
         }
         FieldValue::Single(self.cell_str(row, column))

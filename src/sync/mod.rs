@@ -12,10 +12,12 @@
 
 pub mod notables;
 pub mod options;
-mod remote;
-pub mod soar;
-pub mod stackflow;
 
+use crate::remotes::response as remote;
+use crate::remotes::soar::SoarApi;
+use crate::remotes::soar::read::{Container, SoarReader};
+use crate::remotes::stackflow::StackflowApi;
+use crate::remotes::stackflow::read::{Incident, StackflowReader};
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::rest::{Splunkd, url_encode};
@@ -25,8 +27,6 @@ use crate::splunk::search_command::{
 use crate::splunk::splunk_csv::{FieldSlot, FieldValue, Table};
 use notables::{Decision, RemoteState, Updates, describe_change};
 use options::{Options, Remote};
-use soar::{Container, SoarReader};
-use stackflow::{Incident, StackflowReader};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
@@ -72,7 +72,6 @@ impl SyncAction {
 struct Runtime {
     settings: Settings,
     splunkd: Splunkd,
-    session_key: Secret,
     soar: Option<Result<SoarReader, String>>,
     stackflow: Option<Result<StackflowReader, String>>,
     /// `Ok(())` once the user is known to hold the capability.
@@ -125,12 +124,11 @@ impl StackflowSync {
         if self.runtime.is_none() {
             let opened = Settings::load().map_err(|error| error.to_string()).and_then(|settings| {
                 let session_key = Secret::new(self.info.session_key.expose());
-                let splunkd = Splunkd::new(&settings, &self.info.splunkd_uri, session_key.clone())
+                let splunkd = Splunkd::new(&settings, &self.info.splunkd_uri, session_key)
                     .map_err(|error| error.to_string())?;
                 Ok(Runtime {
                     settings,
                     splunkd,
-                    session_key,
                     soar: None,
                     stackflow: None,
                     may_update: None,
@@ -561,7 +559,8 @@ fn read_soar(
 ) -> SoarFound {
     let mut found = SoarFound::default();
     let reader = runtime.soar.get_or_insert_with(|| {
-        SoarReader::open(&runtime.settings, &runtime.splunkd, &options.account)
+        SoarApi::open(&runtime.settings, &runtime.splunkd, &options.account)
+            .map(SoarReader::new)
             .map_err(|error| error.to_string())
     });
     let reader = match reader {
@@ -615,7 +614,8 @@ fn read_stackflow(
     warnings: &mut Vec<String>,
 ) -> (HashMap<String, Incident>, Failure) {
     let reader = runtime.stackflow.get_or_insert_with(|| {
-        StackflowReader::open(&runtime.settings, &runtime.splunkd, &options.account)
+        StackflowApi::open(&runtime.settings, &runtime.splunkd, &options.account)
+            .map(StackflowReader::new)
             .map_err(|error| error.to_string())
     });
     let ids = unique(incident_ids.iter().flatten().map(String::as_str));
@@ -641,7 +641,7 @@ fn write_updates(
     let all_rows =
         || updates.groups.values().flat_map(|group| group.rows.iter().copied()).collect();
     let permission = runtime.may_update.get_or_insert_with(|| {
-        match notables::has_capability(&runtime.settings, &runtime.splunkd, &runtime.session_key) {
+        match notables::has_capability(&runtime.splunkd) {
             Ok(Some(true)) | Ok(None) => Ok(()),
             Ok(Some(false)) => Err(format!(
                 "notables not updated: your role lacks the capability {} (granted by the stackflow_admin role)",

@@ -6,13 +6,8 @@
 //! `POST /services/notable_update` (ruleUIDs repeated) whatever the number of rows.
 
 use super::options::{Remote, StatusMap, es_status_label, parse_es_status};
-use crate::delivery::http::{HttpClient, HttpOptions};
-use crate::error::Result;
-use crate::secret::Secret;
-use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// The capability that allows `update_notables=true` (authorize.conf).
 pub const CAPABILITY: &str = "stackflow_update_notables";
@@ -153,35 +148,14 @@ pub fn send(splunkd: &Splunkd, status: u32, group: &Group, comment: &str) -> Res
     splunkd.notable_update(&form).map(|_| ()).map_err(|error| error.to_string())
 }
 
-/// Whether the search's user holds [`CAPABILITY`], from
-/// `GET /services/authentication/current-context`. `Ok(None)`: splunkd has no such endpoint
-/// (404; not a real splunkd), so the check cannot be made.
-pub fn has_capability(
-    settings: &Settings,
-    splunkd: &Splunkd,
-    session_key: &Secret,
-) -> Result<Option<bool>, String> {
-    let options = HttpOptions {
-        tls: settings.tls("splunkd", false).map_err(|error| error.to_string())?,
-        proxy: None,
-        timeout: Duration::from_secs(30),
-    };
-    let http = HttpClient::new(&options, "splunkd").map_err(|error| error.to_string())?;
-    let url =
-        format!("{}/services/authentication/current-context?output_mode=json", splunkd.base_url());
-    let auth = format!("Splunk {}", session_key.expose());
-    let what = "splunkd GET /services/authentication/current-context";
-    let response = http.get(&url, &[("Authorization", auth.as_str())]);
-    if matches!(&response, Ok(response) if response.status == 404) {
-        return Ok(None);
-    }
-    let json = super::remote::json_answer(response, what)?;
-    let Some(capabilities) =
-        json.pointer("/entry/0/content/capabilities").and_then(|c| c.as_array())
-    else {
-        return Err(format!("{what}: the answer lists no capabilities"));
-    };
-    Ok(Some(capabilities.iter().any(|capability| capability.as_str() == Some(CAPABILITY))))
+/// Whether the search's user holds [`CAPABILITY`], from splunkd's current context.
+/// `Ok(None)`: splunkd has no such endpoint (404; not a real splunkd), so the check cannot be
+/// made.
+pub fn has_capability(splunkd: &Splunkd) -> Result<Option<bool>, String> {
+    splunkd
+        .current_context()
+        .map(|context| context.map(|context| context.has_capability(CAPABILITY)))
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(test)]

@@ -224,12 +224,13 @@ impl Options {
             let Some((name, value)) = arg.split_once('=') else {
                 // Splunk may split `status_map=closed:4,resolved:4` at the comma: take a bare
                 // `x:y` token right after status_map as its continuation.
-                if last_was_status_map && arg.contains(':') {
-                    if let Some(text) = status_map_text.as_mut() {
-                        text.push(',');
-                        text.push_str(arg);
-                        continue;
-                    }
+                if last_was_status_map
+                    && arg.contains(':')
+                    && let Some(text) = status_map_text.as_mut()
+                {
+                    text.push(',');
+                    text.push_str(arg);
+                    continue;
                 }
                 return Err(format!(
                     "unexpected argument \"{arg}\" (expected name=value); {ACCEPTED}"

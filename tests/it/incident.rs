@@ -461,12 +461,12 @@ fn per_result_alerts_key_the_incident_by_result_id() {
 
 #[test]
 fn read_back_finds_incidents_by_id_with_the_api_token() {
-    use stackflow::delivery::{Outcome, RejectClass};
+    use stackflow::remotes::stackflow::StackflowApi;
+    use stackflow::remotes::stackflow::read::StackflowReader;
     use stackflow::secret::Secret;
     use stackflow::settings::Settings;
     use stackflow::splunk::conf::ConfFile;
     use stackflow::splunk::rest::Splunkd;
-    use stackflow::targets::stackflow::StackflowApi;
 
     let fx = Fixture::new();
     fx.splunkd.set_secret("stackflow", "stackflow_api.default", "sf-api-token");
@@ -483,21 +483,23 @@ fn read_back_finds_incidents_by_id_with_the_api_token() {
     let settings =
         Settings::from_conf(ConfFile::parse_str(&conf), None, Some(fx.home.root.clone()));
     let splunkd = Splunkd::new(&settings, &fx.splunkd.url(), Secret::new(SESSION_KEY)).unwrap();
-    let api = StackflowApi::open("default", &settings, &splunkd).unwrap();
-    let found = api.get_incidents(&["INC0000007", "INC9999999"]).unwrap();
+    let mut reader =
+        StackflowReader::new(StackflowApi::open(&settings, &splunkd, "default").unwrap());
+    let found = reader.incidents(&["INC0000007", "INC9999999"]).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
-    assert_eq!(found[0].id, "INC0000007");
-    assert_eq!(found[0].state, "in_progress");
-    assert_eq!(found[0].priority, "P2");
-    assert_eq!(found[0].assigned_to, "jane@example.com");
-    assert_eq!(found[0].url, format!("{}/prod/api/incidents/INC0000007", fx.stackflow.url()));
+    let incident = &found["INC0000007"];
+    assert_eq!(incident.state, "in_progress");
+    assert_eq!(incident.priority, "P2");
+    assert_eq!(incident.assigned_to, "jane@example.com");
+    assert_eq!(
+        reader.incident_url("INC0000007"),
+        format!("{}/prod/api/incidents/INC0000007", fx.stackflow.url())
+    );
     let reads = fx.stackflow.requests_to("/prod/api/incidents");
     assert_eq!(reads.len(), 1, "one request for all ids");
     assert_eq!(reads[0].header("authorization"), Some("Bearer sf-api-token"));
 
     fx.stackflow.set_stackflow_api_token("rotated");
-    match api.get_incidents(&["INC0000007"]) {
-        Err(Outcome::Rejected(rejection)) => assert_eq!(rejection.class, RejectClass::Credentials),
-        other => panic!("{other:?}"),
-    }
+    let refused = reader.incidents(&["INC0000007"]).unwrap_err();
+    assert!(refused.contains("HTTP 401") && refused.contains("check the token"), "{refused}");
 }

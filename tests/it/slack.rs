@@ -209,7 +209,10 @@ fn slack_full_message_matches_golden_and_links_buttons() {
     assert_eq!(body["channel"], "#soc-high");
     let flat = body.to_string();
     assert!(flat.contains("https://soar.example.com/mission/4242"), "{flat}");
-    assert!(flat.contains("https://acme.stackflow-tech.com/itsm/incidents/INC0001001"), "{flat}");
+    assert!(
+        flat.contains("https://acme.stackflow-tech.com/prod/api/incidents/INC0001001"),
+        "{flat}"
+    );
     assert!(flat.contains("Open in Splunk"), "{flat}");
     assert_eq!(body["blocks"][0]["text"]["text"], "🔴 HIGH · Brute Force Access Behavior Detected");
 

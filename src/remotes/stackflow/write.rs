@@ -1,124 +1,52 @@
-//! The StackFlow client: POSTs an incident item to the account's inbound Splunk webhook with
-//! the `X-StackFlow-Secret` header and turns the (undocumented, so leniently read) answer into
-//! an `Outcome`; plus a small read-back client for the incidents API (`get_incidents`).
+//! The StackFlow delivery target: POSTs an incident item to the account's inbound Splunk
+//! webhook with the `X-StackFlow-Secret` header and turns the (undocumented, so leniently read)
+//! answer into an `Outcome`.
 //!
 //! The webhook documents no deduplication, so `needs_ledger()` is true: the deliverer's ledger
 //! of delivered dedupe keys keeps a re-run or a replay from creating a second incident.
 
+use super::StackflowAccount;
 use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
 use crate::delivery::http::{HttpClient, HttpResponse};
 use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, RetryLater, Target};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::remotes::url::RemoteUrl;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::{Splunkd, url_encode};
+use crate::splunk::rest::Splunkd;
 use serde_json::Value;
 use std::time::Duration;
 
-/// The webhook path suffix; what precedes it is the API base (`…/prod/api`).
-const WEBHOOK_SUFFIX: &str = "/webhooks/inbound/splunk";
-
-/// storage/passwords user name of the webhook secret.
-pub fn secret_user(account: &str) -> String {
-    format!("stackflow.{account}")
-}
-
-/// storage/passwords user name of the read-back API token.
-pub fn api_secret_user(account: &str) -> String {
-    format!("stackflow_api.{account}")
-}
-
 pub struct StackflowTarget {
-    account: String,
-    webhook_url: String,
-    /// Where incidents can be read: `api_url`, else derived from the webhook URL.
-    api_base: Option<String>,
+    account: StackflowAccount,
+    webhook_url: RemoteUrl,
     secret: Secret,
     http: HttpClient,
 }
 
-/// `scheme`, `host` (no port, no brackets) of an absolute http(s) URL.
-fn scheme_and_host(url: &str) -> Option<(String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let authority = authority.rsplit('@').next().unwrap_or_default();
-    let host = if let Some(bracketed) = authority.strip_prefix('[') {
-        bracketed.split(']').next().unwrap_or_default()
-    } else {
-        authority.split(':').next().unwrap_or_default()
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some((scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
-}
-
-/// Checks a StackFlow URL setting: absolute, https (plain http only for a loopback host).
-pub fn check_url(stanza: &str, key: &str, url: &str) -> Result<String> {
-    let url = url.trim().trim_end_matches('/').to_string();
-    let Some((scheme, host)) = scheme_and_host(&url) else {
-        return Err(Error::config(
-            stanza,
-            key,
-            format!("\"{url}\" is not an absolute https:// URL"),
-        ));
-    };
-    let loopback = matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1");
-    match scheme.as_str() {
-        "https" => Ok(url),
-        "http" if loopback => Ok(url),
-        "http" => Err(Error::config(
-            stanza,
-            key,
-            format!(
-                "\"{url}\" uses plain http; StackFlow must be reached over https (http is allowed for 127.0.0.1/localhost only)"
-            ),
-        )),
-        _ => Err(Error::config(stanza, key, format!("\"{url}\" is not an https:// URL"))),
-    }
-}
-
 impl StackflowTarget {
-    /// Reads `[stackflow:<account>]` (`webhook_url` required, `api_url` optional, TLS settings)
-    /// and the webhook secret `stackflow.<account>` from storage/passwords.
+    /// Reads `[stackflow:<account>]` (`webhook_url` required) and the webhook secret
+    /// `stackflow.<account>` from storage/passwords.
     pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<StackflowTarget> {
-        let stanza = format!("stackflow:{account}");
-        let section = settings.account("stackflow", account)?;
-        let webhook_url = section.get("webhook_url").map(|v| v.trim()).filter(|v| !v.is_empty()).ok_or_else(|| {
-            Error::config(&stanza, "webhook_url", "not set: the StackFlow inbound Splunk webhook, e.g. https://acme.stackflow-tech.com/prod/api/webhooks/inbound/splunk")
-        })?;
-        let webhook_url = check_url(&stanza, "webhook_url", webhook_url)?;
-        let api_base = match section.get("api_url").map(|v| v.trim()).filter(|v| !v.is_empty()) {
-            Some(api_url) => Some(check_url(&stanza, "api_url", api_url)?),
-            None => webhook_url.strip_suffix(WEBHOOK_SUFFIX).map(str::to_string),
-        };
-        let http = super::http_for(settings, &stanza)?;
-        let secret = splunkd.secret(&secret_user(account))?;
-        Ok(StackflowTarget { account: account.to_string(), webhook_url, api_base, secret, http })
+        let account = StackflowAccount::from_settings(settings, account)?;
+        let webhook_url = account.webhook()?.clone();
+        let http = crate::remotes::http_for(settings, &account.stanza())?;
+        let secret = splunkd.secret(&StackflowAccount::webhook_secret_user_of(&account.name))?;
+        Ok(StackflowTarget { account, webhook_url, secret, http })
     }
 
-    /// A target from parts (tests, `stackflow check`); without `api_url` the API base is
-    /// derived from the webhook URL.
+    /// A target from parts (tests).
     pub fn with_parts(
-        account: &str,
-        webhook_url: &str,
-        api_url: Option<String>,
+        account: StackflowAccount,
         secret: Secret,
         http: HttpClient,
-    ) -> StackflowTarget {
-        let api_base =
-            api_url.or_else(|| webhook_url.strip_suffix(WEBHOOK_SUFFIX).map(str::to_string));
-        StackflowTarget {
-            account: account.to_string(),
-            webhook_url: webhook_url.to_string(),
-            api_base,
-            secret,
-            http,
-        }
+    ) -> Result<StackflowTarget> {
+        let webhook_url = account.webhook()?.clone();
+        Ok(StackflowTarget { account, webhook_url, secret, http })
     }
 
     fn what(&self) -> String {
-        format!("StackFlow webhook {}", path_of(&self.webhook_url))
+        format!("StackFlow webhook {}", self.webhook_url.path())
     }
 
     /// The outcome of one webhook response.
@@ -146,10 +74,10 @@ impl StackflowTarget {
                 RejectClass::Credentials,
                 format!(
                     "{what}: HTTP {}: {}: the webhook secret is wrong or missing; store StackFlow's webhook secret in storage/passwords \
-                     (realm \"stackflow\", user \"{}\", e.g. on the app's setup page)",
+                     (realm \"stackflow\", user \"{}\"; README: \"Configure an account and its secret\")",
                     response.status,
                     error_text(response),
-                    secret_user(&self.account)
+                    StackflowAccount::webhook_secret_user_of(&self.account.name)
                 ),
             ),
             409 => Outcome::Delivered(self.delivered(
@@ -177,7 +105,7 @@ impl StackflowTarget {
 
     fn delivered(&self, json: Option<&Value>, duplicate: bool, message: String) -> Delivered {
         let remote_id = json.and_then(incident_id);
-        let remote_url = remote_id.as_ref().and_then(|id| self.incident_url(id));
+        let remote_url = remote_id.as_ref().and_then(|id| self.account.incident_url(id));
         let mut details = serde_json::Map::new();
         if let Some(json) = json {
             for (key, pointer) in
@@ -193,12 +121,6 @@ impl StackflowTarget {
             None => format!("{message}; no incident id in the answer"),
         };
         Delivered { remote_id, remote_url, duplicate, details, message }
-    }
-
-    /// `<api base>/incidents/<id>`: `api_url` when set, else the webhook URL without
-    /// `/webhooks/inbound/splunk`; none when neither is known.
-    pub fn incident_url(&self, id: &str) -> Option<String> {
-        self.api_base.as_ref().map(|base| format!("{base}/incidents/{}", url_encode(id)))
     }
 }
 
@@ -219,7 +141,7 @@ impl Target for StackflowTarget {
             ("Accept", "application/json"),
             ("X-StackFlow-Secret", self.secret.expose()),
         ];
-        match self.http.post(&self.webhook_url, &headers, &body) {
+        match self.http.post(self.webhook_url.as_str(), &headers, &body) {
             Ok(response) => self.judge(&response, now_unix()),
             Err(error) => classify_transport(&error, &self.what()),
         }
@@ -235,10 +157,6 @@ fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn path_of(url: &str) -> &str {
-    url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or("/")
 }
 
 /// A string or number as text.
@@ -317,106 +235,12 @@ pub fn rate_limit_wait(response: &HttpResponse, now_unix: u64) -> Option<Duratio
     Some(Duration::from_secs(wait))
 }
 
-/// One incident as read back from the incidents API (`GET <api>/incidents?ids=…`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct IncidentState {
-    pub id: String,
-    pub state: String,
-    pub priority: String,
-    pub assigned_to: String,
-    pub url: String,
-}
-
-/// Read-back client for `| stackflowsync`: `Authorization: Bearer <stackflow_api.<account>>`.
-pub struct StackflowApi {
-    base: String,
-    token: Secret,
-    http: HttpClient,
-}
-
-impl StackflowApi {
-    /// `[stackflow:<account>] api_url` (else derived from `webhook_url`) and the API token.
-    pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<StackflowApi> {
-        let stanza = format!("stackflow:{account}");
-        let section = settings.account("stackflow", account)?;
-        let nonempty = |key: &str| section.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let base = match (nonempty("api_url"), nonempty("webhook_url")) {
-            (Some(api_url), _) => check_url(&stanza, "api_url", api_url)?,
-            (None, Some(webhook)) => check_url(&stanza, "webhook_url", webhook)?
-                .strip_suffix(WEBHOOK_SUFFIX)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    Error::config(
-                        &stanza,
-                        "api_url",
-                        "not set (and webhook_url does not end in /webhooks/inbound/splunk)",
-                    )
-                })?,
-            (None, None) => return Err(Error::config(&stanza, "api_url", "not set")),
-        };
-        let http = super::http_for(settings, &stanza)?;
-        let token = splunkd.secret(&api_secret_user(account))?;
-        Ok(StackflowApi { base, token, http })
-    }
-
-    /// The API base URL (`api_url`, or derived from `webhook_url`).
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
-    /// A read-only `GET <api>/incidents?limit=1` with the Bearer token (`stackflow check`):
-    /// the response as it came, or the classified transport failure.
-    pub fn probe(&self) -> std::result::Result<HttpResponse, Outcome> {
-        let url = format!("{}/incidents?limit=1", self.base);
-        let auth = format!("Bearer {}", self.token.expose());
-        let headers = [("Authorization", auth.as_str()), ("Accept", "application/json")];
-        self.http
-            .get(&url, &headers)
-            .map_err(|error| classify_transport(&error, "StackFlow GET /incidents"))
-    }
-
-    /// Looks incidents up by id in one request (`GET <api>/incidents?ids=A,B`); ids StackFlow
-    /// does not know are absent from the answer. `ids` is not among the list filters StackFlow
-    /// documents (external-apis §4.3); it is the emulator's and our assumption. HTTP failures come back as outcomes (`Err`), never as panics.
-    pub fn get_incidents(&self, ids: &[&str]) -> std::result::Result<Vec<IncidentState>, Outcome> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let joined: Vec<String> = ids.iter().map(|id| url_encode(id)).collect();
-        let url = format!("{}/incidents?ids={}&limit=200", self.base, joined.join(","));
-        let auth = format!("Bearer {}", self.token.expose());
-        let headers = [("Authorization", auth.as_str()), ("Accept", "application/json")];
-        let what = "StackFlow GET /incidents";
-        let response =
-            self.http.get(&url, &headers).map_err(|error| classify_transport(&error, what))?;
-        if let StatusClass::Failed(outcome) = classify_status(&response, what) {
-            return Err(outcome);
-        }
-        let json = response.json().unwrap_or(Value::Null);
-        let list = json.get("data").or_else(|| json.get("incidents")).unwrap_or(&json);
-        let items = list.as_array().cloned().unwrap_or_default();
-        Ok(items
-            .iter()
-            .filter_map(|incident| {
-                let id = incident_id(incident)?;
-                let text = |key: &str| incident.get(key).and_then(scalar).unwrap_or_default();
-                Some(IncidentState {
-                    url: format!("{}/incidents/{}", self.base, url_encode(&id)),
-                    id,
-                    state: text("state"),
-                    priority: text("priority"),
-                    assigned_to: text("assigned_to"),
-                })
-            })
-            .collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::delivery::http::HttpOptions;
     use crate::settings::TlsSettings;
+    use crate::splunk::conf::ConfFile;
 
     fn target(api_base: Option<&str>) -> StackflowTarget {
         let options = HttpOptions {
@@ -424,13 +248,20 @@ mod tests {
             proxy: None,
             timeout: Duration::from_secs(1),
         };
+        let mut conf = String::from(
+            "[stackflow:default]\nwebhook_url = https://acme.stackflow-tech.com/prod/api/webhooks/inbound/splunk\n",
+        );
+        if let Some(api_base) = api_base {
+            conf.push_str(&format!("api_url = {api_base}\n"));
+        }
+        let settings = Settings::from_conf(ConfFile::parse_str(&conf), None, None);
+        let account = StackflowAccount::from_settings(&settings, "default").unwrap();
         StackflowTarget::with_parts(
-            "default",
-            "https://acme.stackflow-tech.com/prod/api/webhooks/inbound/splunk",
-            api_base.map(str::to_string),
+            account,
             Secret::new("s3cret"),
             HttpClient::new(&options, "stackflow:default").unwrap(),
         )
+        .unwrap()
     }
 
     fn response(status: u16, body: &str, headers: &[(&str, &str)]) -> HttpResponse {
@@ -438,24 +269,6 @@ mod tests {
             status,
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             body: body.as_bytes().to_vec(),
-        }
-    }
-
-    #[test]
-    fn urls_must_be_https_unless_loopback() {
-        assert!(check_url("s", "webhook_url", "https://acme.example.com/x").is_ok());
-        assert!(check_url("s", "webhook_url", "http://127.0.0.1:8080/x").is_ok());
-        assert!(check_url("s", "webhook_url", "http://localhost/x").is_ok());
-        assert!(check_url("s", "webhook_url", "http://[::1]:9/x").is_ok());
-        for bad in [
-            "http://acme.example.com/x",
-            "http://127.0.0.1.evil.com/x",
-            "ftp://x/y",
-            "acme.example.com",
-        ] {
-            let error = check_url("stackflow:default", "webhook_url", bad).unwrap_err();
-            assert_eq!(error.exit_code(), crate::error::ExitCode::Configuration, "{bad}");
-            assert!(error.to_string().contains("[stackflow:default] webhook_url"), "{error}");
         }
     }
 

@@ -2,21 +2,15 @@
 //! the newest playbook run of each, in batched list queries (`_filter_<field>__in=[…]`),
 //! never one request per row.
 //!
-//! A list query's URL stays under [`MAX_FILTER_BYTES`] of filter text; longer id lists are
+//! A list query's URL stays under [`super::MAX_FILTER_BYTES`] of filter text; longer id lists are
 //! split into several queries. Results are paginated (`page`, `page_size`, envelope
 //! `{"count","num_pages","data"}`) and every page is read.
 
-use super::remote;
-use crate::delivery::http::HttpClient;
-use crate::error::{Error, Result};
-use crate::secret::Secret;
-use crate::settings::Settings;
-use crate::splunk::rest::{Splunkd, url_encode};
+use super::{SoarApi, filter_batches, string_literal};
+use crate::remotes::response as remote;
+use crate::splunk::rest::url_encode;
 use serde_json::Value;
 use std::collections::HashMap;
-
-/// Budget for the encoded `_filter_…__in=[…]` text of one query (URLs stay under ~6 KB).
-pub const MAX_FILTER_BYTES: usize = 5_000;
 
 /// The container fields the command shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,41 +50,21 @@ impl Container {
     }
 }
 
-/// A SOAR server, with the automation token of one account.
+/// The read side of one SOAR account.
 pub struct SoarReader {
-    base: String,
-    token: Secret,
-    http: HttpClient,
+    api: SoarApi,
     /// Number of HTTP requests sent (for the inspector's summary).
     pub requests: usize,
 }
 
 impl SoarReader {
-    /// Reads `[soar:<account>]` and the `soar.<account>` token.
-    pub fn open(settings: &Settings, splunkd: &Splunkd, account: &str) -> Result<SoarReader> {
-        let stanza = format!("soar:{account}");
-        let section = settings.account("soar", account)?;
-        let url = section.get("url").map(|url| url.trim()).unwrap_or_default();
-        if url.is_empty() {
-            return Err(Error::config(
-                &stanza,
-                "url",
-                "not set: the SOAR base URL, e.g. https://soar.example.com",
-            ));
-        }
-        let base = remote::check_url(&stanza, "url", url)?;
-        let http = remote::client(settings, &stanza)?;
-        let token = splunkd.secret(&format!("soar.{account}"))?;
-        Ok(SoarReader::new(&base, token, http))
-    }
-
-    pub fn new(base: &str, token: Secret, http: HttpClient) -> SoarReader {
-        SoarReader { base: base.trim_end_matches('/').to_string(), token, http, requests: 0 }
+    pub fn new(api: SoarApi) -> SoarReader {
+        SoarReader { api, requests: 0 }
     }
 
     /// `<url>/mission/<id>`, the container's page in SOAR's UI.
     pub fn container_url(&self, id: u64) -> String {
-        format!("{}/mission/{id}", self.base)
+        self.api.account.container_url(id)
     }
 
     /// Containers by id; ids SOAR does not know are simply absent from the answer.
@@ -101,7 +75,7 @@ impl SoarReader {
 
     /// Containers by `source_data_identifier` (the notable's `event_id`).
     pub fn containers_by_sdi(&mut self, sdis: &[&str]) -> Result<Vec<Container>, String> {
-        let literals: Vec<String> = sdis.iter().map(|sdi| python_string(sdi)).collect();
+        let literals: Vec<String> = sdis.iter().map(|sdi| string_literal(sdi)).collect();
         self.containers_where("source_data_identifier", &literals)
     }
 
@@ -111,9 +85,9 @@ impl SoarReader {
         literals: &[String],
     ) -> Result<Vec<Container>, String> {
         let mut containers = Vec::new();
-        for batch in filter_batches(literals) {
+        for (batch, count) in filter_batches(literals) {
             let filter = format!("_filter_{field}__in={}", url_encode(&batch));
-            let page_size = batch_len(&batch).max(1);
+            let page_size = count.max(1);
             for item in self.list("container", &filter, &format!("page_size={page_size}"))? {
                 if let Some(container) = Container::from_json(&item) {
                     containers.push(container);
@@ -127,7 +101,7 @@ impl SoarReader {
     pub fn latest_playbook_runs(&mut self, ids: &[u64]) -> Result<HashMap<u64, String>, String> {
         let literals: Vec<String> = ids.iter().map(u64::to_string).collect();
         let mut latest: HashMap<u64, (u64, String)> = HashMap::new();
-        for batch in filter_batches(&literals) {
+        for (batch, _) in filter_batches(&literals) {
             let filter = format!("_filter_container__in={}", url_encode(&batch));
             for run in self.list("playbook_run", &filter, "sort=id&order=desc&page_size=0")? {
                 let Some(container) = run.get("container").and_then(remote::as_u64) else {
@@ -152,10 +126,8 @@ impl SoarReader {
         let mut items = Vec::new();
         let mut page = 0u64;
         loop {
-            let url = format!("{}/rest/{kind}?{filter}&{paging}&page={page}", self.base);
             self.requests += 1;
-            let headers = [("ph-auth-token", self.token.expose()), ("Accept", "application/json")];
-            let response = self.http.get(&url, &headers);
+            let response = self.api.get(&format!("/rest/{kind}?{filter}&{paging}&page={page}"));
             let json = remote::json_answer(response, &what)?;
             if json.get("failed").and_then(Value::as_bool) == Some(true) {
                 return Err(format!(
@@ -186,67 +158,9 @@ impl IfEmpty for String {
     }
 }
 
-/// A Python string literal (`_filter_` values are Python literals).
-fn python_string(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// Splits literals into `[a,b,…]` lists whose URL-encoded form fits [`MAX_FILTER_BYTES`].
-fn filter_batches(literals: &[String]) -> Vec<String> {
-    let mut batches = Vec::new();
-    let mut current = String::from("[");
-    let mut encoded_len = 6; // "%5B" + "%5D"
-    for literal in literals {
-        let cost = url_encode(literal).len() + 3; // + "%2C"
-        if current.len() > 1 && encoded_len + cost > MAX_FILTER_BYTES {
-            current.push(']');
-            batches.push(std::mem::replace(&mut current, String::from("[")));
-            encoded_len = 6;
-        }
-        if current.len() > 1 {
-            current.push(',');
-        }
-        current.push_str(literal);
-        encoded_len += cost;
-    }
-    if current.len() > 1 {
-        current.push(']');
-        batches.push(current);
-    }
-    batches
-}
-
-/// Number of items in a batch built by [`filter_batches`] (commas inside strings never occur
-/// in ids; for SDIs a larger page size is harmless).
-fn batch_len(batch: &str) -> usize {
-    batch.matches(',').count() + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batches_respect_the_url_budget() {
-        let ids: Vec<String> = (1..=200).map(|id| id.to_string()).collect();
-        let batches = filter_batches(&ids);
-        assert_eq!(batches.len(), 1);
-        assert!(batches[0].starts_with("[1,2,3,") && batches[0].ends_with(",200]"));
-        let sdis: Vec<String> = (0..200)
-            .map(|n| {
-                python_string(&format!("1A082D7B-D5A1-4A2B-BB94-41C439BE3EB7@@notable@@{n:032x}"))
-            })
-            .collect();
-        let batches = filter_batches(&sdis);
-        assert!(batches.len() > 1);
-        let total: usize = batches.iter().map(|batch| batch_len(batch)).sum();
-        assert_eq!(total, 200);
-        for batch in &batches {
-            assert!(url_encode(batch).len() <= MAX_FILTER_BYTES, "{}", batch.len());
-        }
-        assert!(filter_batches(&[]).is_empty());
-        assert_eq!(python_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
-    }
 
     #[test]
     fn containers_are_read_leniently() {

@@ -1,109 +1,42 @@
-//! The Slack client: one `chat.postMessage` per item, with the account's bot token, the
+//! The Slack delivery target: one `chat.postMessage` per item, with the account's bot token, the
 //! routed channel, link buttons looked up at send time, per-channel pacing (1 message/s), and
 //! Slack's `{"ok": false, "error": …}` answers classified into outcomes.
 //!
 //! Slack does not deduplicate messages, so the deliverer keeps a ledger (`needs_ledger`).
 
-use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
-use crate::delivery::http::{HttpClient, HttpResponse};
+use super::SlackApi;
+use crate::delivery::classify::{StatusClass, classify_status};
+use crate::delivery::http::HttpResponse;
 use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
-use crate::secret::Secret;
+use crate::remotes::soar::SoarAccount;
+use crate::remotes::stackflow::StackflowAccount;
 use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// The KV store collection the audit module writes links to (PRODUCT §4).
 pub const LINKS_COLLECTION: &str = "stackflow_links";
 /// Slack's guidance: one message per second per channel.
 pub const CHANNEL_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct SlackTarget {
-    account: String,
-    post_url: String,
-    default_channel: Option<String>,
-    token: Secret,
-    http: HttpClient,
+    api: SlackApi,
     splunkd: Splunkd,
     bases: LinkBases,
     /// When the last post to each channel (as requested) left.
     last_post: HashMap<String, Instant>,
 }
 
-/// Checks `api_url`: https, or http only on the loopback interface.
-pub fn validate_api_url(stanza: &str, url: &str) -> Result<String> {
-    let url = url.trim().trim_end_matches('/');
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        Error::config(stanza, "api_url", format!("\"{url}\" is not a URL (https://slack.com/api)"))
-    })?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = match authority.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => authority,
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" if !host.is_empty() => Ok(url.to_string()),
-        "http" if matches!(host, "127.0.0.1" | "localhost" | "[::1]") => Ok(url.to_string()),
-        _ => Err(Error::config(
-            stanza,
-            "api_url",
-            format!("\"{url}\" must be an https:// URL (plain http only for 127.0.0.1/localhost)"),
-        )),
-    }
-}
-
 impl SlackTarget {
     /// Reads `[slack:<account>]` and the bot token (storage/passwords user `slack.<account>`).
     pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<SlackTarget> {
-        let stanza_name = format!("slack:{account}");
-        let stanza = settings.account("slack", account)?;
-        let api_url = stanza
-            .get("api_url")
-            .map(|url| url.trim())
-            .filter(|url| !url.is_empty())
-            .unwrap_or(DEFAULT_API_URL);
-        let api_url = validate_api_url(&stanza_name, api_url)?;
-        let default_channel = stanza
-            .get("channel")
-            .map(|channel| channel.trim().to_string())
-            .filter(|channel| !channel.is_empty());
-        let http = super::http_for(settings, &stanza_name)?;
+        let api = SlackApi::open(settings, splunkd, account)?;
         let bases = link_bases(settings, account);
-        let token = splunkd.secret(&format!("slack.{account}"))?;
-        Ok(SlackTarget {
-            account: account.to_string(),
-            post_url: format!("{api_url}/chat.postMessage"),
-            default_channel,
-            token,
-            http,
-            splunkd: splunkd.clone(),
-            bases,
-            last_post: HashMap::new(),
-        })
-    }
-
-    /// `POST <api_url>/auth.test` with the bot token: checks the token without posting
-    /// anything (`stackflow check`). The response as it came, or the classified transport failure.
-    pub fn auth_test(&self) -> std::result::Result<HttpResponse, Outcome> {
-        let url = format!("{}/auth.test", self.api_url());
-        let auth = format!("Bearer {}", self.token.expose());
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Accept", "application/json"),
-        ];
-        self.http
-            .post(&url, &headers, b"")
-            .map_err(|error| classify_transport(&error, "Slack auth.test"))
-    }
-
-    /// The Web API base URL (`api_url`, no trailing slash).
-    pub fn api_url(&self) -> &str {
-        self.post_url.strip_suffix("/chat.postMessage").unwrap_or(&self.post_url)
+        Ok(SlackTarget { api, splunkd: splunkd.clone(), bases, last_post: HashMap::new() })
     }
 
     /// Looks up `stackflow_links` for the item's rows with an `event_id`. A failed lookup only
@@ -148,17 +81,18 @@ impl SlackTarget {
 /// Where SOAR/StackFlow buttons point: `[soar:<account>] url` and the origin of
 /// `[stackflow:<account>] api_url`, each falling back to the `default` account.
 fn link_bases(settings: &Settings, account: &str) -> LinkBases {
-    let lookup = |kind: &str, key: &str| {
-        [account, "default"].iter().find_map(|name| {
-            settings
-                .conf
-                .get_nonempty(&format!("{kind}:{name}"), key)
-                .map(|value| value.trim().to_string())
-        })
+    let first = |read: &dyn Fn(&str) -> Option<String>| {
+        [account, "default"].iter().find_map(|name| read(name))
     };
     LinkBases {
-        soar: lookup("soar", "url").map(|url| url.trim_end_matches('/').to_string()),
-        stackflow: lookup("stackflow", "api_url").and_then(|url| slack::origin_of(&url)),
+        soar: first(&|name| {
+            SoarAccount::from_settings(settings, name).ok().map(|a| a.base.to_string())
+        }),
+        stackflow: first(&|name| {
+            StackflowAccount::from_settings(settings, name)
+                .ok()
+                .and_then(|a| a.api_base.map(|base| base.to_string()))
+        }),
     }
 }
 
@@ -263,13 +197,13 @@ impl Target for SlackTarget {
         let Some(channel) = routed
             .filter(|c| !c.is_empty())
             .map(str::to_string)
-            .or_else(|| self.default_channel.clone())
+            .or_else(|| self.api.account.channel.clone())
         else {
             return Outcome::rejected(
                 RejectClass::Configuration,
                 format!(
                     "no Slack channel: set channel in [slack:{}] of stackflow.conf or the alert's channel parameter",
-                    self.account
+                    self.api.account.name
                 ),
             );
         };
@@ -286,18 +220,12 @@ impl Target for SlackTarget {
             }
         };
         self.pace(&channel);
-        let auth = format!("Bearer {}", self.token.expose());
-        let headers = [
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/json; charset=utf-8"),
-            ("Accept", "application/json"),
-        ];
-        let result = self.http.post(&self.post_url, &headers, &bytes);
+        let result = self.api.call("chat.postMessage", &bytes);
         self.last_post.insert(channel.clone(), Instant::now());
         let what = format!("Slack chat.postMessage to {channel}");
         let response = match result {
             Ok(response) => response,
-            Err(error) => return classify_transport(&error, &what),
+            Err(outcome) => return outcome,
         };
         if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
             return outcome;
@@ -313,7 +241,7 @@ impl Target for SlackTarget {
             return classify_slack_error(
                 code,
                 &channel,
-                &self.account,
+                &self.api.account.name,
                 &response,
                 &response_details(&json),
             );
@@ -403,15 +331,6 @@ mod tests {
             panic!("not rejected")
         };
         assert!(rejection.reason.contains("slack.lab"), "{}", rejection.reason);
-    }
-
-    #[test]
-    fn api_urls_must_be_https_except_loopback() {
-        assert!(validate_api_url("slack:default", "https://slack.com/api/").is_ok());
-        assert!(validate_api_url("slack:default", "http://127.0.0.1:8080/api").is_ok());
-        assert!(validate_api_url("slack:default", "http://localhost/api").is_ok());
-        assert!(validate_api_url("slack:default", "http://slack.example.com/api").is_err());
-        assert!(validate_api_url("slack:default", "slack.com").is_err());
     }
 
     #[test]

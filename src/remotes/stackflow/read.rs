@@ -6,12 +6,9 @@
 //! emulator does). When it answers HTTP 400 (the filter is unknown), the reader falls back to
 //! `GET <api_url>/incidents/<id>` per id, for the rest of the run.
 
-use super::remote;
-use crate::delivery::http::HttpClient;
-use crate::error::{Error, Result};
-use crate::secret::Secret;
-use crate::settings::Settings;
-use crate::splunk::rest::{Splunkd, url_encode};
+use super::StackflowApi;
+use crate::remotes::response as remote;
+use crate::splunk::rest::url_encode;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -19,7 +16,6 @@ use std::collections::HashMap;
 pub const MAX_IDS_PER_QUERY: usize = 200;
 /// Budget for the encoded `ids=` value of one query.
 const MAX_IDS_BYTES: usize = 5_000;
-const WEBHOOK_SUFFIX: &str = "/webhooks/inbound/splunk";
 
 /// The incident fields the command shows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,50 +50,22 @@ impl Incident {
     }
 }
 
-/// The incidents API of one StackFlow account.
+/// The read side of one StackFlow account's incidents API.
 pub struct StackflowReader {
-    api_base: String,
-    token: Secret,
-    http: HttpClient,
+    api: StackflowApi,
     /// Set once the list call answered 400: read incidents one by one from then on.
     per_id: bool,
     pub requests: usize,
 }
 
 impl StackflowReader {
-    /// Reads `[stackflow:<account>] api_url` (else the webhook URL without
-    /// `/webhooks/inbound/splunk`) and the `stackflow_api.<account>` secret.
-    pub fn open(settings: &Settings, splunkd: &Splunkd, account: &str) -> Result<StackflowReader> {
-        let stanza = format!("stackflow:{account}");
-        let section = settings.account("stackflow", account)?;
-        let get = |key: &str| {
-            section.get(key).map(|value| value.trim()).filter(|value| !value.is_empty())
-        };
-        let api_base = match (get("api_url"), get("webhook_url")) {
-            (Some(api_url), _) => remote::check_url(&stanza, "api_url", api_url)?,
-            (None, Some(webhook)) => {
-                match webhook.trim_end_matches('/').strip_suffix(WEBHOOK_SUFFIX) {
-                    Some(base) => remote::check_url(&stanza, "webhook_url", base)?,
-                    None => return Err(api_url_missing(&stanza)),
-                }
-            }
-            (None, None) => return Err(api_url_missing(&stanza)),
-        };
-        let http = remote::client(settings, &stanza)?;
-        let token = splunkd.secret(&format!("stackflow_api.{account}"))?;
-        Ok(StackflowReader::new(&api_base, token, http))
+    pub fn new(api: StackflowApi) -> StackflowReader {
+        StackflowReader { api, per_id: false, requests: 0 }
     }
 
-    pub fn new(api_base: &str, token: Secret, http: HttpClient) -> StackflowReader {
-        let api_base = api_base.trim_end_matches('/').to_string();
-        StackflowReader { api_base, token, http, per_id: false, requests: 0 }
-    }
-
-    /// `<api_url>/incidents/<id>`: the same link the incident action writes into its receipts
-    /// (`remote_url`, docs/incident.md), so that a receipt and its read-back agree. StackFlow
-    /// documents no UI route for an incident.
+    /// `<api base>/incidents/<id>`: the same link receipts and Slack buttons carry.
     pub fn incident_url(&self, id: &str) -> String {
-        format!("{}/incidents/{}", self.api_base, url_encode(id))
+        crate::mapping::stackflow_incident_url(self.api.base_url(), id)
     }
 
     /// Incidents by id; unknown ids are absent from the answer.
@@ -120,13 +88,6 @@ impl StackflowReader {
         Ok(found)
     }
 
-    fn headers(&self) -> [(&'static str, String); 2] {
-        [
-            ("Authorization", format!("Bearer {}", self.token.expose())),
-            ("Accept", "application/json".to_string()),
-        ]
-    }
-
     /// `Err(None)`: the API does not take an id list (HTTP 400).
     fn list(
         &mut self,
@@ -137,15 +98,10 @@ impl StackflowReader {
         let joined = ids.iter().map(|id| url_encode(id)).collect::<Vec<_>>().join(",");
         let mut page = 1u64;
         loop {
-            let url = format!(
-                "{}/incidents?ids={joined}&limit={MAX_IDS_PER_QUERY}&page={page}",
-                self.api_base
-            );
             self.requests += 1;
-            let headers = self.headers();
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let response = self.http.get(&url, &headers);
+            let response = self
+                .api
+                .get(&format!("/incidents?ids={joined}&limit={MAX_IDS_PER_QUERY}&page={page}"));
             if matches!(&response, Ok(response) if response.status == 400) {
                 return Err(None);
             }
@@ -174,25 +130,14 @@ impl StackflowReader {
     }
 
     fn one(&mut self, id: &str) -> Result<Option<Incident>, String> {
-        let url = format!("{}/incidents/{}", self.api_base, url_encode(id));
         self.requests += 1;
-        let headers = self.headers();
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let response = self.http.get(&url, &headers);
+        let response = self.api.get(&format!("/incidents/{}", url_encode(id)));
         if matches!(&response, Ok(response) if response.status == 404) {
             return Ok(None);
         }
         let json = remote::json_answer(response, "StackFlow GET /incidents/<id>")?;
         Ok(Incident::from_json(json.get("data").unwrap_or(&json)))
     }
-}
-
-fn api_url_missing(stanza: &str) -> Error {
-    Error::config(
-        stanza,
-        "api_url",
-        "not set: the StackFlow API base used to read incidents back, e.g. https://acme.stackflow-tech.com/prod/api",
-    )
 }
 
 /// Splits ids into lists of at most [`MAX_IDS_PER_QUERY`] ids and [`MAX_IDS_BYTES`] of URL.

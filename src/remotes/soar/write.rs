@@ -1,5 +1,5 @@
-//! The SOAR client: one item (a container spec and a batch of artifacts) → SOAR REST requests
-//! → one `Outcome`.
+//! The SOAR delivery target: one item (a container spec and a batch of artifacts) → SOAR REST
+//! requests → one `Outcome`.
 //!
 //! An attempt ensures the container (`POST /rest/container`; a duplicate source data identifier
 //! answers `existing_container_id`, which counts as success), pre-checks which of the batch's
@@ -7,15 +7,16 @@
 //! (`GET /rest/artifact?_filter_container=…&_filter_source_data_identifier__in=[…]`, chunked),
 //! posts the missing ones as one JSON array, and after the container's last batch runs the
 //! playbook once. Attempts are idempotent: repeating one adds nothing that is already there.
-//! SOAR's `"failed": true` is authoritative whatever the HTTP status; statuses are classified
-//! by `delivery::classify`. The token is read at open time and never logged.
+//! SOAR does not deduplicate artifacts, so check-then-post runs under a per-container claim
+//! (`claim`) that two processes cannot hold at once. SOAR's `"failed": true` is authoritative
+//! whatever the HTTP status; statuses are classified by `delivery::classify`.
 
-use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
-use crate::delivery::http::{HttpClient, HttpResponse};
+use super::claim::ContainerClaims;
+use super::{SoarApi, filter_batches, string_literal};
+use crate::delivery::classify::{StatusClass, classify_status};
 use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::mapping::soar::ContainerSpec;
-use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::rest::{Splunkd, url_encode};
 use serde::Deserialize;
@@ -23,13 +24,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
 
-/// Keep pre-check URLs under this many bytes (proxies and SOAR's nginx refuse long URLs).
-const MAX_QUERY_BYTES: usize = 6000;
 /// Containers remembered per run; past this the cache starts afresh (a forgotten container
 /// only costs a duplicate answer and a pre-check).
 const MAX_CACHED_CONTAINERS: usize = 4096;
-/// The default container label (PRODUCT §3).
-const DEFAULT_LABEL: &str = "events";
 
 /// What this run knows about a container.
 #[derive(Clone, Copy, Debug)]
@@ -44,50 +41,11 @@ struct ContainerState {
 }
 
 pub struct SoarTarget {
-    /// Base URL without a trailing slash; the API is under `/rest/`.
-    base: String,
-    label: String,
-    token: Secret,
-    http: HttpClient,
+    api: SoarApi,
+    claims: ContainerClaims,
     containers: HashMap<String, ContainerState>,
     /// The item of the previous attempt: attempting it again means a re-send.
     last_attempted: Option<String>,
-}
-
-/// Checks `[soar:<account>] url`: https, or http only on the loopback interface.
-fn check_url(stanza: &str, url: &str) -> Result<String> {
-    let url = url.trim().trim_end_matches('/');
-    let url = url.strip_suffix("/rest").unwrap_or(url);
-    let lower = url.to_ascii_lowercase();
-    let rest = if let Some(rest) = lower.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = lower.strip_prefix("http://") {
-        let authority = rest.split('/').next().unwrap_or("");
-        let host = match authority.strip_prefix('[') {
-            Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
-            None => authority.split(':').next().unwrap_or(""),
-        };
-        if !matches!(host, "127.0.0.1" | "localhost" | "::1") {
-            return Err(Error::config(
-                stanza,
-                "url",
-                format!(
-                    "\"{url}\" must use https:// (plain http is only allowed for 127.0.0.1/localhost)"
-                ),
-            ));
-        }
-        rest
-    } else {
-        return Err(Error::config(
-            stanza,
-            "url",
-            format!("\"{url}\" is not a URL: expected https://<soar host>"),
-        ));
-    };
-    if rest.split('/').next().unwrap_or("").is_empty() {
-        return Err(Error::config(stanza, "url", format!("\"{url}\" has no host")));
-    }
-    Ok(url.to_string())
 }
 
 /// SOAR's own error text when a body says `"failed": true`.
@@ -170,90 +128,16 @@ struct Posted {
     failures: Vec<String>,
 }
 
-/// Splits SDIs into Python-literal lists (`["a","b"]`) whose URL-encoded form stays short.
-fn sdi_chunks(sdis: &[&str]) -> Vec<String> {
-    let mut chunks = Vec::new();
-    let mut current: Vec<String> = Vec::new();
-    let mut length = 0;
-    for sdi in sdis {
-        let literal = url_encode(&serde_json::Value::String(sdi.to_string()).to_string());
-        if !current.is_empty() && length + literal.len() + 3 > MAX_QUERY_BYTES {
-            chunks.push(format!("%5B{}%5D", current.join("%2C")));
-            current.clear();
-            length = 0;
-        }
-        length += literal.len() + 3;
-        current.push(literal);
-    }
-    if !current.is_empty() {
-        chunks.push(format!("%5B{}%5D", current.join("%2C")));
-    }
-    chunks
-}
-
 impl SoarTarget {
     /// Reads `[soar:<account>]` and the token `soar.<account>` from storage/passwords.
     pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<SoarTarget> {
-        let stanza_name = format!("soar:{account}");
-        let stanza = settings.account("soar", account)?;
-        let url = stanza.get("url").map(|url| url.trim()).filter(|url| !url.is_empty());
-        let Some(url) = url else {
-            return Err(Error::config(&stanza_name, "url", "is required (https://<soar host>)"));
-        };
-        let base = check_url(&stanza_name, url)?;
-        let label = stanza
-            .get("label")
-            .map(|label| label.trim())
-            .filter(|label| !label.is_empty())
-            .unwrap_or(DEFAULT_LABEL)
-            .to_string();
-        let http = super::http_for(settings, &stanza_name)?;
-        let token = splunkd.secret(&format!("soar.{account}"))?;
-        Ok(SoarTarget::with_client(base, label, token, http))
+        let api = SoarApi::open(settings, splunkd, account)?;
+        let claims = ContainerClaims::new(settings, account)?;
+        Ok(SoarTarget::with_api(api, claims))
     }
 
-    /// A client for `base` (already checked) with a token in hand.
-    pub fn with_client(base: String, label: String, token: Secret, http: HttpClient) -> SoarTarget {
-        SoarTarget { base, label, token, http, containers: HashMap::new(), last_attempted: None }
-    }
-
-    /// The SOAR UI page of a container.
-    pub fn container_url(&self, id: u64) -> String {
-        format!("{}/mission/{id}", self.base)
-    }
-
-    /// The base URL requests go to (no trailing slash, no `/rest`).
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
-    /// A read-only `GET <base><path_and_query>` with the account's token, exactly as the
-    /// action's own requests are authenticated (`stackflow check` probes with it).
-    pub fn probe_get(&self, path_and_query: &str) -> std::result::Result<HttpResponse, Outcome> {
-        self.get(path_and_query)
-    }
-
-    fn get(&self, path_and_query: &str) -> std::result::Result<HttpResponse, Outcome> {
-        let url = format!("{}{path_and_query}", self.base);
-        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
-        self.http
-            .get(&url, &[("ph-auth-token", self.token.expose()), ("Accept", "application/json")])
-            .map_err(|error| classify_transport(&error, &format!("SOAR GET {path}")))
-    }
-
-    fn post(&self, path: &str, body: &[u8]) -> std::result::Result<HttpResponse, Outcome> {
-        let url = format!("{}{path}", self.base);
-        self.http
-            .post(
-                &url,
-                &[
-                    ("ph-auth-token", self.token.expose()),
-                    ("Content-Type", "application/json"),
-                    ("Accept", "application/json"),
-                ],
-                body,
-            )
-            .map_err(|error| classify_transport(&error, &format!("SOAR POST {path}")))
+    pub fn with_api(api: SoarApi, claims: ContainerClaims) -> SoarTarget {
+        SoarTarget { api, claims, containers: HashMap::new(), last_attempted: None }
     }
 
     /// Creates the container or finds it by its source data identifier.
@@ -267,13 +151,13 @@ impl SoarTarget {
         }
         let mut container = spec.clone();
         if container.label.is_none() {
-            container.label = Some(self.label.clone());
+            container.label = Some(self.api.account.label.clone());
         }
         let body = serde_json::to_vec(&container).map_err(|error| {
             Outcome::rejected(RejectClass::Remote, format!("cannot encode the container: {error}"))
         })?;
         let what = "SOAR POST /rest/container";
-        let response = self.post("/rest/container", &body)?;
+        let response = self.api.post("/rest/container", &body)?;
         let json = response.json().unwrap_or(Value::Null);
         let state = if let Some(existing) = id_of(json.get("existing_container_id"))
             .filter(|_| response.status < 500 && !matches!(response.status, 401 | 403))
@@ -317,11 +201,13 @@ impl SoarTarget {
             .map(|artifact| artifact.keys.source_data_identifier.as_str())
             .collect();
         let mut present = HashSet::new();
-        for chunk in sdi_chunks(&sdis) {
+        let literals: Vec<String> = sdis.iter().map(|sdi| string_literal(sdi)).collect();
+        for (batch, _) in filter_batches(&literals) {
             let query = format!(
-                "/rest/artifact?_filter_container={container_id}&_filter_source_data_identifier__in={chunk}&page_size=0"
+                "/rest/artifact?_filter_container={container_id}&_filter_source_data_identifier__in={}&page_size=0",
+                url_encode(&batch)
             );
-            let response = self.get(&query)?;
+            let response = self.api.get(&query)?;
             let what = "SOAR GET /rest/artifact";
             if let StatusClass::Failed(outcome) = classify_status(&response, what) {
                 return Err(outcome);
@@ -370,7 +256,7 @@ impl SoarTarget {
         }
         body.push(b']');
         let what = "SOAR POST /rest/artifact";
-        let response = self.post("/rest/artifact", &body)?;
+        let response = self.api.post("/rest/artifact", &body)?;
         let json = response.json().unwrap_or(Value::Null);
         let per_item = matches!(response.status, 200..=299 | 400) && json.is_array();
         if !per_item {
@@ -434,7 +320,7 @@ impl SoarTarget {
             "run": true,
         });
         let what = format!("SOAR POST /rest/playbook_run (playbook {playbook})");
-        let response = self.post("/rest/playbook_run", body.to_string().as_bytes())?;
+        let response = self.api.post("/rest/playbook_run", body.to_string().as_bytes())?;
         if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
             return Err(outcome);
         }
@@ -478,6 +364,12 @@ impl SoarTarget {
             }
         }
         let sdi = request.container.source_data_identifier.clone();
+        // Held until the batch (and the playbook) is done: another process waits, then finds
+        // the artifacts present instead of posting them again.
+        let _claim = match self.claims.claim(&sdi) {
+            Ok(claim) => claim,
+            Err(outcome) => return outcome,
+        };
         let state = match self.ensure_container(&request.container) {
             Ok(state) => state,
             Err(outcome) => return outcome,
@@ -503,10 +395,10 @@ impl SoarTarget {
                 Ok(posted) => posted,
                 Err(outcome) => return with_context(outcome, id),
             };
-            if posted.created > 0 {
-                if let Some(state) = self.containers.get_mut(&sdi) {
-                    state.gained = true;
-                }
+            if posted.created > 0
+                && let Some(state) = self.containers.get_mut(&sdi)
+            {
+                state.gained = true;
             }
             if !posted.failures.is_empty() {
                 return Outcome::rejected(
@@ -556,7 +448,7 @@ impl SoarTarget {
         details.insert("artifacts_present".into(), Value::from(existing));
         Outcome::Delivered(Delivered {
             remote_id: Some(id.to_string()),
-            remote_url: Some(self.container_url(id)),
+            remote_url: Some(self.api.account.container_url(id)),
             duplicate,
             details,
             message,
@@ -594,24 +486,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_must_be_https_except_on_loopback() {
-        assert_eq!(
-            check_url("soar:x", "https://soar.example.com/").unwrap(),
-            "https://soar.example.com"
-        );
-        assert_eq!(
-            check_url("soar:x", "https://soar.example.com/rest").unwrap(),
-            "https://soar.example.com"
-        );
-        assert_eq!(check_url("soar:x", "http://127.0.0.1:8443").unwrap(), "http://127.0.0.1:8443");
-        assert_eq!(check_url("soar:x", "http://localhost").unwrap(), "http://localhost");
-        let error = check_url("soar:x", "http://soar.example.com").unwrap_err().to_string();
-        assert!(error.contains("[soar:x] url") && error.contains("https://"), "{error}");
-        assert!(check_url("soar:x", "soar.example.com").is_err());
-        assert!(check_url("soar:x", "https://").is_err());
-    }
-
-    #[test]
     fn failed_is_authoritative() {
         let body = serde_json::json!({"failed": true, "message": "Severity matching query does not exist."});
         assert_eq!(
@@ -626,21 +500,5 @@ mod tests {
         assert_eq!(id_of(Some(&serde_json::json!(42))), Some(42));
         assert_eq!(id_of(Some(&serde_json::json!("42"))), Some(42));
         assert_eq!(id_of(Some(&serde_json::json!("x"))), None);
-    }
-
-    #[test]
-    fn sdi_lists_are_chunked_to_short_urls() {
-        let sdis: Vec<String> = (0..1000).map(|n| format!("{:032x}:{n}", n)).collect();
-        let refs: Vec<&str> = sdis.iter().map(String::as_str).collect();
-        let chunks = sdi_chunks(&refs);
-        assert!(chunks.len() > 1);
-        let mut total = 0;
-        for chunk in &chunks {
-            assert!(chunk.len() <= MAX_QUERY_BYTES + 6, "{}", chunk.len());
-            assert!(chunk.starts_with("%5B%22") && chunk.ends_with("%22%5D"));
-            total += chunk.matches("%2C").count() + 1;
-        }
-        assert_eq!(total, 1000);
-        assert_eq!(sdi_chunks(&["a\"b"]), vec!["%5B%22a%5C%22b%22%5D".to_string()]);
     }
 }
