@@ -2,9 +2,10 @@
 //! splunkd): a configured URL is parsed (RFC 3986, by the `http` crate's `Uri`), never matched
 //! on string prefixes, and accepted only when
 //!
-//! - the scheme is `https`, or `http` to a loopback *address* (`127.0.0.0/8`, `::1`) — a name
-//!   such as `localhost` may resolve anywhere (`/etc/hosts`, DNS search lists), so it does not
-//!   count;
+//! - the scheme is `https`, or `http` to the loopback *address* `127.0.0.1` or `[::1]` — a
+//!   name such as `localhost` may resolve anywhere (`/etc/hosts`, DNS search lists), so it does
+//!   not count, and other `127.x` addresses are refused too (one exact rule is easier to audit
+//!   than "the rest of 127/8", and nothing needs them);
 //! - there is no user info (`user:pass@host`): a credential in a URL ends up in logs, and a
 //!   host before an `@` is not the host a request goes to;
 //! - there is no query, fragment, whitespace or `#` (Splunk `.conf` files have no trailing
@@ -155,10 +156,12 @@ impl fmt::Display for RemoteUrl {
     }
 }
 
-/// A host that is a loopback IP literal (`127.x.y.z`, `[::1]`); names never are.
+/// A host that is the IP literal `127.0.0.1` or `[::1]`; names never are.
 fn is_loopback_address(host: &str) -> bool {
     let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    literal.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    literal.parse::<IpAddr>().is_ok_and(|ip| {
+        ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+    })
 }
 
 /// A URL value with any user info replaced by `***`, for messages (`http://u:p@h/x` →
@@ -200,9 +203,9 @@ mod tests {
     #[test]
     fn plain_http_only_to_loopback_addresses() {
         assert_eq!(ok("http://127.0.0.1:8000"), "http://127.0.0.1:8000");
-        assert_eq!(ok("http://127.3.4.5"), "http://127.3.4.5");
         assert_eq!(ok("http://[::1]:9/api"), "http://[::1]:9/api");
         for lookalike in [
+            "http://127.0.0.12",
             "http://127.0.0.12.example.com",
             "http://localhost.example.invalid",
             "http://localhost:8000",

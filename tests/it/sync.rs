@@ -14,13 +14,13 @@ use stackflow::splunk::splunk_csv::Table;
 use stackflow_emulator::{Emulator, Fault};
 use std::time::Duration;
 
-struct Setup {
-    home: SplunkHome,
-    emu: Emulator,
+pub(crate) struct Setup {
+    pub(crate) home: SplunkHome,
+    pub(crate) emu: Emulator,
 }
 
 /// An installed app whose default accounts point at a fresh emulator, with both secrets stored.
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let emu = Emulator::start();
     let home = SplunkHome::new();
     let ca = home.root.join("emulator-ca.pem");
@@ -35,7 +35,7 @@ fn setup() -> Setup {
     Setup { home, emu }
 }
 
-fn chunk(metadata: &Value, body: &[u8]) -> Vec<u8> {
+pub(crate) fn chunk(metadata: &Value, body: &[u8]) -> Vec<u8> {
     let metadata = metadata.to_string();
     let mut out = format!("chunked 1.0,{},{}\n", metadata.len(), body.len()).into_bytes();
     out.extend_from_slice(metadata.as_bytes());
@@ -43,7 +43,7 @@ fn chunk(metadata: &Value, body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn getinfo(emu: &Emulator, args: &[&str]) -> Vec<u8> {
+pub(crate) fn getinfo(emu: &Emulator, args: &[&str]) -> Vec<u8> {
     chunk(
         &json!({"action": "getinfo", "preview": false, "streaming_command_will_restart": false,
                 "searchinfo": {"args": args, "raw_args": args, "dispatch_dir": "", "sid": "1700000000.42",
@@ -55,12 +55,12 @@ fn getinfo(emu: &Emulator, args: &[&str]) -> Vec<u8> {
     )
 }
 
-fn execute(finished: bool, csv: &str) -> Vec<u8> {
+pub(crate) fn execute(finished: bool, csv: &str) -> Vec<u8> {
     chunk(&json!({"action": "execute", "finished": finished}), csv.as_bytes())
 }
 
 /// Runs `stackflow sync` with these requests and returns the exit code, the replies and stderr.
-fn run(setup: &Setup, requests: &[Vec<u8>]) -> (i32, Vec<Chunk>, String) {
+pub(crate) fn run(setup: &Setup, requests: &[Vec<u8>]) -> (i32, Vec<Chunk>, String) {
     let run = setup.home.run_stackflow(&["sync"], &requests.concat());
     let mut input = run.stdout.as_bytes();
     let mut replies = Vec::new();
@@ -70,15 +70,15 @@ fn run(setup: &Setup, requests: &[Vec<u8>]) -> (i32, Vec<Chunk>, String) {
     (run.code, replies, run.stderr)
 }
 
-fn table(reply: &Chunk) -> Table {
+pub(crate) fn table(reply: &Chunk) -> Table {
     Table::decode(reply.body.clone()).expect("the reply body is CSV")
 }
 
-fn field(table: &Table, row: usize, name: &str) -> String {
+pub(crate) fn field(table: &Table, row: usize, name: &str) -> String {
     table.value_by_name(row, name).map(|value| value.values().join("\n")).unwrap_or_default()
 }
 
-fn messages(reply: &Chunk, level: &str) -> Vec<String> {
+pub(crate) fn messages(reply: &Chunk, level: &str) -> Vec<String> {
     reply.metadata["inspector"]["messages"]
         .as_array()
         .map(|messages| {
@@ -127,7 +127,7 @@ fn seed_links(emu: &Emulator, records: &[Value]) {
     splunkd.kv_batch_save("stackflow_links", records).unwrap();
 }
 
-fn csv(rows: &[Vec<(&str, Cell)>]) -> String {
+pub(crate) fn csv(rows: &[Vec<(&str, Cell)>]) -> String {
     splunk_csv(rows)
 }
 

@@ -363,50 +363,118 @@ pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
 }
 
 fn lit_id(v: &str) -> Option<u64> {
-    as_id(Some(&parse_literal(v)))
+    as_id(Some(&parse_literal(v).ok()?))
 }
 
-/// Parses a Python literal as used in `_filter_` values: quoted strings, ints/floats,
-/// True/False/None and lists/tuples of those. Anything else is taken as a bare string.
-fn parse_literal(s: &str) -> Value {
-    let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() >= 2 && (b[0] == b'[' || b[0] == b'(') {
-        let mut items = Vec::new();
-        let (mut quote, mut start) = (None, 1);
-        for (i, c) in s.char_indices().skip(1) {
-            match (quote, c) {
-                (Some(q), c) if c == q => quote = None,
-                (Some(_), _) => {}
-                (None, '\'' | '"') => quote = Some(c),
-                (None, ',') | (None, ']') | (None, ')') if i >= start => {
-                    let piece = s[start..i].trim();
-                    if !piece.is_empty() {
-                        items.push(parse_literal(piece));
-                    }
-                    start = i + 1;
+/// Parses a Python literal as SOAR does for `_filter_` values (`ast.literal_eval`): quoted
+/// strings with Python's escapes, ints/floats, True/False/None and lists/tuples of those; a bare
+/// word is taken as a string (lenient). Like Python, a raw line break inside a quoted string
+/// or a NUL anywhere is a syntax error, which SOAR answers with HTTP 400 `failed`.
+fn parse_literal(s: &str) -> Result<Value, String> {
+    if s.contains('\0') {
+        return Err("source code string cannot contain null bytes".into());
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut pos = 0;
+    let value = literal(&chars, &mut pos)?;
+    skip_ws(&chars, &mut pos);
+    if pos != chars.len() {
+        return Err(format!("invalid syntax at offset {pos}"));
+    }
+    Ok(value)
+}
+
+fn skip_ws(chars: &[char], pos: &mut usize) {
+    while chars.get(*pos).is_some_and(|c| c.is_whitespace()) {
+        *pos += 1;
+    }
+}
+
+fn literal(chars: &[char], pos: &mut usize) -> Result<Value, String> {
+    skip_ws(chars, pos);
+    match chars.get(*pos) {
+        Some(&open @ ('[' | '(')) => {
+            let close = if open == '[' { ']' } else { ')' };
+            *pos += 1;
+            let mut items = Vec::new();
+            loop {
+                skip_ws(chars, pos);
+                if chars.get(*pos) == Some(&close) {
+                    *pos += 1;
+                    return Ok(Value::Array(items));
                 }
-                _ => {}
+                items.push(literal(chars, pos)?);
+                skip_ws(chars, pos);
+                match chars.get(*pos) {
+                    Some(',') => *pos += 1,
+                    Some(c) if *c == close => {}
+                    _ => return Err("invalid syntax: unclosed list".into()),
+                }
             }
         }
-        return Value::Array(items);
+        Some(&quote @ ('\'' | '"')) => {
+            *pos += 1;
+            let mut out = String::new();
+            loop {
+                let c = *chars.get(*pos).ok_or("EOF while scanning string literal")?;
+                *pos += 1;
+                match c {
+                    '\n' | '\r' => return Err("EOL while scanning string literal".into()),
+                    c if c == quote => return Ok(Value::String(out)),
+                    '\\' => {
+                        let e = *chars.get(*pos).ok_or("EOF while scanning string literal")?;
+                        *pos += 1;
+                        let hex = |pos: &mut usize, n: usize| -> Result<char, String> {
+                            let text: String = chars
+                                .get(*pos..*pos + n)
+                                .ok_or("truncated escape")?
+                                .iter()
+                                .collect();
+                            *pos += n;
+                            u32::from_str_radix(&text, 16)
+                                .ok()
+                                .and_then(char::from_u32)
+                                .ok_or_else(|| format!("bad escape \\{text}"))
+                        };
+                        out.push(match e {
+                            'n' => '\n',
+                            'r' => '\r',
+                            't' => '\t',
+                            '0' => '\0',
+                            'x' => hex(pos, 2)?,
+                            'u' => hex(pos, 4)?,
+                            other => other,
+                        });
+                    }
+                    c => out.push(c),
+                }
+            }
+        }
+        Some(_) => {
+            let start = *pos;
+            while chars.get(*pos).is_some_and(|c| !matches!(c, ',' | ']' | ')')) {
+                *pos += 1;
+            }
+            let word: String = chars[start..*pos].iter().collect();
+            let word = word.trim();
+            Ok(match word {
+                "True" | "true" => Value::Bool(true),
+                "False" | "false" => Value::Bool(false),
+                "None" | "null" => Value::Null,
+                _ => word
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .ok()
+                    .or_else(|| {
+                        word.parse::<f64>()
+                            .ok()
+                            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                    })
+                    .unwrap_or_else(|| word.into()),
+            })
+        }
+        None => Err("invalid syntax: empty literal".into()),
     }
-    if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
-        return Value::String(s[1..s.len() - 1].to_string());
-    }
-    match s {
-        "True" | "true" => return Value::Bool(true),
-        "False" | "false" => return Value::Bool(false),
-        "None" | "null" => return Value::Null,
-        _ => {}
-    }
-    if let Ok(i) = s.parse::<i64>() {
-        return i.into();
-    }
-    s.parse::<f64>()
-        .ok()
-        .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
-        .unwrap_or_else(|| s.into())
 }
 
 /// Equality tolerant of number-vs-numeric-string.
@@ -505,6 +573,13 @@ fn list<'a>(
 ) -> Response {
     let q = req.query_pairs();
     let param = |n: &str| q.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    for (key, value) in &q {
+        if key.starts_with("_filter_") || key.starts_with("_exclude_") {
+            if let Err(error) = parse_literal(value) {
+                return failed(400, &format!("Invalid filter {key}: {error}"));
+            }
+        }
+    }
     let filters: Vec<Filter> = q
         .iter()
         .filter_map(|(k, v)| {
@@ -519,7 +594,7 @@ fn list<'a>(
             };
             let field = if field == "container_id" { "container" } else { field };
             (Some(field) != skip_field || op != "exact").then(|| {
-                let arg = parse_literal(v);
+                let arg = parse_literal(v).unwrap_or(Value::Null);
                 Filter {
                     field: field.into(),
                     op: op.into(),
@@ -559,7 +634,7 @@ mod filter_tests {
     use super::*;
 
     fn filter(list: &str, hashed: bool) -> Filter {
-        let arg = parse_literal(list);
+        let arg = parse_literal(list).unwrap();
         let in_strings = if hashed { in_strings("in", &arg) } else { None };
         Filter { field: "f".into(), op: "in".into(), arg, exclude: false, in_strings }
     }
@@ -580,5 +655,16 @@ mod filter_tests {
         }
         assert!(filter(r#"["a", " 7"]"#, true).test(&json!({"f": 7})));
         assert!(!filter(r#"["a", " 7"]"#, true).test(&json!({"f": "7"})));
+    }
+
+    #[test]
+    fn literals_follow_python() {
+        assert_eq!(
+            parse_literal(r#"["a\"b", 'c\'d', "\u0000\r", 3, None]"#).unwrap(),
+            json!(["a\"b", "c'd", "\u{0}\r", 3, null])
+        );
+        assert!(parse_literal("[\"a\rb\"]").unwrap_err().contains("EOL"));
+        assert!(parse_literal("[\"a\0b\"]").unwrap_err().contains("null bytes"));
+        assert_eq!(parse_literal("(1,2,)").unwrap(), json!([1, 2]));
     }
 }
