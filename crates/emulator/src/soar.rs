@@ -574,10 +574,10 @@ fn list<'a>(
     let q = req.query_pairs();
     let param = |n: &str| q.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
     for (key, value) in &q {
-        if key.starts_with("_filter_") || key.starts_with("_exclude_") {
-            if let Err(error) = parse_literal(value) {
-                return failed(400, &format!("Invalid filter {key}: {error}"));
-            }
+        if (key.starts_with("_filter_") || key.starts_with("_exclude_"))
+            && let Err(error) = parse_literal(value)
+        {
+            return failed(400, &format!("Invalid filter {key}: {error}"));
         }
     }
     let filters: Vec<Filter> = q
