@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod civil_time;
 pub mod cli;
 pub mod cmd;
 pub mod delivery;

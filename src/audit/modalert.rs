@@ -197,30 +197,12 @@ pub fn escape_value(value: &str) -> String {
 /// `YYYY-MM-DD HH:MM:SS,mmm+0000` in UTC (`ModularActionFormatter`).
 pub fn asctime(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let of_day = secs % 86_400;
+    let seconds = i64::try_from(since.as_secs()).unwrap_or(i64::MAX);
+    let (year, month, day, hour, minute, second) = crate::civil_time::civil_from_unix(seconds);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02},{:03}+0000",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60,
+        "{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02},{:03}+0000",
         since.subsec_millis()
     )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// One log line (without the line end).

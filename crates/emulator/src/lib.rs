@@ -34,6 +34,9 @@ pub enum Fault {
     ResetMidResponse,
     /// Read the request, then close without answering.
     CloseWithoutResponse,
+    /// Handle the request as usual (an incident is created, a message posted), then reset the
+    /// socket instead of answering: the client cannot tell whether it worked.
+    ResetAfterProcessing,
 }
 
 /// One request as received (recorded even when a fault answered it).

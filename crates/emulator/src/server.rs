@@ -169,6 +169,12 @@ fn handle(shared: &Shared, req: &Request, w: &mut Box<dyn Stream>, raw: &TcpStre
             let _ = raw.shutdown(Shutdown::Both);
             return false;
         }
+        Some(Fault::ResetAfterProcessing) => {
+            let resp = route(shared, req);
+            shared.set_status(seq, resp.status);
+            reset(raw);
+            return false;
+        }
     };
     let resp = if req.path.starts_with("/prod/api/") {
         stackflow::rate_headers(shared, resp)

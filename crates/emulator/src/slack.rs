@@ -1,6 +1,8 @@
 //! Slack Web API emulation: `chat.postMessage` and `chat.update` (JSON or form bodies, Bearer or
-//! form token), `auth.test`, Block Kit limit validation, known-channel checks, unique `ts` assignment and an
-//! optional per-channel 1 message/second rate limit.
+//! form token), `auth.test`, `conversations.history` (with message `metadata` when
+//! `include_all_metadata` is set) and `conversations.list`, Block Kit limit validation,
+//! known-channel checks, unique `ts` assignment and an optional per-channel 1 message/second
+//! rate limit.
 
 use crate::http::{Request, Response, parse_form};
 use crate::util::now_micros;
@@ -12,6 +14,8 @@ pub(crate) struct Slack {
     pub messages: Vec<Value>,
     pub rate_limit: bool,
     pub known: Option<Vec<String>>,
+    /// Channel names by the ids we gave them.
+    names: HashMap<String, String>,
     last_post: HashMap<String, u64>,
     last_ts: u64,
 }
@@ -27,6 +31,7 @@ impl Slack {
             messages: Vec::new(),
             rate_limit: false,
             known: None,
+            names: HashMap::new(),
             last_post: HashMap::new(),
             last_ts: 0,
         }
@@ -177,9 +182,80 @@ fn auth_test(s: &Slack, req: &Request) -> Response {
     }
 }
 
+/// Query and form parameters of a read method, and whether the bot token came with them.
+fn read_params(s: &Slack, req: &Request) -> Result<Vec<(String, String)>, Response> {
+    let mut params = req.query_pairs();
+    params.extend(parse_form(&req.body));
+    let bearer =
+        req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
+    let token =
+        bearer.or_else(|| params.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()));
+    match token {
+        None => Err(err("not_authed")),
+        Some(t) if t != s.token => Err(err("invalid_auth")),
+        Some(_) => Ok(params),
+    }
+}
+
+/// `conversations.history`: the channel's messages newest first, `oldest` exclusive; message
+/// `metadata` only with `include_all_metadata=true`.
+fn history(s: &Slack, req: &Request) -> Response {
+    let params = match read_params(s, req) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
+    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let Some(channel) = param("channel") else { return err("channel_not_found") };
+    if !s.names.contains_key(channel) && channel_id(channel) != channel {
+        return err("channel_not_found");
+    }
+    let oldest: f64 = param("oldest").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let limit: usize = param("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 999);
+    let metadata = param("include_all_metadata").is_some_and(|v| v == "true" || v == "1");
+    let ts_of = |m: &Value| m.get("ts").and_then(Value::as_str).and_then(|t| t.parse::<f64>().ok());
+    let mut found: Vec<Value> = s
+        .messages
+        .iter()
+        .filter(|m| m.get("channel").and_then(Value::as_str) == Some(channel))
+        .filter(|m| ts_of(m).is_some_and(|ts| ts > oldest))
+        .map(|m| {
+            let mut out = json!({"type": "message", "subtype": "bot_message", "bot_id": "B0EMULATOR",
+                                 "ts": m.get("ts"), "text": m.get("text").cloned().unwrap_or_default()});
+            if let (true, Some(meta)) = (metadata, m.get("metadata")) {
+                out["metadata"] = meta.clone();
+            }
+            out
+        })
+        .collect();
+    found.reverse();
+    let has_more = found.len() > limit;
+    found.truncate(limit);
+    Response::json(200, &json!({"ok": true, "messages": found, "has_more": has_more}))
+}
+
+/// `conversations.list`: the known channels, else every channel posted to.
+fn list_channels(s: &Slack, req: &Request) -> Response {
+    if let Err(response) = read_params(s, req) {
+        return response;
+    }
+    let names: Vec<String> = match &s.known {
+        Some(known) => known.iter().map(|c| c.trim_start_matches('#').to_string()).collect(),
+        None => s.names.values().cloned().collect(),
+    };
+    let channels: Vec<Value> =
+        names.iter().map(|name| json!({"id": channel_id(name), "name": name})).collect();
+    Response::json(
+        200,
+        &json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": ""}}),
+    )
+}
+
 pub(crate) fn handle(s: &mut Slack, req: &Request) -> Response {
-    if (req.method.as_str(), req.path.as_str()) == ("POST", "/api/auth.test") {
-        return auth_test(s, req);
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/api/auth.test") => return auth_test(s, req),
+        ("GET" | "POST", "/api/conversations.history") => return history(s, req),
+        ("GET" | "POST", "/api/conversations.list") => return list_channels(s, req),
+        _ => {}
     }
     let update = match (req.method.as_str(), req.path.as_str()) {
         ("POST", "/api/chat.postMessage") => false,
@@ -203,6 +279,9 @@ pub(crate) fn handle(s: &mut Slack, req: &Request) -> Response {
         return err("channel_not_found");
     }
     let cid = channel_id(&channel);
+    if cid != channel {
+        s.names.insert(cid.clone(), name.to_string());
+    }
     let has_blocks = msg.get("blocks").and_then(Value::as_array).is_some_and(|b| !b.is_empty());
     let has_text = msg.get("text").and_then(Value::as_str).is_some_and(|t| !t.is_empty());
     if !update && !has_blocks && !has_text && msg.get("attachments").is_none() {

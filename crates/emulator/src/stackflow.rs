@@ -141,6 +141,12 @@ impl StackFlow {
                     .find(|(k, _)| k == "q")
                     .is_none_or(|(_, t)| i.to_string().contains(t.as_str()))
             })
+            .filter(|i| {
+                // ISO 8601 UTC timestamps of one format compare as text.
+                q.iter()
+                    .find(|(k, _)| k == "created_after")
+                    .is_none_or(|(_, after)| text(i.get("created_at")).as_str() >= after.as_str())
+            })
             .collect();
         let limit = q
             .iter()

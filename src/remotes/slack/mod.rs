@@ -3,6 +3,7 @@
 //! messages (the delivery target), `probe` is what `stackflow check` asks (`auth.test`).
 
 pub mod probe;
+pub mod read;
 pub mod write;
 
 use super::url::RemoteUrl;
@@ -75,19 +76,37 @@ impl SlackApi {
         method: &str,
         json_body: &[u8],
     ) -> std::result::Result<HttpResponse, Outcome> {
-        let auth = format!("Bearer {}", self.token.expose());
         let content_type = if json_body.is_empty() {
             "application/x-www-form-urlencoded"
         } else {
             "application/json; charset=utf-8"
         };
+        self.post(method, content_type, json_body)
+    }
+
+    /// `POST <api_url>/<method>` with a form body (the read methods, which take no JSON).
+    pub fn call_form(
+        &self,
+        method: &str,
+        form_body: &str,
+    ) -> std::result::Result<HttpResponse, Outcome> {
+        self.post(method, "application/x-www-form-urlencoded", form_body.as_bytes())
+    }
+
+    fn post(
+        &self,
+        method: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> std::result::Result<HttpResponse, Outcome> {
+        let auth = format!("Bearer {}", self.token.expose());
         let headers = [
             ("Authorization", auth.as_str()),
             ("Content-Type", content_type),
             ("Accept", "application/json"),
         ];
         self.http
-            .post(&self.account.api_url.join(&format!("/{method}")), &headers, json_body)
+            .post(&self.account.api_url.join(&format!("/{method}")), &headers, body)
             .map_err(|error| classify_transport(&error, &format!("Slack {method}")))
     }
 }

@@ -209,7 +209,9 @@ impl Target for SlackTarget {
         };
         let hints = slack::link_hints(&request);
         let records = self.lookup_links(&hints);
-        let body = slack::slack_body(&request, &channel, &records, &self.bases);
+        let mut body = slack::slack_body(&request, &channel, &records, &self.bases);
+        // Lets a later attempt find this message if the answer to this one is lost.
+        body["metadata"] = super::read::message_metadata(&item.dedupe_key);
         let bytes = match serde_json::to_vec(&body) {
             Ok(bytes) => bytes,
             Err(error) => {

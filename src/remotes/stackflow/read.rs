@@ -1,6 +1,12 @@
 //! StackFlow read-back for `| stackflowsync`: incidents by id through the incidents API, with
 //! `Authorization: Bearer <stackflow_api.<account> secret>`.
 //!
+//! `find_by_dedupe_key` answers "did an earlier attempt create this incident?" after an attempt
+//! whose outcome is unknown (a reset or timeout after the request left): the documented list
+//! filters `q` (full text) and `created_after` narrow the search, and an incident counts only
+//! when its stored `dedupe_key` (top level or in the stored payload) is exactly the key.
+//! Assumption, unverified: StackFlow's full-text search covers the fields the webhook stored.
+//!
 //! Assumption (external-apis §4.3 documents list filters but no id list): the list call
 //! `GET <api_url>/incidents?ids=A,B&limit=200` answers with the incidents of those ids (our
 //! emulator does). When it answers HTTP 400 (the filter is unknown), the reader falls back to
@@ -86,6 +92,33 @@ impl StackflowReader {
             }
         }
         Ok(found)
+    }
+
+    /// The id of an incident created since `since_unix` whose dedupe key is `dedupe_key`.
+    pub fn find_by_dedupe_key(
+        &mut self,
+        dedupe_key: &str,
+        since_unix: i64,
+    ) -> Result<Option<Value>, String> {
+        let what = "StackFlow GET /incidents (dedupe lookup)";
+        self.requests += 1;
+        let response = self.api.get(&format!(
+            "/incidents?q={}&created_after={}&limit={MAX_IDS_PER_QUERY}",
+            url_encode(dedupe_key),
+            url_encode(&crate::civil_time::iso8601_utc(since_unix))
+        ));
+        let json = remote::json_answer(response, what)?;
+        let data = json.get("data").or_else(|| json.get("incidents")).unwrap_or(&json);
+        let Some(items) = data.as_array() else {
+            return Err(format!("{what}: the answer has no \"data\" list"));
+        };
+        let key_of = |incident: &Value| {
+            [incident.get("dedupe_key"), incident.pointer("/payload/dedupe_key")]
+                .into_iter()
+                .flatten()
+                .any(|key| key.as_str() == Some(dedupe_key))
+        };
+        Ok(items.iter().find(|incident| key_of(incident)).cloned())
     }
 
     /// `Err(None)`: the API does not take an id list (HTTP 400).
