@@ -1,0 +1,195 @@
+//! What a message says about a row: the context fields shown (user, source, destination,
+//! MITRE, risk…), the link hints, and the plain-language summary (default or template).
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// One row's view
+
+/// The context-field table: label, then the row fields tried in order.
+pub(super) const CONTEXT_FIELDS: &[(&str, &[&str])] = &[
+    ("User", &["user", "src_user"]),
+    ("Source", &["src", "src_ip"]),
+    ("Destination", &["dest", "dest_ip"]),
+    ("Host", &["host"]),
+    ("MITRE ATT&CK tactic", &["annotations.mitre_attack.mitre_tactic", "mitre_tactic"]),
+    (
+        "MITRE ATT&CK technique",
+        &[
+            "annotations.mitre_attack.mitre_technique_id",
+            "annotations.mitre_attack",
+            "mitre_technique",
+        ],
+    ),
+    ("Risk score", &["risk_score"]),
+    ("Risk object", &["risk_object"]),
+    ("Count", &["count"]),
+    ("Time", &["_time"]),
+];
+
+/// Link hints of a row: what the target needs to find SOAR/StackFlow links at send time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LinkRecord {
+    pub event_id: String,
+    pub soar_container_id: String,
+    pub stackflow_incident_id: String,
+}
+
+impl LinkRecord {
+    pub fn is_empty(&self) -> bool {
+        self.event_id.is_empty()
+            && self.soar_container_id.is_empty()
+            && self.stackflow_incident_id.is_empty()
+    }
+
+    pub(super) fn to_json(&self) -> Value {
+        json!({
+            "event_id": self.event_id,
+            "soar_container_id": self.soar_container_id,
+            "stackflow_incident_id": self.stackflow_incident_id,
+        })
+    }
+
+    /// Reads a hint from the request, or a `stackflow_links` KV record.
+    pub fn from_json(value: &Value) -> LinkRecord {
+        let text = |key: &str| match value.get(key) {
+            Some(Value::String(text)) => text.trim().to_string(),
+            Some(Value::Number(number)) => number.to_string(),
+            _ => String::new(),
+        };
+        LinkRecord {
+            event_id: text("event_id"),
+            soar_container_id: text("soar_container_id"),
+            stackflow_incident_id: text("stackflow_incident_id"),
+        }
+    }
+}
+
+/// What a message shows about one row, before escaping and limits.
+#[derive(Clone, Debug)]
+pub struct RowView {
+    pub severity: Severity,
+    pub title: Option<String>,
+    pub summary: String,
+    pub fields: Vec<(&'static str, String)>,
+    pub link: LinkRecord,
+    pub row_ref: RowRef,
+}
+
+/// Builds a row's view: severity, title (`rule_name`), summary, context fields, link hints.
+pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> RowView {
+    let severity = Severity::of_row(row);
+    let summary = match template {
+        Some(template) => render_template(template, row, context, severity),
+        None => default_summary(row, context),
+    };
+    let summary = if summary.trim().is_empty() { default_summary(row, context) } else { summary };
+    let mut fields = Vec::new();
+    for (label, names) in CONTEXT_FIELDS {
+        let Some(mut value) = first_present(row, names) else { continue };
+        if *label == "Time" {
+            value = format_time(&value);
+        }
+        if *label == "Risk object"
+            && let Some(kind) = row.str("risk_object_type")
+        {
+            value = format!("{value} ({kind})");
+        }
+        fields.push((*label, value));
+    }
+    RowView {
+        severity,
+        title: row.str("rule_name").map(str::to_string),
+        summary,
+        fields,
+        link: LinkRecord {
+            event_id: row.str("event_id").unwrap_or_default().to_string(),
+            soar_container_id: row.str("soar_container_id").unwrap_or_default().to_string(),
+            stackflow_incident_id: row.str("stackflow_incident_id").unwrap_or_default().to_string(),
+        },
+        row_ref: RowRef {
+            rid: row.rid.clone(),
+            orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
+            orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
+            event_id: row.str("event_id").unwrap_or_default().to_string(),
+        },
+    }
+}
+
+/// "User jdoe: 42 failure events from 10.0.0.5 to finance-db on dc01 at 2026-11-21 19:55:00 UTC".
+/// Who (`user`/`src_user`), what (`count` + `action`, else `signature`), where (`src`, `dest`,
+/// `host` when it differs from `dest`), when (`_time`); falls back to the search's name.
+pub fn default_summary(row: &Row, context: &AlertContext) -> String {
+    let who = first_present(row, &["user", "src_user"]);
+    let count = first_present(row, &["count"]);
+    let action = first_present(row, &["action"]);
+    let what = match (count, action) {
+        (Some(count), Some(action)) => {
+            let noun = if count == "1" { "event" } else { "events" };
+            Some(format!("{count} {action} {noun}"))
+        }
+        (Some(count), None) => {
+            let noun = if count == "1" { "event" } else { "events" };
+            Some(format!("{count} {noun}"))
+        }
+        (None, Some(action)) => Some(format!("action {action}")),
+        (None, None) => first_present(row, &["signature"]),
+    };
+    let src = first_present(row, &["src", "src_ip"]);
+    let dest = first_present(row, &["dest", "dest_ip"]);
+    let host = first_present(row, &["host"]).filter(|host| Some(host) != dest.as_ref());
+    let time = first_present(row, &["_time"]).map(|time| format_time(&time));
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(src) = src {
+        parts.push(format!("from {src}"));
+    }
+    if let Some(dest) = dest {
+        parts.push(format!("to {dest}"));
+    }
+    if let Some(host) = host {
+        parts.push(format!("on {host}"));
+    }
+    if let Some(time) = time {
+        parts.push(format!("at {time}"));
+    }
+    let rest = parts.join(" ");
+    let sentence = match (who, what) {
+        (Some(who), Some(what)) => format!("User {who}: {what} {rest}"),
+        (Some(who), None) => format!("User {who}: activity {rest}"),
+        (None, Some(what)) => format!("{what} {rest}"),
+        (None, None) if !rest.is_empty() => format!("Activity {rest}"),
+        (None, None) => {
+            let name = if context.search_name.is_empty() {
+                "the alert"
+            } else {
+                context.search_name.as_str()
+            };
+            format!("{name} returned a result")
+        }
+    };
+    let sentence = sentence.trim().to_string();
+    let mut letters = sentence.chars();
+    match letters.next() {
+        Some(first) => first.to_uppercase().chain(letters).collect(),
+        None => sentence,
+    }
+}
+
+/// Replaces `{field}` tokens with the row's values (multivalues joined with ", ", `_time` as
+/// UTC), like the SOAR container name template; when the row has no such field, `search_name`,
+/// `sid`, `app`, `owner`, `severity` and `rid` name the alert's own values; any other absent
+/// field becomes empty. Braces around anything that is not a field name stay as they are.
+pub fn render_template(
+    template: &str,
+    row: &Row,
+    context: &AlertContext,
+    severity: Severity,
+) -> String {
+    let out = crate::mapping::render_template(template, |name| match row.get(name) {
+        Some(value) if name == "_time" => format_time(&display_value(value)),
+        Some(value) => display_value(value),
+        None if name == "severity" => severity.as_str().to_string(),
+        None => crate::mapping::context_value(name, row, context),
+    });
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
