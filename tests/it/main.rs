@@ -8,6 +8,7 @@ mod audit;
 mod check;
 mod delivery;
 mod incident;
+mod robustness;
 mod slack;
 mod soar;
 mod support;
