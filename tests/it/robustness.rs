@@ -1,11 +1,14 @@
-//! Robustness against what others send us, end to end: hostile or nonsensical `Retry-After`
-//! headers from a remote and out-of-range durations in the configuration must never crash the
-//! action or a later `spool flush` that meets the spooled item.
+//! Robustness, end to end: hostile or nonsensical `Retry-After` headers from a remote and
+//! out-of-range durations in the configuration never crash the action or a later `spool flush`
+//! that meets the spooled item; a bug (a panic) is one FATAL line and exit 9, never a trace;
+//! and the harness fails any test whose run crashed or hit an internal error.
 
 use crate::support::*;
 use serde_json::{Value, json};
 use stackflow_emulator::{Emulator, Fault};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 const SOAR: &str = "stackflow_soar";
 
@@ -162,4 +165,86 @@ fn out_of_range_durations_in_the_configuration_never_crash() {
         run.assert_levelled_stderr().assert_line("ERROR", &format!("[delivery] {key}"));
         assert!(emu.soar_containers().is_empty(), "{key} = {value}");
     }
+}
+
+/// `stackflow spool list` from the installed app, with `STACKFLOW_TEST_PANIC=<place>`.
+fn run_panicking(home: &SplunkHome, place: &str, expect: Expect) -> Run {
+    let mut command = Command::new(home.app_dir().join(PLATFORM_DIR).join("bin").join("stackflow"));
+    command.args(["spool", "list"]);
+    let env = [("STACKFLOW_TEST_PANIC", place), ("RUST_BACKTRACE", "full")];
+    home.run_command_expecting(command, b"", &env, expect)
+}
+
+#[test]
+fn a_panic_is_one_fatal_line_and_exit_9_on_any_thread() {
+    let home = SplunkHome::new();
+    let line = regex::Regex::new(
+        r"^FATAL internal error: STACKFLOW_TEST_PANIC=(main|thread)\S* .*at src/main\.rs:\d+:\d+$",
+    )
+    .unwrap();
+    for place in ["main", "thread"] {
+        let run = run_panicking(&home, place, Expect::InternalError);
+        run.assert_code(9).assert_levelled_stderr();
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{place}: one line, no backtrace; stderr:\n{}", run.stderr);
+        assert!(line.is_match(lines[0]), "{place}: {:?}", lines[0]);
+        assert!(lines[0].contains(&format!("STACKFLOW_TEST_PANIC={place}")), "{}", lines[0]);
+        assert!(run.stdout.is_empty(), "{place}: stdout: {}", run.stdout);
+    }
+}
+
+#[test]
+fn the_harness_fails_a_test_whose_run_hit_an_internal_error() {
+    let home = SplunkHome::new();
+    for place in ["main", "thread"] {
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_panicking(&home, place, Expect::Ordinary)
+        }));
+        let message = match failed {
+            Ok(run) => panic!("{place}: the harness let a panic pass: {run:?}"),
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|text| text.to_string()))
+                .unwrap_or_default(),
+        };
+        assert!(message.contains("internal error"), "{place}: {message}");
+    }
+    // The same run is fine when the test asks for it, and an ordinary run passes.
+    run_panicking(&home, "main", Expect::InternalError).assert_code(9);
+    run_panicking(&home, "", Expect::Ordinary).assert_code(0);
+}
+
+/// The harness hook's verdict on an output, as the message it fails the test with (None: the
+/// run passes).
+fn verdict(raw_status: i32, stderr: &str, expect: Expect) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt;
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(raw_status),
+        stdout: Vec::new(),
+        stderr: stderr.as_bytes().to_vec(),
+    };
+    std::panic::catch_unwind(|| Run::from_output(output, Duration::ZERO, expect))
+        .err()
+        .map(|payload| payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "?".to_string()))
+}
+
+#[test]
+fn the_harness_fails_a_run_killed_by_a_signal_or_printing_a_panic() {
+    // Raw wait statuses: a signal number alone is "killed by it"; `code << 8` is an exit.
+    let sigabrt = 6;
+    let sigsegv = 11;
+    let exit = |code: i32| code << 8;
+    assert!(verdict(sigabrt, "", Expect::Ordinary).unwrap().contains("signal 6"));
+    assert!(verdict(sigabrt, "", Expect::InternalError).unwrap().contains("SIGABRT"));
+    assert!(verdict(sigsegv, "", Expect::Ordinary).unwrap().contains("signal 11"));
+    let trace = "INFO start\nthread 'main' panicked at src/x.rs:1:1:\nboom\n";
+    assert!(verdict(exit(0), trace, Expect::Ordinary).unwrap().contains("panicked"));
+    assert!(verdict(exit(9), trace, Expect::InternalError).unwrap().contains("panicked"));
+    assert!(verdict(exit(9), "", Expect::Ordinary).unwrap().contains("exit 9"));
+    let fatal = "FATAL internal error: boom at src/x.rs:1:1\n";
+    assert!(verdict(exit(7), fatal, Expect::Ordinary).unwrap().contains("internal error"));
+    assert_eq!(verdict(exit(9), fatal, Expect::InternalError), None);
+    assert_eq!(verdict(exit(7), "WARN spooled\n", Expect::Ordinary), None);
+    assert_eq!(verdict(exit(8), "FATAL cannot spool to /x: full\n", Expect::Ordinary), None);
 }
