@@ -3,10 +3,12 @@
 //!
 //! Every call is authenticated with `Authorization: Splunk <session key>`. The local splunkd
 //! usually serves Splunk's self-signed certificate, so `[splunkd] verify_ssl` defaults to
-//! false; no proxy is ever used for it.
+//! false; no proxy is ever used for it. A secret read is classified like any remote's answer
+//! (`delivery::classify`): splunkd busy or unreachable defers, a refusal is a credentials error.
 
-use crate::delivery::classify::server_message;
-use crate::delivery::http::{HttpClient, HttpOptions, HttpResponse};
+use crate::delivery::classify::{StatusClass, classify_status, classify_transport, server_message};
+use crate::delivery::http::{HttpClient, HttpOptions, HttpResponse, TransportError};
+use crate::delivery::{Outcome, RejectClass};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::settings::Settings;
@@ -52,6 +54,33 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// What a failed secret read means for the run (see `Splunkd::secret`); `status` is the HTTP
+/// status when splunkd answered at all.
+fn secret_error(username: &str, status: Option<u16>, outcome: Outcome) -> Error {
+    let rejection = match outcome {
+        Outcome::Retry(retry) => return Error::Unavailable(retry.reason),
+        Outcome::Rejected(rejection) => rejection,
+        Outcome::Delivered(_) => {
+            return Error::Internal(format!(
+                "reading secret {REALM}:{username}: a failed answer was classified as delivered"
+            ));
+        }
+    };
+    match (status, rejection.class) {
+        (_, RejectClass::Configuration) => Error::config("splunkd", "", rejection.reason),
+        (Some(404), _) => Error::Credentials(format!(
+            "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it with: \
+             curl -k -u admin https://localhost:8089/servicesNS/nobody/{APP}/storage/passwords \
+             -d name={username} -d realm={REALM} -d password=<secret>"
+        )),
+        (Some(status), RejectClass::Credentials) => Error::Credentials(format!(
+            "splunkd refused to read secret {REALM}:{username} (HTTP {status}): the alert owner needs the \
+             stackflow_user role (list_storage_passwords)"
+        )),
+        _ => Error::Credentials(rejection.reason),
+    }
+}
+
 impl Splunkd {
     /// `server_uri` is what splunkd handed over (payload `server_uri`, search info
     /// `splunkd_uri`); when empty, `[splunkd] uri` / web.conf / the default decide.
@@ -78,6 +107,23 @@ impl Splunkd {
         format!("Splunk {}", self.session_key.expose())
     }
 
+    /// One request; a transport failure is returned as such, for the caller to classify.
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<HttpResponse, TransportError> {
+        let url = format!("{}{path}", self.base);
+        let auth = self.auth_header();
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(content_type) = content_type {
+            headers.push(("Content-Type", content_type));
+        }
+        self.http.send(method, &url, &headers, body)
+    }
+
     fn call(
         &self,
         method: &str,
@@ -85,50 +131,31 @@ impl Splunkd {
         content_type: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<HttpResponse> {
-        let url = format!("{}{path}", self.base);
-        let auth = self.auth_header();
-        let mut headers = vec![("Authorization", auth.as_str())];
-        if let Some(content_type) = content_type {
-            headers.push(("Content-Type", content_type));
-        }
-        self.http.send(method, &url, &headers, body).map_err(|error| {
+        self.send(method, path, content_type, body).map_err(|error| {
             Error::Rejected(format!("cannot reach splunkd at {}: {error}", self.base))
         })
     }
 
     /// Reads `<realm>:<username>:` from storage/passwords.
+    ///
+    /// splunkd's answer goes through the classifier the remotes use (`delivery::classify`): a
+    /// splunkd that is restarting or busy (5xx, 408, 429) or unreachable is `Unavailable` —
+    /// the secret is probably fine, so the items are deferred to the spool (exit 7) and
+    /// `spool flush` tries again — while a refusal (401/403), a missing secret (404) or any
+    /// other rejection is a credentials error (exit 5), and an untrusted certificate or an
+    /// unusable URL a configuration error (exit 4).
     pub fn secret(&self, username: &str) -> Result<Secret> {
         let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
-        let response = self.call("GET", &path, None, None).map_err(|error| match error {
-            // splunkd down or restarting: the secret is probably fine; try again later.
-            Error::Rejected(message) => {
-                Error::Unavailable(format!("cannot read secret {REALM}:{username}: {message}"))
+        let what = format!("cannot read secret {REALM}:{username} from splunkd at {}", self.base);
+        let response = match self.send("GET", &path, None, None) {
+            Ok(response) => response,
+            Err(error) => {
+                return Err(secret_error(username, None, classify_transport(&error, &what)));
             }
-            other => other,
-        })?;
-        match response.status {
-            200 => {}
-            404 => {
-                return Err(Error::Credentials(format!(
-                    "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it with: \
-                     curl -k -u admin https://localhost:8089/servicesNS/nobody/{APP}/storage/passwords \
-                     -d name={username} -d realm={REALM} -d password=<secret>"
-                )));
-            }
-            401 | 403 => {
-                return Err(Error::Credentials(format!(
-                    "splunkd refused to read secret {REALM}:{username} (HTTP {}): the alert owner needs the \
-                     stackflow_user role (list_storage_passwords)",
-                    response.status
-                )));
-            }
-            status => {
-                return Err(Error::Credentials(format!(
-                    "reading secret {REALM}:{username}: splunkd answered HTTP {status}: {}",
-                    server_message(&response)
-                )));
-            }
+        };
+        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
+            return Err(secret_error(username, Some(response.status), outcome));
         }
         let json = response.json().ok_or_else(|| {
             Error::Credentials(format!(
@@ -225,6 +252,60 @@ impl Splunkd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::http::TransportErrorKind;
+    use crate::error::ExitCode;
+
+    fn answer(status: u16) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: br#"{"messages":[{"type":"ERROR","text":"splunkd says no"}]}"#.to_vec(),
+        }
+    }
+
+    fn status_error(status: u16) -> Error {
+        match classify_status(&answer(status), "reading secret") {
+            StatusClass::Failed(outcome) => secret_error("soar.default", Some(status), outcome),
+            StatusClass::Success => panic!("HTTP {status} is not a failure"),
+        }
+    }
+
+    #[test]
+    fn a_busy_or_unreachable_splunkd_defers_and_a_refusal_is_a_credentials_error() {
+        for status in [500, 502, 503, 504, 408, 429] {
+            let error = status_error(status);
+            assert_eq!(error.exit_code(), ExitCode::Deferred, "HTTP {status}: {error}");
+            assert!(error.to_string().contains("splunkd says no"), "{error}");
+        }
+        for status in [401, 403] {
+            let error = status_error(status);
+            assert_eq!(error.exit_code(), ExitCode::Credentials, "HTTP {status}");
+            assert!(error.to_string().contains("stackflow_user role"), "{error}");
+        }
+        let missing = status_error(404);
+        assert_eq!(missing.exit_code(), ExitCode::Credentials);
+        assert!(missing.to_string().contains("no secret \"soar.default\""), "{missing}");
+        for status in [400, 409, 501] {
+            let error = status_error(status);
+            assert_eq!(error.exit_code(), ExitCode::Credentials, "HTTP {status}");
+            assert!(error.to_string().contains(&format!("HTTP {status}")), "{error}");
+        }
+        use TransportErrorKind as Kind;
+        for (kind, code) in [
+            (Kind::ConnectionRefused, ExitCode::Deferred),
+            (Kind::ConnectionReset, ExitCode::Deferred),
+            (Kind::Timeout, ExitCode::Deferred),
+            (Kind::HostNotFound, ExitCode::Deferred),
+            (Kind::CertificateNotTrusted, ExitCode::Configuration),
+            (Kind::BadUrl, ExitCode::Configuration),
+        ] {
+            let failure = TransportError { kind, message: "it broke".into() };
+            let error =
+                secret_error("soar.default", None, classify_transport(&failure, "reading secret"));
+            assert_eq!(error.exit_code(), code, "{kind:?}: {error}");
+            assert!(error.to_string().contains("it broke"), "{error}");
+        }
+    }
 
     #[test]
     fn encoding_follows_rfc3986() {

@@ -1,7 +1,9 @@
 //! Robustness, end to end: hostile or nonsensical `Retry-After` headers from a remote and
 //! out-of-range durations in the configuration never crash the action or a later `spool flush`
-//! that meets the spooled item; a bug (a panic) is one FATAL line and exit 9, never a trace;
-//! and the harness fails any test whose run crashed or hit an internal error.
+//! that meets the spooled item; a splunkd that cannot hand over a secret right now (5xx, 429,
+//! unreachable) defers the items instead of dead-lettering them; a bug (a panic) is one FATAL
+//! line and exit 9, never a trace; and the harness fails any test whose run crashed or hit an
+//! internal error.
 
 use crate::support::*;
 use serde_json::{Value, json};
@@ -247,4 +249,98 @@ fn the_harness_fails_a_run_killed_by_a_signal_or_printing_a_panic() {
     assert_eq!(verdict(exit(9), fatal, Expect::InternalError), None);
     assert_eq!(verdict(exit(7), "WARN spooled\n", Expect::Ordinary), None);
     assert_eq!(verdict(exit(8), "FATAL cannot spool to /x: full\n", Expect::Ordinary), None);
+}
+
+/// Where the emulated splunkd serves the app's secrets.
+const PASSWORDS: &str = "/servicesNS/nobody/stackflow/storage/passwords";
+
+/// splunkd's answer when it cannot serve a request right now.
+fn splunkd_busy(status: u16) -> Fault {
+    Fault::Status {
+        status,
+        body:
+            r#"{"messages":[{"type":"ERROR","text":"Service Unavailable: splunkd is restarting"}]}"#
+                .into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+    }
+}
+
+#[test]
+fn splunkd_unavailable_while_reading_the_secret_defers_the_item() {
+    let emu = Emulator::start();
+    for (n, status) in [503, 502, 504, 500, 429, 408].into_iter().enumerate() {
+        emu.reset();
+        let home = soar_home(&emu, "max_attempts = 2");
+        emu.fault(PASSWORDS, splunkd_busy(status), 1);
+        let sid = scheduler_sid(9400 + n as u32);
+        let run = home.run_alert(SOAR, &alert(&home, &emu, &sid));
+        assert_eq!(run.code, 7, "splunkd HTTP {status}; stderr:\n{}", run.stderr);
+        run.assert_levelled_stderr()
+            .assert_line("ERROR", &format!("HTTP {status}"))
+            .assert_line("WARN", "outcome=spooled")
+            .assert_no_secret(&["soar-token", SESSION_KEY]);
+        assert_eq!((pending(&home), dead(&home)), (1, 0), "splunkd HTTP {status}");
+        assert!(emu.soar_containers().is_empty());
+        // splunkd is back: the scripted input's flush reads the secret and delivers.
+        flush_all(&home, &emu).assert_code(0).assert_line("INFO", "1 delivered");
+        assert_eq!((pending(&home), dead(&home)), (0, 0), "splunkd HTTP {status}");
+        assert_eq!(emu.soar_containers().len(), 1, "splunkd HTTP {status}");
+    }
+}
+
+#[test]
+fn splunkd_unavailable_during_a_flush_keeps_the_item_pending() {
+    let emu = Emulator::start();
+    let home = soar_home(&emu, "max_attempts = 1");
+    emu.fault("/rest/container", splunkd_busy(503), 1);
+    let sid = scheduler_sid(9410);
+    home.run_alert(SOAR, &alert(&home, &emu, &sid)).assert_code(7);
+    for status in [503, 429] {
+        emu.fault(PASSWORDS, splunkd_busy(status), 1);
+        let run = flush_all(&home, &emu);
+        assert_eq!(run.code, 7, "splunkd HTTP {status}; stderr:\n{}", run.stderr);
+        run.assert_levelled_stderr().assert_line("ERROR", "stays pending");
+        assert_eq!((pending(&home), dead(&home)), (1, 0));
+    }
+    flush_all(&home, &emu).assert_code(0).assert_line("INFO", "1 delivered");
+    assert_eq!(emu.soar_containers().len(), 1);
+}
+
+#[test]
+fn splunkd_unreachable_while_reading_the_secret_defers_the_item() {
+    let emu = Emulator::start();
+    let splunkd = Emulator::start();
+    let home = soar_home(&emu, "max_attempts = 2");
+    splunkd.set_secret("stackflow", "soar.default", "soar-token");
+    let payload = alert(&home, &splunkd, &scheduler_sid(9420));
+    splunkd.stop();
+    let run = home.run_alert(SOAR, &payload);
+    run.assert_code(7).assert_levelled_stderr().assert_line(
+        "ERROR",
+        "unavailable: cannot read secret stackflow:soar.default from splunkd",
+    );
+    assert_eq!((pending(&home), dead(&home)), (1, 0));
+    let splunkd = splunkd.restart_same_port();
+    flush_all(&home, &splunkd).assert_code(0).assert_line("INFO", "1 delivered");
+    assert_eq!(emu.soar_containers().len(), 1);
+}
+
+#[test]
+fn a_secret_splunkd_refuses_or_lacks_is_still_a_credentials_dead_letter() {
+    let emu = Emulator::start();
+    let cases: [(u16, &str); 4] = [
+        (401, "stackflow_user role"),
+        (403, "stackflow_user role"),
+        (404, "no secret \"soar.default\" in realm \"stackflow\""),
+        (400, "cannot read secret stackflow:soar.default from splunkd at"),
+    ];
+    for (n, (status, message)) in cases.into_iter().enumerate() {
+        emu.reset();
+        let home = soar_home(&emu, "max_attempts = 2");
+        emu.fault(PASSWORDS, splunkd_busy(status), 1);
+        let run = home.run_alert(SOAR, &alert(&home, &emu, &scheduler_sid(9430 + n as u32)));
+        assert_eq!(run.code, 5, "splunkd HTTP {status}; stderr:\n{}", run.stderr);
+        run.assert_levelled_stderr().assert_line("ERROR", message);
+        assert_eq!((pending(&home), dead(&home)), (0, 1), "splunkd HTTP {status}");
+    }
 }
