@@ -667,6 +667,55 @@ mod tests {
         );
     }
 
+    /// SOAR finds what a re-run or a re-send already created by these identifiers: they must
+    /// never change from one version to the next (values computed by the hand-written SHA-256
+    /// that every container so far was created with).
+    #[test]
+    fn source_data_identifiers_are_stable_across_versions() {
+        let sid = "scheduler__admin__search__RMD5_at_1763750000_7";
+        let rows = [
+            Row::from_pairs(
+                "0",
+                &[("src", one("10.0.0.1")), ("dest", one("10.9.9.9")), ("user", one("alice"))],
+            ),
+            Row::from_pairs(
+                "17",
+                &[
+                    ("src", many(&["10.0.0.1", "10.0.0.2"])),
+                    ("signature", one("Brute Force Access")),
+                ],
+            ),
+            Row::from_pairs("3", &[("message", one(&"é\n€ ".repeat(40))), ("empty", one(""))]),
+        ];
+        let pinned = [
+            ("14f1fb1820bc8414a358cde01aa1d9f2", "08426ce258bd40c11d0d6c9b74048312"),
+            ("44056016ee5cd0a337834185ffb97bf9", "b9ce9b62f18d0eddbf420bfd1088693f"),
+            ("cf6f32a70cedfe362fc5399e5cade0e4", "3029ef9de010ac3728ab13797de18e0d"),
+        ];
+        for (row, (identity, container)) in rows.iter().zip(pinned) {
+            assert_eq!(row_identity(row), identity, "rid {}", row.rid);
+            assert_eq!(row_container_sdi(row, sid), container, "rid {}", row.rid);
+        }
+    }
+
+    #[test]
+    fn sha256_is_right_around_the_block_boundaries() {
+        let pinned = [
+            (55, "8af594de0e003fdee5c8bb088216c824349b4137070f559574f4a4bddd27b714"),
+            (56, "db81bc2bfd43620591df192139062da77d4c376f1888ea3d2190bd07c8d901f9"),
+            (63, "bd535b38bf0d0d1a09d370b7e34b2696cea3767801a45d5611a4aaa6954e8527"),
+            (64, "292be91abe8c0909fe3d26575af5755eee74d23816dc68c3ba41765136967654"),
+            (65, "ba65aedf7884642499a59ae124894611d986cf429e69f569488048af3a99e25a"),
+            (119, "d367ab298e74477421127b0b448667c37c006c636f5738f081c39388756e5fad"),
+            (120, "be7beb9c82089eb08da8fe6eb30c13b9d56869014e228a8c3eb0fdfe832efab2"),
+            (1000, "59425e4412e296fc74736673ce067027f384203f59c0d2c3e6be7b13347b3ffc"),
+        ];
+        for (len, digest) in pinned {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            assert_eq!(hex(&sha256(&data)), digest, "{len} bytes");
+        }
+    }
+
     #[test]
     fn bad_parameters_are_configuration_errors_naming_the_param() {
         for (name, value) in [

@@ -307,6 +307,27 @@ mod tests {
         }
     }
 
+    /// Exactly RFC 3986's unreserved characters (§2.3) pass through; every other byte, ASCII
+    /// or of a UTF-8 sequence, becomes `%XX` with upper-case hex digits (§2.1).
+    #[test]
+    fn only_unreserved_characters_pass_through() {
+        let unreserved = |byte: u8| byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte);
+        for byte in 0u8..0x80 {
+            let text = char::from(byte).to_string();
+            let expected = if unreserved(byte) { text.clone() } else { format!("%{byte:02X}") };
+            assert_eq!(url_encode(&text), expected, "byte {byte:#04x}");
+        }
+        for text in ["é", "€", "😀", "\u{80}", "\u{10FFFF}"] {
+            let expected: String = text.bytes().map(|byte| format!("%{byte:02X}")).collect();
+            assert_eq!(url_encode(text), expected, "{text:?}");
+        }
+        assert_eq!(url_encode(""), "");
+        assert_eq!(
+            url_encode("stackflow:soar.prod-1_~x/y?z=1&w#"),
+            "stackflow%3Asoar.prod-1_~x%2Fy%3Fz%3D1%26w%23"
+        );
+    }
+
     #[test]
     fn encoding_follows_rfc3986() {
         assert_eq!(url_encode("soar.default"), "soar.default");
