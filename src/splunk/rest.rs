@@ -12,6 +12,7 @@ use crate::delivery::{Outcome, RejectClass};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::settings::Settings;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::time::Duration;
 
 /// The app whose namespace holds our secrets and collections.
@@ -26,23 +27,14 @@ pub struct Splunkd {
     http: HttpClient,
 }
 
-/// Percent-encodes a URL path segment or query value.
+/// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
+/// only ones left as they are; every other byte is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes a URL path segment or query value (UTF-8, upper-case hex digits).
 pub fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-            }
-        }
-    }
-    out
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 /// Encodes form fields as `application/x-www-form-urlencoded`.
