@@ -1,4 +1,5 @@
-//! The one place an HTTP agent is built: timeouts, TLS trust, proxy, user agent.
+//! The one place an HTTP agent is built: timeouts, TLS trust, proxy, user agent. It sends GET
+//! and POST, the only methods any API we call needs.
 //!
 //! A response of any status is returned as data (`HttpResponse`); only transport failures are
 //! errors, and even those are typed (`TransportError`) so that `delivery::classify` can tell a
@@ -176,7 +177,11 @@ impl HttpClient {
     }
 
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, TransportError> {
-        self.send("GET", url, headers, None)
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_response(request.call())
     }
 
     pub fn post(
@@ -185,61 +190,35 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<HttpResponse, TransportError> {
-        self.send("POST", url, headers, Some(body))
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_response(request.send(body))
     }
+}
 
-    pub fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<HttpResponse, TransportError> {
-        let result = match (method, body) {
-            ("GET", _) => {
-                let mut request = self.agent.get(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.call()
-            }
-            ("DELETE", _) => {
-                let mut request = self.agent.delete(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.call()
-            }
-            (_, body) => {
-                let mut request = match method {
-                    "PATCH" => self.agent.patch(url),
-                    "PUT" => self.agent.put(url),
-                    _ => self.agent.post(url),
-                };
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.send(body.unwrap_or_default())
-            }
-        };
-        let mut response = result.map_err(classify_transport_error)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
-            })
-            .collect();
-        let mut body = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .take(MAX_RESPONSE_BYTES)
-            .read_to_end(&mut body)
-            .map_err(|error| classify_io_error(&error, "reading the response body"))?;
-        Ok(HttpResponse { status, headers, body })
-    }
+/// Status, headers and (capped) body of an answer, or the classified transport failure.
+fn read_response(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<HttpResponse, TransportError> {
+    let mut response = result.map_err(classify_transport_error)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+        .collect();
+    let mut body = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|error| classify_io_error(&error, "reading the response body"))?;
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn classify_transport_error(error: ureq::Error) -> TransportError {

@@ -99,33 +99,27 @@ impl Splunkd {
         format!("Splunk {}", self.session_key.expose())
     }
 
-    /// One request; a transport failure is returned as such, for the caller to classify.
-    fn send(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<HttpResponse, TransportError> {
-        let url = format!("{}{path}", self.base);
+    /// `GET <splunkd><path>`; a transport failure is returned as such, for the caller to judge.
+    fn get(&self, path: &str) -> Result<HttpResponse, TransportError> {
         let auth = self.auth_header();
-        let mut headers = vec![("Authorization", auth.as_str())];
-        if let Some(content_type) = content_type {
-            headers.push(("Content-Type", content_type));
-        }
-        self.http.send(method, &url, &headers, body)
+        self.http.get(&format!("{}{path}", self.base), &[("Authorization", auth.as_str())])
     }
 
-    fn call(
+    /// `POST <splunkd><path>` with a body of `content_type`.
+    fn post(
         &self,
-        method: &str,
         path: &str,
-        content_type: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<HttpResponse> {
-        self.send(method, path, content_type, body).map_err(|error| {
-            Error::Rejected(format!("cannot reach splunkd at {}: {error}", self.base))
-        })
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<HttpResponse, TransportError> {
+        let auth = self.auth_header();
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", content_type)];
+        self.http.post(&format!("{}{path}", self.base), &headers, body)
+    }
+
+    /// A transport failure of a KV store or notable call.
+    fn unreachable(&self, error: TransportError) -> Error {
+        Error::Rejected(format!("cannot reach splunkd at {}: {error}", self.base))
     }
 
     /// Reads `<realm>:<username>:` from storage/passwords.
@@ -140,7 +134,7 @@ impl Splunkd {
         let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
         let what = format!("cannot read secret {REALM}:{username} from splunkd at {}", self.base);
-        let response = match self.send("GET", &path, None, None) {
+        let response = match self.get(&path) {
             Ok(response) => response,
             Err(error) => {
                 return Err(secret_error(username, None, classify_transport(&error, &what)));
@@ -176,7 +170,8 @@ impl Splunkd {
         );
         let body =
             serde_json::to_vec(records).map_err(|error| Error::Internal(error.to_string()))?;
-        let response = self.call("POST", &path, Some("application/json"), Some(&body))?;
+        let response =
+            self.post(&path, "application/json", &body).map_err(|error| self.unreachable(error))?;
         if (200..300).contains(&response.status) {
             Ok(())
         } else {
@@ -199,7 +194,7 @@ impl Splunkd {
             url_encode(collection),
             url_encode(&query.to_string())
         );
-        let response = self.call("GET", &path, None, None)?;
+        let response = self.get(&path).map_err(|error| self.unreachable(error))?;
         if !(200..300).contains(&response.status) {
             return Err(Error::Rejected(format!(
                 "KV store {collection}: splunkd answered HTTP {}: {}",
@@ -220,12 +215,9 @@ impl Splunkd {
         let mut pairs = form.to_vec();
         pairs.push(("output_mode", "json"));
         let body = form_encode(&pairs);
-        let response = self.call(
-            "POST",
-            "/services/notable_update",
-            Some("application/x-www-form-urlencoded"),
-            Some(body.as_bytes()),
-        )?;
+        let response = self
+            .post("/services/notable_update", "application/x-www-form-urlencoded", body.as_bytes())
+            .map_err(|error| self.unreachable(error))?;
         let json = response.json().unwrap_or(serde_json::Value::Null);
         let failed = !(200..300).contains(&response.status)
             || json.get("success").and_then(|value| value.as_bool()) == Some(false)
