@@ -320,10 +320,11 @@ fn check_splunkd(
             Some(Secrets { splunkd, blocked: None })
         }
         Err(error) => {
+            // A refusal that is neither the key nor the certificate means the URI points at
+            // something that is not splunkd's management port: configuration.
             let code = match error.exit_code() {
-                ExitCode::Deferred => ExitCode::Deferred,
-                ExitCode::Credentials => ExitCode::Credentials,
-                _ => ExitCode::Deferred,
+                ExitCode::Rejected | ExitCode::Internal => ExitCode::Configuration,
+                other => other,
             };
             blocked(report, code, format!("splunkd {uri}: {error}"))
         }

@@ -72,7 +72,7 @@ pub fn parse_splunk_duration(value: &str) -> Option<Duration> {
         'd' => number * 86400.0,
         _ => return None,
     };
-    Some(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {

@@ -3,13 +3,13 @@
 //!
 //! Retry: 408, 429, 5xx except 501, timeouts, refused or reset connections, an interrupted TLS
 //! handshake. Rejected: other 4xx with the server's own message; 401/403 as credentials; a
-//! certificate we do not trust as configuration. `classify_response` adds the generic body
-//! table on top (a `"failed": true` body is a rejection even under 200; an
-//! `existing_container_id` / `existing_artifact_id` answer means "already delivered"); further
-//! target-specific bodies (Slack `ok:false`) are judged by the targets.
+//! certificate we do not trust as configuration. Bodies (SOAR `failed` and
+//! `existing_container_id`, Slack `ok:false`, …) are judged by each target on top of the
+//! status; the local splunkd's answers to secret reads go through the same table
+//! (`splunk::rest`).
 
 use super::http::{HttpResponse, TransportError, TransportErrorKind};
-use super::{Delivered, Outcome, RejectClass};
+use super::{Outcome, RejectClass};
 
 /// What the status line alone says about a response.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,64 +44,6 @@ pub fn classify_status(response: &HttpResponse, what: &str) -> StatusClass {
             RejectClass::Remote,
             format!("{what}: HTTP {status}: {}", server_message(response)),
         )),
-    }
-}
-
-/// The whole generic table for one response: "already there" answers first (SOAR answers a
-/// duplicate source data identifier with `{"failed": true, "existing_container_id": N}`, under
-/// 200 or 400 depending on the version), then the status, then a `"failed": true` body under a
-/// 2xx status (a rejection with the server's message). A plain 2xx is delivered with the body's
-/// `id`, if any, as the remote id.
-pub fn classify_response(response: &HttpResponse, what: &str) -> Outcome {
-    let json = response.json();
-    if let Some(existing) = json.as_ref().and_then(existing_id) {
-        return Outcome::Delivered(Delivered {
-            remote_id: Some(existing),
-            duplicate: true,
-            message: format!("{what}: the remote already has it"),
-            ..Delivered::default()
-        });
-    }
-    match classify_status(response, what) {
-        StatusClass::Failed(outcome) => outcome,
-        StatusClass::Success => {
-            let failed = json
-                .as_ref()
-                .and_then(|body| body.get("failed"))
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(false);
-            if failed {
-                return Outcome::rejected(
-                    RejectClass::Remote,
-                    format!(
-                        "{what}: HTTP {} but the body says failed: {}",
-                        response.status,
-                        server_message(response)
-                    ),
-                );
-            }
-            let remote_id = json.as_ref().and_then(|body| body.get("id")).and_then(id_text);
-            Outcome::Delivered(Delivered {
-                remote_id,
-                message: format!("{what}: HTTP {}", response.status),
-                ..Delivered::default()
-            })
-        }
-    }
-}
-
-/// `existing_container_id` / `existing_artifact_id` of a body, as text.
-fn existing_id(body: &serde_json::Value) -> Option<String> {
-    ["existing_container_id", "existing_artifact_id"]
-        .iter()
-        .find_map(|key| body.get(*key).and_then(id_text))
-}
-
-fn id_text(value: &serde_json::Value) -> Option<String> {
-    match value {
-        serde_json::Value::Number(number) => Some(number.to_string()),
-        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
-        _ => None,
     }
 }
 
@@ -205,7 +147,6 @@ mod tests {
 
     fn outcome_word(outcome: &Outcome) -> &'static str {
         match outcome {
-            Outcome::Delivered(delivered) if delivered.duplicate => "duplicate",
             Outcome::Delivered(_) => "delivered",
             Outcome::Retry(_) => "retry",
             Outcome::Rejected(rejection) => match rejection.class {
@@ -217,64 +158,18 @@ mod tests {
     }
 
     #[test]
-    fn the_generic_table_covers_status_and_body() {
-        type Case<'a> = (u16, &'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: &[Case] = &[
-            (200, r#"{"id":12,"success":true}"#, &[], "delivered"),
-            (201, "", &[], "delivered"),
-            (204, "", &[], "delivered"),
-            (200, r#"{"failed":true,"message":"bad cef"}"#, &[], "rejected"),
-            (200, r#"{"failed":true,"existing_container_id":7}"#, &[], "duplicate"),
-            (400, r#"{"failed":true,"existing_container_id":7}"#, &[], "duplicate"),
-            (200, r#"{"existing_artifact_id":"9"}"#, &[], "duplicate"),
-            (400, r#"{"failed":true,"message":"bad label"}"#, &[], "rejected"),
-            (401, r#"{"failed":true,"message":"bad token"}"#, &[], "credentials"),
-            (403, "", &[], "credentials"),
-            (404, "not found", &[], "rejected"),
-            (408, "", &[], "retry"),
-            (409, "", &[], "rejected"),
-            (422, "", &[], "rejected"),
-            (429, "", &[("Retry-After", "3")], "retry"),
-            (500, "", &[], "retry"),
-            (501, "", &[], "rejected"),
-            (502, "<html>bad gateway</html>", &[], "retry"),
-            (503, "", &[], "retry"),
-            (504, "", &[], "retry"),
+    fn the_server_message_is_found_in_common_shapes() {
+        let cases = [
+            (r#"{"message":"bad label"}"#, "bad label"),
+            (r#"{"ok":false,"error":"ratelimited"}"#, "ratelimited"),
+            (r#"{"messages":[{"type":"ERROR","text":"nope"}]}"#, "nope"),
+            (r#""plain JSON text""#, "plain JSON text"),
+            ("<html>bad gateway</html>", "<html>bad gateway</html>"),
+            ("", "(empty body)"),
         ];
-        for (status, body, headers, expected) in cases {
-            let outcome = classify_response(&response(*status, body, headers), "x");
-            assert_eq!(outcome_word(&outcome), *expected, "{status} {body}: {outcome:?}");
+        for (body, expected) in cases {
+            assert_eq!(server_message(&response(400, body, &[])), expected, "{body}");
         }
-    }
-
-    #[test]
-    fn rejections_carry_the_server_message_and_ids_are_kept() {
-        match classify_response(
-            &response(200, r#"{"failed":true,"message":"bad cef"}"#, &[]),
-            "SOAR",
-        ) {
-            Outcome::Rejected(rejection) => {
-                assert!(rejection.reason.contains("bad cef"), "{}", rejection.reason)
-            }
-            other => panic!("{other:?}"),
-        }
-        match classify_response(
-            &response(400, r#"{"failed":true,"existing_container_id":7}"#, &[]),
-            "SOAR",
-        ) {
-            Outcome::Delivered(delivered) => assert_eq!(delivered.remote_id.as_deref(), Some("7")),
-            other => panic!("{other:?}"),
-        }
-        match classify_response(&response(201, r#"{"id":"INC0001"}"#, &[]), "StackFlow") {
-            Outcome::Delivered(delivered) => {
-                assert_eq!(delivered.remote_id.as_deref(), Some("INC0001"));
-                assert!(!delivered.duplicate);
-            }
-            other => panic!("{other:?}"),
-        }
-        let nested = response(400, r#"{"messages":[{"type":"ERROR","text":"nope"}]}"#, &[]);
-        assert_eq!(server_message(&nested), "nope");
-        assert_eq!(server_message(&response(400, "", &[])), "(empty body)");
     }
 
     #[test]

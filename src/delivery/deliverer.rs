@@ -4,9 +4,11 @@
 //!
 //! Invariant: an item is reported `Delivered` only when the remote said so; when neither the
 //! remote nor the spool took it, the report says `Lost` (exit 8) and names the spool path.
+//! Durations from outside (the run's budget from `maxtime`, a remote's `Retry-After`) are
+//! bounded before they meet the clock, so no value of theirs can overflow it.
 
 use super::ledger::{Ledger, LedgerEntry};
-use super::retry::{Backoff, jitter_unit};
+use super::retry::{Backoff, bounded_retry_after, jitter_unit};
 use super::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView, item_id, now_unix};
 use super::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
 use crate::error::{Error, ExitCode};
@@ -134,7 +136,7 @@ impl Deliverer {
             ledger: Ledger::new(spool_root),
             max_attempts: max_attempts.max(1),
             backoff: Backoff::default(),
-            deadline: Instant::now() + budget,
+            deadline: deadline_after(budget),
         }
     }
 
@@ -246,11 +248,11 @@ impl Deliverer {
                 }
                 Outcome::Retry(retry) => {
                     last_error = retry.reason.clone();
-                    last_after = retry.after;
+                    last_after = bounded_retry_after(retry.after);
                     if attempts >= self.max_attempts {
                         break;
                     }
-                    let delay = self.backoff.delay(attempts, retry.after, jitter_unit());
+                    let delay = self.backoff.delay(attempts, last_after, jitter_unit());
                     let remaining = self.deadline.saturating_duration_since(Instant::now());
                     if delay >= remaining {
                         log::warn!(
@@ -345,6 +347,17 @@ impl Deliverer {
             Err(error) => lost(item, attempts, reason, &error),
         }
     }
+}
+
+/// No run is given more than a day: splunkd's `maxtime` stops an alert action long before.
+const MAX_BUDGET: Duration = Duration::from_secs(24 * 3600);
+
+/// The instant a run's budget ends. The budget comes from the configuration (`maxtime`), so it
+/// is bounded first and added with `checked_add` (an `Instant` overflows far sooner than a
+/// `Duration`); were even that to fail, the budget is spent and items go to the spool.
+fn deadline_after(budget: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(budget.min(MAX_BUDGET)).unwrap_or(now)
 }
 
 /// What the spool keeps of an item the run could not deliver; the item is moved in, not
@@ -473,6 +486,24 @@ pub(crate) mod tests {
         assert_eq!((report.result, target.sent.len()), (Final::Spooled, 1));
         let record = Spool::new(&root).peek_pending(&item_id("d")).unwrap().unwrap();
         assert!(record.next_attempt_unix - record.last_attempt_unix >= 3599.0);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn any_budget_and_any_retry_after_are_bounded() {
+        let root = temp_root("bounds");
+        // A target may build its answer by hand (not through `Outcome::retry`).
+        let after = Some(Duration::MAX);
+        let mut target = Scripted::new(vec![Outcome::Retry(crate::delivery::RetryLater {
+            reason: "HTTP 429".into(),
+            after,
+        })]);
+        let mut deliverer = Deliverer::new(&root, 1, Duration::MAX);
+        let report = deliverer.deliver(item("j"), &mut target);
+        assert_eq!((report.result, target.sent.len()), (Final::Spooled, 1));
+        let record = Spool::new(&root).peek_pending(&item_id("j")).unwrap().unwrap();
+        let wait = record.next_attempt_unix - record.last_attempt_unix;
+        assert!((3599.0..=3601.0).contains(&wait), "{wait}");
         let _ = std::fs::remove_dir_all(&root);
     }
 

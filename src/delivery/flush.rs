@@ -10,7 +10,7 @@
 
 use super::deliverer::{DeliveryReport, Final, attempt_once};
 use super::ledger::Ledger;
-use super::retry::{Backoff, jitter_unit};
+use super::retry::{Backoff, bounded_retry_after, jitter_unit};
 use super::spool::{Claim, Spool, SpoolRecord, now_unix};
 use super::{Outcome, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
@@ -286,7 +286,8 @@ fn send(
         Outcome::Retry(retry) => {
             record.flushes += 1;
             record.last_error = retry.reason.clone();
-            let wait = options.backoff.spool_delay(record.flushes, retry.after, jitter_unit());
+            let after = bounded_retry_after(retry.after);
+            let wait = options.backoff.spool_delay(record.flushes, after, jitter_unit());
             record.next_attempt_unix = record.last_attempt_unix + wait.as_secs_f64();
             spool.finish_retry(claim, &record)?;
             summary.still_pending += 1;

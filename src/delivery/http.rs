@@ -1,10 +1,13 @@
-//! The one place an HTTP agent is built: timeouts, TLS trust, proxy, user agent.
+//! The one place an HTTP agent is built: timeouts, TLS trust, proxy, user agent. It sends GET
+//! and POST, the only methods any API we call needs.
 //!
 //! A response of any status is returned as data (`HttpResponse`); only transport failures are
 //! errors, and even those are typed (`TransportError`) so that `delivery::classify` can tell a
 //! retryable connection reset from a certificate nobody trusts. Bodies are capped so that a
-//! hostile server cannot make us allocate without bound.
+//! hostile server cannot make us allocate without bound, and `Retry-After` is read as a bounded
+//! number of seconds so that it cannot make us wait, or overflow a clock, without bound.
 
+use super::retry::MAX_RETRY_AFTER;
 use crate::error::{Error, Result};
 use crate::settings::TlsSettings;
 use std::io::Read;
@@ -58,15 +61,40 @@ impl HttpResponse {
         }
     }
 
-    /// `Retry-After` in seconds (the HTTP-date form is rare on APIs and treated as absent).
+    /// The `Retry-After` header as a bounded wait (see `parse_retry_after`).
     pub fn retry_after(&self) -> Option<Duration> {
-        let value = self.header("retry-after")?.trim();
-        value
-            .parse::<f64>()
-            .ok()
-            .filter(|secs| secs.is_finite() && *secs >= 0.0)
-            .map(Duration::from_secs_f64)
+        parse_retry_after(self.header("retry-after")?)
     }
+}
+
+/// Reads a `Retry-After` value without trusting it. RFC 9110 §10.2.3 allows `delay-seconds`
+/// (`1*DIGIT`) or an HTTP-date. Seconds are read digit by digit, never through a float, and
+/// any number of them beyond `retry::MAX_RETRY_AFTER` (one hour) reads as that hour; a decimal
+/// fraction is tolerated. Everything else — a sign, an exponent, `NaN`, garbage, and the
+/// HTTP-date form (rare on APIs) — is treated as absent: the ordinary backoff applies.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let (whole, fraction) = match value.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (value, None),
+    };
+    let all_digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(whole) || !fraction.is_none_or(all_digits) {
+        return None;
+    }
+    let max = MAX_RETRY_AFTER;
+    // Only digits: the one way `parse` can fail is a number too large for u64, past the cap.
+    let seconds = whole.parse::<u64>().unwrap_or(u64::MAX);
+    if seconds >= max.as_secs() {
+        return Some(max);
+    }
+    let nanos = fraction
+        .unwrap_or_default()
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |nanos, digit| nanos * 10 + u32::from(digit - b'0'));
+    Some(Duration::new(seconds, nanos).min(max))
 }
 
 /// Why a request got no HTTP response at all.
@@ -149,7 +177,11 @@ impl HttpClient {
     }
 
     pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<HttpResponse, TransportError> {
-        self.send("GET", url, headers, None)
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_response(request.call())
     }
 
     pub fn post(
@@ -158,61 +190,35 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<HttpResponse, TransportError> {
-        self.send("POST", url, headers, Some(body))
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_response(request.send(body))
     }
+}
 
-    pub fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-    ) -> Result<HttpResponse, TransportError> {
-        let result = match (method, body) {
-            ("GET", _) => {
-                let mut request = self.agent.get(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.call()
-            }
-            ("DELETE", _) => {
-                let mut request = self.agent.delete(url);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.call()
-            }
-            (_, body) => {
-                let mut request = match method {
-                    "PATCH" => self.agent.patch(url),
-                    "PUT" => self.agent.put(url),
-                    _ => self.agent.post(url),
-                };
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                request.send(body.unwrap_or_default())
-            }
-        };
-        let mut response = result.map_err(classify_transport_error)?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
-            })
-            .collect();
-        let mut body = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .take(MAX_RESPONSE_BYTES)
-            .read_to_end(&mut body)
-            .map_err(|error| classify_io_error(&error, "reading the response body"))?;
-        Ok(HttpResponse { status, headers, body })
-    }
+/// Status, headers and (capped) body of an answer, or the classified transport failure.
+fn read_response(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<HttpResponse, TransportError> {
+    let mut response = result.map_err(classify_transport_error)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+        .collect();
+    let mut body = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|error| classify_io_error(&error, "reading the response body"))?;
+    Ok(HttpResponse { status, headers, body })
 }
 
 fn classify_transport_error(error: ureq::Error) -> TransportError {
@@ -269,4 +275,54 @@ fn classify_io_error(error: &std::io::Error, during: &str) -> TransportError {
         _ => Kind::Other,
     };
     TransportError { kind, message: format!("{during}: {text}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_as_bounded_seconds() {
+        let hour = MAX_RETRY_AFTER;
+        let cases: &[(&str, Option<Duration>)] = &[
+            ("0", Some(Duration::ZERO)),
+            ("7", Some(Duration::from_secs(7))),
+            (" 120 ", Some(Duration::from_secs(120))),
+            ("1.5", Some(Duration::from_millis(1500))),
+            ("0.0000000019", Some(Duration::from_nanos(1))),
+            ("3599", Some(Duration::from_secs(3599))),
+            ("3600", Some(hour)),
+            ("3599.9999999999", Some(Duration::new(3599, 999_999_999))),
+            ("86400", Some(hour)),
+            ("99999999999999999999", Some(hour)),
+            ("18446744073709551616.5", Some(hour)),
+            (&"9".repeat(5000), Some(hour)),
+            ("1e400", None),
+            ("1e3", None),
+            ("-5", None),
+            ("+5", None),
+            ("NaN", None),
+            ("inf", None),
+            ("", None),
+            (".5", None),
+            ("5.", None),
+            ("1.2.3", None),
+            ("٣", None),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", None),
+            ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(parse_retry_after(value), *expected, "Retry-After: {value:?}");
+        }
+    }
+
+    #[test]
+    fn the_header_is_found_whatever_its_case() {
+        let response = HttpResponse {
+            status: 429,
+            headers: vec![("retry-AFTER".into(), "99999999999999999999".into())],
+            body: Vec::new(),
+        };
+        assert_eq!(response.retry_after(), Some(MAX_RETRY_AFTER));
+    }
 }

@@ -152,7 +152,8 @@ pub struct Delivered {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryLater {
     pub reason: String,
-    /// The remote's `Retry-After`, when it said.
+    /// The remote's `Retry-After`, when it said (at most `retry::MAX_RETRY_AFTER` when built
+    /// with `Outcome::retry`; the deliverer and the flusher bound it again all the same).
     pub after: Option<Duration>,
 }
 
@@ -174,8 +175,12 @@ pub struct Rejection {
 }
 
 impl Outcome {
+    /// Retry later, after at least `after` (bounded by `retry::MAX_RETRY_AFTER`).
     pub fn retry(reason: impl Into<String>, after: Option<Duration>) -> Outcome {
-        Outcome::Retry(RetryLater { reason: reason.into(), after })
+        Outcome::Retry(RetryLater {
+            reason: reason.into(),
+            after: retry::bounded_retry_after(after),
+        })
     }
 
     pub fn rejected(class: RejectClass, reason: impl Into<String>) -> Outcome {

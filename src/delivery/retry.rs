@@ -2,8 +2,11 @@
 //!
 //! Two scales share one knob, `[delivery] retry_base_s` (default 0.5 s): retries inside one
 //! alert run wait `base · 2^(n-1)` (capped at 30 s), and items in the spool wait
-//! `120 · base · 2^(n-1)` between flushes (1 min, 2 min, 4 min … capped at 1 h). Pure functions
-//! over numbers; the clock and the sleeping live in the deliverer and the flusher.
+//! `120 · base · 2^(n-1)` between flushes (1 min, 2 min, 4 min … capped at 1 h). A remote's
+//! `Retry-After` is a floor, never more than `MAX_RETRY_AFTER` (1 h): a remote cannot make us
+//! wait (or overflow a clock) with a huge value. Pure functions over numbers, none of which can
+//! panic whatever they are given; the clock and the sleeping live in the deliverer and the
+//! flusher.
 
 use std::time::Duration;
 
@@ -24,6 +27,16 @@ impl Default for Backoff {
 const SPOOL_SCALE: u32 = 120;
 /// Longest wait between two flush attempts of one item.
 pub const SPOOL_CAP: Duration = Duration::from_secs(3600);
+
+/// Longest wait a remote's `Retry-After` (or rate-limit reset) can impose: a longer one is read
+/// as this. An alert run waits in process only while its time budget allows (else it spools
+/// the item), and a spooled item is due again after at most `SPOOL_CAP`, the same hour.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A remote's wait, bounded by `MAX_RETRY_AFTER`.
+pub fn bounded_retry_after(after: Option<Duration>) -> Option<Duration> {
+    after.map(|after| after.min(MAX_RETRY_AFTER))
+}
 
 impl Backoff {
     /// The in-run policy for a base delay (`[delivery] retry_base_s`).
@@ -51,8 +64,10 @@ impl Backoff {
         let exponent = attempt.saturating_sub(1).min(20);
         let raw = self.base.saturating_mul(1u32 << exponent).min(self.cap);
         let half = raw / 2;
-        let jittered = half + half.mul_f64(jitter_unit.clamp(0.0, 1.0));
-        match retry_after {
+        // `clamp` keeps a NaN, which `mul_f64` would panic on.
+        let unit = if jitter_unit.is_nan() { 0.0 } else { jitter_unit.clamp(0.0, 1.0) };
+        let jittered = half.saturating_add(half.mul_f64(unit));
+        match bounded_retry_after(retry_after) {
             Some(after) => jittered.max(after),
             None => jittered,
         }
@@ -115,6 +130,24 @@ mod tests {
         assert_eq!(backoff.spool_delay(0, Some(Duration::from_secs(86400)), 1.0), SPOOL_CAP);
         let fast = Backoff::with_base(Duration::from_millis(50));
         assert_eq!(fast.spool_delay(0, None, 1.0), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn any_input_gives_a_bounded_delay() {
+        let backoff = Backoff { base: Duration::MAX, cap: Duration::MAX };
+        for attempt in [0, 1, 2, 21, u32::MAX] {
+            for jitter in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, 0.5] {
+                for after in [None, Some(Duration::ZERO), Some(Duration::MAX)] {
+                    let delay = backoff.delay(attempt, after, jitter);
+                    assert!(delay <= Duration::MAX, "{attempt} {jitter} {after:?}");
+                    let spool = backoff.spool_delay(attempt, after, jitter);
+                    assert!(spool <= SPOOL_CAP, "{attempt} {jitter} {after:?}: {spool:?}");
+                }
+            }
+        }
+        let default = Backoff::default();
+        assert_eq!(default.delay(1, Some(Duration::MAX), 0.0), MAX_RETRY_AFTER);
+        assert_eq!(default.delay(1, None, f64::NAN), Duration::from_millis(250));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::splunk::results::{FieldValue, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sha2::Digest;
 use std::collections::BTreeMap;
 
 /// Artifacts per item for `grouping=alert` (one JSON array POST each).
@@ -539,66 +540,9 @@ impl RowMapper for SoarMapper {
     }
 }
 
-/// SHA-256 (FIPS 180-4), for source data identifiers; small inputs only.
+/// SHA-256 (FIPS 180-4), for source data identifiers.
 fn sha256(message: &[u8]) -> [u8; 32] {
-    const K: [u32; 64] = [
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2,
-    ];
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-        0x5be0cd19,
-    ];
-    let mut padded = message.to_vec();
-    padded.push(0x80);
-    while padded.len() % 64 != 56 {
-        padded.push(0);
-    }
-    padded.extend_from_slice(&((message.len() as u64).wrapping_mul(8)).to_be_bytes());
-    for block in padded.chunks_exact(64) {
-        let mut w = [0u32; 64];
-        for (i, word) in block.chunks_exact(4).enumerate() {
-            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
-        }
-        for i in 16..64 {
-            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
-        }
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
-        for i in 0..64 {
-            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
-            let ch = (e & f) ^ (!e & g);
-            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
-            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
-            let maj = (a & b) ^ (a & c) ^ (b & c);
-            let t2 = s0.wrapping_add(maj);
-            hh = g;
-            g = f;
-            f = e;
-            e = d.wrapping_add(t1);
-            d = c;
-            c = b;
-            b = a;
-            a = t1.wrapping_add(t2);
-        }
-        for (state, add) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
-            *state = state.wrapping_add(add);
-        }
-    }
-    let mut out = [0u8; 32];
-    for (i, word) in h.iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_be_bytes());
-    }
-    out
+    sha2::Sha256::digest(message).into()
 }
 
 #[cfg(test)]
@@ -661,6 +605,55 @@ mod tests {
             hex(&sha256(long)),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         );
+    }
+
+    /// SOAR finds what a re-run or a re-send already created by these identifiers: they must
+    /// never change from one version to the next (values computed by the hand-written SHA-256
+    /// that every container so far was created with).
+    #[test]
+    fn source_data_identifiers_are_stable_across_versions() {
+        let sid = "scheduler__admin__search__RMD5_at_1763750000_7";
+        let rows = [
+            Row::from_pairs(
+                "0",
+                &[("src", one("10.0.0.1")), ("dest", one("10.9.9.9")), ("user", one("alice"))],
+            ),
+            Row::from_pairs(
+                "17",
+                &[
+                    ("src", many(&["10.0.0.1", "10.0.0.2"])),
+                    ("signature", one("Brute Force Access")),
+                ],
+            ),
+            Row::from_pairs("3", &[("message", one(&"é\n€ ".repeat(40))), ("empty", one(""))]),
+        ];
+        let pinned = [
+            ("14f1fb1820bc8414a358cde01aa1d9f2", "08426ce258bd40c11d0d6c9b74048312"),
+            ("44056016ee5cd0a337834185ffb97bf9", "b9ce9b62f18d0eddbf420bfd1088693f"),
+            ("cf6f32a70cedfe362fc5399e5cade0e4", "3029ef9de010ac3728ab13797de18e0d"),
+        ];
+        for (row, (identity, container)) in rows.iter().zip(pinned) {
+            assert_eq!(row_identity(row), identity, "rid {}", row.rid);
+            assert_eq!(row_container_sdi(row, sid), container, "rid {}", row.rid);
+        }
+    }
+
+    #[test]
+    fn sha256_is_right_around_the_block_boundaries() {
+        let pinned = [
+            (55, "8af594de0e003fdee5c8bb088216c824349b4137070f559574f4a4bddd27b714"),
+            (56, "db81bc2bfd43620591df192139062da77d4c376f1888ea3d2190bd07c8d901f9"),
+            (63, "bd535b38bf0d0d1a09d370b7e34b2696cea3767801a45d5611a4aaa6954e8527"),
+            (64, "292be91abe8c0909fe3d26575af5755eee74d23816dc68c3ba41765136967654"),
+            (65, "ba65aedf7884642499a59ae124894611d986cf429e69f569488048af3a99e25a"),
+            (119, "d367ab298e74477421127b0b448667c37c006c636f5738f081c39388756e5fad"),
+            (120, "be7beb9c82089eb08da8fe6eb30c13b9d56869014e228a8c3eb0fdfe832efab2"),
+            (1000, "59425e4412e296fc74736673ce067027f384203f59c0d2c3e6be7b13347b3ffc"),
+        ];
+        for (len, digest) in pinned {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            assert_eq!(hex(&sha256(&data)), digest, "{len} bytes");
+        }
     }
 
     #[test]

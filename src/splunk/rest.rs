@@ -3,13 +3,16 @@
 //!
 //! Every call is authenticated with `Authorization: Splunk <session key>`. The local splunkd
 //! usually serves Splunk's self-signed certificate, so `[splunkd] verify_ssl` defaults to
-//! false; no proxy is ever used for it.
+//! false; no proxy is ever used for it. A secret read is classified like any remote's answer
+//! (`delivery::classify`): splunkd busy or unreachable defers, a refusal is a credentials error.
 
-use crate::delivery::classify::server_message;
-use crate::delivery::http::{HttpClient, HttpOptions, HttpResponse};
+use crate::delivery::classify::{StatusClass, classify_status, classify_transport, server_message};
+use crate::delivery::http::{HttpClient, HttpOptions, HttpResponse, TransportError};
+use crate::delivery::{Outcome, RejectClass};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::settings::Settings;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::time::Duration;
 
 /// The app whose namespace holds our secrets and collections.
@@ -38,23 +41,14 @@ pub struct Splunkd {
     http: HttpClient,
 }
 
-/// Percent-encodes a URL path segment or query value.
+/// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
+/// only ones left as they are; every other byte is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet =
+    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Percent-encodes a URL path segment or query value (UTF-8, upper-case hex digits).
 pub fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.push('%');
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-            }
-        }
-    }
-    out
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 /// Encodes form fields as `application/x-www-form-urlencoded`.
@@ -64,6 +58,33 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
         .map(|(key, value)| format!("{}={}", url_encode(key), url_encode(value)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// What a failed secret read means for the run (see `Splunkd::secret`); `status` is the HTTP
+/// status when splunkd answered at all.
+fn secret_error(username: &str, status: Option<u16>, outcome: Outcome) -> Error {
+    let rejection = match outcome {
+        Outcome::Retry(retry) => return Error::Unavailable(retry.reason),
+        Outcome::Rejected(rejection) => rejection,
+        Outcome::Delivered(_) => {
+            return Error::Internal(format!(
+                "reading secret {REALM}:{username}: a failed answer was classified as delivered"
+            ));
+        }
+    };
+    match (status, rejection.class) {
+        (_, RejectClass::Configuration) => Error::config("splunkd", "", rejection.reason),
+        (Some(404), _) => Error::Credentials(format!(
+            "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it with: \
+             curl -k -u admin https://localhost:8089/servicesNS/nobody/{APP}/storage/passwords \
+             -d name={username} -d realm={REALM} -d password=<secret>"
+        )),
+        (Some(status), RejectClass::Credentials) => Error::Credentials(format!(
+            "splunkd refused to read secret {REALM}:{username} (HTTP {status}): the alert owner needs the \
+             stackflow_user role (list_storage_passwords)"
+        )),
+        _ => Error::Credentials(rejection.reason),
+    }
 }
 
 impl Splunkd {
@@ -92,57 +113,75 @@ impl Splunkd {
         format!("Splunk {}", self.session_key.expose())
     }
 
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        content_type: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<HttpResponse> {
-        let url = format!("{}{path}", self.base);
+    /// `GET <splunkd><path>`; a transport failure is returned as such, for the caller to judge.
+    fn get(&self, path: &str) -> Result<HttpResponse, TransportError> {
         let auth = self.auth_header();
-        let mut headers = vec![("Authorization", auth.as_str())];
-        if let Some(content_type) = content_type {
-            headers.push(("Content-Type", content_type));
-        }
-        self.http.send(method, &url, &headers, body).map_err(|error| {
-            Error::Rejected(format!("cannot reach splunkd at {}: {error}", self.base))
+        self.http.get(&format!("{}{path}", self.base), &[("Authorization", auth.as_str())])
+    }
+
+    /// `POST <splunkd><path>` with a body of `content_type`.
+    fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<HttpResponse, TransportError> {
+        let auth = self.auth_header();
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", content_type)];
+        self.http.post(&format!("{}{path}", self.base), &headers, body)
+    }
+
+    /// A response, or the error its failure stands for, classified as every remote's answer is
+    /// (`delivery::classify`): splunkd busy or unreachable is `Unavailable` (retry later), a
+    /// refused session key `Credentials`, an untrusted certificate configuration, anything
+    /// else `Rejected`.
+    fn checked(
+        &self,
+        response: std::result::Result<HttpResponse, TransportError>,
+        what: &str,
+    ) -> Result<HttpResponse> {
+        let what = format!("{what} (splunkd at {})", self.base);
+        let outcome = match response {
+            Err(error) => classify_transport(&error, &what),
+            Ok(response) => match classify_status(&response, &what) {
+                StatusClass::Success => return Ok(response),
+                StatusClass::Failed(outcome) => outcome,
+            },
+        };
+        Err(match outcome {
+            Outcome::Retry(retry) => Error::Unavailable(retry.reason),
+            Outcome::Rejected(rejection) => match rejection.class {
+                RejectClass::Configuration => Error::config("splunkd", "", rejection.reason),
+                RejectClass::Credentials => Error::Credentials(format!(
+                    "{}: the session key was refused (expired, or the user lacks the capability)",
+                    rejection.reason
+                )),
+                RejectClass::Remote => Error::Rejected(rejection.reason),
+            },
+            Outcome::Delivered(delivered) => Error::Internal(delivered.message),
         })
     }
 
     /// Reads `<realm>:<username>:` from storage/passwords.
+    ///
+    /// splunkd's answer goes through the classifier the remotes use (`delivery::classify`): a
+    /// splunkd that is restarting or busy (5xx, 408, 429) or unreachable is `Unavailable` —
+    /// the secret is probably fine, so the items are deferred to the spool (exit 7) and
+    /// `spool flush` tries again — while a refusal (401/403), a missing secret (404) or any
+    /// other rejection is a credentials error (exit 5), and an untrusted certificate or an
+    /// unusable URL a configuration error (exit 4).
     pub fn secret(&self, username: &str) -> Result<Secret> {
         let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
-        let response = self.call("GET", &path, None, None).map_err(|error| match error {
-            // splunkd down or restarting: the secret is probably fine; try again later.
-            Error::Rejected(message) => {
-                Error::Unavailable(format!("cannot read secret {REALM}:{username}: {message}"))
+        let what = format!("cannot read secret {REALM}:{username} from splunkd at {}", self.base);
+        let response = match self.get(&path) {
+            Ok(response) => response,
+            Err(error) => {
+                return Err(secret_error(username, None, classify_transport(&error, &what)));
             }
-            other => other,
-        })?;
-        match response.status {
-            200 => {}
-            404 => {
-                return Err(Error::Credentials(format!(
-                    "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it with: \
-                     curl -k -u admin https://localhost:8089/servicesNS/nobody/{APP}/storage/passwords \
-                     -d name={username} -d realm={REALM} -d password=<secret>"
-                )));
-            }
-            401 | 403 => {
-                return Err(Error::Credentials(format!(
-                    "splunkd refused to read secret {REALM}:{username} (HTTP {}): the alert owner needs the \
-                     stackflow_user role (list_storage_passwords)",
-                    response.status
-                )));
-            }
-            status => {
-                return Err(Error::Credentials(format!(
-                    "reading secret {REALM}:{username}: splunkd answered HTTP {status}: {}",
-                    server_message(&response)
-                )));
-            }
+        };
+        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
+            return Err(secret_error(username, Some(response.status), outcome));
         }
         let json = response.json().ok_or_else(|| {
             Error::Credentials(format!(
@@ -171,16 +210,8 @@ impl Splunkd {
         );
         let body =
             serde_json::to_vec(records).map_err(|error| Error::Internal(error.to_string()))?;
-        let response = self.call("POST", &path, Some("application/json"), Some(&body))?;
-        if (200..300).contains(&response.status) {
-            Ok(())
-        } else {
-            Err(Error::Rejected(format!(
-                "KV store {collection}: splunkd answered HTTP {}: {}",
-                response.status,
-                server_message(&response)
-            )))
-        }
+        let response = self.post(&path, "application/json", &body);
+        self.checked(response, &format!("KV store {collection} batch_save")).map(|_| ())
     }
 
     /// Queries a KV store collection with a Mongo-style query object.
@@ -194,14 +225,7 @@ impl Splunkd {
             url_encode(collection),
             url_encode(&query.to_string())
         );
-        let response = self.call("GET", &path, None, None)?;
-        if !(200..300).contains(&response.status) {
-            return Err(Error::Rejected(format!(
-                "KV store {collection}: splunkd answered HTTP {}: {}",
-                response.status,
-                server_message(&response)
-            )));
-        }
+        let response = self.checked(self.get(&path), &format!("KV store {collection}"))?;
         match response.json() {
             Some(serde_json::Value::Array(records)) => Ok(records),
             _ => Err(Error::Rejected(format!(
@@ -214,34 +238,11 @@ impl Splunkd {
     /// what they may do. `None` when this splunkd has no such endpoint (HTTP 404).
     pub fn current_context(&self) -> Result<Option<CurrentContext>> {
         let what = "splunkd GET /services/authentication/current-context";
-        let response = self.call(
-            "GET",
-            "/services/authentication/current-context?output_mode=json",
-            None,
-            None,
-        )?;
-        match response.status {
-            200..=299 => {}
-            404 => return Ok(None),
-            401 | 403 => {
-                return Err(Error::Credentials(format!(
-                    "{what}: HTTP {}: the session key was refused (expired or wrong)",
-                    response.status
-                )));
-            }
-            status if status == 429 || status >= 500 => {
-                return Err(Error::Unavailable(format!(
-                    "{what}: HTTP {status}: {}",
-                    server_message(&response)
-                )));
-            }
-            status => {
-                return Err(Error::Rejected(format!(
-                    "{what}: HTTP {status}: {}",
-                    server_message(&response)
-                )));
-            }
+        let response = self.get("/services/authentication/current-context?output_mode=json");
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
         }
+        let response = self.checked(response, what)?;
         let json = response
             .json()
             .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
@@ -265,15 +266,16 @@ impl Splunkd {
         let mut pairs = form.to_vec();
         pairs.push(("output_mode", "json"));
         let body = form_encode(&pairs);
-        let response = self.call(
-            "POST",
-            "/services/notable_update",
-            Some("application/x-www-form-urlencoded"),
-            Some(body.as_bytes()),
+        let response = self.checked(
+            self.post(
+                "/services/notable_update",
+                "application/x-www-form-urlencoded",
+                body.as_bytes(),
+            ),
+            "notable_update",
         )?;
         let json = response.json().unwrap_or(serde_json::Value::Null);
-        let failed = !(200..300).contains(&response.status)
-            || json.get("success").and_then(|value| value.as_bool()) == Some(false)
+        let failed = json.get("success").and_then(|value| value.as_bool()) == Some(false)
             || json.is_string();
         if failed {
             return Err(Error::Rejected(format!(
@@ -289,6 +291,81 @@ impl Splunkd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::http::TransportErrorKind;
+    use crate::error::ExitCode;
+
+    fn answer(status: u16) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: br#"{"messages":[{"type":"ERROR","text":"splunkd says no"}]}"#.to_vec(),
+        }
+    }
+
+    fn status_error(status: u16) -> Error {
+        match classify_status(&answer(status), "reading secret") {
+            StatusClass::Failed(outcome) => secret_error("soar.default", Some(status), outcome),
+            StatusClass::Success => panic!("HTTP {status} is not a failure"),
+        }
+    }
+
+    #[test]
+    fn a_busy_or_unreachable_splunkd_defers_and_a_refusal_is_a_credentials_error() {
+        for status in [500, 502, 503, 504, 408, 429] {
+            let error = status_error(status);
+            assert_eq!(error.exit_code(), ExitCode::Deferred, "HTTP {status}: {error}");
+            assert!(error.to_string().contains("splunkd says no"), "{error}");
+        }
+        for status in [401, 403] {
+            let error = status_error(status);
+            assert_eq!(error.exit_code(), ExitCode::Credentials, "HTTP {status}");
+            assert!(error.to_string().contains("stackflow_user role"), "{error}");
+        }
+        let missing = status_error(404);
+        assert_eq!(missing.exit_code(), ExitCode::Credentials);
+        assert!(missing.to_string().contains("no secret \"soar.default\""), "{missing}");
+        for status in [400, 409, 501] {
+            let error = status_error(status);
+            assert_eq!(error.exit_code(), ExitCode::Credentials, "HTTP {status}");
+            assert!(error.to_string().contains(&format!("HTTP {status}")), "{error}");
+        }
+        use TransportErrorKind as Kind;
+        for (kind, code) in [
+            (Kind::ConnectionRefused, ExitCode::Deferred),
+            (Kind::ConnectionReset, ExitCode::Deferred),
+            (Kind::Timeout, ExitCode::Deferred),
+            (Kind::HostNotFound, ExitCode::Deferred),
+            (Kind::CertificateNotTrusted, ExitCode::Configuration),
+            (Kind::BadUrl, ExitCode::Configuration),
+        ] {
+            let failure = TransportError { kind, message: "it broke".into() };
+            let error =
+                secret_error("soar.default", None, classify_transport(&failure, "reading secret"));
+            assert_eq!(error.exit_code(), code, "{kind:?}: {error}");
+            assert!(error.to_string().contains("it broke"), "{error}");
+        }
+    }
+
+    /// Exactly RFC 3986's unreserved characters (§2.3) pass through; every other byte, ASCII
+    /// or of a UTF-8 sequence, becomes `%XX` with upper-case hex digits (§2.1).
+    #[test]
+    fn only_unreserved_characters_pass_through() {
+        let unreserved = |byte: u8| byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte);
+        for byte in 0u8..0x80 {
+            let text = char::from(byte).to_string();
+            let expected = if unreserved(byte) { text.clone() } else { format!("%{byte:02X}") };
+            assert_eq!(url_encode(&text), expected, "byte {byte:#04x}");
+        }
+        for text in ["é", "€", "😀", "\u{80}", "\u{10FFFF}"] {
+            let expected: String = text.bytes().map(|byte| format!("%{byte:02X}")).collect();
+            assert_eq!(url_encode(text), expected, "{text:?}");
+        }
+        assert_eq!(url_encode(""), "");
+        assert_eq!(
+            url_encode("stackflow:soar.prod-1_~x/y?z=1&w#"),
+            "stackflow%3Asoar.prod-1_~x%2Fy%3Fz%3D1%26w%23"
+        );
+    }
 
     #[test]
     fn encoding_follows_rfc3986() {

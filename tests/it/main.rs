@@ -9,6 +9,7 @@ mod check;
 mod delivery;
 mod incident;
 mod remotes;
+mod robustness;
 mod slack;
 mod soar;
 mod support;

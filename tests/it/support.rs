@@ -1,6 +1,8 @@
 //! Test harness: a throwaway `$SPLUNK_HOME` with the app installed, Splunk-style results files,
 //! alert payloads, and a runner that resolves and starts the action's executable the way
 //! splunkd does (alert_actions.conf → `<app>/<platform>/bin/<stanza>` → `<app>/bin/<stanza>[.sh]`).
+//! Every run goes through one hook (`Run::from_output`) that fails the test on a crash (a
+//! signal, a panic message) or an internal error (exit 9) the test did not ask for.
 #![allow(dead_code)]
 
 use flate2::{Compression, write::GzEncoder};
@@ -188,8 +190,24 @@ impl SplunkHome {
         command
     }
 
+    /// Runs a command (see `command`) to its end; fails the test if it crashed or hit an
+    /// internal error (see `Run::from_output`).
     pub fn run_command(&self, command: Command, stdin: &[u8]) -> Run {
+        self.run_command_expecting(command, stdin, &[], Expect::Ordinary)
+    }
+
+    /// `run_command` with extra environment variables (set over splunkd's) and what the test
+    /// expects: only a test that provokes an internal error on purpose passes
+    /// `Expect::InternalError`.
+    pub fn run_command_expecting(
+        &self,
+        command: Command,
+        stdin: &[u8],
+        env: &[(&str, &str)],
+        expect: Expect,
+    ) -> Run {
         let mut command = self.command(command);
+        command.envs(env.iter().copied());
         let started = Instant::now();
         let mut child = spawn(&mut command);
         let mut input = child.stdin.take().unwrap();
@@ -199,7 +217,7 @@ impl SplunkHome {
         });
         let output = wait_with_timeout(child, Duration::from_secs(300));
         let _ = writer.join();
-        Run::from_output(output, started.elapsed())
+        Run::from_output(output, started.elapsed(), expect)
     }
 
     /// The ModularAction log of an action.
@@ -266,14 +284,60 @@ pub struct Run {
     pub elapsed: Duration,
 }
 
+/// What a test expects of a run besides its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Anything but a crash or an internal error (the default of every run).
+    Ordinary,
+    /// An internal error (exit 9, `FATAL internal error`), provoked on purpose.
+    InternalError,
+}
+
 impl Run {
-    fn from_output(output: Output, elapsed: Duration) -> Run {
-        Run {
+    /// The harness hook: every run of the binary goes through here, and a crash or a bug fails
+    /// the test whatever the test itself asserts — a process killed by a signal (with
+    /// `panic = "abort"`, as in release builds, a panic that escaped the hook is SIGABRT), a
+    /// panic message on stderr, or an internal error (exit 9 or a `FATAL internal error` line)
+    /// that the test did not ask for.
+    #[track_caller]
+    pub fn from_output(output: Output, elapsed: Duration, expect: Expect) -> Run {
+        let run = Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             elapsed,
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            if let Some(signal) = output.status.signal() {
+                panic!(
+                    "the process was killed by signal {signal}{}; stderr:\n{}",
+                    if signal == 6 { " (SIGABRT: a panic, or an abort)" } else { "" },
+                    run.stderr
+                );
+            }
         }
+        assert!(
+            output.status.code().is_some(),
+            "the process ended without an exit code; stderr:\n{}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("panicked at") && !run.stdout.contains("panicked at"),
+            "the process panicked; stderr:\n{}",
+            run.stderr
+        );
+        let internal = run.code == 9
+            || run.stderr.lines().any(|line| line.starts_with("FATAL internal error"));
+        if expect != Expect::InternalError {
+            assert!(
+                !internal,
+                "internal error (a bug) in a run that did not expect one: exit {}; stderr:\n{}",
+                run.code, run.stderr
+            );
+        }
+        run
     }
 
     /// Asserts the exit code, printing stderr on failure.
