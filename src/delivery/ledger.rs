@@ -2,10 +2,15 @@
 //! webhook, Slack). One small file per key under `<spool>/ledger/`, written atomically after a
 //! delivery is confirmed; its presence means "already delivered, here is the remote id".
 //!
+//! Before each send a *sending* marker (`<id>.sending.json`) is written with the same atomic
+//! protocol: "this item may have reached the remote since <time>". It is removed when the
+//! remote's answer is known (delivered → entry; rejected → nothing was created). A marker that
+//! is still there when the item is attempted again (a reset or timeout after the request left,
+//! or a kill in that window) makes the deliverer ask the remote first (`Target::find_delivered`)
+//! instead of sending blind.
+//!
 //! Entries are written with the spool's atomic protocol (temp file in `<spool>/tmp/`, fsync,
-//! rename, fsync). The one window this cannot close: a crash after the remote created the item
-//! and before the entry is on disk makes the next send a duplicate (documented in
-//! docs/delivery.md).
+//! rename, fsync).
 
 use super::spool::{item_id, write_atomically};
 use crate::error::{Error, Result};
@@ -21,6 +26,13 @@ pub struct LedgerEntry {
     #[serde(default)]
     pub details: serde_json::Map<String, serde_json::Value>,
     pub delivered_unix: f64,
+}
+
+/// "An attempt at this key started at `started_unix`; its outcome is not known."
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct SendingMarker {
+    dedupe_key: String,
+    started_unix: i64,
 }
 
 pub struct Ledger {
@@ -42,6 +54,35 @@ impl Ledger {
         serde_json::from_slice::<LedgerEntry>(&bytes)
             .ok()
             .filter(|entry| entry.dedupe_key == dedupe_key)
+    }
+
+    fn sending_path(&self, dedupe_key: &str) -> PathBuf {
+        self.dir.join(format!("{}.sending.json", item_id(dedupe_key)))
+    }
+
+    /// When an earlier attempt at this key was started whose outcome is unknown.
+    pub fn sending_since(&self, dedupe_key: &str) -> Option<i64> {
+        let bytes = fs::read(self.sending_path(dedupe_key)).ok()?;
+        let marker: SendingMarker = serde_json::from_slice(&bytes).ok()?;
+        (marker.dedupe_key == dedupe_key).then_some(marker.started_unix)
+    }
+
+    /// Writes the marker before a send (durably: it must outlive a kill during the send).
+    pub fn mark_sending(&self, dedupe_key: &str, started_unix: i64) -> Result<()> {
+        let marker = SendingMarker { dedupe_key: dedupe_key.to_string(), started_unix };
+        let bytes = serde_json::to_vec(&marker)
+            .map_err(|error| Error::Internal(format!("sending marker: {error}")))?;
+        write_atomically(&self.tmp_dir, &self.sending_path(dedupe_key), &bytes)
+    }
+
+    /// Removes the marker once the remote's answer is known.
+    pub fn clear_sending(&self, dedupe_key: &str) {
+        let path = self.sending_path(dedupe_key);
+        if let Err(error) = fs::remove_file(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("cannot remove {}: {error}", path.display());
+        }
     }
 
     /// Records a confirmed delivery. Call only after the remote said it has the item.

@@ -201,4 +201,27 @@ pub trait Target: Send {
     fn needs_ledger(&self) -> bool {
         false
     }
+
+    /// For a remote that does not deduplicate: after an attempt whose outcome is unknown (the
+    /// request left, then a reset, a timeout or a kill), whether the remote holds the item —
+    /// created at or after `since_unix` — so that it is not sent twice.
+    fn find_delivered(&mut self, item: &DeliveryItem, since_unix: i64) -> Lookup {
+        let _ = (item, since_unix);
+        Lookup::Unsupported
+    }
+}
+
+/// What a remote said when asked whether it already holds an item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lookup {
+    /// It does: the earlier attempt worked.
+    Found(Delivered),
+    /// It does not: sending is safe.
+    Absent,
+    /// The question could not be answered now (remote down, lookup refused): the item waits
+    /// rather than risk a duplicate.
+    Unknown(String),
+    /// This remote or account cannot be asked (e.g. no read-back API configured): the item is
+    /// sent, and the possible duplicate is logged.
+    Unsupported,
 }

@@ -63,7 +63,7 @@ fn alert(home: &SplunkHome, splunkd: &Emulator, sid: &str, n: usize, grouping: &
 }
 
 /// `stackflow spool flush` as the scripted input runs it (session key on stdin).
-fn flush(home: &SplunkHome, splunkd: &Emulator, extra: &[&str]) -> Run {
+pub(crate) fn flush(home: &SplunkHome, splunkd: &Emulator, extra: &[&str]) -> Run {
     let url = splunkd.url();
     let mut args = vec!["spool", "flush", "--splunkd-uri", url.as_str()];
     args.extend_from_slice(extra);

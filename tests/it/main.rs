@@ -7,6 +7,7 @@
 mod audit;
 mod check;
 mod delivery;
+mod duplicates;
 mod incident;
 mod remotes;
 mod robustness;

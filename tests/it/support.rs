@@ -83,6 +83,24 @@ impl SplunkHome {
         home
     }
 
+    /// Every receipt line (JSON after the `***SPLUNK***` header) in the stash files written so far.
+    pub fn receipts(&self) -> Vec<Value> {
+        let mut receipts = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.root.join("var/spool/splunk")) else {
+            return receipts;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_name().to_string_lossy().ends_with(".stash_stackflow") {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            for line in text.lines().skip(1) {
+                receipts.push(serde_json::from_str(line).unwrap());
+            }
+        }
+        receipts
+    }
+
     pub fn app_dir(&self) -> PathBuf {
         self.root.join("etc").join("apps").join("stackflow")
     }

@@ -251,7 +251,8 @@ impl Emulator {
     pub fn fault(&self, path_prefix: &str, fault: Fault, times: usize) {
         self.shared.add_fault(path_prefix, fault, times);
     }
-    /// Delay every matching request (longest prefix wins; zero removes).
+    /// Delay every matching request (longest prefix wins; zero removes). A prefix may name the
+    /// method too (`"POST /rest/artifact"`), which wins over a path-only prefix.
     pub fn set_latency(&self, path_prefix: &str, delay: Duration) {
         self.shared.set_latency(path_prefix, delay);
     }

@@ -138,7 +138,10 @@ fn handle(shared: &Shared, req: &Request, w: &mut Box<dyn Stream>, raw: &TcpStre
         body: req.body.clone(),
         status: 0,
     });
-    if let Some(d) = shared.latency_for(&req.path) {
+    let latency = shared
+        .latency_for(&format!("{} {}", req.method, req.path))
+        .or_else(|| shared.latency_for(&req.path));
+    if let Some(d) = latency {
         thread::sleep(d);
     }
     let resp = match shared.take_fault(&req.path) {

@@ -5,9 +5,10 @@
 //! Slack does not deduplicate messages, so the deliverer keeps a ledger (`needs_ledger`).
 
 use super::SlackApi;
+use super::read::ChannelIds;
 use crate::delivery::classify::{StatusClass, classify_status};
 use crate::delivery::http::HttpResponse;
-use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
+use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, Target};
 use crate::error::Result;
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
 use crate::remotes::soar::SoarAccount;
@@ -29,6 +30,8 @@ pub struct SlackTarget {
     bases: LinkBases,
     /// When the last post to each channel (as requested) left.
     last_post: HashMap<String, Instant>,
+    /// Channel ids by name, for lookups (`find_delivered`).
+    channel_ids: ChannelIds,
 }
 
 impl SlackTarget {
@@ -36,7 +39,13 @@ impl SlackTarget {
     pub fn open(account: &str, settings: &Settings, splunkd: &Splunkd) -> Result<SlackTarget> {
         let api = SlackApi::open(settings, splunkd, account)?;
         let bases = link_bases(settings, account);
-        Ok(SlackTarget { api, splunkd: splunkd.clone(), bases, last_post: HashMap::new() })
+        Ok(SlackTarget {
+            api,
+            splunkd: splunkd.clone(),
+            bases,
+            last_post: HashMap::new(),
+            channel_ids: ChannelIds::default(),
+        })
     }
 
     /// Looks up `stackflow_links` for the item's rows with an `event_id`. A failed lookup only
@@ -190,15 +199,21 @@ fn response_details(json: &Value) -> String {
     }
 }
 
-impl Target for SlackTarget {
-    fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
-        let request = item.request_value();
+impl SlackTarget {
+    /// The item's routed channel, else the account's.
+    fn channel_of(&self, request: &Value) -> Option<String> {
         let routed = request.get("channel").and_then(Value::as_str).map(str::trim);
-        let Some(channel) = routed
+        routed
             .filter(|c| !c.is_empty())
             .map(str::to_string)
             .or_else(|| self.api.account.channel.clone())
-        else {
+    }
+}
+
+impl Target for SlackTarget {
+    fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
+        let request = item.request_value();
+        let Some(channel) = self.channel_of(&request) else {
             return Outcome::rejected(
                 RejectClass::Configuration,
                 format!(
@@ -267,6 +282,32 @@ impl Target for SlackTarget {
 
     fn needs_ledger(&self) -> bool {
         true
+    }
+
+    /// Looks for a message with the item's dedupe key in its metadata, posted to the item's
+    /// channel since `since_unix` (`conversations.history`).
+    fn find_delivered(&mut self, item: &DeliveryItem, since_unix: i64) -> Lookup {
+        let request = item.request_value();
+        let Some(channel) = self.channel_of(&request) else {
+            return Lookup::Absent;
+        };
+        match self.api.find_message(&channel, &item.dedupe_key, since_unix, &mut self.channel_ids) {
+            Ok(Some((channel_id, ts))) => {
+                let mut details = serde_json::Map::new();
+                details.insert("slack_channel".into(), Value::String(channel_id.clone()));
+                details.insert("slack_ts".into(), Value::String(ts.clone()));
+                details.insert("slack_channel_name".into(), Value::String(channel.clone()));
+                Lookup::Found(Delivered {
+                    remote_url: Some(permalink(&channel_id, &ts)),
+                    remote_id: Some(ts.clone()),
+                    duplicate: true,
+                    details,
+                    message: format!("found in {channel} ({channel_id}) ts={ts}"),
+                })
+            }
+            Ok(None) => Lookup::Absent,
+            Err(reason) => Lookup::Unknown(reason),
+        }
     }
 }
 

@@ -5,11 +5,12 @@
 //! The webhook documents no deduplication, so `needs_ledger()` is true: the deliverer's ledger
 //! of delivered dedupe keys keeps a re-run or a replay from creating a second incident.
 
-use super::StackflowAccount;
+use super::read::StackflowReader;
+use super::{StackflowAccount, StackflowApi};
 use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
 use crate::delivery::http::{HttpClient, HttpResponse};
-use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, RetryLater, Target};
-use crate::error::Result;
+use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, RetryLater, Target};
+use crate::error::{Error, Result};
 use crate::remotes::url::RemoteUrl;
 use crate::secret::Secret;
 use crate::settings::Settings;
@@ -22,6 +23,9 @@ pub struct StackflowTarget {
     webhook_url: RemoteUrl,
     secret: Secret,
     http: HttpClient,
+    /// What the incidents API needs, opened on the first lookup (`find_delivered`).
+    read_side: Option<(Settings, Splunkd)>,
+    reader: Option<std::result::Result<StackflowReader, Lookup>>,
 }
 
 impl StackflowTarget {
@@ -32,7 +36,8 @@ impl StackflowTarget {
         let webhook_url = account.webhook()?.clone();
         let http = crate::remotes::http_for(settings, &account.stanza())?;
         let secret = splunkd.secret(&StackflowAccount::webhook_secret_user_of(&account.name))?;
-        Ok(StackflowTarget { account, webhook_url, secret, http })
+        let read_side = Some((settings.clone(), splunkd.clone()));
+        Ok(StackflowTarget { account, webhook_url, secret, http, read_side, reader: None })
     }
 
     /// A target from parts (tests).
@@ -42,7 +47,7 @@ impl StackflowTarget {
         http: HttpClient,
     ) -> Result<StackflowTarget> {
         let webhook_url = account.webhook()?.clone();
-        Ok(StackflowTarget { account, webhook_url, secret, http })
+        Ok(StackflowTarget { account, webhook_url, secret, http, read_side: None, reader: None })
     }
 
     fn what(&self) -> String {
@@ -149,6 +154,54 @@ impl Target for StackflowTarget {
 
     fn needs_ledger(&self) -> bool {
         true
+    }
+
+    /// Asks the incidents API for an incident with the item's dedupe key created since
+    /// `since_unix`. Needs `api_url` (or a webhook URL it derives from) and the
+    /// `stackflow_api.<account>` token; without them the lookup is unsupported.
+    fn find_delivered(&mut self, item: &DeliveryItem, since_unix: i64) -> Lookup {
+        let reader = match self.reader() {
+            Ok(reader) => reader,
+            Err(lookup) => return lookup,
+        };
+        match reader.find_by_dedupe_key(&item.dedupe_key, since_unix) {
+            Ok(Some(incident)) => Lookup::Found(self.delivered(
+                Some(&incident),
+                true,
+                "found through the incidents API".into(),
+            )),
+            Ok(None) => Lookup::Absent,
+            Err(reason) => Lookup::Unknown(reason),
+        }
+    }
+}
+
+impl StackflowTarget {
+    fn reader(&mut self) -> std::result::Result<&mut StackflowReader, Lookup> {
+        if self.reader.is_none() {
+            let opened = match &self.read_side {
+                None => Err(Lookup::Unsupported),
+                Some((settings, splunkd)) => {
+                    match StackflowApi::open(settings, splunkd, &self.account.name) {
+                        Ok(api) => Ok(StackflowReader::new(api)),
+                        Err(Error::Unavailable(reason)) => Err(Lookup::Unknown(reason)),
+                        Err(error) => {
+                            log::warn!(
+                                "stackflow:{}: cannot look incidents up ({error})",
+                                self.account.name
+                            );
+                            Err(Lookup::Unsupported)
+                        }
+                    }
+                }
+            };
+            self.reader = Some(opened);
+        }
+        match self.reader.as_mut() {
+            Some(Ok(reader)) => Ok(reader),
+            Some(Err(lookup)) => Err(lookup.clone()),
+            None => Err(Lookup::Unsupported),
+        }
     }
 }
 
