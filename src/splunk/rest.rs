@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::settings::Settings;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The app whose namespace holds our secrets and collections.
@@ -39,7 +40,17 @@ pub struct Splunkd {
     base: String,
     session_key: Secret,
     http: HttpClient,
+    /// The session's user, asked once per process (`authentication/current-context`).
+    context: Arc<OnceLock<Option<CurrentContext>>>,
 }
+
+/// The capability that lets a user's runs read this app's secrets (authorize.conf; granted by
+/// the `stackflow_user` role).
+pub const READ_CREDENTIALS: &str = "stackflow_read_credentials";
+/// Admins hold every capability through `admin_all_objects`; the scripted input runs as
+/// `splunk-system-user`, which splunkd does not describe with capabilities.
+const ADMIN_CAPABILITY: &str = "admin_all_objects";
+const SYSTEM_USER: &str = "splunk-system-user";
 
 /// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
 /// only ones left as they are; every other byte is percent-encoded.
@@ -102,7 +113,12 @@ impl Splunkd {
             timeout: Duration::from_secs(30),
         };
         let http = HttpClient::new(&options, "splunkd")?;
-        Ok(Splunkd { base: base.trim_end_matches('/').to_string(), session_key, http })
+        Ok(Splunkd {
+            base: base.trim_end_matches('/').to_string(),
+            session_key,
+            http,
+            context: Arc::new(OnceLock::new()),
+        })
     }
 
     pub fn base_url(&self) -> &str {
@@ -171,6 +187,13 @@ impl Splunkd {
     /// other rejection is a credentials error (exit 5), and an untrusted certificate or an
     /// unusable URL a configuration error (exit 4).
     pub fn secret(&self, username: &str) -> Result<Secret> {
+        self.check_read_credentials().map_err(|error| match error {
+            Error::Unavailable(reason) => Error::Unavailable(format!(
+                "cannot read secret {REALM}:{username} from splunkd at {}: {reason}",
+                self.base
+            )),
+            other => other,
+        })?;
         let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
         let what = format!("cannot read secret {REALM}:{username} from splunkd at {}", self.base);
@@ -197,6 +220,27 @@ impl Splunkd {
                     "secret {REALM}:{username} is empty in storage/passwords"
                 ))
             })
+    }
+
+    /// The app's own gate on its secrets: the session's user must hold [`READ_CREDENTIALS`]
+    /// (or be an admin, or splunkd's system user), whatever else lets them list
+    /// storage/passwords. A splunkd without `current-context` is not asked; one that cannot
+    /// answer now is `Unavailable` (deferred).
+    fn check_read_credentials(&self) -> Result<()> {
+        match self.current_context()? {
+            None => Ok(()),
+            Some(context)
+                if context.has_capability(READ_CREDENTIALS)
+                    || context.has_capability(ADMIN_CAPABILITY)
+                    || context.username == SYSTEM_USER =>
+            {
+                Ok(())
+            }
+            Some(context) => Err(Error::Credentials(format!(
+                "the Splunk user \"{}\" lacks the capability {READ_CREDENTIALS}, which this app requires to read its secrets: give the alert owner the stackflow_user role",
+                context.username
+            ))),
+        }
     }
 
     /// Upserts records (each with `_key`) into a KV store collection.
@@ -235,8 +279,18 @@ impl Splunkd {
     }
 
     /// `GET /services/authentication/current-context`: who the session key belongs to and
-    /// what they may do. `None` when this splunkd has no such endpoint (HTTP 404).
+    /// what they may do, asked once per process (a failure is not remembered). `None` when
+    /// this splunkd has no such endpoint (HTTP 404).
     pub fn current_context(&self) -> Result<Option<CurrentContext>> {
+        if let Some(known) = self.context.get() {
+            return Ok(known.clone());
+        }
+        let context = self.fetch_current_context()?;
+        let _ = self.context.set(context.clone());
+        Ok(context)
+    }
+
+    fn fetch_current_context(&self) -> Result<Option<CurrentContext>> {
         let what = "splunkd GET /services/authentication/current-context";
         let response = self.get("/services/authentication/current-context?output_mode=json");
         if matches!(&response, Ok(response) if response.status == 404) {

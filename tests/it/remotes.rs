@@ -173,3 +173,26 @@ fn check_never_prints_credentials_embedded_in_urls() {
     assert!(all.contains("***@soar.example.com"), "{all}");
     assert!(all.contains("user info"), "{all}");
 }
+
+#[test]
+fn the_apps_own_capability_guards_its_secrets() {
+    let emu = Emulator::start();
+    let home = soar_home(&emu, &emu.url());
+    // A user who may list storage/passwords (another app gave them the capability) but does
+    // not hold stackflow_read_credentials: nothing is read, nothing is sent.
+    emu.set_capabilities(&["list_storage_passwords"]);
+    let run = run_soar_alert(&home, &emu, 7);
+    run.assert_code(5).assert_levelled_stderr().assert_no_secret(&["soar-token"]);
+    assert!(
+        run.stderr.contains("lacks the capability stackflow_read_credentials"),
+        "{}",
+        run.stderr
+    );
+    assert!(emu.requests_to("/servicesNS/nobody/stackflow/storage/passwords").is_empty());
+    assert!(emu.requests_to("/rest").is_empty());
+    // An admin (admin_all_objects) or a stackflow_user passes.
+    for capabilities in [&["admin_all_objects"][..], &["stackflow_read_credentials"][..]] {
+        emu.set_capabilities(capabilities);
+        run_soar_alert(&home, &emu, 8).assert_code(0);
+    }
+}

@@ -39,6 +39,7 @@ impl Splunkd {
             capabilities: [
                 "edit_notable_events",
                 "list_storage_passwords",
+                "stackflow_read_credentials",
                 "stackflow_update_notables",
             ]
             .map(String::from)
