@@ -231,28 +231,23 @@ fn classify_transport_error(error: ureq::Error) -> TransportError {
         | ureq::Error::InvalidProxyUrl
         | ureq::Error::RequireHttpsOnly(_) => Kind::BadUrl,
         ureq::Error::Io(io) => return classify_io_error(io, "sending the request"),
-        ureq::Error::Rustls(_) | ureq::Error::Tls(_) => tls_kind(&message),
+        ureq::Error::Rustls(tls) => tls_kind(tls),
+        ureq::Error::Tls(_) => Kind::TlsInterrupted,
         ureq::Error::ConnectionFailed => Kind::ConnectionRefused,
-        _ => {
-            if message.contains("certificate") {
-                Kind::CertificateNotTrusted
-            } else {
-                Kind::Other
-            }
-        }
+        _ => Kind::Other,
     };
     TransportError { kind, message }
 }
 
-fn tls_kind(message: &str) -> TransportErrorKind {
-    let lower = message.to_ascii_lowercase();
-    if lower.contains("certificate")
-        || lower.contains("unknownissuer")
-        || lower.contains("notvalidforname")
-    {
-        TransportErrorKind::CertificateNotTrusted
-    } else {
-        TransportErrorKind::TlsInterrupted
+/// A TLS failure by its type: the server's certificate refused by our verifier (unknown
+/// issuer, wrong name, expired…) or none presented is configuration; anything else (an alert,
+/// a torn record) is an interrupted connection, worth retrying.
+fn tls_kind(error: &rustls::Error) -> TransportErrorKind {
+    match error {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::UnsupportedNameType => TransportErrorKind::CertificateNotTrusted,
+        _ => TransportErrorKind::TlsInterrupted,
     }
 }
 
@@ -260,19 +255,21 @@ fn classify_io_error(error: &std::io::Error, during: &str) -> TransportError {
     use TransportErrorKind as Kind;
     use std::io::ErrorKind;
     let text = error.to_string();
-    let kind = match error.kind() {
-        ErrorKind::TimedOut | ErrorKind::WouldBlock => Kind::Timeout,
-        ErrorKind::ConnectionRefused => Kind::ConnectionRefused,
-        ErrorKind::ConnectionReset
-        | ErrorKind::ConnectionAborted
-        | ErrorKind::BrokenPipe
-        | ErrorKind::UnexpectedEof => Kind::ConnectionReset,
-        ErrorKind::InvalidData if text.to_ascii_lowercase().contains("certificate") => {
-            Kind::CertificateNotTrusted
-        }
-        ErrorKind::InvalidData => Kind::TlsInterrupted,
-        _ if text.to_ascii_lowercase().contains("certificate") => Kind::CertificateNotTrusted,
-        _ => Kind::Other,
+    // rustls reports handshake failures through the stream as io::Error(InvalidData, <rustls::Error>).
+    let tls = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let kind = match (tls, error.kind()) {
+        (Some(tls), _) => tls_kind(tls),
+        (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => Kind::Timeout,
+        (None, ErrorKind::ConnectionRefused) => Kind::ConnectionRefused,
+        (
+            None,
+            ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::BrokenPipe
+            | ErrorKind::UnexpectedEof,
+        ) => Kind::ConnectionReset,
+        (None, ErrorKind::InvalidData) => Kind::TlsInterrupted,
+        (None, _) => Kind::Other,
     };
     TransportError { kind, message: format!("{during}: {text}") }
 }
