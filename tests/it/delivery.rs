@@ -19,10 +19,12 @@ const SOAR: &str = "stackflow_soar";
 
 /// An installed app pointed at the emulator's SOAR, with the token in storage/passwords of
 /// `splunkd` (another emulator when SOAR is to go down) and fast backoff (`retry_base_s = 0.05`).
-fn soar_home_with(emu: &Emulator, splunkd: &Emulator, delivery_extra: &str) -> SplunkHome {
-    let home = SplunkHome::new();
-    let ca = home.root.join("emulator-ca.pem");
-    emu.write_ca(&ca).unwrap();
+pub(crate) fn soar_home_with(
+    emu: &Emulator,
+    splunkd: &Emulator,
+    delivery_extra: &str,
+) -> SplunkHome {
+    let (home, ca) = SplunkHome::trusting(emu);
     home.write_local_conf(&format!(
         "[soar:default]\nurl = {}\nca_file = {}\n\n[delivery]\nretry_base_s = 0.05\n{delivery_extra}\n",
         emu.url(),

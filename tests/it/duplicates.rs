@@ -17,9 +17,7 @@ const WEBHOOK: &str = "/prod/api/webhooks/inbound/splunk";
 
 /// A StackFlow account whose webhook and incidents API are on `emu`, with both secrets.
 fn stackflow_home(emu: &Emulator, api_token: bool) -> SplunkHome {
-    let home = SplunkHome::new();
-    let ca = home.root.join("emulator-ca.pem");
-    emu.write_ca(&ca).unwrap();
+    let (home, ca) = SplunkHome::trusting(emu);
     home.write_local_conf(&format!(
         "[stackflow:default]\nwebhook_url = {}{WEBHOOK}\nca_file = {}\n\n\
          [delivery]\nmax_attempts = 3\nretry_base_s = 0.05\n",
@@ -73,9 +71,7 @@ fn a_reset_after_stackflow_created_the_incident_does_not_create_a_second() {
 #[test]
 fn a_reset_after_slack_posted_the_message_does_not_post_it_again() {
     let emu = Emulator::start();
-    let home = SplunkHome::new();
-    let ca = home.root.join("emulator-ca.pem");
-    emu.write_ca(&ca).unwrap();
+    let (home, ca) = SplunkHome::trusting(&emu);
     home.write_local_conf(&format!(
         "[slack:default]\napi_url = {}/api\nchannel = #soc-alerts\nca_file = {}\n\n\
          [delivery]\nmax_attempts = 3\nretry_base_s = 0.05\n",
@@ -151,9 +147,7 @@ fn a_flusher_killed_while_stackflow_creates_the_incident_leaves_no_duplicate() {
 #[test]
 fn two_concurrent_runs_on_the_same_notables_post_each_artifact_once() {
     let emu = Emulator::start();
-    let home = SplunkHome::new();
-    let ca = home.root.join("emulator-ca.pem");
-    emu.write_ca(&ca).unwrap();
+    let (home, ca) = SplunkHome::trusting(&emu);
     home.write_local_conf(&format!(
         "[soar:default]\nurl = {}\nca_file = {}\n",
         emu.url(),

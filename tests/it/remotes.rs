@@ -38,9 +38,7 @@ impl Trap {
 }
 
 fn soar_home(emu: &Emulator, url: &str) -> SplunkHome {
-    let home = SplunkHome::new();
-    let ca = home.root.join("emulator-ca.pem");
-    emu.write_ca(&ca).unwrap();
+    let (home, ca) = SplunkHome::trusting(emu);
     home.write_local_conf(&format!(
         "[soar:default]\nurl = {url}\nca_file = {}\n\n[delivery]\nmax_attempts = 2\n",
         ca.display()

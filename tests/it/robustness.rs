@@ -17,16 +17,7 @@ const SOAR: &str = "stackflow_soar";
 /// An installed app whose `[soar:default]` points at `emu`, which also plays splunkd and holds
 /// the SOAR token; fast in-run backoff (`retry_base_s = 0.05`).
 fn soar_home(emu: &Emulator, delivery_extra: &str) -> SplunkHome {
-    let home = SplunkHome::new();
-    let ca = home.root.join("emulator-ca.pem");
-    emu.write_ca(&ca).unwrap();
-    home.write_local_conf(&format!(
-        "[soar:default]\nurl = {}\nca_file = {}\n\n[delivery]\nretry_base_s = 0.05\n{delivery_extra}\n",
-        emu.url(),
-        ca.display()
-    ));
-    emu.set_secret("stackflow", "soar.default", "soar-token");
-    home
+    crate::delivery::soar_home_with(emu, emu, delivery_extra)
 }
 
 /// The results of a one-row alert for `sid` and the payload that names them (`splunkd` answers

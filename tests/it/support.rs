@@ -83,6 +83,15 @@ impl SplunkHome {
         home
     }
 
+    /// A new installation that trusts `emulator`'s CA; the CA file's path is returned for
+    /// `ca_file` settings.
+    pub fn trusting(emulator: &stackflow_emulator::Emulator) -> (SplunkHome, PathBuf) {
+        let home = SplunkHome::new();
+        let ca = home.root.join("emulator-ca.pem");
+        emulator.write_ca(&ca).unwrap();
+        (home, ca)
+    }
+
     /// Every receipt line (JSON after the `***SPLUNK***` header) in the stash files written so far.
     pub fn receipts(&self) -> Vec<Value> {
         let mut receipts = Vec::new();
