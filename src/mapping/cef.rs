@@ -1,4 +1,4 @@
-//! The CIM → CEF field table and CEF `contains` types (external-apis.md §2), the admin's
+//! The CIM → CEF field table and CEF `contains` types (SOAR's `GET /rest/cef` defaults and the CIM_CEF_MAP of Splunk's SOAR connector for Splunk), the admin's
 //! `field_mapping` overrides on top of it, and the list of Splunk-internal fields that never
 //! reach SOAR. Pure lookups, no I/O.
 //!
@@ -57,7 +57,7 @@ const CIM_CEF: &[(&str, &str)] = &[
     ("user_id", "destinationUserId"),
 ];
 
-/// CEF key → SOAR `contains` types (external-apis.md §2.1, `DEFAULT_CEF_METADATA`).
+/// CEF key → SOAR `contains` types (the defaults SOAR's `GET /rest/cef` lists).
 const CEF_CONTAINS: &[(&str, &str)] = &[
     ("sourceAddress", "ip"),
     ("src", "ip"),

@@ -19,7 +19,7 @@ pub fn soar_container_url(base: &str, container_id: &str) -> String {
 }
 
 /// `<api base>/incidents/<id>`: a StackFlow incident (receipts, read-back, Slack buttons).
-/// StackFlow documents the incidents API resource but no UI route (external-apis.md §4).
+/// StackFlow documents the incidents API resource but no UI route (StackFlow docs, api/incidents.html).
 pub fn stackflow_incident_url(api_base: &str, incident_id: &str) -> String {
     format!("{}/incidents/{}", api_base.trim_end_matches('/'), url_encode(incident_id))
 }

@@ -22,7 +22,7 @@ pub const DEFAULT_NOTABLE_MAPPING: &str =
 /// The longest generated `message` (characters), when the row has no `message` field.
 pub const SUMMARY_MAX_CHARS: usize = 500;
 
-/// The webhook template's fields (external-apis §4.1), in template order.
+/// The webhook template's fields (StackFlow docs, integrations/connectors/splunk.html), in template order.
 pub const TEMPLATE_FIELDS: [&str; 10] = [
     "search_name",
     "result_count",

@@ -1,6 +1,6 @@
 //! Splunk's alert results file: gzip CSV, streamed row by row in constant memory.
 //!
-//! Format (splunk-alert-actions.md §2): gzip (possibly several members) around RFC-4180 CSV,
+//! Format (Splunk's alert_actions.conf.spec and Intersplunk's `$a$;$b$` multivalue encoding): gzip (possibly several members) around RFC-4180 CSV,
 //! first line the header, `_`-prefixed names quoted, and for every field `f` that can be
 //! multivalue a `__mv_f` column holding `$v1$;$v2$` with `$` doubled; an empty `__mv_f` means
 //! the plain column is a single value. Fields may be of any size and hold newlines.

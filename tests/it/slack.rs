@@ -66,7 +66,7 @@ fn text_len(object: &Value) -> usize {
     object.get("text").and_then(Value::as_str).map_or(0, |text| text.chars().count())
 }
 
-/// Block Kit limits (external-apis.md §5.4), checked independently of the code under test.
+/// Block Kit limits (Slack's Block Kit reference), checked independently of the code under test.
 #[track_caller]
 fn assert_block_kit_limits(body: &Value) {
     let text = body["text"].as_str().expect("a text fallback");

@@ -18,7 +18,8 @@ use crate::splunk::results::{FieldValue, Row};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// Block Kit limits (external-apis.md §5.4).
+/// Block Kit limits (Slack's Block Kit reference, docs.slack.dev/reference/block-kit; the same
+/// numbers as `slack_sdk`'s constants).
 pub mod limits {
     pub const MAX_BLOCKS: usize = 50;
     pub const HEADER_TEXT: usize = 150;

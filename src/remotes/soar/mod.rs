@@ -4,7 +4,7 @@
 //! read-back for `| stackflowsync`, `probe` what `stackflow check` asks, and `claim` the
 //! cross-process lock that keeps two runs from posting the same artifacts.
 //!
-//! The REST API lives under `<url>/rest/` (external-apis.md §SOAR REST); a configured URL that
+//! The REST API lives under `<url>/rest/` ("REST API Reference for Splunk SOAR"); a configured URL that
 //! already ends in `/rest` is accepted and the suffix dropped, so every caller builds the same
 //! request URLs.
 

@@ -6,7 +6,7 @@
 //! dedupe key before a re-send), `probe` is what `stackflow check` asks.
 //!
 //! StackFlow documents the incidents API (`GET /prod/api/incidents/:id`, Bearer JWT) but no UI
-//! route for an incident (external-apis.md §4), so the API resource is the link.
+//! route for an incident (StackFlow docs, api/incidents.html), so the API resource is the link.
 
 pub mod probe;
 pub mod read;

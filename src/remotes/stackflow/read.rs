@@ -7,7 +7,7 @@
 //! when its stored `dedupe_key` (top level or in the stored payload) is exactly the key.
 //! Assumption, unverified: StackFlow's full-text search covers the fields the webhook stored.
 //!
-//! Assumption (external-apis §4.3 documents list filters but no id list): the list call
+//! Assumption (StackFlow's incidents API docs, api/incidents.html, list filters but no id list): the list call
 //! `GET <api_url>/incidents?ids=A,B&limit=200` answers with the incidents of those ids (our
 //! emulator does). When it answers HTTP 400 (the filter is unknown), the reader falls back to
 //! `GET <api_url>/incidents/<id>` per id, for the rest of the run.
