@@ -7,128 +7,14 @@
 //! Durations from outside (the run's budget from `maxtime`, a remote's `Retry-After`) are
 //! bounded before they meet the clock, so no value of theirs can overflow it.
 
-use super::ledger::{Ledger, LedgerEntry};
+use super::attempt::attempt_once;
+use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
 use super::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView, item_id, now_unix};
-use super::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, Target};
+use super::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
 use crate::error::{Error, ExitCode};
 use crate::settings::DeliverySettings;
 use std::time::{Duration, Instant};
-
-/// One attempt with the ledger around it (see `attempt_once`).
-#[derive(Clone, Debug)]
-pub struct Attempt {
-    pub outcome: Outcome,
-    /// False when the local ledger or a lookup that found the item answered: nothing was sent.
-    pub sent: bool,
-    /// A problem recording the delivery in the ledger (the item was delivered all the same).
-    pub ledger_error: Option<String>,
-}
-
-/// Seconds subtracted from a sending marker's time when asking the remote, for clock skew
-/// between this host and the remote's `created_at` / Slack's `ts`.
-const CLOCK_SKEW_S: i64 = 300;
-
-/// One attempt at `item`. For a target without server-side dedupe the ledger is consulted
-/// first (a hit is a duplicate, nothing is sent); a *sending* marker left by an earlier
-/// attempt whose outcome is unknown makes us ask the remote before sending again; the marker
-/// is written before the send and cleared once the answer is known; the ledger entry is
-/// written only after the remote confirmed. Shared by the alert run and `spool flush`.
-pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Target) -> Attempt {
-    if !target.needs_ledger() {
-        return Attempt { outcome: target.attempt(item), sent: true, ledger_error: None };
-    }
-    let key = &item.dedupe_key;
-    if let Some(entry) = ledger.get(key) {
-        return Attempt {
-            outcome: Outcome::Delivered(Delivered {
-                remote_id: entry.remote_id,
-                remote_url: entry.remote_url,
-                duplicate: true,
-                details: entry.details,
-                message: "already delivered earlier (ledger); not sent again".into(),
-            }),
-            sent: false,
-            ledger_error: None,
-        };
-    }
-    if let Some(started) = ledger.sending_since(key) {
-        match target.find_delivered(item, started.saturating_sub(CLOCK_SKEW_S)) {
-            Lookup::Found(mut delivered) => {
-                delivered.duplicate = true;
-                delivered.message = format!(
-                    "an earlier attempt whose answer was lost had delivered it ({}); not sent again",
-                    delivered.message
-                );
-                let ledger_error = record(ledger, key, &delivered);
-                return Attempt {
-                    outcome: Outcome::Delivered(delivered),
-                    sent: false,
-                    ledger_error,
-                };
-            }
-            Lookup::Absent => {
-                log::info!(
-                    "{key}: an earlier attempt's answer was lost; the remote does not have it, sending again"
-                )
-            }
-            Lookup::Unknown(reason) => {
-                return Attempt {
-                    outcome: Outcome::retry(
-                        format!(
-                            "an earlier attempt's answer was lost and the remote cannot be asked now whether it arrived ({reason}); not sent again until it can be"
-                        ),
-                        None,
-                    ),
-                    // The lookup was a request to the remote: it counts as an attempt.
-                    sent: true,
-                    ledger_error: None,
-                };
-            }
-            Lookup::Unsupported => log::warn!(
-                "{key}: an earlier attempt's answer was lost and this account cannot look the item up (see docs/delivery.md); sending again, which may duplicate it"
-            ),
-        }
-    }
-    let started = now_unix() as i64;
-    if let Err(error) = ledger.mark_sending(key, started) {
-        log::warn!("{error}; if this attempt's answer is lost, a retry may duplicate the item");
-    }
-    let outcome = target.attempt(item);
-    let ledger_error = match &outcome {
-        Outcome::Delivered(delivered) => record(ledger, key, delivered),
-        // The remote refused: nothing was created.
-        Outcome::Rejected(_) => {
-            ledger.clear_sending(key);
-            None
-        }
-        // The answer may have been lost after the remote acted: the marker stays.
-        Outcome::Retry(_) => None,
-    };
-    Attempt { outcome, sent: true, ledger_error }
-}
-
-/// Records a confirmed delivery and clears the sending marker (kept when the entry could not
-/// be written, so that the next attempt asks the remote instead of sending blind).
-fn record(ledger: &Ledger, key: &str, delivered: &Delivered) -> Option<String> {
-    let entry = LedgerEntry {
-        dedupe_key: key.to_string(),
-        remote_id: delivered.remote_id.clone(),
-        remote_url: delivered.remote_url.clone(),
-        details: delivered.details.clone(),
-        delivered_unix: now_unix(),
-    };
-    match ledger.record(&entry) {
-        Ok(()) => {
-            ledger.clear_sending(key);
-            None
-        }
-        Err(error) => {
-            log::warn!("{error}; a replay will ask the remote before sending this item again");
-            Some(error.to_string())
-        }
-    }
-}
 
 /// How an item ended in this run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

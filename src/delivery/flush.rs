@@ -8,7 +8,8 @@
 //! Targets are opened through a caller-supplied function, once per (target, account), so that
 //! secrets are read at send time and tests can use in-process fakes.
 
-use super::deliverer::{DeliveryReport, Final, attempt_once};
+use super::attempt::attempt_once;
+use super::deliverer::{DeliveryReport, Final};
 use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
 use super::spool::{Claim, Spool, SpoolRecord, now_unix};

@@ -6,6 +6,7 @@
 //! final result: it retries inside a time budget, spools what is still undeliverable, keeps
 //! rejected items as dead letters, and never claims delivery it did not see.
 
+pub mod attempt;
 pub mod classify;
 pub mod deliverer;
 pub mod flush;
