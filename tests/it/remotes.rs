@@ -194,3 +194,20 @@ fn the_apps_own_capability_guards_its_secrets() {
         run_soar_alert(&home, &emu, 8).assert_code(0);
     }
 }
+
+#[test]
+fn check_keeps_urls_whole_when_it_shortens_a_reason() {
+    let emu = Emulator::start();
+    let (home, ca) = SplunkHome::trusting(&emu);
+    let url = emu.url();
+    home.write_local_conf(&format!(
+        "[splunkd]\nuri = {url}\n\n[soar:default]\nurl = {url}\nca_file = {}\n",
+        ca.display()
+    ));
+    emu.stop();
+    let run = home.run_stackflow(&["check"], format!("{SESSION_KEY}\n").as_bytes());
+    run.assert_code(7).assert_levelled_stderr();
+    let soar = run.stdout.lines().find(|line| line.contains("soar:default")).unwrap_or_default();
+    assert!(soar.contains("settings valid; secret \"soar.default\" not read"), "{soar}");
+    assert!(soar.contains(&url), "the splunkd URL is cut: {soar}");
+}
