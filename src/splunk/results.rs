@@ -5,6 +5,8 @@
 //! multivalue a `__mv_f` column holding `$v1$;$v2$` with `$` doubled; an empty `__mv_f` means
 //! the plain column is a single value. Fields may be of any size and hold newlines.
 //!
+//! Only regular files are opened: a FIFO, a directory or a device is refused before it is read.
+//!
 //! `validate` reads the whole file once without keeping rows, so that a corrupt or truncated
 //! file is refused before anything is sent ("nothing half-sent"); it also yields the row count.
 
@@ -151,8 +153,41 @@ pub struct ResultsReader {
     result_id: Option<String>,
 }
 
+/// What a path that is not a regular file is, for the message that refuses it.
+fn file_kind(file_type: std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        return "a directory";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a file"
+}
+
+fn not_regular(path: &Path, file_type: std::fs::FileType) -> Error {
+    Error::results(
+        path,
+        format!(
+            "not a regular file ({}): splunkd writes results to a regular file, and nothing else is read as results",
+            file_kind(file_type)
+        ),
+    )
+}
+
+/// Opens the file (regular files only: reading a FIFO would wait for a writer until splunkd's
+/// `maxtime`, a device may never end) behind the gzip decoder and the CSV parser.
 fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
-    let file = File::open(path).map_err(|error| {
+    let cannot_open = |error: std::io::Error| {
         let detail = match error.kind() {
             std::io::ErrorKind::NotFound => {
                 "the file does not exist (expired dispatch directory?)".to_string()
@@ -160,7 +195,18 @@ fn open_csv(path: &Path) -> Result<csv::Reader<Box<dyn Read>>> {
             _ => format!("cannot open: {error}"),
         };
         Error::results(path, detail)
-    })?;
+    };
+    // Checked before opening, because opening a FIFO blocks; and again on the open file, in
+    // case the path was replaced in between.
+    let metadata = std::fs::metadata(path).map_err(cannot_open)?;
+    if !metadata.is_file() {
+        return Err(not_regular(path, metadata.file_type()));
+    }
+    let file = File::open(path).map_err(cannot_open)?;
+    let metadata = file.metadata().map_err(cannot_open)?;
+    if !metadata.is_file() {
+        return Err(not_regular(path, metadata.file_type()));
+    }
     let decoder: Box<dyn Read> =
         Box::new(MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, file)));
     Ok(csv::ReaderBuilder::new()
@@ -378,6 +424,18 @@ mod tests {
             ResultsReader::open(&write_temp("empty2", &gzip(b"")), None).unwrap().count(),
             0
         );
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = write_temp("not-regular", b"").parent().unwrap().to_path_buf();
+        let message = ResultsReader::validate(&dir).unwrap_err().to_string();
+        assert!(message.contains("not a regular file (a directory)"), "{message}");
+        #[cfg(unix)]
+        {
+            let message = ResultsReader::validate(Path::new("/dev/null")).unwrap_err().to_string();
+            assert!(message.contains("not a regular file (a device)"), "{message}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod audit;
 mod check;
 mod delivery;
 mod incident;
+mod input_limits;
 mod slack;
 mod soar;
 mod support;
