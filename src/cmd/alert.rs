@@ -15,7 +15,7 @@ use crate::settings::Settings;
 use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
 use crate::splunk::rest::Splunkd;
-use crate::splunk::results::ResultsReader;
+use crate::splunk::results::{Limits, ResultsReader};
 use crate::{logging, targets};
 use std::path::Path;
 use std::time::Duration;
@@ -82,7 +82,8 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         return Err(Error::results("(none)", "the payload has no results_file"));
     }
     let results_path = Path::new(payload.results_file.trim());
-    let rows_total = ResultsReader::validate(results_path)?;
+    let limits = Limits::from_conf(&settings.conf)?;
+    let rows_total = ResultsReader::validate(results_path, limits)?;
     log::info!(
         "{stanza}: search \"{}\" sid={} rows={rows_total} account={}",
         payload.search_name,
@@ -128,7 +129,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     // Rows are read and mapped on this thread while the previous items are delivered on
     // another, so a slow remote and the CSV work overlap; the bounded channel keeps memory flat.
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Work>(4);
-    let results_file = ResultsReader::open(results_path, payload.result_id.as_deref())?;
+    let results_file = ResultsReader::open(results_path, payload.result_id.as_deref(), limits)?;
     let (mapped, exit) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let mut exit = ExitCode::Success;

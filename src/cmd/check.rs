@@ -237,6 +237,9 @@ fn known_keys(stanza: &str) -> Option<&'static [&'static str]> {
         ("proxy", false) => &["url"],
         ("delivery", false) => &["timeout_s", "max_attempts", "spool_dir", "retry_base_s"],
         ("receipts", false) => &["index"],
+        ("limits", false) => {
+            &["max_results_bytes", "max_record_bytes", "max_field_bytes", "max_fields"]
+        }
         _ => return None,
     })
 }
