@@ -1,12 +1,12 @@
 //! Hostile and odd input, end to end: the installed `stackflow_soar` action run as splunkd runs
 //! it, fed a gzip bomb, oversized cells, rows and headers (`[limits]` in stackflow.conf), CSV
-//! that ends inside a quoted field, and a results "file" that is a FIFO, a directory or a
-//! device. Each test checks the exit code of PRODUCT §4, the stderr line, and that SOAR
-//! received nothing when the input was refused.
+//! that ends inside a quoted field, a results "file" that is a FIFO, a directory or a device,
+//! and JSON arrays as the payload. Each test checks the exit code of PRODUCT §4, the stderr
+//! line, and that SOAR received nothing when the input was refused.
 
 use crate::support::{Cell, Run, SplunkHome, gzip, one, payload, scheduler_sid};
 use flate2::{Compression, write::GzEncoder};
-use serde_json::json;
+use serde_json::{Value, json};
 use stackflow_emulator::Emulator;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -223,6 +223,23 @@ fn a_directory_or_a_device_as_results_file_is_refused() {
         run.assert_code(3).assert_levelled_stderr();
         run.assert_line("ERROR", &path.display().to_string());
         run.assert_line("ERROR", why);
+    }
+    s.assert_nothing_sent();
+}
+
+#[test]
+fn a_json_array_payload_is_a_bad_payload() {
+    let s = setup("");
+    let sid = scheduler_sid(140);
+    let results = s.home.write_results(&sid, &rows());
+    let good = payload(&s.home, &s.emu.url(), &sid, &results, json!({}));
+    let (exe, args) = s.home.alert_command(STANZA);
+    for input in [json!([]), json!([good]), Value::Array(vec![json!(1), json!("x")])] {
+        let mut command = Command::new(&exe);
+        command.args(&args);
+        let run = s.home.run_command(command, input.to_string().as_bytes());
+        run.assert_code(2).assert_levelled_stderr();
+        run.assert_line("ERROR", "JSON object");
     }
     s.assert_nothing_sent();
 }
