@@ -1,8 +1,8 @@
 //! Hostile and odd input, end to end: the installed `stackflow_soar` action run as splunkd runs
 //! it, fed a gzip bomb, oversized cells, rows and headers (`[limits]` in stackflow.conf), CSV
 //! that ends inside a quoted field, a results "file" that is a FIFO, a directory or a device,
-//! and JSON arrays as the payload. Each test checks the exit code of PRODUCT §4, the stderr
-//! line, and that SOAR received nothing when the input was refused.
+//! JSON arrays as the payload and an unreadable stackflow.conf. Each test checks the exit code
+//! of PRODUCT §4, the stderr line, and that SOAR received nothing when the input was refused.
 
 use crate::support::{Cell, Run, SplunkHome, gzip, one, payload, scheduler_sid};
 use flate2::{Compression, write::GzEncoder};
@@ -241,5 +241,20 @@ fn a_json_array_payload_is_a_bad_payload() {
         run.assert_code(2).assert_levelled_stderr();
         run.assert_line("ERROR", "JSON object");
     }
+    s.assert_nothing_sent();
+}
+
+#[test]
+fn an_unreadable_stackflow_conf_is_a_configuration_error_naming_the_file() {
+    let s = setup("");
+    let conf = s.home.app_dir().join("local").join("stackflow.conf");
+    std::fs::remove_file(&conf).unwrap();
+    // A directory where the file should be: unreadable even for root (mode 000 is not).
+    std::fs::create_dir(&conf).unwrap();
+    let sid = scheduler_sid(150);
+    let results = s.home.write_results(&sid, &rows());
+    let run = s.run_file(&sid, &results);
+    run.assert_code(4).assert_levelled_stderr();
+    run.assert_line("ERROR", &conf.display().to_string());
     s.assert_nothing_sent();
 }
