@@ -2,9 +2,9 @@
 //! starts it.
 //!
 //! Order of work, chosen so that bad input stops the run before anything is sent: payload →
-//! settings → the whole results file validated → mapper (parameters) → target (account and
-//! secret) → rows streamed through mapper → deliverer → audit. The exit code is the worst of
-//! all items' (PRODUCT §4).
+//! settings → the whole results file validated (within `[limits]`) → mapper (parameters) →
+//! target (account and secret) → rows streamed through mapper → deliverer → audit. The exit
+//! code is the worst of all items' (PRODUCT §4). An absurd `maxtime` saturates at a day.
 
 use crate::audit::Audit;
 use crate::delivery::deliverer::Deliverer;
@@ -57,7 +57,14 @@ pub fn time_budget(settings: &Settings, stanza: &str) -> Duration {
     maxtime.saturating_sub(margin).max(Duration::from_secs(1))
 }
 
-/// Parses `maxtime` values: `300`, `30s`, `5m`, `1h`, `1d`.
+/// The longest `maxtime` taken at its word; larger values (up to `1e300d`) count as this much.
+/// A day is far beyond any alert run (retries stop after `[delivery] max_attempts` anyway) and
+/// keeps the deadline arithmetic (`Instant + budget`) far from overflowing.
+pub const MAX_MAXTIME: Duration = Duration::from_secs(86_400);
+
+/// Parses `maxtime` values: `300`, `30s`, `5m`, `1h`, `1d`. Values above `MAX_MAXTIME`
+/// saturate to it; what is not a finite, non-negative number with one of these units is `None`
+/// (the caller's default).
 pub fn parse_splunk_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
     let (number, unit) = match value.char_indices().last()? {
@@ -72,6 +79,11 @@ pub fn parse_splunk_duration(value: &str) -> Option<Duration> {
         'd' => number * 86400.0,
         _ => return None,
     };
+    // `Duration::from_secs_f64` panics above u64::MAX seconds (and `number * 86400.0` may be
+    // infinite): compare as floats first.
+    if seconds >= MAX_MAXTIME.as_secs_f64() {
+        return Some(MAX_MAXTIME);
+    }
     Some(Duration::from_secs_f64(seconds))
 }
 
@@ -247,5 +259,35 @@ mod tests {
         assert_eq!(parse_splunk_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_splunk_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_splunk_duration("soon"), None);
+    }
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_panicking() {
+        for value in
+            ["99999999999999999999s", "1e300d", "18446744073709551615", "213503982334602d", "25h"]
+        {
+            assert_eq!(parse_splunk_duration(value), Some(MAX_MAXTIME), "{value}");
+        }
+        assert_eq!(parse_splunk_duration("1d"), Some(MAX_MAXTIME));
+        assert_eq!(parse_splunk_duration("23h"), Some(Duration::from_secs(23 * 3600)));
+        for value in ["1e400", "inf", "NaN", "-5m", "5w", ""] {
+            assert_eq!(parse_splunk_duration(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_time_budget_of_an_absurd_maxtime_is_a_day_less_the_margin() {
+        let app = std::env::temp_dir().join(format!("stackflow-maxtime-{}", std::process::id()));
+        std::fs::create_dir_all(app.join("local")).unwrap();
+        std::fs::write(
+            app.join("local").join("alert_actions.conf"),
+            "[stackflow_soar]\nmaxtime = 99999999999999999999s\n",
+        )
+        .unwrap();
+        let settings = Settings::from_conf(ConfFile::default(), Some(app.clone()), None);
+        let budget = time_budget(&settings, "stackflow_soar");
+        assert_eq!(budget, MAX_MAXTIME - Duration::from_secs(30));
+        assert!(std::time::Instant::now().checked_add(budget).is_some());
+        let _ = std::fs::remove_dir_all(&app);
     }
 }

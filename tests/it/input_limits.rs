@@ -1,8 +1,9 @@
 //! Hostile and odd input, end to end: the installed `stackflow_soar` action run as splunkd runs
 //! it, fed a gzip bomb, oversized cells, rows and headers (`[limits]` in stackflow.conf), CSV
 //! that ends inside a quoted field, a results "file" that is a FIFO, a directory or a device,
-//! JSON arrays as the payload and an unreadable stackflow.conf. Each test checks the exit code
-//! of PRODUCT §4, the stderr line, and that SOAR received nothing when the input was refused.
+//! JSON arrays as the payload, an unreadable stackflow.conf and absurd `maxtime` values. Each
+//! test checks the exit code of PRODUCT §4, the stderr line, and that SOAR received nothing
+//! when the input was refused.
 
 use crate::support::{Cell, Run, SplunkHome, gzip, one, payload, scheduler_sid};
 use flate2::{Compression, write::GzEncoder};
@@ -257,4 +258,21 @@ fn an_unreadable_stackflow_conf_is_a_configuration_error_naming_the_file() {
     run.assert_code(4).assert_levelled_stderr();
     run.assert_line("ERROR", &conf.display().to_string());
     s.assert_nothing_sent();
+}
+
+#[test]
+fn an_absurd_maxtime_neither_panics_nor_stops_the_delivery() {
+    let s = setup("");
+    let local = s.home.app_dir().join("local").join("alert_actions.conf");
+    let values =
+        ["99999999999999999999s", "1e400", "1e300d", "18446744073709551615", "213503982334602d"];
+    for (n, value) in values.iter().enumerate() {
+        std::fs::write(&local, format!("[{STANZA}]\nmaxtime = {value}\n")).unwrap();
+        let sid = scheduler_sid(160 + n as u32);
+        let results = s.home.write_results(&sid, &rows());
+        let run = s.run_file(&sid, &results);
+        run.assert_code(0).assert_levelled_stderr();
+        assert!(!run.stderr.contains("FATAL"), "maxtime = {value}:\n{}", run.stderr);
+    }
+    assert_eq!(s.emu.soar_containers().len(), values.len());
 }
