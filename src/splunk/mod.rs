@@ -2,6 +2,7 @@
 
 pub mod chunked;
 pub mod conf;
+pub mod modinput;
 pub mod payload;
 pub mod rest;
 pub mod results;

@@ -264,8 +264,25 @@ impl Splunkd {
         collection: &str,
         query: &serde_json::Value,
     ) -> Result<Vec<serde_json::Value>> {
+        self.kv_query_page(collection, query, 0, 0)
+    }
+
+    /// One page of a query: at most `limit` records (0: splunkd's own cap) after `skip`,
+    /// ordered by `_key` so that consecutive pages neither repeat nor skip a record.
+    pub fn kv_query_page(
+        &self,
+        collection: &str,
+        query: &serde_json::Value,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        let paging = if limit == 0 {
+            String::new()
+        } else {
+            format!("&sort=_key&skip={skip}&limit={limit}")
+        };
         let path = format!(
-            "/servicesNS/nobody/{APP}/storage/collections/data/{}?output_mode=json&query={}",
+            "/servicesNS/nobody/{APP}/storage/collections/data/{}?output_mode=json&query={}{paging}",
             url_encode(collection),
             url_encode(&query.to_string())
         );

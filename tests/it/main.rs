@@ -13,5 +13,6 @@ mod remotes;
 mod robustness;
 mod slack;
 mod soar;
+mod state;
 mod support;
 mod sync;

@@ -1,5 +1,5 @@
 //! splunkd emulation: `storage/passwords` (one + list), the app KV store collection data API
-//! (insert, update, batch_save, query with `$in`/`$or`/equality) and ES `notable_update`.
+//! (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality, skip/limit/sort=_key) and ES `notable_update`.
 
 use crate::http::{Request, Response, decode, parse_form};
 use serde_json::{Map, Value, json};
@@ -183,8 +183,11 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 .filter(|&l| l > 0)
                 .unwrap_or(usize::MAX);
             let recs = s.kv.get(coll).map(|c| c.records.as_slice()).unwrap_or_default();
-            let out: Vec<&Value> =
-                recs.iter().filter(|r| matches(r, &query)).skip(skip).take(limit).collect();
+            let mut found: Vec<&Value> = recs.iter().filter(|r| matches(r, &query)).collect();
+            if req.query_param("sort").as_deref() == Some("_key") {
+                found.sort_by_key(|r| r.get("_key").and_then(Value::as_str).unwrap_or_default());
+            }
+            let out: Vec<&Value> = found.into_iter().skip(skip).take(limit).collect();
             Ok(Response::json(200, &json!(out)))
         }
         ("GET", [key]) => {
@@ -238,6 +241,15 @@ fn field_matches(v: &Value, cond: &Value) -> bool {
                 "$nin" => !arg.as_array().is_some_and(|a| a.iter().any(eq)),
                 "$eq" => eq(arg),
                 "$ne" => !eq(arg),
+                "$gt" | "$gte" | "$lt" | "$lte" => match (v.as_f64(), arg.as_f64()) {
+                    (Some(x), Some(y)) => match op.as_str() {
+                        "$gt" => x > y,
+                        "$gte" => x >= y,
+                        "$lt" => x < y,
+                        _ => x <= y,
+                    },
+                    _ => false,
+                },
                 _ => false,
             })
         }
