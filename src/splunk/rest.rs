@@ -332,6 +332,40 @@ impl Splunkd {
         }))
     }
 
+    /// The installed Enterprise Security version: `GET /services/apps/local/
+    /// SplunkEnterpriseSecuritySuite` → `entry[0].content.version`; `None` when ES is not
+    /// installed (HTTP 404).
+    pub fn es_version(&self) -> Result<Option<String>> {
+        let what = "splunkd GET /services/apps/local/SplunkEnterpriseSecuritySuite";
+        let response =
+            self.get("/services/apps/local/SplunkEnterpriseSecuritySuite?output_mode=json");
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
+        }
+        let response = self.checked(response, what)?;
+        let json = response
+            .json()
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
+        Ok(json
+            .pointer("/entry/0/content/version")
+            .and_then(|version| version.as_str())
+            .map(|version| version.trim().to_string())
+            .filter(|version| !version.is_empty()))
+    }
+
+    /// `POST <splunkd><path_and_query>` of a JSON body; the answer parsed (`null` when empty or
+    /// not JSON). `what` names the call in errors.
+    pub fn post_json(
+        &self,
+        path_and_query: &str,
+        body: &serde_json::Value,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let bytes = serde_json::to_vec(body).map_err(|error| Error::Internal(error.to_string()))?;
+        let response = self.checked(self.post(path_and_query, "application/json", &bytes), what)?;
+        Ok(response.json().unwrap_or(serde_json::Value::Null))
+    }
+
     /// `POST /services/notable_update` with form fields; returns the parsed answer.
     pub fn notable_update(&self, form: &[(&str, &str)]) -> Result<serde_json::Value> {
         let mut pairs = form.to_vec();

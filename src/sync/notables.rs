@@ -2,8 +2,9 @@
 //!
 //! `decide` is pure: from the notable's current `status` and the states read back from SOAR
 //! and StackFlow it tells whether the notable should change and to what. `Updates` collects
-//! the changes of one chunk grouped by target status, so that each status costs one
-//! `POST /services/notable_update` (ruleUIDs repeated) whatever the number of rows.
+//! the changes of one chunk grouped by target status, so that each status costs one update
+//! through `splunk::notable_update` (with ES 7 one `POST /services/notable_update`, ruleUIDs
+//! repeated, whatever the number of rows).
 
 use super::options::{Remote, StatusMap, es_status_label, parse_es_status};
 use crate::splunk::rest::Splunkd;
@@ -136,16 +137,6 @@ pub fn comment(prefix: Option<&str>, reasons: &[String]) -> String {
             text
         }
     }
-}
-
-/// Sends one grouped update: `ruleUIDs` repeated, `status`, `comment`.
-pub fn send(splunkd: &Splunkd, status: u32, group: &Group, comment: &str) -> Result<(), String> {
-    let status = status.to_string();
-    let mut form: Vec<(&str, &str)> =
-        group.event_ids.iter().map(|event_id| ("ruleUIDs", event_id.as_str())).collect();
-    form.push(("status", status.as_str()));
-    form.push(("comment", comment));
-    splunkd.notable_update(&form).map(|_| ()).map_err(|error| error.to_string())
 }
 
 /// Whether the search's user holds [`CAPABILITY`], from splunkd's current context.

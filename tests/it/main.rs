@@ -9,6 +9,7 @@ mod check;
 mod delivery;
 mod duplicates;
 mod incident;
+mod notables;
 mod remotes;
 mod robustness;
 mod slack;

@@ -289,6 +289,18 @@ impl Emulator {
         lock(&self.shared.splunkd).capabilities =
             capabilities.iter().map(|capability| capability.to_string()).collect();
     }
+    /// Emulate Enterprise Security of this version (`None`: not installed).
+    pub fn set_es_version(&self, version: Option<&str>) {
+        lock(&self.shared.splunkd).es_version = version.map(str::to_string);
+    }
+    /// ES 8 finding updates received: `{"id", "notable_time", "body"}`.
+    pub fn es8_updates(&self) -> Vec<Value> {
+        lock(&self.shared.splunkd).es8_updates.clone()
+    }
+    /// ES 8 notes received: `{"id", "notable_time", "content"}`.
+    pub fn es8_notes(&self) -> Vec<Value> {
+        lock(&self.shared.splunkd).es8_notes.clone()
+    }
     pub fn set_notable_status(&self, event_id: &str, status: &str) {
         lock(&self.shared.splunkd).notable_status.insert(event_id.into(), status.into());
     }
