@@ -50,7 +50,7 @@ pub const READ_CREDENTIALS: &str = "stackflow_read_credentials";
 /// Admins hold every capability through `admin_all_objects`; the scripted input runs as
 /// `splunk-system-user`, which splunkd does not describe with capabilities.
 const ADMIN_CAPABILITY: &str = "admin_all_objects";
-const SYSTEM_USER: &str = "splunk-system-user";
+pub const SYSTEM_USER: &str = "splunk-system-user";
 
 /// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
 /// only ones left as they are; every other byte is percent-encoded.

@@ -139,13 +139,20 @@ pub fn comment(prefix: Option<&str>, reasons: &[String]) -> String {
     }
 }
 
-/// Whether the search's user holds [`CAPABILITY`], from splunkd's current context.
+/// Whether the search's user holds [`CAPABILITY`], from splunkd's current context. splunkd's
+/// own `splunk-system-user` (which runs the shipped *StackFlow - Sync notables* search, owned
+/// by nobody) is not described with capabilities and may.
 /// `Ok(None)`: splunkd has no such endpoint (404; not a real splunkd), so the check cannot be
 /// made.
 pub fn has_capability(splunkd: &Splunkd) -> Result<Option<bool>, String> {
     splunkd
         .current_context()
-        .map(|context| context.map(|context| context.has_capability(CAPABILITY)))
+        .map(|context| {
+            context.map(|context| {
+                context.has_capability(CAPABILITY)
+                    || context.username == crate::splunk::rest::SYSTEM_USER
+            })
+        })
         .map_err(|error| error.to_string())
 }
 

@@ -12,6 +12,7 @@ mod incident;
 mod notables;
 mod remotes;
 mod robustness;
+mod saved_search;
 mod slack;
 mod soar;
 mod state;

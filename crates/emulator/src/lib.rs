@@ -289,6 +289,10 @@ impl Emulator {
         lock(&self.shared.splunkd).capabilities =
             capabilities.iter().map(|capability| capability.to_string()).collect();
     }
+    /// The user name `current-context` reports (default `admin`).
+    pub fn set_username(&self, username: &str) {
+        lock(&self.shared.splunkd).username = username.into();
+    }
     /// Emulate Enterprise Security of this version (`None`: not installed).
     pub fn set_es_version(&self, version: Option<&str>) {
         lock(&self.shared.splunkd).es_version = version.map(str::to_string);

@@ -22,6 +22,8 @@ pub(crate) struct Splunkd {
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
     pub capabilities: Vec<String>,
+    /// User name `current-context` reports (default `admin`).
+    pub username: String,
     /// Version of the emulated Enterprise Security app (`None`: not installed, 404).
     pub es_version: Option<String>,
     /// ES 8 finding updates: `{"id", "notable_time", "body"}`.
@@ -51,6 +53,7 @@ impl Splunkd {
             ]
             .map(String::from)
             .to_vec(),
+            username: "admin".into(),
             es_version: None,
             es8_updates: Vec::new(),
             es8_notes: Vec::new(),
@@ -145,7 +148,7 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
         ] if m == "POST" && s.es_version.is_some() => es8_note(s, req, &decode(id, false)),
         ["services", "authentication", "current-context"] if m == "GET" => Response::json(
             200,
-            &json!({"entry": [{"name": "admin", "content": {"username": "admin", "capabilities": s.capabilities}}]}),
+            &json!({"entry": [{"name": s.username, "content": {"username": s.username, "capabilities": s.capabilities}}]}),
         ),
         ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
             let search = req.query_param("search").unwrap_or_default();
