@@ -9,6 +9,7 @@ mod check;
 mod delivery;
 mod duplicates;
 mod incident;
+mod input_limits;
 mod notables;
 mod remotes;
 mod robustness;
