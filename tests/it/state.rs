@@ -12,11 +12,11 @@ use std::process::Command;
 
 /// One event of the stream: its stanza, sourcetype, time and JSON data.
 #[derive(Debug)]
-struct Event {
+pub(crate) struct Event {
     stanza: String,
-    sourcetype: String,
+    pub(crate) sourcetype: String,
     time: Option<f64>,
-    data: Value,
+    pub(crate) data: Value,
 }
 
 fn unescape(text: &str) -> String {
@@ -87,19 +87,19 @@ fn config_xml(emu: &Emulator, checkpoint_dir: &Path, params: &[(&str, &str)]) ->
     )
 }
 
-struct Input {
+pub(crate) struct Input {
     setup: Setup,
     checkpoint_dir: PathBuf,
 }
 
 impl Input {
-    fn new() -> Input {
+    pub(crate) fn new() -> Input {
         let setup = setup();
         let checkpoint_dir = setup.home.root.join("var/lib/splunk/modinputs/stackflow_state");
         std::fs::create_dir_all(&checkpoint_dir).unwrap();
         Input { setup, checkpoint_dir }
     }
-    fn emu(&self) -> &Emulator {
+    pub(crate) fn emu(&self) -> &Emulator {
         &self.setup.emu
     }
     /// One run as splunkd starts it: no argument, configuration on stdin.
@@ -111,7 +111,7 @@ impl Input {
         let found = events(&run.stdout);
         (run, found)
     }
-    fn poll(&self) -> (Run, Vec<Event>) {
+    pub(crate) fn poll(&self) -> (Run, Vec<Event>) {
         self.poll_with(&[])
     }
     fn run_mode(&self, args: &[&str], stdin: &str) -> Run {
@@ -125,12 +125,12 @@ fn of<'a>(found: &'a [Event], sourcetype: &str) -> Vec<&'a Event> {
     found.iter().filter(|event| event.sourcetype == sourcetype).collect()
 }
 
-fn container(emu: &Emulator, n: u64, sdi: &str) -> u64 {
+pub(crate) fn container(emu: &Emulator, n: u64, sdi: &str) -> u64 {
     emu.add_soar_container(json!({"name": format!("notable {n}"), "label": "events",
         "severity": "high", "source_data_identifier": sdi}))
 }
 
-fn start_run(emu: &Emulator, container: u64) -> String {
+pub(crate) fn start_run(emu: &Emulator, container: u64) -> String {
     let body = json!({"container_id": container, "playbook_id": "local/triage", "run": true});
     let client = stackflow::delivery::http::HttpClient::new(
         &stackflow::delivery::http::HttpOptions {
@@ -151,7 +151,7 @@ fn start_run(emu: &Emulator, container: u64) -> String {
     response.json().unwrap()["playbook_run_id"].as_str().unwrap().to_string()
 }
 
-fn incident(emu: &Emulator, id: &str, state: &str) {
+pub(crate) fn incident(emu: &Emulator, id: &str, state: &str) {
     emu.add_stackflow_incident(json!({"id": id, "number": id, "state": state, "priority": "P2",
         "assigned_to": null, "assignment_group": "SOC"}));
 }
