@@ -6,6 +6,7 @@
 
 mod audit;
 mod check;
+mod cim;
 mod dashboards;
 mod delivery;
 mod duplicates;
