@@ -48,8 +48,9 @@ pub struct InputOptions {
     pub account: String,
     pub lookback_days: u64,
     pub max_events: usize,
-    /// The playbook-run field that holds its change time (empty: read every run of the linked
-    /// containers each poll). Assumption, unverified: SOAR's playbook_run carries `update_time`.
+    /// The playbook-run field that holds its change time (empty, from `none`: read every run of
+    /// the linked containers each poll). Assumption, unverified: SOAR's playbook_run carries
+    /// `update_time`.
     pub run_time_field: String,
     /// Seconds re-read before the cursor, for changes committed out of order.
     pub overlap_s: u64,
@@ -75,7 +76,10 @@ impl InputOptions {
                 "account {account:?}: use the name of a [soar:<account>] / [stackflow:<account>] stanza (letters, digits, _ - .)"
             ));
         }
-        let run_time_field = stanza.param("run_time_field").unwrap_or("update_time").to_string();
+        let run_time_field = match stanza.param("run_time_field").unwrap_or("update_time") {
+            "none" => String::new(),
+            field => field.to_string(),
+        };
         if !run_time_field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(format!("run_time_field = {run_time_field:?}: a SOAR field name"));
         }

@@ -24,6 +24,8 @@ fn options_have_defaults_and_bounds() {
     .unwrap();
     assert_eq!((options.account.as_str(), options.max_events), ("lab", 5));
     assert_eq!(options.run_time_field, "update_time", "an empty param is the default");
+    let options = InputOptions::from_stanza(&stanza(&[("run_time_field", "none")])).unwrap();
+    assert_eq!(options.run_time_field, "", "none: no time filter on runs");
     for (name, value) in [
         ("max_events", "0"),
         ("max_events", "-1"),

@@ -435,3 +435,32 @@ fn the_app_ships_the_input_disabled_and_documented() {
         assert_eq!(props.get(sourcetype, "KV_MODE"), Some("json"), "{sourcetype}");
     }
 }
+
+#[test]
+fn without_a_run_change_field_runs_are_compared_not_filtered() {
+    let input = Input::new();
+    let emu = input.emu();
+    let c = container(emu, 1, "e1");
+    let run_id = start_run(emu, c);
+    let now = stackflow::delivery::spool::now_unix();
+    seed_links(
+        emu,
+        &[json!({"_key": "k1", "event_id": "e1", "soar_container_id": c, "updated": now})],
+    );
+    let params = [("run_time_field", "none")];
+    let (run, found) = input.poll_with(&params);
+    run.assert_code(0);
+    assert_eq!(of(&found, "stackflow:soar:playbook_run").len(), 1);
+    emu.set_soar_playbook_run_status(&run_id, "failed");
+    emu.clear_requests();
+    let (run, found) = input.poll_with(&params);
+    run.assert_code(0);
+    let runs = of(&found, "stackflow:soar:playbook_run");
+    assert_eq!(runs.len(), 1, "{found:?}");
+    assert_eq!(runs[0].data["status"], "failed");
+    let queries = emu.requests_to("/rest/playbook_run");
+    assert_eq!(queries.len(), 1);
+    assert!(!queries[0].query.contains("update_time__gte"), "{}", queries[0].query);
+    let (_, found) = input.poll_with(&params);
+    assert!(found.is_empty(), "unchanged runs are not reported again: {found:?}");
+}
