@@ -112,9 +112,20 @@ pub fn open(settings: &Settings, splunkd: &Splunkd) -> Result<Box<dyn NotableUpd
     let api = match config.api.as_str() {
         "es8" => EsApi::Es8,
         "notable_update" => EsApi::NotableUpdate,
-        _ => match splunkd.es_version()?.as_deref().and_then(major_version) {
-            Some(major) if major >= 8 => EsApi::Es8,
-            _ => EsApi::NotableUpdate,
+        _ => match splunkd.es_version() {
+            Ok(version) => match version.as_deref().and_then(major_version) {
+                Some(major) if major >= 8 => EsApi::Es8,
+                _ => EsApi::NotableUpdate,
+            },
+            // splunkd busy: the caller retries later; anything else (e.g. the user may not
+            // read apps/local) keeps the API every ES version has documented.
+            Err(error @ Error::Unavailable(_)) => return Err(error),
+            Err(error) => {
+                log::warn!(
+                    "cannot read the Enterprise Security version ({error}); using /services/notable_update (set [notables] api = es8 for ES 8)"
+                );
+                EsApi::NotableUpdate
+            }
         },
     };
     let requests = std::cell::Cell::new(0);

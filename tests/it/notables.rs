@@ -11,7 +11,7 @@ use stackflow::settings::Settings;
 use stackflow::splunk::conf::ConfFile;
 use stackflow::splunk::notable_update::{self, EsApi, NotableChange};
 use stackflow::splunk::rest::Splunkd;
-use stackflow_emulator::Emulator;
+use stackflow_emulator::{Emulator, Fault};
 
 const FINDING: &str = "2008e99d-af14-4fec-89da-b9b17a81820a@@notable@@time1768225865";
 
@@ -179,4 +179,24 @@ fn owner_disposition_and_status_reach_either_api() {
     let error = updater.update(&change).unwrap_err();
     assert!(error.contains("ES 8 note on"), "{error}");
     assert_eq!(emu.requests_to("/servicesNS/nobody/custom/notes/").len(), 1);
+}
+
+#[test]
+fn an_unreadable_es_version_keeps_notable_update_and_a_busy_splunkd_is_an_error() {
+    let change =
+        NotableChange { event_ids: vec!["e1".into()], status: Some(4), ..NotableChange::default() };
+    let emu = Emulator::start_plain();
+    emu.set_es_version(Some("8.1.0"));
+    let refused = Fault::Status { status: 403, body: "no".into(), headers: vec![] };
+    emu.fault("/services/apps/local", refused, 1);
+    let (settings, client) = splunkd(&emu, "");
+    let updater = notable_update::open(&settings, &client).unwrap();
+    assert_eq!(updater.api(), EsApi::NotableUpdate);
+    updater.update(&change).unwrap();
+    assert_eq!(emu.notable_updates().len(), 1);
+
+    let busy = Fault::Status { status: 503, body: "restarting".into(), headers: vec![] };
+    emu.fault("/services/apps/local", busy, 1);
+    let error = notable_update::open(&settings, &client).err().expect("busy splunkd");
+    assert_eq!(error.exit_code(), stackflow::error::ExitCode::Deferred, "{error}");
 }
