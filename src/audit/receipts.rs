@@ -82,15 +82,34 @@ impl Receipt {
 
 /// The stash file header (values lose their `"`, as cim_actions' `get_header_item` does).
 pub fn header_line(index: &str) -> String {
+    header_line_of(index, SOURCETYPE)
+}
+
+/// The header of a stash file of another sourcetype (e.g. `stackflow:interaction`).
+pub fn header_line_of(index: &str, sourcetype: &str) -> String {
     format!(
-        "***SPLUNK*** index=\"{}\" source=\"{SOURCE}\" sourcetype=\"{SOURCETYPE}\"",
-        index.replace('"', "_")
+        "***SPLUNK*** index=\"{}\" source=\"{SOURCE}\" sourcetype=\"{}\"",
+        index.replace('"', "_"),
+        sourcetype.replace('"', "_")
     )
+}
+
+/// `{"time":<epoch>.<6 digits>,…}`: `time` first, then the object's own fields.
+pub fn line_with_time(
+    time: Duration,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Result<String> {
+    let rest = serde_json::to_string(fields)
+        .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
+    let body = rest.strip_prefix('{').unwrap_or(&rest);
+    let separator = if body == "}" { "" } else { "," };
+    Ok(format!("{{\"time\":{}.{:06}{separator}{body}", time.as_secs(), time.subsec_micros()))
 }
 
 /// Collects receipt lines and writes them as stash files.
 pub struct ReceiptWriter {
     index: String,
+    sourcetype: String,
     spool_dir: PathBuf,
     staging_dir: PathBuf,
     lines: Vec<String>,
@@ -104,6 +123,7 @@ impl ReceiptWriter {
     pub fn new(splunk_home: &Path, index: &str) -> ReceiptWriter {
         ReceiptWriter {
             index: index.to_string(),
+            sourcetype: SOURCETYPE.to_string(),
             spool_dir: splunk_home.join("var").join("spool").join("splunk"),
             staging_dir: splunk_home.join("var").join("run").join("stackflow").join("receipts"),
             lines: Vec::new(),
@@ -111,6 +131,21 @@ impl ReceiptWriter {
             written: Vec::new(),
             receipts_written: 0,
         }
+    }
+
+    /// Files of another sourcetype (the header line names it).
+    pub fn with_sourcetype(mut self, sourcetype: &str) -> ReceiptWriter {
+        self.sourcetype = sourcetype.to_string();
+        self
+    }
+
+    /// Adds a line already made (`line_with_time`).
+    pub fn push_line(&mut self, line: String) -> Result<()> {
+        self.lines.push(line);
+        if self.lines.len() >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     pub fn with_flush_every(mut self, n: usize) -> ReceiptWriter {
@@ -148,7 +183,7 @@ impl ReceiptWriter {
         if self.lines.is_empty() {
             return Ok(None);
         }
-        let mut text = header_line(&self.index);
+        let mut text = header_line_of(&self.index, &self.sourcetype);
         text.push('\n');
         for line in &self.lines {
             text.push_str(line);

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod check;
+pub mod slack;
 pub mod spool;
 pub mod state;
 pub mod sync;
@@ -53,6 +54,7 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
         Command::Spool { command } => spool::run(command),
         Command::Check { splunkd_uri } => check::run(splunkd_uri),
         Command::State { scheme, validate_arguments } => state::run(scheme, validate_arguments),
+        Command::Slack { command } => slack::run(command),
     }
 }
 

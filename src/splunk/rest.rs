@@ -262,6 +262,29 @@ impl Splunkd {
         self.checked(response, &format!("KV store {collection} batch_save")).map(|_| ())
     }
 
+    /// One KV store record by `_key`; `None` when there is none (HTTP 404).
+    pub fn kv_get(&self, collection: &str, key: &str) -> Result<Option<serde_json::Value>> {
+        let path = format!(
+            "/servicesNS/nobody/{APP}/storage/collections/data/{}/{}?output_mode=json",
+            url_encode(collection),
+            url_encode(key)
+        );
+        self.get_json(&path, &format!("KV store {collection}"))
+    }
+
+    /// `GET <splunkd><path>` as JSON; `None` on HTTP 404. `what` names the call in errors.
+    pub fn get_json(&self, path: &str, what: &str) -> Result<Option<serde_json::Value>> {
+        let response = self.get(path);
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
+        }
+        let response = self.checked(response, what)?;
+        response
+            .json()
+            .map(Some)
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))
+    }
+
     /// Queries a KV store collection with a Mongo-style query object.
     pub fn kv_query(
         &self,

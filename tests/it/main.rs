@@ -17,6 +17,7 @@ mod remotes;
 mod robustness;
 mod saved_search;
 mod slack;
+mod slack_socket;
 mod soar;
 mod state;
 mod support;
