@@ -15,6 +15,9 @@ pub(super) struct Listed {
 pub struct SlackMapper {
     context: AlertContext,
     params: SlackParams,
+    /// The response buttons (PRODUCT §9) and, in mode=alert, the first listed row's part.
+    respond: ResponseParams,
+    first_respond: Option<Value>,
     /// Rows below `min_severity`.
     below_threshold: u64,
     // mode=alert
@@ -39,9 +42,12 @@ pub(super) const MAX_SUMMARIZED_ROWS: usize = 100_000;
 impl SlackMapper {
     pub fn new(context: AlertContext) -> Result<SlackMapper> {
         let params = SlackParams::from_context(&context)?;
+        let respond = ResponseParams::from_context(&context)?;
         Ok(SlackMapper {
             context,
             params,
+            respond,
+            first_respond: None,
             below_threshold: 0,
             listed: Vec::new(),
             listed_chars: 0,
@@ -159,6 +165,11 @@ impl SlackMapper {
             "blocks": blocks,
             "links": links_json(&views),
         });
+        let first_respond = self.first_respond.take();
+        let mut request = request;
+        if let (Some(part), 1, 0) = (first_respond, listed.len(), self.unlisted) {
+            request["respond"] = part;
+        }
         let key = self.key_prefix(channel.as_deref());
         let mut rows: Vec<RowRef> =
             listed.iter().map(|listed| listed.view.row_ref.clone()).collect();
@@ -192,6 +203,10 @@ impl SlackMapper {
             "blocks": blocks,
             "links": links_json(&[&view]),
         });
+        let mut request = request;
+        if let Some(part) = self.respond.request_part(&self.context, row) {
+            request["respond"] = part;
+        }
         let suffix = match row.str("event_id") {
             Some(event_id) => event_id.to_string(),
             None => row_hash(row),
@@ -291,6 +306,9 @@ impl RowMapper for SlackMapper {
                     return Ok(Vec::new());
                 }
                 let view = row_view(row, &self.context, self.params.summary_template.as_deref());
+                if self.listed.is_empty() {
+                    self.first_respond = self.respond.request_part(&self.context, row);
+                }
                 self.push_alert(view);
                 Ok(Vec::new())
             }

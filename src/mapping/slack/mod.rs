@@ -216,6 +216,7 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
 
 mod blocks;
 mod mapper;
+mod respond;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -223,5 +224,6 @@ mod view;
 
 pub use blocks::*;
 pub use mapper::*;
+pub use respond::*;
 pub use text::*;
 pub use view::*;
