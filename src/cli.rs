@@ -59,6 +59,39 @@ pub enum Command {
         #[arg(long)]
         splunkd_uri: Option<String>,
     },
+    /// Store an account's secret in storage/passwords, or list which are set.
+    ///
+    /// Secrets live in Splunk's credential store (storage/passwords, realm "stackflow") under
+    /// the user names soar.<account>, stackflow.<account>, stackflow_api.<account>,
+    /// slack.<account>, slack_signing.<account>, slack_app.<account>, llm.<account>.
+    /// Never on the command line: the session key is the first line of stdin, the secret the
+    /// second. Exit codes: 0 done, 2 bad invocation, 4 configuration, 5 credentials (no or
+    /// refused session key), 6 splunkd refused the write, 7 splunkd unreachable.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create or update one secret: stdin line 1 = session key, line 2 = the secret.
+    ///
+    /// e.g. `read -rs TOKEN; printf '%s\n%s\n' "$SESSION_KEY" "$TOKEN" | stackflow secret set soar.default`
+    Set {
+        /// The storage/passwords user name, e.g. soar.default or stackflow_api.emea.
+        user: String,
+        /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+    },
+    /// Show which secrets of the configured accounts are stored (never their values); stdin
+    /// line 1 = session key.
+    List {
+        /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod check;
+pub mod secret;
 pub mod spool;
 pub mod sync;
 
@@ -51,6 +52,7 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
         Command::Sync => sync::run(),
         Command::Spool { command } => spool::run(command),
         Command::Check { splunkd_uri } => check::run(splunkd_uri),
+        Command::Secret { command } => secret::run(command),
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod probe;
 pub mod response;
+pub mod secrets;
 pub mod slack;
 pub mod soar;
 pub mod stackflow;

@@ -86,9 +86,9 @@ fn secret_error(username: &str, status: Option<u16>, outcome: Outcome) -> Error 
     match (status, rejection.class) {
         (_, RejectClass::Configuration) => Error::config("splunkd", "", rejection.reason),
         (Some(404), _) => Error::Credentials(format!(
-            "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it with: \
-             curl -k -u admin https://localhost:8089/servicesNS/nobody/{APP}/storage/passwords \
-             -d name={username} -d realm={REALM} -d password=<secret>"
+            "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it on \
+             the app's setup page (Apps > Manage Apps > StackFlow for Splunk > Set up) or with \
+             `stackflow secret set {username}` (session key and secret on stdin)"
         )),
         (Some(status), RejectClass::Credentials) => Error::Credentials(format!(
             "splunkd refused to read secret {REALM}:{username} (HTTP {status}): the alert owner needs the \
@@ -241,6 +241,60 @@ impl Splunkd {
                 context.username
             ))),
         }
+    }
+
+    /// Creates or updates `<realm>:<username>:` in storage/passwords (`stackflow secret set`).
+    ///
+    /// `POST …/storage/passwords` with `name`, `realm`, `password` creates it; when splunkd
+    /// answers 409 (it exists), `POST …/storage/passwords/<realm>:<username>:` with
+    /// `password` updates it (Splunk REST API Reference, "storage/passwords"). The secret
+    /// travels in the form body only, never in the URL. Returns whether it was created.
+    pub fn store_secret(&self, username: &str, secret: &Secret) -> Result<bool> {
+        let base = format!("/servicesNS/nobody/{APP}/storage/passwords");
+        let form = "application/x-www-form-urlencoded";
+        let what = format!("storing secret {REALM}:{username}");
+        let body = form_encode(&[
+            ("name", username),
+            ("realm", REALM),
+            ("password", secret.expose()),
+            ("output_mode", "json"),
+        ]);
+        let created = self.post(&base, form, body.as_bytes());
+        if !matches!(&created, Ok(response) if response.status == 409) {
+            return self.checked(created, &what).map(|_| true);
+        }
+        let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
+        let body = form_encode(&[("password", secret.expose()), ("output_mode", "json")]);
+        self.checked(self.post(&format!("{base}/{name}"), form, body.as_bytes()), &what)
+            .map(|_| false)
+    }
+
+    /// The user names stored in realm [`REALM`] of this app's storage/passwords (never a
+    /// value: the answer's `clear_password` is not read).
+    pub fn secret_names(&self) -> Result<Vec<String>> {
+        let path = format!(
+            "/servicesNS/nobody/{APP}/storage/passwords?output_mode=json&count=0&search={}",
+            url_encode(&format!("realm={REALM}"))
+        );
+        let what = "listing storage/passwords";
+        let response = self.checked(self.get(&path), what)?;
+        let json = response
+            .json()
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
+        let mut names: Vec<String> = json
+            .get("entry")
+            .and_then(|entries| entries.as_array())
+            .map(|entries| entries.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| entry.get("content"))
+            .filter(|content| content.get("realm").and_then(|v| v.as_str()) == Some(REALM))
+            .filter_map(|content| content.get("username").and_then(|v| v.as_str()))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Upserts records (each with `_key`) into a KV store collection.

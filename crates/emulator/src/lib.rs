@@ -272,6 +272,14 @@ impl Emulator {
     pub fn set_secret(&self, realm: &str, username: &str, clear_password: &str) {
         lock(&self.shared.splunkd).set_secret(realm, username, clear_password);
     }
+    /// A stored secret's clear text (what `storage/passwords` holds now).
+    pub fn secret(&self, realm: &str, username: &str) -> Option<String> {
+        lock(&self.shared.splunkd).secret(realm, username)
+    }
+    /// Names written through `POST`/`DELETE storage/passwords`, in order.
+    pub fn secret_writes(&self) -> Vec<String> {
+        lock(&self.shared.splunkd).secret_writes.clone()
+    }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         lock(&self.shared.splunkd).kv_records(collection)
     }

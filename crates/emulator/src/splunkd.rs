@@ -1,4 +1,4 @@
-//! splunkd emulation: `storage/passwords` (one + list), the app KV store collection data API
+//! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV store collection data API
 //! (insert, update, batch_save, query with `$in`/`$or`/equality) and ES `notable_update`.
 
 use crate::http::{Request, Response, decode, parse_form};
@@ -21,6 +21,8 @@ pub(crate) struct Splunkd {
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
     pub capabilities: Vec<String>,
+    /// Names of secrets created, updated (`realm:user:`) or deleted (`DELETE realm:user:`).
+    pub secret_writes: Vec<String>,
 }
 
 fn messages(status: u16, kind: &str, text: &str) -> Response {
@@ -38,12 +40,14 @@ impl Splunkd {
             notable_status: HashMap::new(),
             capabilities: [
                 "edit_notable_events",
+                "edit_storage_passwords",
                 "list_storage_passwords",
                 "stackflow_read_credentials",
                 "stackflow_update_notables",
             ]
             .map(String::from)
             .to_vec(),
+            secret_writes: Vec::new(),
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
@@ -51,6 +55,9 @@ impl Splunkd {
             format!("{realm}:{username}:"),
             (realm.into(), username.into(), password.into()),
         );
+    }
+    pub fn secret(&self, realm: &str, username: &str) -> Option<String> {
+        self.secrets.get(&format!("{realm}:{username}:")).map(|(_, _, pw)| pw.clone())
     }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         self.kv.get(collection).map(|c| c.records.clone()).unwrap_or_default()
@@ -110,12 +117,16 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
         ),
         ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
             let search = req.query_param("search").unwrap_or_default();
-            let entries: Vec<Value> = s
-                .secrets
-                .keys()
-                .filter(|n| n.contains(search.as_str()))
-                .map(|n| s.secret_entry(n))
-                .collect();
+            // `field=value` filters on that field of the entry's content, anything else on
+            // the name (Splunk REST API Reference, "Request and response details": search).
+            let wanted = |name: &String| match search.split_once('=') {
+                Some((field, value)) => {
+                    s.secret_entry(name)["content"][field].as_str() == Some(value)
+                }
+                None => name.contains(search.as_str()),
+            };
+            let entries: Vec<Value> =
+                s.secrets.keys().filter(|n| wanted(n)).map(|n| s.secret_entry(n)).collect();
             Response::json(
                 200,
                 &json!({"entry": entries, "paging": {"total": entries.len(), "offset": 0}}),
@@ -131,11 +142,73 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
                 None => messages(404, "ERROR", &format!("Could not find object id={name}")),
             }
         }
+        ["servicesNS", _, _, "storage", "passwords"] if m == "POST" => create_secret(s, req),
+        ["servicesNS", _, _, "storage", "passwords", name] if m == "POST" || m == "DELETE" => {
+            update_secret(s, req, &decode(name, false))
+        }
         ["servicesNS", _, _, "storage", "collections", "data", coll, rest @ ..] => {
             kv(s, req, &decode(coll, false), rest)
         }
         _ => messages(404, "ERROR", &format!("Not Found: {}", req.path)),
     }
+}
+
+/// Writing storage/passwords takes an admin (`admin_all_objects`) or, since Splunk 9.0,
+/// `edit_storage_passwords` (Splunk authorize.conf.spec).
+fn may_write_secrets(s: &Splunkd) -> bool {
+    s.capabilities.iter().any(|c| c == "admin_all_objects" || c == "edit_storage_passwords")
+}
+
+/// `POST storage/passwords` (`name`, `realm`, `password`): 201, or 409 when it exists.
+fn create_secret(s: &mut Splunkd, req: &Request) -> Response {
+    if !may_write_secrets(s) {
+        return messages(
+            403,
+            "ERROR",
+            "You (user=admin) do not have permission to perform this operation (requires capability: edit_storage_passwords).",
+        );
+    }
+    let form = parse_form(&req.body);
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(user), Some(password)) = (field("name"), field("password")) else {
+        return messages(400, "ERROR", "Missing argument: name and password are required");
+    };
+    let realm = field("realm").unwrap_or_default();
+    let name = format!("{realm}:{user}:");
+    if s.secrets.contains_key(&name) {
+        return messages(409, "ERROR", &format!("An object with name={name} already exists"));
+    }
+    s.set_secret(&realm, &user, &password);
+    s.secret_writes.push(name.clone());
+    Response::json(201, &json!({"entry": [s.secret_entry(&name)]}))
+}
+
+/// `POST storage/passwords/<realm:user:>` (`password`) updates; `DELETE` removes.
+fn update_secret(s: &mut Splunkd, req: &Request, name: &str) -> Response {
+    if !may_write_secrets(s) {
+        return messages(
+            403,
+            "ERROR",
+            "You (user=admin) do not have permission to perform this operation (requires capability: edit_storage_passwords).",
+        );
+    }
+    if !s.secrets.contains_key(name) {
+        return messages(404, "ERROR", &format!("Could not find object id={name}"));
+    }
+    if req.method == "DELETE" {
+        s.secrets.remove(name);
+        s.secret_writes.push(format!("DELETE {name}"));
+        return Response::json(200, &json!({"entry": []}));
+    }
+    let form = parse_form(&req.body);
+    let Some((_, password)) = form.iter().find(|(n, _)| n == "password") else {
+        return messages(400, "ERROR", "Missing argument: password");
+    };
+    if let Some(entry) = s.secrets.get_mut(name) {
+        entry.2 = password.clone();
+    }
+    s.secret_writes.push(name.to_string());
+    Response::json(200, &json!({"entry": [s.secret_entry(name)]}))
 }
 
 fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
