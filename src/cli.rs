@@ -48,8 +48,8 @@ pub enum Command {
     /// alert actions run, then probes each configured account read-only: SOAR
     /// `GET /rest/version` (else `/rest/container?page_size=1`), the StackFlow API
     /// `GET /incidents?limit=1`, Slack `auth.test`. The StackFlow webhook is not called (no test
-    /// incident is created). Prints one `OK|WARN|FAIL  <what>  <detail>` line per check on stdout,
-    /// then a summary; never prints a secret.
+    /// incident is created). Prints one `OK|WARN|FAIL|SKIP  <what>  <detail>` line per check on
+    /// stdout (SKIP: an account that is not configured), then a summary; never prints a secret.
     ///
     /// Exit codes: 0 every check passed (warnings allowed), 4 configuration (invalid setting,
     /// TLS certificate not trusted, spool not writable), 5 credentials (no session key, secret
@@ -58,6 +58,14 @@ pub enum Command {
         /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
         #[arg(long)]
         splunkd_uri: Option<String>,
+        /// Print one JSON object per check (`kind, account, check, status, detail, remedy`),
+        /// then `{"summary", "exit_code"}`, for monitoring.
+        #[arg(long, conflicts_with = "chunked")]
+        json: bool,
+        /// Run as the `| stackflowcheck` generating search command (SCP v2 on stdin/stdout;
+        /// run by splunkd, which passes the search's session key).
+        #[arg(long)]
+        chunked: bool,
     },
     /// Store an account's secret in storage/passwords, or list which are set.
     ///

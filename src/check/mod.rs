@@ -1,4 +1,4 @@
-//! The checks behind `stackflow check` (and, later, `| stackflowcheck`): validate the
+//! The checks behind `stackflow check` and `| stackflowcheck`: validate the
 //! configuration and reach every configured endpoint, without side effects, as one `Report`.
 //!
 //! Account settings are validated by the remotes' own account readers and opens (the very
@@ -11,8 +11,9 @@
 //! reach request headers; URLs are shown without user info.
 
 mod report;
+pub mod search;
 
-pub use report::{Line, Report, Status};
+pub use report::{Line, Report, Status, Subject};
 
 use crate::delivery::http::{HttpClient, HttpOptions};
 use crate::error::{Error, ExitCode};
@@ -31,6 +32,31 @@ use std::time::Duration;
 
 /// Runs every check; `session_key` empty means secrets cannot be read.
 pub fn check(splunkd_uri: Option<&str>, session_key: String) -> Report {
+    check_selected(splunkd_uri, session_key, &Selection::default())
+}
+
+/// Which accounts to check (`| stackflowcheck account=<name> kind=<kind>`); the app-wide
+/// checks (settings, splunkd, spool, proxy, receipts) always run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `soar`, `stackflow` or `slack`; `None` = all kinds.
+    pub kind: Option<String>,
+    pub account: Option<String>,
+}
+
+impl Selection {
+    fn wants(&self, kind: &str, account: &str) -> bool {
+        self.kind.as_deref().is_none_or(|wanted| wanted == kind)
+            && self.account.as_deref().is_none_or(|wanted| wanted == account)
+    }
+}
+
+/// Runs the checks of the accounts `selection` names (and every app-wide check).
+pub fn check_selected(
+    splunkd_uri: Option<&str>,
+    session_key: String,
+    selection: &Selection,
+) -> Report {
     let mut report = Report::default();
     let settings = match Settings::load() {
         Ok(settings) => settings,
@@ -39,7 +65,7 @@ pub fn check(splunkd_uri: Option<&str>, session_key: String) -> Report {
             return report;
         }
     };
-    check_settings(&mut report, &settings, splunkd_uri, session_key);
+    check_settings_selected(&mut report, &settings, splunkd_uri, session_key, selection);
     report
 }
 
@@ -50,6 +76,16 @@ pub fn check_settings(
     splunkd_uri: Option<&str>,
     session_key: String,
 ) {
+    check_settings_selected(report, settings, splunkd_uri, session_key, &Selection::default());
+}
+
+fn check_settings_selected(
+    report: &mut Report,
+    settings: &Settings,
+    splunkd_uri: Option<&str>,
+    session_key: String,
+    selection: &Selection,
+) {
     let local = conf_files(report, settings);
     check_known_keys(report, settings);
     check_delivery(report, settings);
@@ -59,8 +95,11 @@ pub fn check_settings(
     let mut accounts = 0;
     for (kind, account) in accounts_of(settings) {
         let stanza = format!("{kind}:{account}");
+        if !selection.wants(kind, &account) {
+            continue;
+        }
         if !in_use(settings, &local, kind, &stanza) {
-            report.ok(&stanza, not_configured(kind, &stanza));
+            report.skip(&stanza, not_configured(kind, &stanza));
             continue;
         }
         accounts += 1;
@@ -78,7 +117,24 @@ pub fn check_settings(
             _ => check_slack(report, settings, secrets, &account),
         }
     }
-    if accounts == 0 {
+    if let Some(account) = &selection.account
+        && !accounts_of(settings)
+            .iter()
+            .any(|(kind, name)| name == account && selection.wants(kind, name))
+    {
+        let kinds = selection.kind.as_deref().map_or_else(
+            || format!("[soar:{account}], [stackflow:{account}] or [slack:{account}]"),
+            |kind| format!("[{kind}:{account}]"),
+        );
+        let stanza = format!("{}:{account}", selection.kind.as_deref().unwrap_or("all"));
+        report.fail(
+            &format!("[{stanza}]"),
+            format!("configuration: no account \"{account}\": stackflow.conf has no {kinds}"),
+            ExitCode::Configuration,
+        );
+        return;
+    }
+    if accounts == 0 && selection == &Selection::default() {
         report.warn(
             "accounts",
             "no SOAR, StackFlow or Slack account is configured: the alert actions have nowhere to send (set e.g. [soar:default] url in local/stackflow.conf)",

@@ -51,7 +51,13 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
         }
         Command::Sync => sync::run(),
         Command::Spool { command } => spool::run(command),
-        Command::Check { splunkd_uri } => check::run(splunkd_uri),
+        Command::Check { splunkd_uri, json, chunked } => {
+            if chunked {
+                check::run_chunked()
+            } else {
+                check::run(splunkd_uri, json)
+            }
+        }
         Command::Secret { command } => secret::run(command),
     }
 }

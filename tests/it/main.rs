@@ -14,5 +14,6 @@ mod robustness;
 mod secret;
 mod slack;
 mod soar;
+mod stackflowcheck;
 mod support;
 mod sync;
