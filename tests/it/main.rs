@@ -11,6 +11,7 @@ mod duplicates;
 mod incident;
 mod remotes;
 mod robustness;
+mod roles;
 mod secret;
 mod slack;
 mod soar;

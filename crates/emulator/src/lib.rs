@@ -293,6 +293,12 @@ impl Emulator {
         lock(&self.shared.splunkd).capabilities =
             capabilities.iter().map(|capability| capability.to_string()).collect();
     }
+    /// The session's user name and roles `current-context` reports (default `admin`, `[admin]`).
+    pub fn set_user(&self, username: &str, roles: &[&str]) {
+        let mut splunkd = lock(&self.shared.splunkd);
+        splunkd.username = username.into();
+        splunkd.roles = roles.iter().map(|role| role.to_string()).collect();
+    }
     pub fn set_notable_status(&self, event_id: &str, status: &str) {
         lock(&self.shared.splunkd).notable_status.insert(event_id.into(), status.into());
     }

@@ -21,6 +21,9 @@ pub(crate) struct Splunkd {
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
     pub capabilities: Vec<String>,
+    /// The session's user name and roles (`current-context`).
+    pub username: String,
+    pub roles: Vec<String>,
     /// Names of secrets created, updated (`realm:user:`) or deleted (`DELETE realm:user:`).
     pub secret_writes: Vec<String>,
 }
@@ -48,6 +51,8 @@ impl Splunkd {
             .map(String::from)
             .to_vec(),
             secret_writes: Vec::new(),
+            username: "admin".into(),
+            roles: vec!["admin".into()],
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
@@ -113,8 +118,20 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
         ["services", "notable_update"] if m == "POST" => notable_update(s, req),
         ["services", "authentication", "current-context"] if m == "GET" => Response::json(
             200,
-            &json!({"entry": [{"name": "admin", "content": {"username": "admin", "capabilities": s.capabilities}}]}),
+            &json!({"entry": [{"name": s.username, "content": {"username": s.username, "roles": s.roles, "capabilities": s.capabilities}}]}),
         ),
+        // Reading storage/passwords takes list_storage_passwords (or more) (Splunk
+        // authorize.conf.spec: "Lets a user read from (GET) the /storage/passwords endpoint").
+        ["servicesNS", _, _, "storage", "passwords", ..] if m == "GET" && !may_read_secrets(s) => {
+            messages(
+                403,
+                "ERROR",
+                &format!(
+                    "You (user={}) do not have permission to perform this operation (requires capability: list_storage_passwords OR edit_storage_passwords OR admin_all_objects).",
+                    s.username
+                ),
+            )
+        }
         ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
             let search = req.query_param("search").unwrap_or_default();
             // `field=value` filters on that field of the entry's content, anything else on
@@ -157,6 +174,10 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
 /// `edit_storage_passwords` (Splunk authorize.conf.spec).
 fn may_write_secrets(s: &Splunkd) -> bool {
     s.capabilities.iter().any(|c| c == "admin_all_objects" || c == "edit_storage_passwords")
+}
+
+fn may_read_secrets(s: &Splunkd) -> bool {
+    may_write_secrets(s) || s.capabilities.iter().any(|c| c == "list_storage_passwords")
 }
 
 /// `POST storage/passwords` (`name`, `realm`, `password`): 201, or 409 when it exists.
