@@ -694,10 +694,8 @@ impl SearchCommand for Generator {
 #[test]
 fn a_generating_command_answers_a_header_only_request_with_its_rows_and_finished() {
     // splunkd 8.2.1 sends a generating+stateful command a header-only execute body.
-    let input = stream(&[
-        (getinfo_821("stackflowcheck", &[]), ""),
-        (execute(false), "_chunked_idx\n"),
-    ]);
+    let input =
+        stream(&[(getinfo_821("stackflowcheck", &[]), ""), (execute(false), "_chunked_idx\n")]);
     let mut output = Vec::new();
     run(input.as_slice(), &mut output, &mut Generator).unwrap();
     let replies = chunks(&output);
