@@ -4,7 +4,7 @@
 //! shapes); framing lives in `chunked`, CSV in `splunk_csv`, and command logic in the
 //! implementor, which never sees a chunk, a header or a byte length.
 //!
-//! (About 670 lines with its docs: one job, the protocol driver; its tests live in
+//! (About 700 lines with its docs: one job, the protocol driver; its tests live in
 //! `search_command/tests.rs`.)
 
 use std::fmt;
