@@ -4,6 +4,7 @@ pub mod alert;
 pub mod check;
 pub mod secret;
 pub mod spool;
+pub mod state;
 pub mod sync;
 
 use crate::cli::{AlertKind, Cli, Command};
@@ -59,6 +60,7 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
             }
         }
         Command::Secret { command } => secret::run(command),
+        Command::State { scheme, validate_arguments } => state::run(scheme, validate_arguments),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct CurrentContext {
     pub username: String,
     pub roles: Vec<String>,
     pub capabilities: Vec<String>,
+    /// Whether the answer listed capabilities at all (every real splunkd does).
+    pub lists_capabilities: bool,
 }
 
 impl CurrentContext {
@@ -50,7 +52,7 @@ pub const READ_CREDENTIALS: &str = "stackflow_read_credentials";
 /// Admins hold every capability through `admin_all_objects`; the scripted input runs as
 /// `splunk-system-user`, which splunkd does not describe with capabilities.
 const ADMIN_CAPABILITY: &str = "admin_all_objects";
-const SYSTEM_USER: &str = "splunk-system-user";
+pub const SYSTEM_USER: &str = "splunk-system-user";
 
 /// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
 /// only ones left as they are; every other byte is percent-encoded.
@@ -187,13 +189,7 @@ impl Splunkd {
     /// other rejection is a credentials error (exit 5), and an untrusted certificate or an
     /// unusable URL a configuration error (exit 4).
     pub fn secret(&self, username: &str) -> Result<Secret> {
-        self.check_read_credentials().map_err(|error| match error {
-            Error::Unavailable(reason) => Error::Unavailable(format!(
-                "cannot read secret {REALM}:{username} from splunkd at {}: {reason}",
-                self.base
-            )),
-            other => other,
-        })?;
+        self.check_read_credentials()?;
         let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
         let what = format!("cannot read secret {REALM}:{username} from splunkd at {}", self.base);
@@ -223,24 +219,32 @@ impl Splunkd {
     }
 
     /// The app's own gate on its secrets: the session's user must hold [`READ_CREDENTIALS`]
-    /// (or be an admin, or splunkd's system user), whatever else lets them list
-    /// storage/passwords. A splunkd without `current-context` is not asked; one that cannot
-    /// answer now is `Unavailable` (deferred).
+    /// (or be an admin — `admin_all_objects`, role `admin`/`sc_admin` — or splunkd's system
+    /// user), whatever else lets them list storage/passwords. Defence in depth: when splunkd
+    /// cannot say who the user is, the read goes ahead and splunkd's own access control
+    /// decides.
     fn check_read_credentials(&self) -> Result<()> {
-        match self.current_context()? {
-            None => Ok(()),
-            Some(context)
-                if context.has_capability(READ_CREDENTIALS)
-                    || context.has_capability(ADMIN_CAPABILITY)
-                    || context.username == SYSTEM_USER =>
-            {
-                Ok(())
+        let context = match self.current_context() {
+            Ok(Some(context)) if context.lists_capabilities => context,
+            // No endpoint, no capability list, or no answer: this gate cannot decide, and the
+            // secret read that follows is still refused by splunkd's own access control.
+            Ok(_) => return Ok(()),
+            Err(error) => {
+                log::debug!(
+                    "cannot ask splunkd who the session's user is ({error}); reading the secret"
+                );
+                return Ok(());
             }
-            Some(context) => Err(Error::Credentials(format!(
-                "the Splunk user \"{}\" lacks the capability {READ_CREDENTIALS}, which this app requires to read its secrets: give the alert owner the stackflow_user role",
-                context.username
-            ))),
+        };
+        let admin = context.has_capability(ADMIN_CAPABILITY)
+            || context.roles.iter().any(|role| role == "admin" || role == "sc_admin");
+        if admin || context.has_capability(READ_CREDENTIALS) || context.username == SYSTEM_USER {
+            return Ok(());
         }
+        Err(Error::Credentials(format!(
+            "the Splunk user \"{}\" lacks the capability {READ_CREDENTIALS}, which this app requires to read its secrets: give the alert owner the stackflow_user role",
+            context.username
+        )))
     }
 
     /// Creates or updates `<realm>:<username>:` in storage/passwords (`stackflow secret set`).
@@ -318,8 +322,25 @@ impl Splunkd {
         collection: &str,
         query: &serde_json::Value,
     ) -> Result<Vec<serde_json::Value>> {
+        self.kv_query_page(collection, query, 0, 0)
+    }
+
+    /// One page of a query: at most `limit` records (0: splunkd's own cap) after `skip`,
+    /// ordered by `_key` so that consecutive pages neither repeat nor skip a record.
+    pub fn kv_query_page(
+        &self,
+        collection: &str,
+        query: &serde_json::Value,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        let paging = if limit == 0 {
+            String::new()
+        } else {
+            format!("&sort=_key&skip={skip}&limit={limit}")
+        };
         let path = format!(
-            "/servicesNS/nobody/{APP}/storage/collections/data/{}?output_mode=json&query={}",
+            "/servicesNS/nobody/{APP}/storage/collections/data/{}?output_mode=json&query={}{paging}",
             url_encode(collection),
             url_encode(&query.to_string())
         );
@@ -366,7 +387,42 @@ impl Splunkd {
             username: content.get("username").and_then(|v| v.as_str()).unwrap_or("?").to_string(),
             roles: strings("roles"),
             capabilities: strings("capabilities"),
+            lists_capabilities: content.get("capabilities").is_some_and(|list| list.is_array()),
         }))
+    }
+
+    /// The installed Enterprise Security version: `GET /services/apps/local/
+    /// SplunkEnterpriseSecuritySuite` → `entry[0].content.version`; `None` when ES is not
+    /// installed (HTTP 404).
+    pub fn es_version(&self) -> Result<Option<String>> {
+        let what = "splunkd GET /services/apps/local/SplunkEnterpriseSecuritySuite";
+        let response =
+            self.get("/services/apps/local/SplunkEnterpriseSecuritySuite?output_mode=json");
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
+        }
+        let response = self.checked(response, what)?;
+        let json = response
+            .json()
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
+        Ok(json
+            .pointer("/entry/0/content/version")
+            .and_then(|version| version.as_str())
+            .map(|version| version.trim().to_string())
+            .filter(|version| !version.is_empty()))
+    }
+
+    /// `POST <splunkd><path_and_query>` of a JSON body; the answer parsed (`null` when empty or
+    /// not JSON). `what` names the call in errors.
+    pub fn post_json(
+        &self,
+        path_and_query: &str,
+        body: &serde_json::Value,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let bytes = serde_json::to_vec(body).map_err(|error| Error::Internal(error.to_string()))?;
+        let response = self.checked(self.post(path_and_query, "application/json", &bytes), what)?;
+        Ok(response.json().unwrap_or(serde_json::Value::Null))
     }
 
     /// `POST /services/notable_update` with form fields; returns the parsed answer.

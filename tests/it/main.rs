@@ -6,16 +6,21 @@
 
 mod audit;
 mod check;
+mod cim;
+mod dashboards;
 mod delivery;
 mod duplicates;
 mod incident;
 mod input_limits;
+mod notables;
 mod remotes;
 mod robustness;
 mod roles;
+mod saved_search;
 mod secret;
 mod slack;
 mod soar;
 mod stackflowcheck;
+mod state;
 mod support;
 mod sync;
