@@ -217,8 +217,12 @@ fn may_write_secrets(s: &Splunkd) -> bool {
     s.capabilities.iter().any(|c| c == "admin_all_objects" || c == "edit_storage_passwords")
 }
 
+/// splunkd's own system user (scheduled searches owned by nobody, passAuth inputs) is not
+/// described by capabilities and may read them.
 fn may_read_secrets(s: &Splunkd) -> bool {
-    may_write_secrets(s) || s.capabilities.iter().any(|c| c == "list_storage_passwords")
+    may_write_secrets(s)
+        || s.username == "splunk-system-user"
+        || s.capabilities.iter().any(|c| c == "list_storage_passwords")
 }
 
 /// `POST storage/passwords` (`name`, `realm`, `password`): 201, or 409 when it exists.
