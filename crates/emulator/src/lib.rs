@@ -297,7 +297,7 @@ impl Emulator {
         lock(&self.shared.splunkd).capabilities =
             capabilities.iter().map(|capability| capability.to_string()).collect();
     }
-    /// The session's user name and roles `current-context` reports (default `admin`, `[admin]`).
+    /// The session's user name and roles `current-context` reports (default `admin`, no roles).
     pub fn set_user(&self, username: &str, roles: &[&str]) {
         let mut splunkd = lock(&self.shared.splunkd);
         splunkd.username = username.into();

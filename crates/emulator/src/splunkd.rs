@@ -25,7 +25,7 @@ pub(crate) struct Splunkd {
     pub capabilities: Vec<String>,
     /// User name `current-context` reports (default `admin`).
     pub username: String,
-    /// Roles `current-context` reports (default `[admin]`).
+    /// Roles `current-context` reports (default none: tests describe users by capabilities).
     pub roles: Vec<String>,
     /// Names of secrets created, updated (`realm:user:`) or deleted (`DELETE realm:user:`).
     pub secret_writes: Vec<String>,
@@ -60,7 +60,7 @@ impl Splunkd {
             .map(String::from)
             .to_vec(),
             secret_writes: Vec::new(),
-            roles: vec!["admin".into()],
+            roles: Vec::new(),
             username: "admin".into(),
             es_version: None,
             es8_updates: Vec::new(),
