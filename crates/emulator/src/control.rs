@@ -140,6 +140,10 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
             apply_config(shared, &body);
             ok()
         }
+        ("POST", "clear_faults") => {
+            lock(&shared.faults).clear();
+            ok()
+        }
         ("POST", "clear_requests") => {
             lock(&shared.log).items.clear();
             ok()
