@@ -108,6 +108,8 @@ fn every_account_is_one_row_per_check_with_status_detail_and_remedy() {
         "{prod:?}"
     );
     assert!(rows.iter().filter(|r| r[3] == "OK").all(|r| r[5].is_empty()), "{rows:#?}");
+    // Every stanza and key the app ships is known to the checks.
+    assert!(!rows.iter().any(|r| r[4].contains("unknown")), "{rows:#?}");
     // The search's own session key read the secrets; check is read-only.
     let secret_reads = emulator.requests_to("/servicesNS/nobody/stackflow/storage/passwords");
     assert!(!secret_reads.is_empty());
