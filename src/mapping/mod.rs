@@ -5,6 +5,7 @@ pub mod cef;
 pub mod slack;
 pub mod soar;
 pub mod stackflow;
+pub mod summary;
 
 use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::error::Result;

@@ -15,3 +15,4 @@ mod slack;
 mod soar;
 mod support;
 mod sync;
+mod triage;

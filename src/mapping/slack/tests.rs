@@ -79,11 +79,12 @@ fn default_summary_says_who_what_where_when() {
     );
     assert_eq!(
         default_summary(&r, &context(&[])),
-        "User jdoe: 42 failure events from 10.0.0.5 to finance-db on dc01 at 2025-11-21 18:33:20 UTC"
+        "Brute Force Access Behavior Detected. User jdoe had 42 failure events from 10.0.0.5 to \
+         finance-db on dc01 at 2025-11-21 18:33:20 UTC."
     );
     assert_eq!(
         default_summary(&row("0", &[("dest", "web01")]), &context(&[])),
-        "Activity to web01"
+        "Brute Force Access Behavior Detected. Activity to web01."
     );
     assert_eq!(
         default_summary(&row("0", &[]), &context(&[])),
@@ -151,12 +152,9 @@ fn alert_mode_builds_one_message_with_context_and_button() {
     assert!(text.contains("Open in Splunk"));
     assert_eq!(item.request_value()["channel"], "#soc");
     assert_eq!(item.request_value()["links"][0]["event_id"], "E1");
-    assert!(
-        item.request_value()["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("🔴 HIGH · Brute Force: User jdoe")
-    );
+    assert!(item.request_value()["text"].as_str().unwrap().starts_with(
+        "🔴 HIGH · Brute Force: Brute Force (high severity). Activity involving user jdoe"
+    ));
 }
 
 #[test]
