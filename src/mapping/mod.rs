@@ -2,6 +2,7 @@
 //! everything a mapper needs arrives in `AlertContext` and the rows.
 
 pub mod cef;
+pub mod redact;
 pub mod slack;
 pub mod soar;
 pub mod stackflow;
