@@ -7,6 +7,7 @@
 //! store that cannot be written is a WARN line, the exit code stays the items' own.
 
 pub mod links;
+pub mod llm;
 pub mod modalert;
 pub mod receipts;
 

@@ -4,7 +4,9 @@
 use crate::slack::{posted, run_slack, setup};
 use crate::support::*;
 use serde_json::{Value, json};
+use stackflow_emulator::{Emulator, Fault};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// An RBA risk notable ("Risk Threshold Exceeded For Object Over 24 Hour Period").
 pub(crate) fn rba_notable() -> Vec<(&'static str, Cell)> {
@@ -109,4 +111,228 @@ fn template_summaries_of_es_notables_match_golden_files() {
         }
         assert_golden(name, &(summary + "\n"));
     }
+}
+
+const LLM_KEY: &str = "sk-test";
+
+/// The Slack installation of `setup` plus `[llm:default]` at the emulator's chat completions.
+fn setup_llm(extra: &str) -> (SplunkHome, Emulator) {
+    let (home, emulator) = setup();
+    let ca = home.root.join("emulator-ca.pem");
+    let conf = home.app_dir().join("local/stackflow.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "\n[llm:default]\nurl = {}/v1/chat/completions\nmodel = soc-summarizer\nca_file = {}\n{extra}",
+        emulator.url(),
+        ca.display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    emulator.set_secret("stackflow", "llm.default", LLM_KEY);
+    (home, emulator)
+}
+
+/// A brute-force notable full of PII: user names, an e-mail, addresses, a card, a phone
+/// number and a bearer token.
+fn pii_notable() -> Vec<(&'static str, Cell)> {
+    vec![
+        ("_time", one("1763750060")),
+        ("rule_name", one("Brute Force Access Behavior Detected")),
+        ("urgency", one("high")),
+        ("user", one("svc_backup")),
+        ("src_user", one("ACME\\jdoe")),
+        ("src", one("203.0.113.7")),
+        ("dest", one("2001:db8::42")),
+        ("action", one("failure")),
+        ("count", one("137")),
+        ("email", one("jane.doe@acme.example")),
+        ("comment", one("jdoe called from +1 415 555 0134 and paid with 4111 1111 1111 1111")),
+        ("http_header", one("Authorization: Bearer abcDEF123456ghiJKL")),
+        ("app_version", one("10.0.19041.1")),
+    ]
+}
+
+const RAW_PII: &[&str] = &[
+    "svc_backup",
+    "jdoe",
+    "203.0.113.7",
+    "2001:db8::42",
+    "jane.doe@acme.example",
+    "415 555 0134",
+    "4111 1111 1111 1111",
+    "abcDEF123456ghiJKL",
+];
+
+fn llm_receipts(home: &SplunkHome) -> Vec<Value> {
+    home.stash_lines(".stash_stackflow_llm")
+        .into_iter()
+        .map(|(header, line)| {
+            assert!(header.contains("sourcetype=\"stackflow:llm\""), "{header}");
+            line
+        })
+        .collect()
+}
+
+#[test]
+fn llm_summary_never_sees_pii_and_the_posted_text_has_it_restored() {
+    let (home, emulator) = setup_llm("");
+    let run = run_slack(
+        &home,
+        &emulator,
+        &scheduler_sid(21),
+        &[pii_notable()],
+        json!({"mode": "row", "summary": "llm"}),
+    );
+    run.assert_code(0).assert_no_secret(&[LLM_KEY]);
+    let calls = emulator.requests_to("/v1/chat/completions");
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].header("authorization"), Some("Bearer sk-test"));
+    let sent = String::from_utf8(calls[0].body.clone()).unwrap();
+    for raw in RAW_PII {
+        assert!(!sent.contains(raw), "{raw:?} reached the model: {sent}");
+    }
+    for placeholder in
+        ["<USER_", "<EMAIL_1>", "<IP_1>", "<IP_2>", "<CARD_1>", "<PHONE_1>", "<SECRET_1>"]
+    {
+        assert!(sent.contains(placeholder), "{placeholder} missing: {sent}");
+    }
+    assert!(sent.contains("10.0.19041.1"), "a version number is not an address: {sent}");
+    assert_eq!(calls[0].json()["model"], "soc-summarizer");
+
+    let bodies = posted(&emulator);
+    assert_eq!(bodies.len(), 1);
+    let summary = summary_of(&bodies[0]);
+    assert!(summary.starts_with("Model summary: the alert concerns"), "{summary}");
+    for restored in [
+        "svc_backup",
+        "203.0.113.7",
+        "2001:db8::42",
+        "jane.doe@acme.example",
+        "4111 1111 1111 1111",
+    ] {
+        assert!(summary.contains(restored), "{restored} not restored: {summary}");
+    }
+    assert!(!summary.contains("abcDEF123456ghiJKL") && summary.contains("[secret]"), "{summary}");
+    assert!(!summary.contains("<USER_") && !summary.contains("<IP_"), "{summary}");
+    assert!(bodies[0]["text"].as_str().unwrap().contains("Model summary"), "fallback text too");
+    assert!(bodies[0].get("llm").is_none(), "the model context is not sent to Slack");
+
+    let receipts = llm_receipts(&home);
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    let receipt = &receipts[0];
+    assert_eq!(receipt["outcome"], "ok");
+    assert_eq!(receipt["model"], "soc-summarizer");
+    assert_eq!(receipt["account"], "default");
+    assert_eq!(receipt["sid"], scheduler_sid(21));
+    assert_eq!(receipt["rid"], "0");
+    assert!(receipt["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(receipt["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(receipt["latency_ms"].is_u64());
+    for kind in ["user", "email", "ip", "card", "phone", "secret"] {
+        assert!(receipt["redactions"][kind].as_u64().unwrap_or(0) >= 1, "{kind}: {receipt}");
+    }
+    let flat = receipt.to_string();
+    for raw in RAW_PII {
+        assert!(!flat.contains(raw), "{raw:?} in the audit: {flat}");
+    }
+    for line in run.stderr.lines() {
+        for raw in ["jane.doe@acme.example", "4111 1111 1111 1111", "abcDEF123456ghiJKL"] {
+            assert!(!line.contains(raw), "{raw} logged: {line}");
+        }
+    }
+}
+
+#[test]
+fn redact_ips_false_keeps_addresses_for_the_model() {
+    let (home, emulator) = setup_llm("redact_ips = false\n");
+    let run = run_slack(
+        &home,
+        &emulator,
+        &scheduler_sid(22),
+        &[pii_notable()],
+        json!({"mode": "row", "summary": "llm"}),
+    );
+    run.assert_code(0);
+    let sent =
+        String::from_utf8(emulator.requests_to("/v1/chat/completions")[0].body.clone()).unwrap();
+    assert!(sent.contains("203.0.113.7") && sent.contains("2001:db8::42"), "{sent}");
+    assert!(!sent.contains("jane.doe@acme.example") && !sent.contains("svc_backup"), "{sent}");
+}
+
+/// The template summary of `pii_notable` as the message shows it.
+fn template_of(home_run: &[Value]) -> String {
+    summary_of(&home_run[0])
+}
+
+#[test]
+fn a_slow_model_posts_the_template_summary_within_the_budget() {
+    let (home, emulator) = setup_llm("timeout_s = 1\n");
+    emulator.set_latency("/v1/", Duration::from_secs(20));
+    let run = run_slack(
+        &home,
+        &emulator,
+        &scheduler_sid(23),
+        &[pii_notable()],
+        json!({"mode": "row", "summary": "llm"}),
+    );
+    run.assert_code(0);
+    assert!(
+        run.elapsed < Duration::from_secs(15),
+        "the alert waited for the model ({:?}) instead of its 1 s budget",
+        run.elapsed
+    );
+    let bodies = posted(&emulator);
+    assert_eq!(bodies.len(), 1);
+    let summary = template_of(&bodies);
+    assert!(
+        summary.starts_with("Brute Force Access Behavior Detected (high severity)."),
+        "{summary}"
+    );
+    let receipts = llm_receipts(&home);
+    assert_eq!(receipts[0]["outcome"], "timeout", "{receipts:?}");
+    assert!(run.stderr.contains("using the template summary"), "{}", run.stderr);
+}
+
+#[test]
+fn a_failing_or_refusing_model_posts_the_template_summary() {
+    for (case, sid) in [("error", 24), ("refused", 25), ("unauthorised", 26)] {
+        let (home, emulator) = setup_llm("");
+        match case {
+            "error" => emulator.fault(
+                "/v1/",
+                Fault::Status { status: 500, body: "{}".into(), headers: Vec::new() },
+                1,
+            ),
+            "refused" => emulator.set_llm_refuse(true),
+            _ => emulator.set_llm_key("sk-other"),
+        }
+        let run = run_slack(
+            &home,
+            &emulator,
+            &scheduler_sid(sid),
+            &[pii_notable()],
+            json!({"mode": "row", "summary": "llm"}),
+        );
+        run.assert_code(0);
+        let bodies = posted(&emulator);
+        assert_eq!(bodies.len(), 1, "{case}");
+        assert!(template_of(&bodies).starts_with("Brute Force Access Behavior Detected"), "{case}");
+        let expected = if case == "refused" { "refused" } else { "error" };
+        assert_eq!(llm_receipts(&home)[0]["outcome"], expected, "{case}");
+    }
+}
+
+#[test]
+fn an_unusable_llm_account_still_posts_and_is_audited() {
+    let (home, emulator) = setup();
+    let run = run_slack(
+        &home,
+        &emulator,
+        &scheduler_sid(27),
+        &[brute_force_notable()],
+        json!({"mode": "row", "summary": "llm"}),
+    );
+    run.assert_code(0);
+    assert_eq!(posted(&emulator).len(), 1);
+    assert!(run.stderr.contains("[llm:default]"), "{}", run.stderr);
+    assert_eq!(llm_receipts(&home)[0]["outcome"], "error");
 }

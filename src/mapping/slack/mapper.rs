@@ -59,6 +59,15 @@ impl SlackMapper {
         &self.params
     }
 
+    /// A row's view, with the model context when `summary = llm`.
+    fn view(&self, row: &Row) -> RowView {
+        let mut view = row_view(row, &self.context, self.params.summary_template.as_deref());
+        if self.params.summary == SummaryMode::Llm {
+            view.llm = Some(llm_context(row, &self.params.llm_account, &view.summary));
+        }
+        view
+    }
+
     /// `slack:<account>:<channel>:<sid>[:<result_id>]`; the channel is the routed one, or
     /// `account-default` when the account's own `channel` will be used.
     fn key_prefix(&self, channel: Option<&str>) -> String {
@@ -153,12 +162,15 @@ impl SlackMapper {
         let summary = first.map(|view| view.summary.clone()).unwrap_or_default();
         let channel = self.params.route(severity).map(str::to_string);
         let views: Vec<&RowView> = listed.iter().map(|listed| &listed.view).collect();
-        let request = json!({
+        let mut request = json!({
             "channel": channel,
             "text": fallback_text(severity, &title, &summary, results.saturating_sub(1)),
             "blocks": blocks,
             "links": links_json(&views),
         });
+        if let Some(llm) = first.and_then(|view| view.llm.clone()) {
+            request["llm"] = llm;
+        }
         let key = self.key_prefix(channel.as_deref());
         let mut rows: Vec<RowRef> =
             listed.iter().map(|listed| listed.view.row_ref.clone()).collect();
@@ -186,12 +198,15 @@ impl SlackMapper {
             blocks.push(actions);
         }
         let channel = self.params.route(view.severity).map(str::to_string);
-        let request = json!({
+        let mut request = json!({
             "channel": channel,
             "text": fallback_text(view.severity, &title, &view.summary, 0),
             "blocks": blocks,
             "links": links_json(&[&view]),
         });
+        if let Some(llm) = view.llm.clone() {
+            request["llm"] = llm;
+        }
         let suffix = match row.str("event_id") {
             Some(event_id) => event_id.to_string(),
             None => row_hash(row),
@@ -290,7 +305,7 @@ impl RowMapper for SlackMapper {
                     self.summarize(row);
                     return Ok(Vec::new());
                 }
-                let view = row_view(row, &self.context, self.params.summary_template.as_deref());
+                let view = self.view(row);
                 self.push_alert(view);
                 Ok(Vec::new())
             }
@@ -305,7 +320,7 @@ impl RowMapper for SlackMapper {
                     return Ok(Vec::new());
                 }
                 self.posted += 1;
-                let view = row_view(row, &self.context, self.params.summary_template.as_deref());
+                let view = self.view(row);
                 Ok(vec![self.row_message(view, row)])
             }
         }

@@ -115,6 +115,13 @@ pub enum Mode {
     Row,
 }
 
+/// `summary = template` (default) or `llm` (PRODUCT §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryMode {
+    Template,
+    Llm,
+}
+
 /// The action's parameters, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlackParams {
@@ -126,6 +133,9 @@ pub struct SlackParams {
     pub min_severity: Severity,
     pub max_rows: usize,
     pub summary_template: Option<String>,
+    pub summary: SummaryMode,
+    /// The `[llm:<account>]` to ask: the alert's `account` (PRODUCT §13).
+    pub llm_account: String,
 }
 
 fn param_error(key: &str, problem: impl Into<String>) -> Error {
@@ -163,7 +173,16 @@ impl SlackParams {
                 })?
             }
         };
+        let summary = match context.param("summary").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("template") => SummaryMode::Template,
+            Some("llm") => SummaryMode::Llm,
+            Some(other) => {
+                return Err(param_error("summary", format!("\"{other}\" is not template or llm")));
+            }
+        };
         Ok(SlackParams {
+            summary,
+            llm_account: context.account().to_string(),
             account: context.account().to_string(),
             mode,
             channel: context.param("channel").map(str::to_string),
@@ -215,6 +234,7 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
 }
 
 mod blocks;
+mod llm;
 mod mapper;
 #[cfg(test)]
 mod tests;
@@ -222,6 +242,7 @@ mod text;
 mod view;
 
 pub use blocks::*;
+pub use llm::*;
 pub use mapper::*;
 pub use text::*;
 pub use view::*;

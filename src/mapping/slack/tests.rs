@@ -316,3 +316,33 @@ fn fit_limits_cuts_and_drops() {
     assert_eq!(blocks[1]["fields"].as_array().unwrap().len(), 10);
     assert_eq!(blocks[1]["text"]["text"].as_str().unwrap().chars().count(), 3000);
 }
+
+#[test]
+fn summary_llm_carries_the_model_context_and_the_summary_can_be_swapped() {
+    assert!(SlackMapper::new(context(&[("summary", "magic")])).is_err());
+    let mut mapper = SlackMapper::new(context(&[("summary", "llm"), ("mode", "row")])).unwrap();
+    let items = run(
+        &mut mapper,
+        &[row(
+            "0",
+            &[
+                ("user", "jdoe"),
+                ("src", "10.0.0.5"),
+                ("risk_object", "amy"),
+                ("risk_object_type", "user"),
+            ],
+        )],
+    );
+    let mut request = items[0].request_value();
+    let llm = request["llm"].clone();
+    assert_eq!(llm["account"], "default");
+    assert_eq!(llm["fields"]["src"], "10.0.0.5");
+    assert_eq!(llm["users"], json!(["jdoe", "amy"]));
+    let template = llm["summary"].as_str().unwrap().to_string();
+    assert!(replace_summary(&mut request, &template, "A <b> & c"));
+    assert!(request["blocks"][2]["text"]["text"].as_str().unwrap().contains("A &lt;b&gt; &amp; c"));
+    assert!(request["text"].as_str().unwrap().ends_with("A &lt;b&gt; &amp; c"));
+    assert!(!replace_summary(&mut request, "not there", "x"));
+    let plain = run(&mut SlackMapper::new(context(&[])).unwrap(), &[row("0", &[("user", "x")])]);
+    assert!(plain[0].request_value().get("llm").is_none());
+}

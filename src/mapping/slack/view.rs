@@ -74,6 +74,8 @@ pub struct RowView {
     pub fields: Vec<(&'static str, String)>,
     pub link: LinkRecord,
     pub row_ref: RowRef,
+    /// `summary = llm`: what the target may ask a model about this row ([`llm_context`]).
+    pub llm: Option<Value>,
 }
 
 /// Builds a row's view: severity, title (`rule_name`), summary, context fields, link hints.
@@ -107,6 +109,7 @@ pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> Ro
             soar_container_id: row.str("soar_container_id").unwrap_or_default().to_string(),
             stackflow_incident_id: row.str("stackflow_incident_id").unwrap_or_default().to_string(),
         },
+        llm: None,
         row_ref: RowRef {
             rid: row.rid.clone(),
             orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),

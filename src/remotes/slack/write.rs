@@ -6,6 +6,7 @@
 
 use super::SlackApi;
 use super::read::ChannelIds;
+use super::summary::LlmSummaries;
 use crate::delivery::classify::{StatusClass, classify_status};
 use crate::delivery::http::HttpResponse;
 use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, Target};
@@ -32,6 +33,8 @@ pub struct SlackTarget {
     last_post: HashMap<String, Instant>,
     /// Channel ids by name, for lookups (`find_delivered`).
     channel_ids: ChannelIds,
+    /// `summary = llm`: the model's summaries, asked once per item.
+    summaries: LlmSummaries,
 }
 
 impl SlackTarget {
@@ -45,6 +48,7 @@ impl SlackTarget {
             bases,
             last_post: HashMap::new(),
             channel_ids: ChannelIds::default(),
+            summaries: LlmSummaries::new(settings, splunkd),
         })
     }
 
@@ -212,7 +216,7 @@ impl SlackTarget {
 
 impl Target for SlackTarget {
     fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
-        let request = item.request_value();
+        let mut request = item.request_value();
         let Some(channel) = self.channel_of(&request) else {
             return Outcome::rejected(
                 RejectClass::Configuration,
@@ -222,6 +226,7 @@ impl Target for SlackTarget {
                 ),
             );
         };
+        self.summaries.apply(item, &mut request);
         let hints = slack::link_hints(&request);
         let records = self.lookup_links(&hints);
         let mut body = slack::slack_body(&request, &channel, &records, &self.bases);
