@@ -9,6 +9,7 @@ mod check;
 mod delivery;
 mod duplicates;
 mod incident;
+mod input_limits;
 mod remotes;
 mod robustness;
 mod slack;
