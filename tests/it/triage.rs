@@ -336,3 +336,70 @@ fn an_unusable_llm_account_still_posts_and_is_audited() {
     assert!(run.stderr.contains("[llm:default]"), "{}", run.stderr);
     assert_eq!(llm_receipts(&home)[0]["outcome"], "error");
 }
+
+fn add_conf(home: &SplunkHome, extra: &str) {
+    let conf = home.app_dir().join("local/stackflow.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push('\n');
+    text.push_str(extra);
+    std::fs::write(&conf, text).unwrap();
+}
+
+const ROUTES: &str = "[route:30_lab_noise]\nsearch_name = *Brute*\nfield.dest = lab-*\nsuppress = true\n\n\
+    [route:10_risky]\nmin_risk_score = 200\nchannel = #soc-risk\nmention = S0614TZR7\n\n\
+    [route:20_critical]\nmin_severity = critical\nchannel = #soc-critical\nbuttons = none\n";
+
+#[test]
+fn routes_send_to_their_channels_and_a_suppressed_alert_leaves_a_receipt() {
+    let (home, emulator) = setup();
+    add_conf(&home, ROUTES);
+    let mut critical = brute_force_notable();
+    critical.retain(|(name, _)| *name != "urgency" && *name != "event_id");
+    critical.push(("urgency", one("critical")));
+    critical.push(("event_id", one("BF-CRIT")));
+    let mut lab = brute_force_notable();
+    lab.retain(|(name, _)| *name != "dest" && *name != "event_id");
+    lab.push(("dest", one("lab-7")));
+    lab.push(("event_id", one("BF-LAB")));
+    let rows = [rba_notable(), critical, lab, travel_notable()];
+    let sid = scheduler_sid(31);
+    let run = run_slack(&home, &emulator, &sid, &rows, json!({"mode": "row"}));
+    run.assert_code(0);
+    let bodies = posted(&emulator);
+    let channels: Vec<&str> = bodies.iter().map(|b| b["channel"].as_str().unwrap()).collect();
+    assert_eq!(
+        channels,
+        ["#soc-risk", "#soc-critical", "#soc-alerts"],
+        "the lab row is not posted"
+    );
+    assert!(
+        summary_of(&bodies[0]).starts_with("<!subteam^S0614TZR7> "),
+        "{}",
+        summary_of(&bodies[0])
+    );
+    assert!(bodies[0]["text"].as_str().unwrap().starts_with("<!subteam^S0614TZR7> "));
+    let flat = bodies[1].to_string();
+    assert!(!flat.contains("Open in Splunk"), "buttons = none: {flat}");
+    assert!(bodies[2].to_string().contains("Open in Splunk"), "no route: the default buttons");
+
+    let receipts = home.receipts();
+    let suppressed: Vec<&Value> =
+        receipts.iter().filter(|r| r["outcome"] == "suppressed").collect();
+    assert_eq!(suppressed.len(), 1, "{receipts:?}");
+    assert_eq!(suppressed[0]["rid"], "2");
+    assert_eq!(suppressed[0]["event_id"], "BF-LAB");
+    assert_eq!(suppressed[0]["sid"], sid);
+    assert!(suppressed[0]["message"].as_str().unwrap().contains("[route:30_lab_noise]"));
+    assert_eq!(receipts.iter().filter(|r| r["outcome"] == "delivered").count(), 3);
+    assert!(run.stderr.contains("outcome=suppressed"), "{}", run.stderr);
+}
+
+#[test]
+fn an_invalid_route_stops_the_slack_action_with_exit_4() {
+    let (home, emulator) = setup();
+    add_conf(&home, "[route:10_bad]\nmin_severity = urgent\nchannel = #x\n");
+    let run = run_slack(&home, &emulator, &scheduler_sid(32), &[rba_notable()], json!({}));
+    run.assert_code(4);
+    assert!(run.stderr.contains("[route:10_bad] min_severity"), "{}", run.stderr);
+    assert!(posted(&emulator).is_empty());
+}
