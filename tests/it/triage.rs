@@ -403,3 +403,52 @@ fn an_invalid_route_stops_the_slack_action_with_exit_4() {
     assert!(run.stderr.contains("[route:10_bad] min_severity"), "{}", run.stderr);
     assert!(posted(&emulator).is_empty());
 }
+
+#[test]
+fn a_storm_of_50_alerts_of_one_rule_yields_one_message_with_the_count() {
+    let (home, emulator) = setup();
+    let params = json!({"mode": "row", "aggregate_window_s": "600"});
+    // 50 alert runs of the same rule and entity, five processes at a time.
+    for wave in 0..10u32 {
+        std::thread::scope(|scope| {
+            for n in 0..5u32 {
+                let (home, emulator, params) = (&home, &emulator, params.clone());
+                scope.spawn(move || {
+                    let mut row = brute_force_notable();
+                    row.retain(|(name, _)| *name != "event_id");
+                    row.push(("event_id", one(&format!("BF-{wave}-{n}"))));
+                    let sid = scheduler_sid(1000 + wave * 10 + n);
+                    run_slack(home, emulator, &sid, &[row], params).assert_code(0);
+                });
+            }
+        });
+    }
+    let posts: Vec<Value> = posted(&emulator);
+    assert_eq!(posts.len(), 1, "one message for the storm");
+    let updates: Vec<Value> = emulator
+        .requests_to("/api/chat.update")
+        .into_iter()
+        .filter(|request| request.status == 200)
+        .map(|request| request.json())
+        .collect();
+    assert_eq!(updates.len(), 49);
+    let last = updates.last().unwrap();
+    assert!(last["text"].as_str().unwrap().contains("49 more in the last"), "{last}");
+    assert_eq!(last["blocks"][1]["type"], "context");
+    let records = emulator.kv_records("stackflow_storms");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["count"].as_u64(), Some(50));
+    assert_eq!(records[0]["entity"], "svc_backup");
+    let receipts = home.receipts();
+    assert_eq!(receipts.iter().filter(|r| r["outcome"] == "delivered").count(), 50);
+    let ts: std::collections::BTreeSet<&str> =
+        receipts.iter().filter_map(|r| r["slack_ts"].as_str()).collect();
+    assert_eq!(ts.len(), 1, "every alert points at the storm's message: {ts:?}");
+
+    // Another entity is another storm.
+    let mut other = brute_force_notable();
+    other.retain(|(name, _)| *name != "user");
+    other.push(("user", one("alice")));
+    run_slack(&home, &emulator, &scheduler_sid(2000), &[other], params).assert_code(0);
+    assert_eq!(posted(&emulator).len(), 2);
+}

@@ -73,6 +73,9 @@ impl SlackMapper {
         if self.params.summary == SummaryMode::Llm {
             view.llm = Some(llm_context(row, &self.params.llm_account, &view.summary));
         }
+        if let Some(window_s) = self.params.aggregate_window_s {
+            view.storm = Some(storm_context(row, &self.context, &self.params.account, window_s));
+        }
         view
     }
 
@@ -183,6 +186,9 @@ impl SlackMapper {
         if let Some(llm) = first.and_then(|view| view.llm.clone()) {
             request["llm"] = llm;
         }
+        if let Some(storm) = first.and_then(|view| view.storm.clone()) {
+            request["storm"] = storm;
+        }
         apply_route(&mut request, route.as_ref());
         let key = self.key_prefix(channel.as_deref());
         let mut rows: Vec<RowRef> =
@@ -221,6 +227,9 @@ impl SlackMapper {
         });
         if let Some(llm) = view.llm.clone() {
             request["llm"] = llm;
+        }
+        if let Some(storm) = view.storm.clone() {
+            request["storm"] = storm;
         }
         apply_route(&mut request, route);
         let suffix = match row.str("event_id") {

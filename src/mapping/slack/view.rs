@@ -76,6 +76,8 @@ pub struct RowView {
     pub row_ref: RowRef,
     /// `summary = llm`: what the target may ask a model about this row ([`llm_context`]).
     pub llm: Option<Value>,
+    /// `aggregate_window_s`: the storm this row belongs to ([`storm_context`]).
+    pub storm: Option<Value>,
 }
 
 /// Builds a row's view: severity, title (`rule_name`), summary, context fields, link hints.
@@ -110,6 +112,7 @@ pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> Ro
             stackflow_incident_id: row.str("stackflow_incident_id").unwrap_or_default().to_string(),
         },
         llm: None,
+        storm: None,
         row_ref: RowRef {
             rid: row.rid.clone(),
             orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
