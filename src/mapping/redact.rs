@@ -295,24 +295,19 @@ impl Redactor {
                 }
             }
         }
-        let lower = text.to_lowercase();
-        if lower.len() == text.len() {
-            for user in &self.users {
-                let needle = user.to_lowercase();
-                if needle.len() != user.len() {
-                    continue;
+        // ASCII case folding keeps byte offsets, whatever else the text holds.
+        let lower = text.to_ascii_lowercase();
+        for user in &self.users {
+            let needle = user.to_ascii_lowercase();
+            let mut from = 0;
+            while let Some(at) = lower[from..].find(&needle) {
+                let start = from + at;
+                let end = start + needle.len();
+                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                if !word(text[..start].chars().next_back()) && !word(text[end..].chars().next()) {
+                    found.push(Found { start, end, kind: Kind::User });
                 }
-                let mut from = 0;
-                while let Some(at) = lower[from..].find(&needle) {
-                    let start = from + at;
-                    let end = start + needle.len();
-                    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-                    if !word(text[..start].chars().next_back()) && !word(text[end..].chars().next())
-                    {
-                        found.push(Found { start, end, kind: Kind::User });
-                    }
-                    from = end;
-                }
+                from = end;
             }
         }
         found

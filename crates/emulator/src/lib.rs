@@ -1,7 +1,7 @@
 //! Loopback emulator of splunkd, Splunk SOAR, StackFlow ITSM, Slack and an OpenAI-compatible
 //! model for StackFlow's tests and benchmarks: one HTTP(S) server on 127.0.0.1 answering all
-//! five APIs by path, with request
-//! recording, fault injection and state inspection. This file holds the public API.
+//! five APIs by path, with request recording, fault injection and state inspection. This file
+//! holds the public API.
 
 mod control;
 mod http;

@@ -31,6 +31,9 @@ fn user_names_of_user_fields_are_redacted_as_whole_words() {
         r.restore(&out),
         "ACME\\svc_backup and svc_backup and JDOE; jdoe2 and xjdoe stay; - stays"
     );
+    // Text whose lower case is longer in bytes (İ) does not stop user redaction.
+    let out = r.redact("İstanbul login by jdoe");
+    assert!(out.starts_with("İstanbul login by <USER_") && !out.contains("jdoe"), "{out}");
 }
 
 #[test]
