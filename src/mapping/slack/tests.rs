@@ -346,3 +346,42 @@ fn summary_llm_carries_the_model_context_and_the_summary_can_be_swapped() {
     let plain = run(&mut SlackMapper::new(context(&[])).unwrap(), &[row("0", &[("user", "x")])]);
     assert!(plain[0].request_value().get("llm").is_none());
 }
+
+#[test]
+fn aggregate_window_s_marks_each_message_with_its_storm() {
+    for bad in ["-1", "soon", "86401"] {
+        let error = SlackMapper::new(context(&[("aggregate_window_s", bad)])).err().unwrap();
+        assert!(error.to_string().contains("param.aggregate_window_s"), "{error}");
+    }
+    assert!(
+        SlackMapper::new(context(&[("aggregate_window_s", "0")]))
+            .unwrap()
+            .params()
+            .aggregate_window_s
+            .is_none()
+    );
+    let params = [("aggregate_window_s", "600"), ("mode", "row")];
+    let rows = [
+        row("0", &[("rule_name", "Brute Force"), ("user", "jdoe"), ("src", "10.0.0.1")]),
+        row("1", &[("rule_name", "Brute Force"), ("user", "jdoe"), ("src", "10.0.0.2")]),
+        row("2", &[("rule_name", "Brute Force"), ("user", "amy")]),
+        row("3", &[("rule_name", "Port Scan"), ("user", "jdoe")]),
+    ];
+    let items = run(&mut SlackMapper::new(context(&params)).unwrap(), &rows);
+    let keys: Vec<String> = items
+        .iter()
+        .map(|item| item.request_value()["storm"]["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys[0], keys[1], "same rule and entity");
+    assert_ne!(keys[0], keys[2], "another entity");
+    assert_ne!(keys[0], keys[3], "another rule");
+    assert_eq!(items[0].request_value()["storm"]["window_s"], 600);
+    let note = storm_note(37, 600);
+    assert!(note.contains("37 more in the last 10 min"), "{note}");
+    let body = with_storm_note(
+        &json!({"text": "t", "blocks": [{"type": "header"}, {"type": "section"}]}),
+        &note,
+    );
+    assert_eq!(body["blocks"][1]["type"], "context");
+    assert!(body["text"].as_str().unwrap().contains("37 more"));
+}
