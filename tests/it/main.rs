@@ -6,14 +6,19 @@
 
 mod audit;
 mod check;
+mod cim;
+mod dashboards;
 mod delivery;
 mod duplicates;
 mod incident;
 mod input_limits;
+mod notables;
 mod remotes;
 mod robustness;
+mod saved_search;
 mod slack;
 mod soar;
+mod state;
 mod support;
 mod sync;
 mod triage;
