@@ -71,26 +71,38 @@ pub fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
 impl Receipt {
     /// `{"time":<epoch>.<6 digits>,…}` on one line.
     pub fn to_line(&self) -> Result<String> {
-        let rest = serde_json::to_string(self)
-            .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
-        let since = self.time;
-        let body = rest.strip_prefix('{').unwrap_or(&rest);
-        let separator = if body == "}" { "" } else { "," };
-        Ok(format!("{{\"time\":{}.{:06}{separator}{body}", since.as_secs(), since.subsec_micros()))
+        line_of(self.time, self)
     }
 }
 
 /// The stash file header (values lose their `"`, as cim_actions' `get_header_item` does).
 pub fn header_line(index: &str) -> String {
+    header_line_for(index, SOURCETYPE)
+}
+
+/// The stash file header for another sourcetype of ours (`stackflow:llm`).
+pub fn header_line_for(index: &str, sourcetype: &str) -> String {
     format!(
-        "***SPLUNK*** index=\"{}\" source=\"{SOURCE}\" sourcetype=\"{SOURCETYPE}\"",
-        index.replace('"', "_")
+        "***SPLUNK*** index=\"{}\" source=\"{SOURCE}\" sourcetype=\"{}\"",
+        index.replace('"', "_"),
+        sourcetype.replace('"', "_")
     )
+}
+
+/// `{"time":<epoch>.<6 digits>,…}` on one line for any record (see [`Receipt::to_line`]).
+pub fn line_of<T: Serialize>(time: Duration, record: &T) -> Result<String> {
+    let rest = serde_json::to_string(record)
+        .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
+    let body = rest.strip_prefix('{').unwrap_or(&rest);
+    let separator = if body == "}" { "" } else { "," };
+    Ok(format!("{{\"time\":{}.{:06}{separator}{body}", time.as_secs(), time.subsec_micros()))
 }
 
 /// Collects receipt lines and writes them as stash files.
 pub struct ReceiptWriter {
     index: String,
+    sourcetype: String,
+    extension: String,
     spool_dir: PathBuf,
     staging_dir: PathBuf,
     lines: Vec<String>,
@@ -104,6 +116,8 @@ impl ReceiptWriter {
     pub fn new(splunk_home: &Path, index: &str) -> ReceiptWriter {
         ReceiptWriter {
             index: index.to_string(),
+            sourcetype: SOURCETYPE.to_string(),
+            extension: EXTENSION.to_string(),
             spool_dir: splunk_home.join("var").join("spool").join("splunk"),
             staging_dir: splunk_home.join("var").join("run").join("stackflow").join("receipts"),
             lines: Vec::new(),
@@ -111,6 +125,23 @@ impl ReceiptWriter {
             written: Vec::new(),
             receipts_written: 0,
         }
+    }
+
+    /// Writes files of another sourcetype of ours (`stackflow:llm`), named `*.<extension>`
+    /// so that their own batch input and props apply.
+    pub fn with_sourcetype(mut self, sourcetype: &str, extension: &str) -> ReceiptWriter {
+        self.sourcetype = sourcetype.to_string();
+        self.extension = extension.to_string();
+        self
+    }
+
+    /// Adds a ready line (from [`line_of`]); writes a file when `flush_every` lines wait.
+    pub fn push_line(&mut self, line: String) -> Result<()> {
+        self.lines.push(line);
+        if self.lines.len() >= self.flush_every {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     pub fn with_flush_every(mut self, n: usize) -> ReceiptWriter {
@@ -148,7 +179,7 @@ impl ReceiptWriter {
         if self.lines.is_empty() {
             return Ok(None);
         }
-        let mut text = header_line(&self.index);
+        let mut text = header_line_for(&self.index, &self.sourcetype);
         text.push('\n');
         for line in &self.lines {
             text.push_str(line);
@@ -168,7 +199,7 @@ impl ReceiptWriter {
 
     fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.spool_dir)?;
-        let name = unique_name(&self.spool_dir);
+        let name = unique_name(&self.spool_dir, &self.extension);
         let final_path = self.spool_dir.join(&name);
         let staged = std::fs::create_dir_all(&self.staging_dir)
             .and_then(|()| write_synced(&self.staging_dir.join(format!("{name}.tmp")), bytes));
@@ -209,7 +240,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
 }
 
 /// `<epoch>_<random>.stash_stackflow`, not yet taken in `dir`.
-fn unique_name(dir: &Path) -> String {
+fn unique_name(dir: &Path, extension: &str) -> String {
     let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut attempt = 0u64;
     loop {
@@ -219,7 +250,7 @@ fn unique_name(dir: &Path) -> String {
         hasher.write_u128(
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
         );
-        let name = format!("{epoch}_{}.{EXTENSION}", hasher.finish() % 1_000_000_000);
+        let name = format!("{epoch}_{}.{extension}", hasher.finish() % 1_000_000_000);
         if !dir.join(&name).exists() || attempt > 100 {
             return name;
         }

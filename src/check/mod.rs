@@ -93,6 +93,8 @@ fn check_settings_selected(
     check_proxy(report, settings);
     check_receipts(report, settings);
     check_limits(report, settings);
+    check_routes(report, settings);
+    check_llm(report, settings);
     let secrets = check_splunkd(report, settings, splunkd_uri, session_key);
     let mut accounts = 0;
     for (kind, account) in accounts_of(settings) {
@@ -179,6 +181,9 @@ fn known_keys(stanza: &str) -> Option<&'static [&'static str]> {
         ("soar", true) => &["url", "verify_ssl", "ca_file", "label"],
         ("stackflow", true) => &["webhook_url", "api_url", "verify_ssl", "ca_file"],
         ("slack", true) => &["api_url", "channel", "verify_ssl", "ca_file"],
+        ("llm", true) => {
+            &["url", "model", "timeout_s", "max_tokens", "redact_ips", "verify_ssl", "ca_file"]
+        }
         ("splunkd", false) => &["uri", "verify_ssl", "ca_file"],
         ("proxy", false) => &["url"],
         ("delivery", false) => &["timeout_s", "max_attempts", "spool_dir", "retry_base_s"],
@@ -205,6 +210,9 @@ fn check_known_keys(report: &mut Report, settings: &Settings) {
             continue;
         }
         let what = format!("[{name}]");
+        if name.starts_with(crate::mapping::route::STANZA_PREFIX) {
+            continue; // checked whole by check_routes
+        }
         let Some(known) = known_keys(name) else {
             report.warn(&what, "unknown stanza, ignored (accounts are [soar:<name>], [stackflow:<name>], [slack:<name>])");
             continue;
@@ -220,6 +228,60 @@ fn check_known_keys(report: &mut Report, settings: &Settings) {
                     known.join(", ")
                 ),
             );
+        }
+    }
+}
+
+/// `[route:<name>]` (PRODUCT §13): each parses (known keys, valid values, an effect); a FAIL
+/// names the stanza and key, since the Slack action would stop with exit 4.
+fn check_routes(report: &mut Report, settings: &Settings) {
+    let prefix = crate::mapping::route::STANZA_PREFIX;
+    let mut names: Vec<&str> =
+        settings.conf.stanza_names().filter_map(|name| name.strip_prefix(prefix)).collect();
+    names.sort_unstable();
+    for name in names {
+        let what = format!("[{prefix}{name}]");
+        let Some(section) = settings.conf.stanza(&format!("{prefix}{name}")) else { continue };
+        match crate::mapping::route::Route::parse(name, section) {
+            Ok(route) => {
+                let effect = if route.suppress {
+                    "suppress".to_string()
+                } else {
+                    route
+                        .channel
+                        .clone()
+                        .map(|c| format!("to {c}"))
+                        .unwrap_or_else(|| "effects only".into())
+                };
+                report.ok(
+                    &what,
+                    format!("route valid ({effect}); routes apply in name order, first match wins"),
+                );
+            }
+            Err(error) => report.error(&what, &error),
+        }
+    }
+}
+
+/// `[llm:<account>]` settings (the key is read at send time; a model outage never fails an
+/// alert, so this checks the configuration only).
+fn check_llm(report: &mut Report, settings: &Settings) {
+    let names: Vec<&str> =
+        settings.conf.stanza_names().filter_map(|name| name.strip_prefix("llm:")).collect();
+    for name in names {
+        let what = format!("[llm:{name}]");
+        match crate::remotes::llm::LlmAccount::from_settings(settings, name) {
+            Ok(account) => report.ok(
+                &what,
+                format!(
+                    "model {} at {} (timeout {} s, redact_ips {})",
+                    account.model,
+                    account.url.origin(),
+                    account.timeout.as_secs_f64(),
+                    account.redact_ips
+                ),
+            ),
+            Err(error) => report.error(&what, &error),
         }
     }
 }

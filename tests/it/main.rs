@@ -24,3 +24,4 @@ mod stackflowcheck;
 mod state;
 mod support;
 mod sync;
+mod triage;

@@ -1,9 +1,11 @@
-//! Loopback emulator of splunkd, Splunk SOAR, StackFlow ITSM and Slack for StackFlow's tests and
-//! benchmarks: one HTTP(S) server on 127.0.0.1 answering all four APIs by path, with request
-//! recording, fault injection and state inspection. This file holds the public API.
+//! Loopback emulator of splunkd, Splunk SOAR, StackFlow ITSM, Slack and an OpenAI-compatible
+//! model for StackFlow's tests and benchmarks: one HTTP(S) server on 127.0.0.1 answering all
+//! five APIs by path, with request recording, fault injection and state inspection. This file
+//! holds the public API.
 
 mod control;
 mod http;
+mod llm;
 mod proxy;
 mod server;
 mod slack;
@@ -88,6 +90,7 @@ pub(crate) struct Shared {
     pub soar: Mutex<soar::Soar>,
     pub stackflow: Mutex<stackflow::StackFlow>,
     pub slack: Mutex<slack::Slack>,
+    pub llm: Mutex<llm::Llm>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -104,6 +107,7 @@ impl Shared {
             soar: Mutex::new(soar::Soar::new()),
             stackflow: Mutex::new(stackflow::StackFlow::new()),
             slack: Mutex::new(slack::Slack::new()),
+            llm: Mutex::new(llm::Llm::new()),
         }
     }
     /// Back to a freshly started emulator (state, configuration, faults, latency, log).
@@ -119,6 +123,7 @@ impl Shared {
         *lock(&self.soar) = soar;
         *lock(&self.stackflow) = stackflow::StackFlow::new();
         *lock(&self.slack) = slack::Slack::new();
+        *lock(&self.llm) = llm::Llm::new();
     }
     pub(crate) fn record(&self, r: Recorded) -> Option<u64> {
         let mut log = lock(&self.log);
@@ -392,6 +397,20 @@ impl Emulator {
     }
     pub fn set_slack_known_channels(&self, channels: &[&str]) {
         lock(&self.shared.slack).known = Some(channels.iter().map(|c| c.to_string()).collect());
+    }
+
+    // OpenAI-compatible chat completions (`/v1/chat/completions`); slow or failing models are
+    // `set_latency("/v1/", …)` and `fault("/v1/", …)`.
+    pub fn set_llm_key(&self, key: &str) {
+        lock(&self.shared.llm).key = key.into();
+    }
+    /// Answer every request with a refusal (`message.refusal`, `finish_reason: content_filter`).
+    pub fn set_llm_refuse(&self, on: bool) {
+        lock(&self.shared.llm).refuse = on;
+    }
+    /// A fixed answer instead of the default, which repeats the request's placeholders.
+    pub fn set_llm_answer(&self, answer: Option<&str>) {
+        lock(&self.shared.llm).answer = answer.map(str::to_string);
     }
 }
 

@@ -331,7 +331,19 @@ pub fn slack_body(
 ) -> Value {
     let mut blocks: Vec<Value> =
         request.get("blocks").and_then(Value::as_array).cloned().unwrap_or_default();
-    add_link_buttons(&mut blocks, &link_hints(request), records, bases);
+    // A route may keep only some buttons (`"buttons": {"soar", "stackflow"}`).
+    let keep = |kind: &str| request.pointer(&format!("/buttons/{kind}")).and_then(Value::as_bool);
+    let mut hints = link_hints(request);
+    let mut records = records.to_vec();
+    for link in hints.iter_mut().chain(records.iter_mut()) {
+        if keep("soar") == Some(false) {
+            link.soar_container_id.clear();
+        }
+        if keep("stackflow") == Some(false) {
+            link.stackflow_incident_id.clear();
+        }
+    }
+    add_link_buttons(&mut blocks, &hints, &records, bases);
     fit_limits(&mut blocks);
     let text = request.get("text").and_then(Value::as_str).unwrap_or("");
     let text = if text.trim().is_empty() { "Splunk alert" } else { text };

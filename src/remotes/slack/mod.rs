@@ -4,6 +4,7 @@
 
 pub mod probe;
 pub mod read;
+pub mod summary;
 pub mod write;
 
 use super::url::RemoteUrl;
