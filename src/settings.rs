@@ -36,6 +36,10 @@ pub struct DeliverySettings {
     pub spool_dir: PathBuf,
     /// `[delivery] retry_base_s`: first retry delay; the spool waits 120× this between flushes.
     pub retry_base: Duration,
+    /// `[delivery] flush_max_items`: most items one `spool flush` sends.
+    pub flush_max_items: usize,
+    /// `[delivery] flush_max_s`: how long one `spool flush` keeps starting new items.
+    pub flush_max_time: Duration,
 }
 
 impl Settings {
@@ -144,11 +148,29 @@ impl Settings {
                 }
             },
         };
+        let flush_max_items = self.parse_number("delivery", "flush_max_items", 10_000.0)?;
+        if !(1.0..=1_000_000.0).contains(&flush_max_items) {
+            return Err(Error::config(
+                "delivery",
+                "flush_max_items",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let flush_max_s = self.parse_number("delivery", "flush_max_s", 50.0)?;
+        if !(1.0..=86_400.0).contains(&flush_max_s) {
+            return Err(Error::config(
+                "delivery",
+                "flush_max_s",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
         Ok(DeliverySettings {
             timeout,
             max_attempts: max_attempts as u32,
             spool_dir,
             retry_base: Duration::from_secs_f64(retry_base_s),
+            flush_max_items: flush_max_items as usize,
+            flush_max_time: Duration::from_secs_f64(flush_max_s),
         })
     }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub fn run(command: SpoolCommand) -> ExitCode {
     logging::init(false);
-    let (settings, spool, backoff) = match open_spool() {
+    let (settings, spool, options) = match open_spool() {
         Ok(opened) => opened,
         Err(error) => return super::report_error(&error),
     };
@@ -36,8 +36,13 @@ pub fn run(command: SpoolCommand) -> ExitCode {
         SpoolCommand::List { json } => list(&spool, json),
         SpoolCommand::Flush { splunkd_uri, all } => {
             let mut summary = FlushCounts::default();
-            let code =
-                flush(&settings, &spool, FlushOptions { all, backoff }, splunkd_uri, &mut summary);
+            let code = flush(
+                &settings,
+                &spool,
+                FlushOptions { all, ..options },
+                splunkd_uri,
+                &mut summary,
+            );
             print_status(&spool, &summary, code);
             code
         }
@@ -46,11 +51,17 @@ pub fn run(command: SpoolCommand) -> ExitCode {
     }
 }
 
-fn open_spool() -> Result<(Settings, Spool, Backoff), Error> {
+fn open_spool() -> Result<(Settings, Spool, FlushOptions), Error> {
     let settings = Settings::load()?;
     let delivery = settings.delivery()?;
     let spool = Spool::new(&delivery.spool_dir);
-    Ok((settings, spool, Backoff::with_base(delivery.retry_base)))
+    let options = FlushOptions {
+        all: false,
+        backoff: Backoff::with_base(delivery.retry_base),
+        max_items: delivery.flush_max_items,
+        max_time: delivery.flush_max_time,
+    };
+    Ok((settings, spool, options))
 }
 
 fn spool_unusable(spool: &Spool, error: &Error) -> ExitCode {
@@ -65,6 +76,8 @@ struct FlushCounts {
     duplicates: usize,
     rejected: usize,
     not_due: usize,
+    left_for_next_run: usize,
+    accounts: Vec<flush::AccountReport>,
 }
 
 /// One JSON line on stdout per flush: the scripted input indexes it as `stackflow:flush`, and
@@ -92,6 +105,8 @@ fn print_status(spool: &Spool, counts: &FlushCounts, code: ExitCode) {
         "duplicates": counts.duplicates,
         "rejected": counts.rejected,
         "not_due": counts.not_due,
+        "left_for_next_run": counts.left_for_next_run,
+        "accounts": counts.accounts,
         "exit_code": code.code(),
     });
     let mut stdout = std::io::stdout().lock();
@@ -166,6 +181,8 @@ fn flush(
     counts.delivered = summary.delivered;
     counts.duplicates = summary.duplicates;
     counts.rejected = summary.rejected;
+    counts.left_for_next_run = summary.left_for_next_run;
+    counts.accounts = summary.accounts;
     summary.exit
 }
 

@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use std::time::Duration;
 
 /// Which remote an item is for. The spool stores this name to rebuild the target on flush.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Soar,

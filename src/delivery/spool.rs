@@ -60,6 +60,14 @@ pub struct SpoolRecord {
     /// Flush attempts that ended in "retry later"; drives the spool backoff.
     #[serde(default)]
     pub flushes: u32,
+    /// The remote asked (Retry-After) not to be contacted before this time: while any item of
+    /// an account carries a later one, flushes do not probe that account (0: no such request).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remote_hold_unix: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// A `SpoolRecord` that borrows its item, so that writing the alert run's write-ahead claim

@@ -9,6 +9,7 @@ mod check;
 mod delivery;
 mod duplicates;
 mod incident;
+mod recovery;
 mod remotes;
 mod robustness;
 mod slack;
