@@ -40,6 +40,20 @@ pub struct DeliverySettings {
     pub flush_max_items: usize,
     /// `[delivery] flush_max_s`: how long one `spool flush` keeps starting new items.
     pub flush_max_time: Duration,
+    /// `[delivery] store`: where the spool lives.
+    pub store: StoreKind,
+    /// `[delivery] lease_s`: how long a KV store claim holds before another member may take over.
+    pub lease_s: f64,
+    /// `[delivery] kvstore_conflict_status`: the KV store's answer to an insert whose `_key`
+    /// exists (409 per public accounts; unverified).
+    pub kvstore_conflict_status: u16,
+}
+
+/// Where the spool lives (PRODUCT §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    File,
+    KvStore,
 }
 
 impl Settings {
@@ -164,6 +178,29 @@ impl Settings {
                 "must be between 1 and 86400 seconds",
             ));
         }
+        let store = match self.conf.get_nonempty("delivery", "store") {
+            Some("file") => StoreKind::File,
+            Some("kvstore") => StoreKind::KvStore,
+            Some(_) => return Err(Error::config("delivery", "store", "must be kvstore or file")),
+            None if self.is_shc_member() => StoreKind::KvStore,
+            None => StoreKind::File,
+        };
+        let lease_s = self.parse_number("delivery", "lease_s", 120.0)?;
+        if !(1.0..=86_400.0).contains(&lease_s) {
+            return Err(Error::config(
+                "delivery",
+                "lease_s",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        let conflict = self.parse_number("delivery", "kvstore_conflict_status", 409.0)?;
+        if !(400.0..=599.0).contains(&conflict) || conflict.fract() != 0.0 {
+            return Err(Error::config(
+                "delivery",
+                "kvstore_conflict_status",
+                "must be an HTTP status between 400 and 599",
+            ));
+        }
         Ok(DeliverySettings {
             timeout,
             max_attempts: max_attempts as u32,
@@ -171,12 +208,35 @@ impl Settings {
             retry_base: Duration::from_secs_f64(retry_base_s),
             flush_max_items: flush_max_items as usize,
             flush_max_time: Duration::from_secs_f64(flush_max_s),
+            store,
+            lease_s,
+            kvstore_conflict_status: conflict as u16,
         })
     }
 
     /// The index receipts go to.
     pub fn receipts_index(&self) -> String {
         self.conf.get_nonempty("receipts", "index").unwrap_or("stackflow").to_string()
+    }
+
+    /// Whether this instance is a search head cluster member: `etc/system/local/server.conf`
+    /// has a `[shclustering]` stanza that is not disabled (`mode = member|captain`, or no
+    /// `disabled = true`). The shipped default server.conf has the stanza disabled, so only the
+    /// local layer counts.
+    pub fn is_shc_member(&self) -> bool {
+        let Some(home) = &self.splunk_home else { return false };
+        let Ok(server) = ConfFile::read_layer(&home.join("etc/system/local/server.conf")) else {
+            return false;
+        };
+        if !server.has_stanza("shclustering") {
+            return false;
+        }
+        let disabled = server
+            .get_nonempty("shclustering", "disabled")
+            .and_then(crate::splunk::conf::parse_bool)
+            .unwrap_or(false);
+        let mode = server.get_nonempty("shclustering", "mode").unwrap_or("member");
+        !disabled && mode != "disabled"
     }
 
     /// The local splunkd: `[splunkd] uri`, else web.conf `mgmtHostPort`, else the default.

@@ -20,7 +20,8 @@ use super::attempt::attempt_once;
 use super::deliverer::{DeliveryReport, Final};
 use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
-use super::spool::{Claim, Spool, SpoolRecord, now_unix};
+use super::spool::{Claim, SpoolRecord, now_unix};
+use super::store::{Candidate, Store};
 use super::{Outcome, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -62,7 +63,7 @@ enum Work {
     /// A claim of a crashed flusher, now ours.
     Adopted(PathBuf),
     /// A pending item (kind and account read when it was picked, when readable).
-    Pending { id: String, pair: Option<(TargetKind, String)> },
+    Pending { id: String, token: u64, pair: Option<(TargetKind, String)> },
 }
 
 /// The work `prepare` found.
@@ -148,49 +149,41 @@ pub struct AccountReport {
 
 /// Sort key of a pending item within its account: due items first, then oldest first.
 type Order = (bool, f64);
+/// A (target, account) pair.
+type Pair = (TargetKind, String);
 
 /// Checks the spool, cleans up after crashes and orders the items: for each account its probe
 /// first (all probes before any drain), then the drains, each oldest first.
-pub fn prepare(spool: &Spool, options: &FlushOptions) -> Result<Plan> {
-    spool.check_usable()?;
-    let recovery = spool.recover()?;
-    for path in &recovery.removed_tmp {
-        log::info!("spool: removed {} (a write interrupted by a crash)", path.display());
-    }
-    for path in &recovery.superseded {
-        log::info!("spool: removed {} (a stale claim; the item is pending)", path.display());
-    }
+pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
+    let scan = spool.scan()?;
     let mut plan = Plan::default();
-    for path in recovery.adopted {
-        log::info!(
-            "spool: {} was being sent by a process that is gone; sending it again",
-            path.display()
-        );
-        plan.work.push(Work::Adopted(path));
-    }
+    plan.work.extend(scan.adopted.into_iter().map(Work::Adopted));
     let now = now_unix();
     let mut unreadable = Vec::new();
-    let mut by_account: BTreeMap<(TargetKind, String), Vec<(Order, String)>> = BTreeMap::new();
+    let mut by_account: BTreeMap<Pair, Vec<(Order, String, u64)>> = BTreeMap::new();
     let mut holds: HashMap<(TargetKind, String), f64> = HashMap::new();
-    for id in spool.pending_ids()? {
-        match spool.peek_pending(&id) {
-            None => {} // claimed or delivered meanwhile
-            Some(Ok(record)) => {
+    for Candidate { id, token, record } in scan.pending {
+        match record {
+            Ok(record) => {
                 let pair = (record.item.target, record.item.account.clone());
                 if record.remote_hold_unix > now {
                     let hold = holds.entry(pair.clone()).or_insert(0.0);
                     *hold = hold.max(record.remote_hold_unix);
                 }
                 let order = (record.next_attempt_unix > now, record.first_attempt_unix);
-                by_account.entry(pair).or_default().push((order, id));
+                by_account.entry(pair).or_default().push((order, id, token));
             }
             // Unreadable: claim it anyway, so that it is quarantined with a line naming it.
-            Some(Err(_)) => unreadable.push(id),
+            Err(_) => unreadable.push((id, token)),
         }
     }
-    plan.work.extend(unreadable.into_iter().map(|id| Work::Pending { id, pair: None }));
-    let mut probes: Vec<(Order, (TargetKind, String), String)> = Vec::new();
-    let mut drains: Vec<(Order, (TargetKind, String), String)> = Vec::new();
+    plan.work.extend(unreadable.into_iter().map(|(id, token)| Work::Pending {
+        id,
+        token,
+        pair: None,
+    }));
+    let mut probes: Vec<(Order, (TargetKind, String), String, u64)> = Vec::new();
+    let mut drains: Vec<(Order, (TargetKind, String), String, u64)> = Vec::new();
     for (pair, mut items) in by_account {
         if let Some(&until) = holds.get(&pair)
             && !options.all
@@ -201,25 +194,24 @@ pub fn prepare(spool: &Spool, options: &FlushOptions) -> Result<Plan> {
         }
         items.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
         let mut items = items.into_iter();
-        if let Some((order, id)) = items.next() {
-            probes.push((order, pair.clone(), id));
+        if let Some((order, id, token)) = items.next() {
+            probes.push((order, pair.clone(), id, token));
         }
-        drains.extend(items.map(|(order, id)| (order, pair.clone(), id)));
+        drains.extend(items.map(|(order, id, token)| (order, pair.clone(), id, token)));
     }
     for list in [&mut probes, &mut drains] {
         list.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
     }
-    plan.work.extend(
-        probes
-            .into_iter()
-            .chain(drains)
-            .map(|(_, pair, id)| Work::Pending { id, pair: Some(pair) }),
-    );
+    plan.work.extend(probes.into_iter().chain(drains).map(|(_, pair, id, token)| Work::Pending {
+        id,
+        token,
+        pair: Some(pair),
+    }));
     Ok(plan)
 }
 
 /// Gives adopted claims back to `pending/` untouched (when the flush cannot send anything).
-pub fn abandon(spool: &Spool, plan: Plan) -> Result<()> {
+pub fn abandon(spool: &dyn Store, plan: Plan) -> Result<()> {
     for work in plan.work {
         if let Work::Adopted(path) = work {
             match spool.open_adopted(&path)? {
@@ -253,14 +245,14 @@ type Opener<'a> = dyn FnMut(TargetKind, &str) -> Result<Box<dyn Target>> + 'a;
 pub type OnEnd<'a> = dyn FnMut(DeliveryReport) + 'a;
 
 pub fn run(
-    spool: &Spool,
+    spool: &dyn Store,
     plan: Plan,
     options: &FlushOptions,
     open: &mut Opener,
     on_end: &mut OnEnd,
 ) -> FlushSummary {
     let started = Instant::now();
-    let ledger = Ledger::new(spool.root());
+    let ledger = Ledger::new(spool.ledger_root());
     let mut summary = FlushSummary::new(plan.not_due);
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
         HashMap::new();
@@ -296,7 +288,7 @@ pub fn run(
         }
         let claimed = match &work {
             Work::Adopted(path) => spool.open_adopted(path).map(Some),
-            Work::Pending { id, .. } => spool.claim(id),
+            Work::Pending { id, token, .. } => spool.claim(id, *token),
         };
         let claim = match claimed {
             Ok(None) => continue, // another flusher took it, or it is gone
@@ -425,7 +417,7 @@ fn describe(record: &SpoolRecord) -> String {
 }
 
 fn send(
-    spool: &Spool,
+    spool: &dyn Store,
     ledger: &Ledger,
     claim: Claim,
     target: &mut dyn Target,
@@ -501,7 +493,7 @@ fn send(
                 "spool: {} rejected: {}; kept as dead letter {} (`stackflow spool requeue {}` once fixed)",
                 describe(&record),
                 rejection.reason,
-                path.display(),
+                path,
                 record.id
             );
             on_end(DeliveryReport {
@@ -509,7 +501,7 @@ fn send(
                 attempts: record.attempts,
                 duration: started.elapsed(),
                 delivered: None,
-                message: format!("{} (kept as dead letter {})", rejection.reason, path.display()),
+                message: format!("{} (kept as dead letter {})", rejection.reason, path),
                 item: record.item,
             });
             Ok(Step::Done)
@@ -520,7 +512,7 @@ fn send(
 /// The target could not be built (account gone, secret unreadable): nothing was sent; the item
 /// stays pending with a later due time, and the exit code says why.
 fn cannot_open(
-    spool: &Spool,
+    spool: &dyn Store,
     claim: Claim,
     error: &Error,
     options: &FlushOptions,
@@ -559,7 +551,7 @@ fn fatal(mut summary: FlushSummary, error: &Error) -> FlushSummary {
     summary
 }
 
-fn log_summary(spool: &Spool, summary: &FlushSummary) {
+fn log_summary(spool: &dyn Store, summary: &FlushSummary) {
     let line = format!(
         "spool flush: {} delivered, {} already there, {} still pending, {} rejected (dead letters), {} quarantined, {} not due yet (spool {})",
         summary.delivered,
@@ -568,7 +560,7 @@ fn log_summary(spool: &Spool, summary: &FlushSummary) {
         summary.rejected,
         summary.quarantined,
         summary.not_due,
-        spool.root().display()
+        spool.location()
     );
     match summary.exit {
         ExitCode::Success => log::info!("{line}"),

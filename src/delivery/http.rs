@@ -196,6 +196,18 @@ impl HttpClient {
         }
         read_response(request.send(body))
     }
+
+    pub fn delete(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, TransportError> {
+        let mut request = self.agent.delete(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_response(request.call())
+    }
 }
 
 /// Status, headers and (capped) body of an answer, or the classified transport failure.

@@ -11,9 +11,11 @@ pub mod classify;
 pub mod deliverer;
 pub mod flush;
 pub mod http;
+pub mod kvspool;
 pub mod ledger;
 pub mod retry;
 pub mod spool;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

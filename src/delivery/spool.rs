@@ -129,6 +129,8 @@ pub struct Claim {
     pub id: String,
     pub path: PathBuf,
     pub record: SpoolRecord,
+    /// The lease generation a KV store claim holds (0 for a file claim).
+    pub token: u64,
 }
 
 /// A claimed file that was not a readable item: it has been moved to `quarantine/`.
@@ -396,7 +398,7 @@ impl Spool {
             .map_err(|error| format!("cannot read it: {error}"))
             .and_then(|bytes| parse_record(&bytes, id));
         match parsed {
-            Ok(record) => Ok(Ok(Claim { id: id.to_string(), path, record })),
+            Ok(record) => Ok(Ok(Claim { id: id.to_string(), path, record, token: 0 })),
             Err(problem) => {
                 let moved_to = self.quarantine(&path, &format!("{id}.json"))?;
                 Ok(Err(Quarantined { original, moved_to, problem }))
@@ -610,7 +612,7 @@ impl Spool {
 }
 
 /// Parses an item file; `id` (when not empty) must match the record's id.
-fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolRecord, String> {
+pub(crate) fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolRecord, String> {
     let record: SpoolRecord = serde_json::from_slice(bytes)
         .map_err(|error| format!("not a spool item ({} bytes): {error}", bytes.len()))?;
     if !id.is_empty() && record.id != id {

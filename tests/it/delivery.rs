@@ -498,7 +498,7 @@ impl Rng {
 }
 
 /// Starts a command with splunkd's environment, feeds stdin, and SIGKILLs it after `after`.
-fn start_and_kill(home: &SplunkHome, command: Command, stdin: Vec<u8>, after: Duration) {
+pub(crate) fn start_and_kill(home: &SplunkHome, command: Command, stdin: Vec<u8>, after: Duration) {
     let mut child = spawn(&mut home.command(command));
     let mut input = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {

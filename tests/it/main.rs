@@ -6,6 +6,7 @@
 
 mod audit;
 mod check;
+mod cluster;
 mod delivery;
 mod duplicates;
 mod incident;

@@ -272,6 +272,10 @@ impl Emulator {
     pub fn set_secret(&self, realm: &str, username: &str, clear_password: &str) {
         lock(&self.shared.splunkd).set_secret(realm, username, clear_password);
     }
+    /// The KV store's status for an insert whose `_key` exists (default 409).
+    pub fn set_kv_conflict_status(&self, status: u16) {
+        lock(&self.shared.splunkd).kv_conflict_status = status;
+    }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         lock(&self.shared.splunkd).kv_records(collection)
     }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::delivery::deliverer::tests::Scripted;
-use crate::delivery::spool::item_id;
 use crate::delivery::spool::tests::{record, temp_root};
+use crate::delivery::spool::{Spool, item_id};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
