@@ -133,6 +133,9 @@ impl fmt::Display for Error {
             Error::Results { path, detail } => {
                 write!(f, "bad results file {}: {detail}", path.display())
             }
+            Error::Config { file, stanza, problem, .. } if stanza.is_empty() => {
+                write!(f, "configuration: {file}: {problem}")
+            }
             Error::Config { file, stanza, key, problem } if key.is_empty() => {
                 write!(f, "configuration: {file} [{stanza}]: {problem}")
             }

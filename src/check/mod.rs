@@ -25,6 +25,7 @@ use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::conf::ConfFile;
 use crate::splunk::rest::Splunkd;
+use crate::splunk::results::Limits;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -55,6 +56,7 @@ pub fn check_settings(
     check_delivery(report, settings);
     check_proxy(report, settings);
     check_receipts(report, settings);
+    check_limits(report, settings);
     let secrets = check_splunkd(report, settings, splunkd_uri, session_key);
     let mut accounts = 0;
     for (kind, account) in accounts_of(settings) {
@@ -125,6 +127,9 @@ fn known_keys(stanza: &str) -> Option<&'static [&'static str]> {
         ("proxy", false) => &["url"],
         ("delivery", false) => &["timeout_s", "max_attempts", "spool_dir", "retry_base_s"],
         ("receipts", false) => &["index"],
+        ("limits", false) => {
+            &["max_results_bytes", "max_record_bytes", "max_field_bytes", "max_fields"]
+        }
         _ => return None,
     })
 }
@@ -226,6 +231,23 @@ fn check_proxy(report: &mut Report, settings: &Settings) {
             ),
             ExitCode::Configuration,
         ),
+    }
+}
+
+/// `[limits]`: the caps on results files are numbers (an invalid one would stop every alert).
+fn check_limits(report: &mut Report, settings: &Settings) {
+    match Limits::from_conf(&settings.conf) {
+        Ok(limits) => report.ok(
+            "[limits]",
+            format!(
+                "results files up to {} MiB decompressed, rows up to {} MiB, values up to {} MiB, {} columns",
+                limits.max_results_bytes >> 20,
+                limits.max_record_bytes >> 20,
+                limits.max_field_bytes >> 20,
+                limits.max_fields
+            ),
+        ),
+        Err(error) => report.error("[limits]", &error),
     }
 }
 

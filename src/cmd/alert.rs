@@ -2,9 +2,9 @@
 //! starts it.
 //!
 //! Order of work, chosen so that bad input stops the run before anything is sent: payload →
-//! settings → the whole results file validated → mapper (parameters) → target (account and
-//! secret) → rows streamed through mapper → deliverer → audit. The exit code is the worst of
-//! all items' (PRODUCT §4).
+//! settings → the whole results file validated (within `[limits]`) → mapper (parameters) →
+//! target (account and secret) → rows streamed through mapper → deliverer → audit. The exit
+//! code is the worst of all items' (PRODUCT §4). An absurd `maxtime` saturates at a day.
 
 use crate::audit::Audit;
 use crate::delivery::deliverer::Deliverer;
@@ -15,7 +15,7 @@ use crate::settings::Settings;
 use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
 use crate::splunk::rest::Splunkd;
-use crate::splunk::results::ResultsReader;
+use crate::splunk::results::{Limits, ResultsReader};
 use crate::{logging, remotes};
 use std::path::Path;
 use std::time::Duration;
@@ -57,7 +57,14 @@ pub fn time_budget(settings: &Settings, stanza: &str) -> Duration {
     maxtime.saturating_sub(margin).max(Duration::from_secs(1))
 }
 
-/// Parses `maxtime` values: `300`, `30s`, `5m`, `1h`, `1d`.
+/// The longest `maxtime` taken at its word; larger values (up to `1e300d`) count as this much.
+/// A day is far beyond any alert run (retries stop after `[delivery] max_attempts` anyway) and
+/// keeps the deadline arithmetic (`Instant + budget`) far from overflowing.
+pub const MAX_MAXTIME: Duration = Duration::from_secs(86_400);
+
+/// Parses `maxtime` values: `300`, `30s`, `5m`, `1h`, `1d`. Values above `MAX_MAXTIME`
+/// saturate to it; what is not a finite, non-negative number with one of these units is `None`
+/// (the caller's default).
 pub fn parse_splunk_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
     let (number, unit) = match value.char_indices().last()? {
@@ -72,6 +79,11 @@ pub fn parse_splunk_duration(value: &str) -> Option<Duration> {
         'd' => number * 86400.0,
         _ => return None,
     };
+    // `Duration::from_secs_f64` panics above u64::MAX seconds (and `number * 86400.0` may be
+    // infinite): compare as floats first; NaN and negatives are not durations.
+    if seconds >= MAX_MAXTIME.as_secs_f64() {
+        return Some(MAX_MAXTIME);
+    }
     Duration::try_from_secs_f64(seconds).ok()
 }
 
@@ -82,7 +94,8 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         return Err(Error::results("(none)", "the payload has no results_file"));
     }
     let results_path = Path::new(payload.results_file.trim());
-    let rows_total = ResultsReader::validate(results_path)?;
+    let limits = Limits::from_conf(&settings.conf)?;
+    let rows_total = ResultsReader::validate(results_path, limits)?;
     log::info!(
         "{stanza}: search \"{}\" sid={} rows={rows_total} account={}",
         payload.search_name,
@@ -128,7 +141,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     // Rows are read and mapped on this thread while the previous items are delivered on
     // another, so a slow remote and the CSV work overlap; the bounded channel keeps memory flat.
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Work>(4);
-    let results_file = ResultsReader::open(results_path, payload.result_id.as_deref())?;
+    let results_file = ResultsReader::open(results_path, payload.result_id.as_deref(), limits)?;
     let (mapped, exit) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
             let mut exit = ExitCode::Success;
@@ -246,5 +259,35 @@ mod tests {
         assert_eq!(parse_splunk_duration("90"), Some(Duration::from_secs(90)));
         assert_eq!(parse_splunk_duration("1h"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_splunk_duration("soon"), None);
+    }
+
+    #[test]
+    fn absurd_durations_saturate_instead_of_panicking() {
+        for value in
+            ["99999999999999999999s", "1e300d", "18446744073709551615", "213503982334602d", "25h"]
+        {
+            assert_eq!(parse_splunk_duration(value), Some(MAX_MAXTIME), "{value}");
+        }
+        assert_eq!(parse_splunk_duration("1d"), Some(MAX_MAXTIME));
+        assert_eq!(parse_splunk_duration("23h"), Some(Duration::from_secs(23 * 3600)));
+        for value in ["1e400", "inf", "NaN", "-5m", "5w", ""] {
+            assert_eq!(parse_splunk_duration(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_time_budget_of_an_absurd_maxtime_is_a_day_less_the_margin() {
+        let app = std::env::temp_dir().join(format!("stackflow-maxtime-{}", std::process::id()));
+        std::fs::create_dir_all(app.join("local")).unwrap();
+        std::fs::write(
+            app.join("local").join("alert_actions.conf"),
+            "[stackflow_soar]\nmaxtime = 99999999999999999999s\n",
+        )
+        .unwrap();
+        let settings = Settings::from_conf(ConfFile::default(), Some(app.clone()), None);
+        let budget = time_budget(&settings, "stackflow_soar");
+        assert_eq!(budget, MAX_MAXTIME - Duration::from_secs(30));
+        assert!(std::time::Instant::now().checked_add(budget).is_some());
+        let _ = std::fs::remove_dir_all(&app);
     }
 }

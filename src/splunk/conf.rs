@@ -5,7 +5,8 @@
 //! sensitive, a trailing backslash continues a value on the next line, and a later layer
 //! overrides single keys, not whole stanzas. Hence a small parser of our own instead of an
 //! INI crate. Values are trimmed; empty values are kept (an empty value is a real setting
-//! that means "use the fallback").
+//! that means "use the fallback"). A layer that exists but cannot be read is a configuration
+//! error (exit 4) naming the file.
 
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -53,12 +54,30 @@ impl ConfFile {
         conf
     }
 
-    /// Reads one file; a missing file is an empty layer (local/ usually does not exist).
+    /// Reads one file; a missing file is an empty layer (local/ usually does not exist). A file
+    /// that exists but cannot be read (permissions, a directory in its place, a FIFO) is a
+    /// configuration error naming the path: the admin can fix it, it is not a bug.
     pub fn read_layer(path: &Path) -> Result<ConfFile> {
+        let unreadable = |problem: String| Error::Config {
+            file: path.display().to_string(),
+            stanza: String::new(),
+            key: String::new(),
+            problem,
+        };
+        match std::fs::metadata(path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ConfFile::default());
+            }
+            Ok(metadata) if !metadata.is_file() => {
+                let what = if metadata.is_dir() { "a directory" } else { "not a regular file" };
+                return Err(unreadable(format!("cannot read: {what}")));
+            }
+            _ => {}
+        }
         match std::fs::read(path) {
             Ok(bytes) => Ok(ConfFile::parse_str(&String::from_utf8_lossy(&bytes))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(ConfFile::default()),
-            Err(error) => Err(Error::io("read", path, error)),
+            Err(error) => Err(unreadable(format!("cannot read: {error}"))),
         }
     }
 
@@ -162,6 +181,20 @@ mod tests {
         conf.overlay(ConfFile::parse_str("[soar:default]\nurl = https://b\n"));
         assert_eq!(conf.get("soar:default", "url"), Some("https://b"));
         assert_eq!(conf.get("soar:default", "label"), Some("events"));
+    }
+
+    #[test]
+    fn an_unreadable_layer_is_a_configuration_error_naming_the_path() {
+        let dir = std::env::temp_dir().join(format!("stackflow-conf-{}", std::process::id()));
+        let path = dir.join("stackflow.conf");
+        std::fs::create_dir_all(&path).unwrap();
+        let error = ConfFile::read_layer(&path).unwrap_err();
+        assert_eq!(error.exit_code(), crate::error::ExitCode::Configuration);
+        let message = error.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert!(message.contains("a directory"), "{message}");
+        assert_eq!(ConfFile::read_layer(&dir.join("missing.conf")).unwrap(), ConfFile::default());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Everything arrives as strings; `configuration` holds the merged `param.*` values without the
 //! `param.` prefix; `result` is the first row. An XML payload (the splunkd default) is refused
-//! with a message that names the setting to change.
+//! with a message that names the setting to change; anything but one JSON object (an array, a
+//! string, a number) is a bad payload too.
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -60,7 +61,8 @@ impl AlertPayload {
     }
 
     pub fn parse(bytes: &[u8], stanza: &str) -> Result<AlertPayload> {
-        let first = bytes.iter().copied().find(|byte| !byte.is_ascii_whitespace() && *byte != 0xEF);
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let first = bytes.iter().copied().find(|byte| !byte.is_ascii_whitespace());
         match first {
             None => {
                 return Err(Error::Payload(
@@ -71,6 +73,13 @@ impl AlertPayload {
                 return Err(Error::Payload(format!(
                     "the payload is XML; set payload_format = json in alert_actions.conf [{stanza}]"
                 )));
+            }
+            // serde reads a struct from an array too (fields by position, missing ones
+            // defaulted), which would turn `[]` into a payload without a results file.
+            Some(b'[') => {
+                return Err(Error::Payload(
+                    "the payload is a JSON array: splunkd sends one JSON object".into(),
+                ));
             }
             _ => {}
         }
@@ -163,6 +172,26 @@ mod tests {
                 .contains("payload_format = json in alert_actions.conf [stackflow_soar]")
         );
         assert_eq!(error.exit_code(), crate::error::ExitCode::BadInvocation);
+    }
+
+    #[test]
+    fn arrays_and_other_non_objects_are_bad_payloads() {
+        for input in [&b"[]"[..], b" [{\"results_file\": \"/x.csv.gz\"}]", b"42", b"\"x\"", b"null"]
+        {
+            let error = AlertPayload::parse(input, "stackflow_soar").unwrap_err();
+            assert_eq!(error.exit_code(), crate::error::ExitCode::BadInvocation, "{error}");
+        }
+        let error = AlertPayload::parse(b"[]", "stackflow_soar").unwrap_err().to_string();
+        assert!(error.contains("JSON array"), "{error}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let payload =
+            AlertPayload::parse(b"\xEF\xBB\xBF{\"sid\": \"s\"}", "stackflow_soar").unwrap();
+        assert_eq!(payload.sid, "s");
+        let error = AlertPayload::parse(b"\xEF\xBB\xBF <alert/>", "stackflow_soar").unwrap_err();
+        assert!(error.to_string().contains("payload_format = json"), "{error}");
     }
 
     #[test]

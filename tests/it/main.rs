@@ -10,6 +10,7 @@ mod cluster;
 mod delivery;
 mod duplicates;
 mod incident;
+mod input_limits;
 mod recovery;
 mod remotes;
 mod robustness;
