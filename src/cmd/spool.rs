@@ -110,6 +110,8 @@ struct FlushCounts {
 /// the overview dashboard reads the spool's state from it.
 fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
     let mut state = [0usize; 4];
+    let now = now_unix();
+    let mut dead = Vec::new();
     if let Ok(items) = outbox.list() {
         for item in items {
             let slot = match item.state {
@@ -119,8 +121,18 @@ fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
                 ItemState::Quarantine => 3,
             };
             state[slot] += 1;
+            if item.state == ItemState::Dead
+                && let Ok(record) = &item.record
+            {
+                dead.push(dead_letter(record, now));
+            }
         }
     }
+    // The oldest first (they have waited longest), bounded: the count is `dead_letters`.
+    dead.sort_by(|a, b| {
+        b["age_s"].as_f64().unwrap_or(0.0).total_cmp(&a["age_s"].as_f64().unwrap_or(0.0))
+    });
+    dead.truncate(DEAD_LETTERS_LISTED);
     let line = serde_json::json!({
         "time": now_unix(),
         "pending": state[0],
@@ -132,11 +144,30 @@ fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
         "rejected": counts.rejected,
         "not_due": counts.not_due,
         "left_for_next_run": counts.left_for_next_run,
+        "dead_letter_list": dead,
         "accounts": counts.accounts,
         "exit_code": code.code(),
     });
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
+}
+
+/// Most dead letters one status line lists (for the overview dashboard's table).
+const DEAD_LETTERS_LISTED: usize = 100;
+
+/// One dead letter as the dashboard shows it: what, whose, why, and the command that requeues it.
+fn dead_letter(record: &crate::delivery::spool::SpoolRecord, now: f64) -> serde_json::Value {
+    serde_json::json!({
+        "id": record.id,
+        "age_s": (now - record.first_attempt_unix).max(0.0).round(),
+        "action": record.item.context.action,
+        "target": record.item.target.as_str(),
+        "account": record.item.account,
+        "search_name": record.item.context.search_name,
+        "reason_class": record.reject_class,
+        "message": cut(&record.last_error.replace(['\n', '\r'], " "), 300),
+        "requeue": format!("stackflow spool requeue {}", record.id),
+    })
 }
 
 fn flush(

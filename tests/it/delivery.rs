@@ -364,6 +364,20 @@ fn bad_request_keeps_the_server_message_and_requeue_purge_work() {
     assert!(entry["last_error"].as_str().unwrap().contains("Invalid label"), "{entry}");
     let id = entry["id"].as_str().unwrap().to_string();
 
+    // The flush status line (indexed as stackflow:flush) lists it for the dashboard's table.
+    let status: Value = serde_json::from_str(flush(&home, &emu, &[]).stdout.trim()).unwrap();
+    assert_eq!(status["dead_letters"], 1);
+    let listed = status["dead_letter_list"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{status}");
+    let letter = &listed[0];
+    assert_eq!(
+        (letter["action"].as_str(), letter["account"].as_str(), letter["reason_class"].as_str()),
+        (Some("stackflow_soar"), Some("default"), Some("remote"))
+    );
+    assert!(letter["message"].as_str().unwrap().contains("Invalid label: 'secops'"), "{letter}");
+    assert!(letter["age_s"].as_f64().is_some(), "{letter}");
+    assert_eq!(letter["requeue"], format!("stackflow spool requeue {id}"));
+
     // The cause is fixed: requeue, flush, delivered once.
     home.run_stackflow(&["spool", "requeue", "nonexistent"], b"").assert_code(2);
     home.run_stackflow(&["spool", "requeue", &id], b"").assert_code(0);
