@@ -47,6 +47,8 @@ pub struct DeliverySettings {
     /// `[delivery] kvstore_conflict_status`: the KV store's answer to an insert whose `_key`
     /// exists (409 per public accounts; unverified).
     pub kvstore_conflict_status: u16,
+    /// `[delivery] ledger_retention_days`: how long the delivery ledger remembers a delivery.
+    pub ledger_retention: Duration,
 }
 
 /// Where the spool lives (PRODUCT §11).
@@ -201,6 +203,14 @@ impl Settings {
                 "must be an HTTP status between 400 and 599",
             ));
         }
+        let retention_days = self.parse_number("delivery", "ledger_retention_days", 30.0)?;
+        if !(1.0..=3650.0).contains(&retention_days) {
+            return Err(Error::config(
+                "delivery",
+                "ledger_retention_days",
+                "must be between 1 and 3650 days",
+            ));
+        }
         Ok(DeliverySettings {
             timeout,
             max_attempts: max_attempts as u32,
@@ -211,6 +221,7 @@ impl Settings {
             store,
             lease_s,
             kvstore_conflict_status: conflict as u16,
+            ledger_retention: Duration::from_secs_f64(retention_days * 86400.0),
         })
     }
 

@@ -14,6 +14,7 @@ use crate::delivery::DeliveryItem;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::delivery::flush::{self, FlushOptions};
 use crate::delivery::kvspool::KvSpool;
+use crate::delivery::ledger::Ledger;
 use crate::delivery::retry::Backoff;
 use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
 use crate::delivery::store::Outbox;
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 pub fn run(command: SpoolCommand) -> ExitCode {
     logging::init(false);
-    let (settings, spool, options, store) = match open_spool() {
+    let (settings, spool, options, store, retention) = match open_spool() {
         Ok(opened) => opened,
         Err(error) => return super::report_error(&error),
     };
@@ -53,15 +54,40 @@ pub fn run(command: SpoolCommand) -> ExitCode {
             let mut summary = FlushCounts::default();
             let options = FlushOptions { all, ..options };
             let code = flush(&settings, &outbox, options, splunkd, splunkd_uri, &mut summary);
+            let ledger = Ledger::new(outbox.store().ledger_root());
+            let code = match ledger.expire_hourly(retention) {
+                Ok(0) => code,
+                Ok(removed) => {
+                    log::info!(
+                        "spool: {removed} ledger entries past [delivery] ledger_retention_days removed"
+                    );
+                    code
+                }
+                Err(error) => code.worst(spool_unusable(&outbox, &error)),
+            };
             print_status(&outbox, &summary, code);
             code
         }
         SpoolCommand::Requeue { ids } => requeue(&outbox, &ids),
-        SpoolCommand::Purge { older_than_days } => purge(&outbox, older_than_days),
+        SpoolCommand::Purge { older_than_days } => {
+            let code = purge(&outbox, older_than_days);
+            match Ledger::new(outbox.store().ledger_root()).expire(retention) {
+                Ok(removed) => {
+                    log::info!(
+                        "spool purge: removed {removed} ledger entries delivered more than {} day(s) ago ([delivery] ledger_retention_days)",
+                        retention.as_secs() / 86400
+                    );
+                    code
+                }
+                Err(error) => code.worst(spool_unusable(&outbox, &error)),
+            }
+        }
     }
 }
 
-fn open_spool() -> Result<(Settings, Spool, FlushOptions, StoreKind), Error> {
+type Opened = (Settings, Spool, FlushOptions, StoreKind, Duration);
+
+fn open_spool() -> Result<Opened, Error> {
     let settings = Settings::load()?;
     let delivery = settings.delivery()?;
     let spool = Spool::new(&delivery.spool_dir);
@@ -71,7 +97,7 @@ fn open_spool() -> Result<(Settings, Spool, FlushOptions, StoreKind), Error> {
         max_items: delivery.flush_max_items,
         max_time: delivery.flush_max_time,
     };
-    Ok((settings, spool, options, delivery.store))
+    Ok((settings, spool, options, delivery.store, delivery.ledger_retention))
 }
 
 /// The KV store spool of a cluster member: every command needs splunkd, so the session key

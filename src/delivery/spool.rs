@@ -218,7 +218,7 @@ fn age_of(path: &Path) -> Option<Duration> {
     fs::metadata(path).ok()?.modified().ok()?.elapsed().ok()
 }
 
-fn modified_unix(path: &Path) -> f64 {
+pub(crate) fn modified_unix(path: &Path) -> f64 {
     fs::metadata(path)
         .ok()
         .and_then(|meta| meta.modified().ok())

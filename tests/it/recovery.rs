@@ -1,7 +1,7 @@
 //! Recovery after an outage (PRODUCT §11, §14), end to end: the installed SOAR action spools
 //! while SOAR refuses, scheduled flushes (no `--all`) probe the account once per run while it is
 //! still down, the items age to a long backoff, and the first scheduled flush after SOAR
-//! answers again delivers the whole backlog, oldest first, once each.
+//! answers again delivers the whole backlog, oldest first, once each; and the ledger's retention.
 
 use crate::delivery::{
     SOAR, alert, assert_no_duplicates, assert_spool_clean, container_posts, files_in, flush,
@@ -92,4 +92,37 @@ fn after_a_long_outage_the_next_scheduled_flush_delivers_the_whole_backlog() {
     assert_eq!(emu.soar_artifacts().len(), ALERTS * 2);
     assert_no_duplicates(&emu);
     assert_spool_clean(&home);
+}
+
+/// Ledger hygiene: `spool purge` removes ledger entries older than
+/// `[delivery] ledger_retention_days` and keeps recent ones and sending markers.
+#[test]
+fn purge_expires_the_ledger_by_retention() {
+    let emu = Emulator::start();
+    let home = soar_home_with(&emu, &emu, "ledger_retention_days = 7");
+    let ledger = home.spool_dir().join("ledger");
+    std::fs::create_dir_all(&ledger).unwrap();
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    for (name, age_days) in [("old", 8.0), ("recent", 6.0)] {
+        let entry = serde_json::json!({
+            "dedupe_key": name, "remote_id": "INC1", "remote_url": null,
+            "delivered_unix": now - age_days * 86400.0,
+        });
+        std::fs::write(ledger.join(format!("{name}.json")), entry.to_string()).unwrap();
+    }
+    let marker = serde_json::json!({"dedupe_key": "in-doubt", "started_unix": 1});
+    std::fs::write(ledger.join("in-doubt.sending.json"), marker.to_string()).unwrap();
+    home.run_stackflow(&["spool", "purge"], b"")
+        .assert_code(0)
+        .assert_line("INFO", "removed 1 ledger entries");
+    let mut left: Vec<String> = files_in(&ledger)
+        .iter()
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["in-doubt.sending.json", "recent.json"]);
+    // The scheduled flush expires too (at most hourly): a stamp file records the run.
+    flush(&home, &emu, &[]).assert_code(0);
+    assert!(ledger.join(".expired").is_file());
 }
