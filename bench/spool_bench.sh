@@ -60,9 +60,12 @@ def item_id(k):  # FNV-1a 128, as src/delivery/spool.rs item_id
     return "%032x" % h
 old_id = item_id(key)
 os.remove(path)
+# The dedupe key is "<container source data identifier>:<batch>": clone the identifier.
+sdi, batch = key.rsplit(":", 1)
 for i in range(n):
-    new_key = "%s-clone%d" % (key, i)
-    record = json.loads(text.replace(key, new_key).replace(old_id, item_id(new_key)))
+    new_key = "%s-clone%d:%s" % (sdi, i, batch)
+    record = json.loads(text.replace(old_id, item_id(new_key)).replace(sdi, "%s-clone%d" % (sdi, i)))
+    assert record["item"]["dedupe_key"] == new_key
     record["first_attempt_unix"] += i * 0.001  # oldest first is observable
     with open(os.path.join(pending, item_id(new_key) + ".json"), "w") as f:
         json.dump(record, f)
@@ -80,6 +83,7 @@ uri = $URL
 
 [delivery]
 store = $1
+max_attempts = 1
 CONF
 }
 

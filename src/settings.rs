@@ -325,6 +325,33 @@ mod tests {
     }
 
     #[test]
+    fn the_store_is_kvstore_on_a_cluster_member_and_file_elsewhere() {
+        let home = std::env::temp_dir().join(format!("stackflow-shc-{}", std::process::id()));
+        let local = home.join("etc/system/local");
+        std::fs::create_dir_all(&local).unwrap();
+        let home_text = home.to_str().unwrap();
+        let store = |conf: &str| settings(conf, Some(home_text)).delivery().unwrap().store;
+        assert_eq!(store(""), StoreKind::File, "no server.conf");
+        for (server, expected) in [
+            ("[general]\nserverName = sh1\n", StoreKind::File),
+            ("[shclustering]\nmode = member\n", StoreKind::KvStore),
+            ("[shclustering]\ndisabled = 0\nid = x\n", StoreKind::KvStore),
+            ("[shclustering]\ndisabled = true\n", StoreKind::File),
+        ] {
+            std::fs::write(local.join("server.conf"), server).unwrap();
+            assert_eq!(store(""), expected, "{server}");
+        }
+        std::fs::write(local.join("server.conf"), "[shclustering]\nmode = member\n").unwrap();
+        assert_eq!(store("[delivery]\nstore = file\n"), StoreKind::File, "the setting wins");
+        let bad = settings("[delivery]\nstore = mongo\n", Some(home_text)).delivery();
+        assert!(bad.unwrap_err().to_string().contains("[delivery] store"));
+        let delivery = settings("", Some(home_text)).delivery().unwrap();
+        assert_eq!((delivery.lease_s, delivery.kvstore_conflict_status), (120.0, 409));
+        assert_eq!(delivery.ledger_retention, Duration::from_secs(30 * 86400));
+        let _ = std::fs::remove_dir_all(&home);
+    }
+
+    #[test]
     fn bad_numbers_name_the_key() {
         let settings = settings("[delivery]\ntimeout_s = soon\n", Some("/opt/splunk"));
         let message = settings.delivery().unwrap_err().to_string();

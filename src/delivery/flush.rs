@@ -165,7 +165,7 @@ pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
     for Candidate { id, token, record } in scan.pending {
         match record {
             Ok(record) => {
-                let pair = (record.item.target, record.item.account.clone());
+                let pair = (record.target, record.account);
                 if record.remote_hold_unix > now {
                     let hold = holds.entry(pair.clone()).or_insert(0.0);
                     *hold = hold.max(record.remote_hold_unix);

@@ -30,7 +30,7 @@
 use super::spool::{
     Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, now_unix, parse_record,
 };
-use super::store::{Candidate, Scan, Store};
+use super::store::{Candidate, Scan, Store, Summary};
 use crate::error::{Error, Result};
 use crate::splunk::rest::Splunkd;
 use serde_json::{Value, json};
@@ -38,6 +38,10 @@ use std::path::{Path, PathBuf};
 
 /// The collection of items and leases (collections.conf).
 pub const COLLECTION: &str = "stackflow_spool";
+/// Documents per KV store query page (each item carries its request: keep answers small).
+const PAGE: usize = 500;
+/// What a flush's plan reads of each pending item (not the request).
+const SCAN_FIELDS: &str = "_key,state,target,account,first_attempt_unix,next_attempt_unix,lease_gen,lease_owner,lease_expires_unix,remote_hold_unix";
 /// Lease documents are removed this long after they expired.
 const LEASE_KEEP_S: f64 = 3600.0;
 
@@ -103,6 +107,7 @@ impl KvSpool {
             "attempts": record.attempts,
             "reject_class": record.reject_class.map(|class| format!("{class:?}").to_lowercase()),
             "last_error": record.last_error,
+            "remote_hold_unix": record.remote_hold_unix,
             "record": text,
             "lease_gen": generation,
             "lease_owner": "",
@@ -178,11 +183,24 @@ impl KvSpool {
     }
 
     fn items(&self, state: Option<ItemState>) -> Result<Vec<Value>> {
+        self.items_with(state, None)
+    }
+
+    /// Item documents, page by page (`PAGE` per request), optionally only some `fields`.
+    fn items_with(&self, state: Option<ItemState>, fields: Option<&str>) -> Result<Vec<Value>> {
         let query = match state {
             Some(state) => json!({"kind": "item", "state": state.as_str()}),
             None => json!({"kind": "item"}),
         };
-        self.splunkd.kv_query(COLLECTION, &query)
+        let mut all = Vec::new();
+        loop {
+            let page = self.splunkd.kv_query_page(COLLECTION, &query, all.len(), PAGE, fields)?;
+            let done = page.len() < PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
     }
 
     /// Removes lease documents that expired more than an hour ago.
@@ -293,7 +311,7 @@ impl Store for KvSpool {
         self.collect_leases()?;
         let now = now_unix();
         let mut pending = Vec::new();
-        for document in self.items(Some(ItemState::Pending))? {
+        for document in self.items_with(Some(ItemState::Pending), Some(SCAN_FIELDS))? {
             let Some(id) = document.get("_key").and_then(Value::as_str) else { continue };
             let expires = number(&document, "lease_expires_unix");
             if expires > now {
@@ -305,12 +323,19 @@ impl Store for KvSpool {
                     document.get("lease_owner").and_then(Value::as_str).unwrap_or("?")
                 );
             }
-            let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
-            pending.push(Candidate {
-                id: id.to_string(),
-                token: generation(&document),
-                record: parse_record(text.as_bytes(), id),
-            });
+            let target = document.get("target").cloned().map(serde_json::from_value);
+            let record = match (target, document.get("account").and_then(Value::as_str)) {
+                (Some(Ok(target)), Some(account)) => Ok(Summary {
+                    target,
+                    account: account.to_string(),
+                    first_attempt_unix: number(&document, "first_attempt_unix"),
+                    next_attempt_unix: number(&document, "next_attempt_unix"),
+                    remote_hold_unix: number(&document, "remote_hold_unix"),
+                }),
+                // Claimed anyway, so that it is quarantined with a line naming it.
+                _ => Err(format!("KV store item {id} has no readable target and account")),
+            };
+            pending.push(Candidate { id: id.to_string(), token: generation(&document), record });
         }
         Ok(Scan { adopted: Vec::new(), pending })
     }

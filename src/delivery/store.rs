@@ -3,17 +3,41 @@
 //! head cluster members). The flusher's policy (probe, drain, bounds, reporting) is written once
 //! in `flush.rs` against this trait.
 
+use super::TargetKind;
 use super::spool::{Claim, Quarantined, Spool, SpoolRecord};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 
 /// A pending item a store found: its id, the token its claim must present (the KV store's lease
-/// generation; 0 for files), and its record when readable.
+/// generation; 0 for files), and what the flusher's plan needs of its record when readable
+/// (not the request itself: a plan over a large backlog must not hold every request).
 #[derive(Debug)]
 pub struct Candidate {
     pub id: String,
     pub token: u64,
-    pub record: std::result::Result<SpoolRecord, String>,
+    pub record: std::result::Result<Summary, String>,
+}
+
+/// The part of a pending record the plan orders by.
+#[derive(Debug)]
+pub struct Summary {
+    pub target: TargetKind,
+    pub account: String,
+    pub first_attempt_unix: f64,
+    pub next_attempt_unix: f64,
+    pub remote_hold_unix: f64,
+}
+
+impl Summary {
+    pub fn of(record: SpoolRecord) -> Summary {
+        Summary {
+            target: record.item.target,
+            account: record.item.account,
+            first_attempt_unix: record.first_attempt_unix,
+            next_attempt_unix: record.next_attempt_unix,
+            remote_hold_unix: record.remote_hold_unix,
+        }
+    }
 }
 
 /// What a store found to do: claims of crashed flushers it adopted, and the pending items.
@@ -71,7 +95,7 @@ impl Store for Spool {
         let mut pending = Vec::new();
         for id in self.pending_ids()? {
             if let Some(record) = self.peek_pending(&id) {
-                pending.push(Candidate { id, token: 0, record });
+                pending.push(Candidate { id, token: 0, record: record.map(Summary::of) });
             }
         }
         Ok(Scan { adopted: recovery.adopted, pending })

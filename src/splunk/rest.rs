@@ -344,6 +344,35 @@ impl Splunkd {
         self.checked(response, &format!("KV store {collection} delete {key}")).map(|_| ())
     }
 
+    /// One page of a query: at most `limit` documents after skipping `skip`, sorted by `_key`,
+    /// with only `fields` when given (KV store REST parameters `skip`, `limit`, `sort`,
+    /// `fields`), so that no answer grows with the collection.
+    pub fn kv_query_page(
+        &self,
+        collection: &str,
+        query: &serde_json::Value,
+        skip: usize,
+        limit: usize,
+        fields: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut path = format!(
+            "{}?output_mode=json&query={}&skip={skip}&limit={limit}&sort=_key",
+            Self::kv_path(collection, None),
+            url_encode(&query.to_string())
+        );
+        if let Some(fields) = fields {
+            path.push_str("&fields=");
+            path.push_str(&url_encode(fields));
+        }
+        let response = self.checked(self.get(&path), &format!("KV store {collection}"))?;
+        match response.json() {
+            Some(serde_json::Value::Array(records)) => Ok(records),
+            _ => Err(Error::Rejected(format!(
+                "KV store {collection}: the answer is not a JSON array"
+            ))),
+        }
+    }
+
     /// `GET /services/authentication/current-context`: who the session key belongs to and
     /// what they may do, asked once per process (a failure is not remembered). `None` when
     /// this splunkd has no such endpoint (HTTP 404).
