@@ -84,6 +84,8 @@ uri = $URL
 [delivery]
 store = $1
 max_attempts = 1
+# one run drains the whole backlog, so that its rate is measured
+flush_max_s = 3600
 CONF
 }
 

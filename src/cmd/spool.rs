@@ -117,6 +117,14 @@ fn open_kv(settings: &Settings, local: Spool, uri: &str) -> Result<(KvSpool, Spl
 }
 
 fn spool_unusable(outbox: &Outbox, error: &Error) -> ExitCode {
+    if let Error::Unavailable(_) = error {
+        // The KV store (splunkd) cannot answer now: the items are where they were.
+        log::error!(
+            "the spool {} cannot be read now: {error}; nothing was changed, the next run tries again",
+            outbox.location()
+        );
+        return ExitCode::Deferred;
+    }
     logging::fatal(&format!("the spool {} is unusable: {error}", outbox.location()));
     ExitCode::DataAtRisk
 }

@@ -544,6 +544,15 @@ fn reject_code(class: RejectClass) -> ExitCode {
 }
 
 fn fatal(mut summary: FlushSummary, error: &Error) -> FlushSummary {
+    if let Error::Unavailable(_) = error {
+        // The KV store (splunkd) is busy or unreachable: nothing is at risk, the items stay
+        // pending (or leased until lease_s passes) and the next flush goes on.
+        log::error!(
+            "spool flush stopped: {error}; the items stay in the spool and the next flush picks them up"
+        );
+        summary.exit = summary.exit.worst(ExitCode::Deferred);
+        return summary;
+    }
     crate::logging::fatal(&format!(
         "spool flush stopped: {error}; items being sent stay in the spool and the next flush picks them up"
     ));

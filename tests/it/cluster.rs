@@ -197,3 +197,23 @@ fn three_members_flushing_at_once_with_one_killed_mid_send_deliver_every_row_onc
         }
     }
 }
+
+#[test]
+fn a_busy_kv_store_defers_and_loses_nothing() {
+    let emu = Emulator::start();
+    let splunkd = Emulator::start();
+    let a = member(&emu, &splunkd, "max_attempts = 1");
+    emu.fault("/rest/container", unavailable(), 1);
+    a.run_alert(SOAR, &alert(&a, &splunkd, &scheduler_sid(1501), 1, "alert")).assert_code(7);
+    splunkd.fault("/servicesNS/nobody/stackflow/storage/collections", unavailable(), 1);
+    let run = flush(&a, &splunkd, &[]);
+    run.assert_code(7).assert_line("ERROR", "cannot be read now");
+    assert!(!run.stderr.contains("FATAL"), "{}", run.stderr);
+    // Nothing lost: still on the member, or moved into the KV store once splunkd answered
+    // again (the status line's listing moves local items too).
+    let kept = files_in(&a.spool_dir().join("pending")).len() + items(&splunkd).len();
+    assert_eq!(kept, 1, "{}", run.stderr);
+    flush(&a, &splunkd, &[]).assert_code(0).assert_line("INFO", "1 delivered");
+    assert_eq!(emu.soar_containers().len(), 1);
+    assert!(items(&splunkd).is_empty());
+}
