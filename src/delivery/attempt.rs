@@ -122,3 +122,103 @@ fn record(ledger: &Ledger, key: &str, delivered: &Delivered) -> Option<String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::spool::tests::{item, temp_root};
+
+    /// A remote without dedupe whose lookups answer from a script.
+    struct Remote {
+        attempts: Vec<Outcome>,
+        lookups: Vec<Lookup>,
+        sent: usize,
+        asked: Vec<i64>,
+    }
+
+    impl Target for Remote {
+        fn attempt(&mut self, _: &DeliveryItem) -> Outcome {
+            self.sent += 1;
+            self.attempts.remove(0)
+        }
+        fn needs_ledger(&self) -> bool {
+            true
+        }
+        fn find_delivered(&mut self, _: &DeliveryItem, since_unix: i64) -> Lookup {
+            self.asked.push(since_unix);
+            self.lookups.remove(0)
+        }
+    }
+
+    fn delivered(id: &str) -> Delivered {
+        Delivered { remote_id: Some(id.into()), ..Delivered::default() }
+    }
+
+    #[test]
+    fn a_lost_answer_is_looked_up_before_anything_is_sent_again() {
+        let root = temp_root("attempt-found");
+        let ledger = Ledger::new(&root);
+        let item = item("k1");
+        let mut remote = Remote {
+            attempts: vec![Outcome::retry("connection reset", None)],
+            lookups: vec![Lookup::Found(delivered("INC7"))],
+            sent: 0,
+            asked: Vec::new(),
+        };
+        let first = attempt_once(&ledger, &item, &mut remote);
+        assert!(matches!(first.outcome, Outcome::Retry(_)));
+        let marked = ledger.sending_since("k1").expect("the marker outlives a lost answer");
+        let second = attempt_once(&ledger, &item, &mut remote);
+        match second.outcome {
+            Outcome::Delivered(found) => {
+                assert!(found.duplicate);
+                assert_eq!(found.remote_id.as_deref(), Some("INC7"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((remote.sent, second.sent), (1, false), "nothing sent the second time");
+        assert_eq!(remote.asked, vec![marked - CLOCK_SKEW_S]);
+        assert_eq!(ledger.sending_since("k1"), None, "cleared once the answer is known");
+        assert_eq!(ledger.get("k1").unwrap().remote_id.as_deref(), Some("INC7"));
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn an_unanswerable_lookup_waits_and_an_absent_item_is_sent() {
+        let root = temp_root("attempt-unknown");
+        let ledger = Ledger::new(&root);
+        let item = item("k2");
+        let mut remote = Remote {
+            attempts: vec![Outcome::retry("timeout", None), Outcome::Delivered(delivered("M1"))],
+            lookups: vec![Lookup::Unknown("API down".into()), Lookup::Absent],
+            sent: 0,
+            asked: Vec::new(),
+        };
+        attempt_once(&ledger, &item, &mut remote);
+        let waited = attempt_once(&ledger, &item, &mut remote);
+        assert!(
+            matches!(waited.outcome, Outcome::Retry(ref retry) if retry.reason.contains("API down"))
+        );
+        assert_eq!(remote.sent, 1, "not sent blind");
+        let sent = attempt_once(&ledger, &item, &mut remote);
+        assert!(matches!(sent.outcome, Outcome::Delivered(ref d) if !d.duplicate));
+        assert_eq!(remote.sent, 2);
+        assert_eq!(ledger.sending_since("k2"), None);
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_refusal_clears_the_marker() {
+        let root = temp_root("attempt-refused");
+        let ledger = Ledger::new(&root);
+        let mut remote = Remote {
+            attempts: vec![Outcome::rejected(crate::delivery::RejectClass::Remote, "400")],
+            lookups: Vec::new(),
+            sent: 0,
+            asked: Vec::new(),
+        };
+        attempt_once(&ledger, &item("k3"), &mut remote);
+        assert_eq!(ledger.sending_since("k3"), None);
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

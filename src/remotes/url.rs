@@ -2,10 +2,10 @@
 //! splunkd): a configured URL is parsed (RFC 3986, by the `http` crate's `Uri`), never matched
 //! on string prefixes, and accepted only when
 //!
-//! - the scheme is `https`, or `http` to the loopback *address* `127.0.0.1` or `[::1]` — a
-//!   name such as `localhost` may resolve anywhere (`/etc/hosts`, DNS search lists), so it does
-//!   not count, and other `127.x` addresses are refused too (one exact rule is easier to audit
-//!   than "the rest of 127/8", and nothing needs them);
+//! - the scheme is `https`, or `http` to the loopback address `127.0.0.1` or `[::1]`, or the
+//!   name `localhost` itself (RFC 6761 §6.3 reserves it for loopback). Compared whole, never as
+//!   a prefix: `127.0.0.12`, `127.0.0.1.nip.io` and `localhost.example.invalid` are other
+//!   hosts (one exact rule is easier to audit than "the rest of 127/8", and nothing needs it);
 //! - there is no user info (`user:pass@host`): a credential in a URL ends up in logs, and a
 //!   host before an `@` is not the host a request goes to;
 //! - there is no query, fragment, whitespace or `#` (Splunk `.conf` files have no trailing
@@ -51,14 +51,16 @@ impl UrlProblem {
             }
             UrlProblem::Whitespace => "contains whitespace or a control character",
             UrlProblem::NotAbsolute => "is not an absolute URL (expected https://<host>[/path])",
-            UrlProblem::Scheme => "must start with https:// (or http:// to 127.0.0.1 or [::1])",
+            UrlProblem::Scheme => {
+                "must start with https:// (or http:// to 127.0.0.1, [::1] or localhost)"
+            }
             UrlProblem::UserInfo => {
                 "contains user info (user:password@host): credentials never go into URLs; store them in storage/passwords"
             }
             UrlProblem::NoHost => "has no host",
             UrlProblem::QueryOrFragment => "must be a base URL without ?query",
             UrlProblem::PlainHttp => {
-                "uses plain http to a host that is not a loopback address: secrets are only sent over https (http is allowed to 127.0.0.1 or [::1] only)"
+                "uses plain http to a host that is not the loopback interface: secrets are only sent over https (http is allowed to 127.0.0.1, [::1] or localhost only)"
             }
         }
     }
@@ -156,8 +158,11 @@ impl fmt::Display for RemoteUrl {
     }
 }
 
-/// A host that is the IP literal `127.0.0.1` or `[::1]`; names never are.
+/// A host that is the IP literal `127.0.0.1` or `[::1]`, or exactly `localhost`.
 fn is_loopback_address(host: &str) -> bool {
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
     let literal = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     literal.parse::<IpAddr>().is_ok_and(|ip| {
         ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
@@ -204,11 +209,11 @@ mod tests {
     fn plain_http_only_to_loopback_addresses() {
         assert_eq!(ok("http://127.0.0.1:8000"), "http://127.0.0.1:8000");
         assert_eq!(ok("http://[::1]:9/api"), "http://[::1]:9/api");
+        assert_eq!(ok("http://LocalHost:8000"), "http://localhost:8000");
         for lookalike in [
             "http://127.0.0.12",
             "http://127.0.0.12.example.com",
             "http://localhost.example.invalid",
-            "http://localhost:8000",
             "http://127.0.0.1.nip.io",
             "http://soar.example.com",
             "http://[::2]",

@@ -129,7 +129,9 @@ mod tests {
         assert_eq!(plain.api_url.as_str(), DEFAULT_API_URL);
         assert_eq!(plain.channel.as_deref(), Some("#soc"));
         assert!(account("[slack:default]\napi_url = http://127.0.0.1:8080/api\n").is_ok());
-        for bad in ["http://localhost/api", "http://slack.example.com/api", "slack.com"] {
+        for bad in
+            ["http://localhost.example.invalid/api", "http://slack.example.com/api", "slack.com"]
+        {
             let error = account(&format!("[slack:default]\napi_url = {bad}\n")).unwrap_err();
             assert!(error.to_string().contains("[slack:default] api_url"), "{error}");
         }
