@@ -59,6 +59,24 @@ pub enum Command {
         #[arg(long)]
         splunkd_uri: Option<String>,
     },
+    /// The `stackflow_state` modular input, as splunkd runs it (`bin/stackflow_state.sh`).
+    ///
+    /// Without flags: reads splunkd's XML configuration on stdin (session key, checkpoint_dir,
+    /// `[stackflow_state://<account>]` stanzas), polls the SOAR containers / playbook runs and
+    /// StackFlow incidents this app created that changed since the last checkpoint, and writes
+    /// one `<stream><event>` per change on stdout (sourcetypes stackflow:soar:container,
+    /// stackflow:soar:playbook_run, stackflow:incident).
+    ///
+    /// Exit codes: 0 polled, 2 bad configuration XML / arguments rejected, 4 configuration,
+    /// 5 credentials, 7 a remote or the KV store unavailable (skipped; read next time).
+    State {
+        /// Print the scheme document (introspection).
+        #[arg(long)]
+        scheme: bool,
+        /// Validate one input's arguments (`<items>` on stdin).
+        #[arg(long)]
+        validate_arguments: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -24,4 +24,5 @@ pub mod remotes;
 pub mod secret;
 pub mod settings;
 pub mod splunk;
+pub mod state;
 pub mod sync;

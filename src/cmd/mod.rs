@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod check;
 pub mod spool;
+pub mod state;
 pub mod sync;
 
 use crate::cli::{AlertKind, Cli, Command};
@@ -51,6 +52,7 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
         Command::Sync => sync::run(),
         Command::Spool { command } => spool::run(command),
         Command::Check { splunkd_uri } => check::run(splunkd_uri),
+        Command::State { scheme, validate_arguments } => state::run(scheme, validate_arguments),
     }
 }
 

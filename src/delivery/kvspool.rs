@@ -194,7 +194,7 @@ impl KvSpool {
         };
         let mut all = Vec::new();
         loop {
-            let page = self.splunkd.kv_query_page(COLLECTION, &query, all.len(), PAGE, fields)?;
+            let page = self.splunkd.kv_query_fields(COLLECTION, &query, all.len(), PAGE, fields)?;
             let done = page.len() < PAGE;
             all.extend(page);
             if done {

@@ -2,6 +2,8 @@
 
 pub mod chunked;
 pub mod conf;
+pub mod modinput;
+pub mod notable_update;
 pub mod payload;
 pub mod rest;
 pub mod results;

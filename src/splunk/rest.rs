@@ -52,7 +52,7 @@ pub const READ_CREDENTIALS: &str = "stackflow_read_credentials";
 /// Admins hold every capability through `admin_all_objects`; the scripted input runs as
 /// `splunk-system-user`, which splunkd does not describe with capabilities.
 const ADMIN_CAPABILITY: &str = "admin_all_objects";
-const SYSTEM_USER: &str = "splunk-system-user";
+pub const SYSTEM_USER: &str = "splunk-system-user";
 
 /// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
 /// only ones left as they are; every other byte is percent-encoded.
@@ -268,18 +268,19 @@ impl Splunkd {
         collection: &str,
         query: &serde_json::Value,
     ) -> Result<Vec<serde_json::Value>> {
-        let path = format!(
-            "/servicesNS/nobody/{APP}/storage/collections/data/{}?output_mode=json&query={}",
-            url_encode(collection),
-            url_encode(&query.to_string())
-        );
-        let response = self.checked(self.get(&path), &format!("KV store {collection}"))?;
-        match response.json() {
-            Some(serde_json::Value::Array(records)) => Ok(records),
-            _ => Err(Error::Rejected(format!(
-                "KV store {collection}: the answer is not a JSON array"
-            ))),
-        }
+        self.kv_query_page(collection, query, 0, 0)
+    }
+
+    /// One page of a query: at most `limit` records (0: splunkd's own cap) after `skip`,
+    /// ordered by `_key` so that consecutive pages neither repeat nor skip a record.
+    pub fn kv_query_page(
+        &self,
+        collection: &str,
+        query: &serde_json::Value,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>> {
+        self.kv_query_fields(collection, query, skip, limit, None)
     }
 
     fn kv_path(collection: &str, key: Option<&str>) -> String {
@@ -348,10 +349,9 @@ impl Splunkd {
         self.checked(response, &format!("KV store {collection} delete {key}")).map(|_| ())
     }
 
-    /// One page of a query: at most `limit` documents after skipping `skip`, sorted by `_key`,
-    /// with only `fields` when given (KV store REST parameters `skip`, `limit`, `sort`,
-    /// `fields`), so that no answer grows with the collection.
-    pub fn kv_query_page(
+    /// `kv_query_page` returning only `fields` when given (KV store REST parameter `fields`),
+    /// so that a page of large documents stays small.
+    pub fn kv_query_fields(
         &self,
         collection: &str,
         query: &serde_json::Value,
@@ -360,10 +360,13 @@ impl Splunkd {
         fields: Option<&str>,
     ) -> Result<Vec<serde_json::Value>> {
         let mut path = format!(
-            "{}?output_mode=json&query={}&skip={skip}&limit={limit}&sort=_key",
+            "{}?output_mode=json&query={}",
             Self::kv_path(collection, None),
             url_encode(&query.to_string())
         );
+        if limit != 0 {
+            path.push_str(&format!("&sort=_key&skip={skip}&limit={limit}"));
+        }
         if let Some(fields) = fields {
             path.push_str("&fields=");
             path.push_str(&url_encode(fields));
@@ -413,6 +416,40 @@ impl Splunkd {
             capabilities: strings("capabilities"),
             lists_capabilities: content.get("capabilities").is_some_and(|list| list.is_array()),
         }))
+    }
+
+    /// The installed Enterprise Security version: `GET /services/apps/local/
+    /// SplunkEnterpriseSecuritySuite` → `entry[0].content.version`; `None` when ES is not
+    /// installed (HTTP 404).
+    pub fn es_version(&self) -> Result<Option<String>> {
+        let what = "splunkd GET /services/apps/local/SplunkEnterpriseSecuritySuite";
+        let response =
+            self.get("/services/apps/local/SplunkEnterpriseSecuritySuite?output_mode=json");
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
+        }
+        let response = self.checked(response, what)?;
+        let json = response
+            .json()
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
+        Ok(json
+            .pointer("/entry/0/content/version")
+            .and_then(|version| version.as_str())
+            .map(|version| version.trim().to_string())
+            .filter(|version| !version.is_empty()))
+    }
+
+    /// `POST <splunkd><path_and_query>` of a JSON body; the answer parsed (`null` when empty or
+    /// not JSON). `what` names the call in errors.
+    pub fn post_json(
+        &self,
+        path_and_query: &str,
+        body: &serde_json::Value,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let bytes = serde_json::to_vec(body).map_err(|error| Error::Internal(error.to_string()))?;
+        let response = self.checked(self.post(path_and_query, "application/json", &bytes), what)?;
+        Ok(response.json().unwrap_or(serde_json::Value::Null))
     }
 
     /// `POST /services/notable_update` with form fields; returns the parsed answer.

@@ -2,6 +2,7 @@
 //! read-backs (one query per kind, never one per row) and the grouped notable updates.
 
 use super::*;
+use crate::splunk::notable_update::{self, NotableChange};
 
 /// The containers found in SOAR for one chunk.
 #[derive(Default)]
@@ -119,11 +120,25 @@ pub(super) fn write_updates(
     if let Err(message) = permission {
         return vec![(all_rows(), message.clone())];
     }
+    let updater = runtime.updater.get_or_insert_with(|| {
+        notable_update::open(&runtime.settings, &runtime.splunkd).map_err(|error| {
+            format!("notables not updated: cannot choose the notable update API: {error}")
+        })
+    });
+    let updater = match updater {
+        Ok(updater) => updater,
+        Err(message) => return vec![(all_rows(), message.clone())],
+    };
     let mut failures = Vec::new();
     for (status, group) in &updates.groups {
-        let comment = notables::comment(options.comment.as_deref(), &group.reasons);
+        let change = NotableChange {
+            event_ids: group.event_ids.clone(),
+            status: Some(*status),
+            comment: Some(notables::comment(options.comment.as_deref(), &group.reasons)),
+            ..NotableChange::default()
+        };
         runtime.notable_updates += 1;
-        if let Err(message) = notables::send(&runtime.splunkd, *status, group, &comment) {
+        if let Err(message) = updater.update(&change) {
             failures.push((group.rows.clone(), format!("notable update failed: {message}")));
         }
     }

@@ -79,7 +79,9 @@ struct Runtime {
     stackflow: Option<Result<StackflowReader, String>>,
     /// `Ok(())` once the user is known to hold the capability.
     may_update: Option<Result<(), String>>,
-    /// `notable_update` requests sent.
+    /// The notable-update API (ES 7 `notable_update` or ES 8), chosen at the first update.
+    updater: Option<Result<Box<dyn crate::splunk::notable_update::NotableUpdater>, String>>,
+    /// Grouped notable updates sent.
     notable_updates: usize,
 }
 
@@ -135,6 +137,7 @@ impl StackflowSync {
                     soar: None,
                     stackflow: None,
                     may_update: None,
+                    updater: None,
                     notable_updates: 0,
                 })
             });

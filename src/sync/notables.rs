@@ -2,8 +2,9 @@
 //!
 //! `decide` is pure: from the notable's current `status` and the states read back from SOAR
 //! and StackFlow it tells whether the notable should change and to what. `Updates` collects
-//! the changes of one chunk grouped by target status, so that each status costs one
-//! `POST /services/notable_update` (ruleUIDs repeated) whatever the number of rows.
+//! the changes of one chunk grouped by target status, so that each status costs one update
+//! through `splunk::notable_update` (with ES 7 one `POST /services/notable_update`, ruleUIDs
+//! repeated, whatever the number of rows).
 
 use super::options::{Remote, StatusMap, es_status_label, parse_es_status};
 use crate::splunk::rest::Splunkd;
@@ -138,23 +139,20 @@ pub fn comment(prefix: Option<&str>, reasons: &[String]) -> String {
     }
 }
 
-/// Sends one grouped update: `ruleUIDs` repeated, `status`, `comment`.
-pub fn send(splunkd: &Splunkd, status: u32, group: &Group, comment: &str) -> Result<(), String> {
-    let status = status.to_string();
-    let mut form: Vec<(&str, &str)> =
-        group.event_ids.iter().map(|event_id| ("ruleUIDs", event_id.as_str())).collect();
-    form.push(("status", status.as_str()));
-    form.push(("comment", comment));
-    splunkd.notable_update(&form).map(|_| ()).map_err(|error| error.to_string())
-}
-
-/// Whether the search's user holds [`CAPABILITY`], from splunkd's current context.
+/// Whether the search's user holds [`CAPABILITY`], from splunkd's current context. splunkd's
+/// own `splunk-system-user` (which runs the shipped *StackFlow - Sync notables* search, owned
+/// by nobody) is not described with capabilities and may.
 /// `Ok(None)`: splunkd has no such endpoint (404; not a real splunkd), so the check cannot be
 /// made.
 pub fn has_capability(splunkd: &Splunkd) -> Result<Option<bool>, String> {
     splunkd
         .current_context()
-        .map(|context| context.map(|context| context.has_capability(CAPABILITY)))
+        .map(|context| {
+            context.map(|context| {
+                context.has_capability(CAPABILITY)
+                    || context.username == crate::splunk::rest::SYSTEM_USER
+            })
+        })
         .map_err(|error| error.to_string())
 }
 

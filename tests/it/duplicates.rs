@@ -144,8 +144,8 @@ fn a_flusher_killed_while_stackflow_creates_the_incident_leaves_no_duplicate() {
     assert_eq!(emu.requests_to(WEBHOOK).len(), 3 + 1, "3 refused, 1 created, none after");
 }
 
-#[test]
-fn two_concurrent_runs_on_the_same_notables_post_each_artifact_once() {
+/// Two runs of the same alert at once, each posting `rows` artifacts in batches.
+fn race_two_soar_runs(n: u32, rows: usize) -> Emulator {
     let emu = Emulator::start();
     let (home, ca) = SplunkHome::trusting(&emu);
     home.write_local_conf(&format!(
@@ -154,15 +154,15 @@ fn two_concurrent_runs_on_the_same_notables_post_each_artifact_once() {
         ca.display()
     ));
     emu.set_secret("stackflow", "soar.default", "soar-token");
-    // The first run's artifact POST is slow: the second run's pre-check comes back before the
-    // artifacts exist, so without a claim it would post them all again.
-    emu.set_latency("POST /rest/artifact", Duration::from_millis(800));
-    let sid = scheduler_sid(5);
-    let rows: Vec<Vec<(&str, Cell)>> = (0..3)
+    // Slow artifact POSTs: the other run's pre-check comes back before the artifacts exist,
+    // so without a claim it would post them all again.
+    emu.set_latency("POST /rest/artifact", Duration::from_millis(300));
+    let sid = scheduler_sid(n);
+    let rows: Vec<Vec<(&str, Cell)>> = (0..rows)
         .map(|n| {
             vec![
                 ("event_id", Cell::One(format!("E-{n}"))),
-                ("src", Cell::One(format!("10.0.0.{n}"))),
+                ("src", Cell::One(format!("10.0.{}.{}", n / 250, n % 250))),
             ]
         })
         .collect();
@@ -176,7 +176,24 @@ fn two_concurrent_runs_on_the_same_notables_post_each_artifact_once() {
     for run in &runs {
         run.assert_code(0).assert_levelled_stderr();
     }
+    emu
+}
+
+#[test]
+fn two_concurrent_runs_on_the_same_notables_post_each_artifact_once() {
+    let emu = race_two_soar_runs(5, 3);
     assert_eq!(emu.soar_containers().len(), 1);
     let artifacts = emu.soar_artifacts();
     assert_eq!(artifacts.len(), 3, "each SDI once: {artifacts:?}");
+}
+
+#[test]
+fn interleaved_batches_of_two_runs_post_each_artifact_once() {
+    // 1,100 rows: three batches each; the runs take turns on the container between batches.
+    let emu = race_two_soar_runs(6, 1100);
+    assert_eq!(emu.soar_containers().len(), 1);
+    let artifacts = emu.soar_artifacts();
+    let distinct: std::collections::HashSet<&str> =
+        artifacts.iter().filter_map(|a| a["source_data_identifier"].as_str()).collect();
+    assert_eq!((artifacts.len(), distinct.len()), (1100, 1100));
 }

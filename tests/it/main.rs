@@ -6,15 +6,20 @@
 
 mod audit;
 mod check;
+mod cim;
 mod cluster;
+mod dashboards;
 mod delivery;
 mod duplicates;
 mod incident;
 mod input_limits;
+mod notables;
 mod recovery;
 mod remotes;
 mod robustness;
+mod saved_search;
 mod slack;
 mod soar;
+mod state;
 mod support;
 mod sync;

@@ -121,7 +121,7 @@ fn seed_playbook_run(emu: &Emulator, container: u64, status: &str) -> String {
     run_id
 }
 
-fn seed_links(emu: &Emulator, records: &[Value]) {
+pub(crate) fn seed_links(emu: &Emulator, records: &[Value]) {
     let settings = Settings::from_conf(ConfFile::default(), None, None);
     let splunkd = Splunkd::new(&settings, &emu.url(), Secret::new(SESSION_KEY)).unwrap();
     splunkd.kv_batch_save("stackflow_links", records).unwrap();

@@ -251,6 +251,10 @@ impl Emulator {
     pub fn fault(&self, path_prefix: &str, fault: Fault, times: usize) {
         self.shared.add_fault(path_prefix, fault, times);
     }
+    /// Drop every pending fault.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
     /// Delay every matching request (longest prefix wins; zero removes). A prefix may name the
     /// method too (`"POST /rest/artifact"`), which wins over a path-only prefix.
     pub fn set_latency(&self, path_prefix: &str, delay: Duration) {
@@ -289,6 +293,22 @@ impl Emulator {
         lock(&self.shared.splunkd).capabilities =
             capabilities.iter().map(|capability| capability.to_string()).collect();
     }
+    /// The user name `current-context` reports (default `admin`).
+    pub fn set_username(&self, username: &str) {
+        lock(&self.shared.splunkd).username = username.into();
+    }
+    /// Emulate Enterprise Security of this version (`None`: not installed).
+    pub fn set_es_version(&self, version: Option<&str>) {
+        lock(&self.shared.splunkd).es_version = version.map(str::to_string);
+    }
+    /// ES 8 finding updates received: `{"id", "notable_time", "body"}`.
+    pub fn es8_updates(&self) -> Vec<Value> {
+        lock(&self.shared.splunkd).es8_updates.clone()
+    }
+    /// ES 8 notes received: `{"id", "notable_time", "content"}`.
+    pub fn es8_notes(&self) -> Vec<Value> {
+        lock(&self.shared.splunkd).es8_notes.clone()
+    }
     pub fn set_notable_status(&self, event_id: &str, status: &str) {
         lock(&self.shared.splunkd).notable_status.insert(event_id.into(), status.into());
     }
@@ -317,8 +337,14 @@ impl Emulator {
     pub fn add_soar_container(&self, container: Value) -> u64 {
         lock(&self.shared.soar).seed_container(container)
     }
+    /// Sets a run's status (its `update_time` moves; a final status sets `end_time`).
     pub fn set_soar_playbook_run_status(&self, run_id: &str, status: &str) {
         lock(&self.shared.soar).set_run_status(run_id, status);
+    }
+    /// Changes a container's fields (`update_time` moves); false if there is no such container.
+    pub fn update_soar_container(&self, id: u64, fields: Value) -> bool {
+        let fields = fields.as_object().cloned().unwrap_or_default();
+        lock(&self.shared.soar).update_container(id, &fields)
     }
 
     // StackFlow
@@ -334,6 +360,10 @@ impl Emulator {
     /// Seed an incident for read-back (replaces one with the same `id`).
     pub fn add_stackflow_incident(&self, incident: Value) {
         lock(&self.shared.stackflow).upsert(incident);
+    }
+    /// Changes an incident's fields (`updated_at` moves); false if there is no such incident.
+    pub fn update_stackflow_incident(&self, id: &str, fields: Value) -> bool {
+        lock(&self.shared.stackflow).update(id, &fields)
     }
     /// Webhook answer: `status` and body (`None` = empty body). Statuses ≥ 400 create no incident.
     pub fn set_stackflow_webhook_response(&self, status: u16, body: Option<String>) {

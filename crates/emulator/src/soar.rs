@@ -113,6 +113,7 @@ impl Soar {
             obj.entry(k).or_insert(Value::Null);
         }
         obj.entry("create_time").or_insert_with(|| iso_now().into());
+        obj.entry("update_time").or_insert_with(|| iso_now().into());
         obj.entry("container_type").or_insert_with(|| "default".into());
         if let Some(sdi) = obj.get("source_data_identifier").and_then(Value::as_str) {
             self.sdi.insert(sdi.to_string(), id);
@@ -130,7 +131,32 @@ impl Soar {
             run_id.trim().parse::<usize>().ok().and_then(|i| self.runs.get_mut(i.wrapping_sub(1)))
         {
             r["status"] = status.into();
+            r["update_time"] = iso_now().into();
+            if status != "running" {
+                r["end_time"] = iso_now().into();
+            }
         }
+    }
+    /// Changes a container's fields as an analyst or a playbook would (`update_time` moves;
+    /// closing sets `close_time`). False when there is no such container.
+    pub fn update_container(&mut self, id: u64, fields: &Map<String, Value>) -> bool {
+        let Some(c) = id
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.containers.get_mut(i))
+            .and_then(Value::as_object_mut)
+        else {
+            return false;
+        };
+        let closing = fields.get("status").and_then(Value::as_str) == Some("closed");
+        for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "id") {
+            c.insert(k.clone(), v.clone());
+        }
+        if closing && c.get("close_time").is_none_or(Value::is_null) {
+            c.insert("close_time".into(), iso_now().into());
+        }
+        c.insert("update_time".into(), iso_now().into());
+        true
     }
 
     fn create_container(&mut self, body: Value) -> Response {
@@ -212,6 +238,7 @@ impl Soar {
         obj.insert("id".into(), id.into());
         obj.insert("container".into(), cid.into());
         obj.entry("create_time").or_insert_with(|| iso_now().into());
+        obj.entry("update_time").or_insert_with(|| iso_now().into());
         if self.slim {
             obj.retain(|key, _| {
                 matches!(key.as_str(), "id" | "container" | "source_data_identifier")
@@ -246,7 +273,8 @@ impl Soar {
         let id = self.runs.len() + 1;
         let scope = obj.get("scope").cloned().unwrap_or_else(|| "new".into());
         self.runs.push(json!({"id": id, "status": "running", "container": cid, "playbook": playbook, "scope": scope,
-                              "message": "", "cancelled": false, "start_time": iso_now()}));
+                              "message": "", "cancelled": false, "start_time": iso_now(), "end_time": null,
+                              "update_time": iso_now()}));
         Response::json(200, &json!({"playbook_run_id": id.to_string(), "received": true}))
     }
 }
@@ -266,14 +294,7 @@ pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
         ("POST", ["container", cid]) => {
             match (id(cid).filter(|&i| i <= s.containers.len()), body()) {
                 (Some(i), Ok(Value::Object(upd))) => {
-                    let c = s.containers[i - 1].as_object_mut().expect("container object");
-                    let closing = upd.get("status").and_then(Value::as_str) == Some("closed");
-                    upd.into_iter().filter(|(k, _)| k != "id").for_each(|(k, v)| {
-                        c.insert(k, v);
-                    });
-                    if closing && c.get("close_time").is_none_or(Value::is_null) {
-                        c.insert("close_time".into(), iso_now().into());
-                    }
+                    s.update_container(i as u64, &upd);
                     Response::json(200, &json!({"success": true, "id": i}))
                 }
                 (None, _) => failed(404, "Requested item not found"),
@@ -303,6 +324,7 @@ pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
             {
                 r["status"] = "cancelled".into();
                 r["cancelled"] = true.into();
+                r["update_time"] = iso_now().into();
                 Response::json(200, &json!({"success": true}))
             }
             Some(_) => failed(400, "Unsupported update"),

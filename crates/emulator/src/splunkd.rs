@@ -1,5 +1,6 @@
 //! splunkd emulation: `storage/passwords` (one + list), the app KV store collection data API
-//! (insert, update, batch_save, query with `$in`/`$or`/equality) and ES `notable_update`.
+//! (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality, skip/limit/sort=_key),
+//! ES 7 `notable_update`, the ES app version, and ES 8's finding update and notes endpoints.
 
 use crate::http::{Request, Response, decode, parse_form};
 use serde_json::{Map, Value, json};
@@ -23,6 +24,14 @@ pub(crate) struct Splunkd {
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
     pub capabilities: Vec<String>,
+    /// User name `current-context` reports (default `admin`).
+    pub username: String,
+    /// Version of the emulated Enterprise Security app (`None`: not installed, 404).
+    pub es_version: Option<String>,
+    /// ES 8 finding updates: `{"id", "notable_time", "body"}`.
+    pub es8_updates: Vec<Value>,
+    /// ES 8 notes: `{"id", "notable_time", "content"}`.
+    pub es8_notes: Vec<Value>,
 }
 
 fn messages(status: u16, kind: &str, text: &str) -> Response {
@@ -47,6 +56,10 @@ impl Splunkd {
             ]
             .map(String::from)
             .to_vec(),
+            username: "admin".into(),
+            es_version: None,
+            es8_updates: Vec::new(),
+            es8_notes: Vec::new(),
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
@@ -107,9 +120,38 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
     let m = req.method.as_str();
     match segs.as_slice() {
         ["services", "notable_update"] if m == "POST" => notable_update(s, req),
+        ["services", "apps", "local", "SplunkEnterpriseSecuritySuite"] if m == "GET" => {
+            match &s.es_version {
+                Some(version) => Response::json(
+                    200,
+                    &json!({"entry": [{"name": "SplunkEnterpriseSecuritySuite",
+                        "content": {"version": version, "disabled": false, "label": "Enterprise Security"}}]}),
+                ),
+                None => messages(
+                    404,
+                    "ERROR",
+                    "Application does not exist: SplunkEnterpriseSecuritySuite",
+                ),
+            }
+        }
+        ["servicesNS", "nobody", "missioncontrol", "v1", "investigations", id]
+            if m == "POST" && s.es_version.is_some() =>
+        {
+            es8_update(s, req, &decode(id, false))
+        }
+        [
+            "servicesNS",
+            "nobody",
+            "missioncontrol",
+            "public",
+            "v2",
+            "investigations",
+            id,
+            "notes",
+        ] if m == "POST" && s.es_version.is_some() => es8_note(s, req, &decode(id, false)),
         ["services", "authentication", "current-context"] if m == "GET" => Response::json(
             200,
-            &json!({"entry": [{"name": "admin", "content": {"username": "admin", "capabilities": s.capabilities}}]}),
+            &json!({"entry": [{"name": s.username, "content": {"username": s.username, "capabilities": s.capabilities}}]}),
         ),
         ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
             let search = req.query_param("search").unwrap_or_default();
@@ -190,8 +232,11 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 .filter(|&l| l > 0)
                 .unwrap_or(usize::MAX);
             let recs = s.kv.get(coll).map(|c| c.records.as_slice()).unwrap_or_default();
-            let out: Vec<&Value> =
-                recs.iter().filter(|r| matches(r, &query)).skip(skip).take(limit).collect();
+            let mut found: Vec<&Value> = recs.iter().filter(|r| matches(r, &query)).collect();
+            if req.query_param("sort").as_deref() == Some("_key") {
+                found.sort_by_key(|r| r.get("_key").and_then(Value::as_str).unwrap_or_default());
+            }
+            let out: Vec<&Value> = found.into_iter().skip(skip).take(limit).collect();
             Ok(Response::json(200, &json!(out)))
         }
         ("GET", [key]) => {
@@ -245,6 +290,15 @@ fn field_matches(v: &Value, cond: &Value) -> bool {
                 "$nin" => !arg.as_array().is_some_and(|a| a.iter().any(eq)),
                 "$eq" => eq(arg),
                 "$ne" => !eq(arg),
+                "$gt" | "$gte" | "$lt" | "$lte" => match (v.as_f64(), arg.as_f64()) {
+                    (Some(x), Some(y)) => match op.as_str() {
+                        "$gt" => x > y,
+                        "$gte" => x >= y,
+                        "$lt" => x < y,
+                        _ => x <= y,
+                    },
+                    _ => false,
+                },
                 _ => false,
             })
         }
@@ -274,4 +328,41 @@ fn notable_update(s: &mut Splunkd, req: &Request) -> Response {
     body.insert("message".into(), format!("{n} event(s) updated successfully").into());
     body.insert("failure_count".into(), 0.into());
     Response::json(200, &Value::Object(body))
+}
+
+/// ES 8 `POST …/missioncontrol/v1/investigations/<finding id>?notable_time=<t>`: only
+/// `assignee`, `status`, `urgency`, `disposition` may change (Ansible `splunk.es` finding.py).
+fn es8_update(s: &mut Splunkd, req: &Request, id: &str) -> Response {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&req.body) else {
+        return messages(400, "ERROR", "Request body must be a JSON object");
+    };
+    if let Some(key) = body
+        .keys()
+        .find(|k| !["assignee", "status", "urgency", "disposition"].contains(&k.as_str()))
+    {
+        return messages(400, "ERROR", &format!("Field {key} cannot be updated"));
+    }
+    if body.is_empty() {
+        return messages(400, "ERROR", "Nothing to update");
+    }
+    if let Some(status) = body.get("status").and_then(Value::as_str) {
+        s.notable_status.insert(id.to_string(), status.to_string());
+    }
+    s.es8_updates
+        .push(json!({"id": id, "notable_time": req.query_param("notable_time"), "body": body}));
+    Response::json(200, &json!({"id": id, "updated": true}))
+}
+
+/// ES 8 `POST …/missioncontrol/public/v2/investigations/<id>/notes`: `{"content": …}`.
+fn es8_note(s: &mut Splunkd, req: &Request, id: &str) -> Response {
+    let content = serde_json::from_slice::<Value>(&req.body)
+        .ok()
+        .and_then(|v| v.get("content").and_then(Value::as_str).map(str::to_string));
+    let Some(content) = content.filter(|c| !c.is_empty()) else {
+        return messages(400, "ERROR", "content is required");
+    };
+    s.es8_notes.push(
+        json!({"id": id, "notable_time": req.query_param("notable_time"), "content": content}),
+    );
+    Response::json(201, &json!({"id": format!("note-{}", s.es8_notes.len()), "content": content}))
 }

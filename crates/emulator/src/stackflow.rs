@@ -63,11 +63,29 @@ impl StackFlow {
         if let (None, Some(id)) = (inc.get("number"), inc.get("id").cloned()) {
             inc["number"] = id;
         }
+        if inc.get("updated_at").is_none() && inc.is_object() {
+            inc["updated_at"] = iso_now().into();
+        }
         let id = inc.get("id").cloned();
         match self.incidents.iter_mut().find(|i| id.is_some() && i.get("id") == id.as_ref()) {
             Some(slot) => *slot = inc,
             None => self.incidents.push(inc),
         }
+    }
+
+    pub fn update(&mut self, id: &str, fields: &Value) -> bool {
+        let Some(inc) =
+            self.incidents.iter_mut().find(|i| i.get("id").and_then(Value::as_str) == Some(id))
+        else {
+            return false;
+        };
+        if let (Some(inc), Some(fields)) = (inc.as_object_mut(), fields.as_object()) {
+            for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "id") {
+                inc.insert(k.clone(), v.clone());
+            }
+            inc.insert("updated_at".into(), iso_now().into());
+        }
+        true
     }
 
     fn webhook(&mut self, req: &Request) -> Response {

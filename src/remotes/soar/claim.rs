@@ -7,6 +7,11 @@
 //! `flock` on Unix, `LockFileEx` on Windows), which the OS releases when the holder exits or
 //! is killed, so a crash never leaves a claim behind.
 //!
+//! Each holder writes its process token into the lock file while it holds the claim, so the
+//! next holder can tell whether somebody else held it since its own last turn: a process that
+//! created the container itself skips the pre-check of later batches only while nobody else
+//! has touched the container in between.
+//!
 //! The claim is local to one machine; on a search head cluster the KV store spool's leases
 //! keep members from sending the same item (PRODUCT §11).
 
@@ -15,7 +20,9 @@ use crate::delivery::spool::item_id;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How often a waiting process tries the lock again.
@@ -34,6 +41,35 @@ pub struct ContainerClaims {
 #[derive(Debug)]
 pub struct Claim {
     _file: File,
+    /// Another process held this claim since this process last did (or this process never
+    /// did): what this process remembers about the container may be stale.
+    pub others_since: bool,
+}
+
+/// This process's token in lock files: pid and start time, unique across processes.
+fn process_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!("{}:{started}", std::process::id())
+    })
+}
+
+/// Reads the previous holder's token and writes ours (the lock is held).
+fn take_turn(file: &mut File) -> std::io::Result<bool> {
+    let mut previous = String::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.take(256).read_to_string(&mut previous)?;
+    let token = process_token();
+    if previous != token {
+        file.set_len(0)?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(token.as_bytes())?;
+    }
+    Ok(previous != token)
 }
 
 impl ContainerClaims {
@@ -59,7 +95,12 @@ impl ContainerClaims {
         let deadline = Instant::now() + self.patience;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Claim { _file: file }),
+                Ok(()) => {
+                    let mut file = file;
+                    // Unreadable token: assume the worst (someone else held it).
+                    let others_since = take_turn(&mut file).unwrap_or(true);
+                    return Ok(Claim { _file: file, others_since });
+                }
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(POLL)
                 }
@@ -82,16 +123,21 @@ impl ContainerClaims {
         }
     }
 
+    fn path(&self, container_sdi: &str) -> PathBuf {
+        let name = format!("soar-{}.lock", item_id(&format!("{}\n{container_sdi}", self.account)));
+        self.dir.join(name)
+    }
+
     fn open(&self, container_sdi: &str) -> Result<File> {
         std::fs::create_dir_all(&self.dir).map_err(|error| Error::Spool {
             path: self.dir.clone(),
             detail: format!("cannot create the claims folder: {error}"),
         })?;
-        let name = format!("soar-{}.lock", item_id(&format!("{}\n{container_sdi}", self.account)));
-        let path = self.dir.join(name);
+        let path = self.path(container_sdi);
         OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(|error| Error::Spool { path, detail: format!("cannot open: {error}") })
@@ -107,6 +153,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("stackflow-claims-{}", std::process::id()));
         let claims = ContainerClaims::in_dir(dir.clone(), "default", Duration::from_millis(60));
         let held = claims.claim("sid-1").expect("first claim");
+        assert!(held.others_since, "never held by this process before");
         match claims.claim("sid-1") {
             Err(Outcome::Retry(retry)) => {
                 assert!(retry.reason.contains("another"), "{}", retry.reason)
@@ -116,7 +163,13 @@ mod tests {
         let other_container = claims.claim("sid-2").expect("other containers are free");
         drop(held);
         drop(other_container);
-        claims.claim("sid-1").expect("released on drop");
+        let again = claims.claim("sid-1").expect("released on drop");
+        assert!(!again.others_since, "nobody else held it in between");
+        drop(again);
+        // Another process's turn (its token in the file) makes the next claim say so.
+        std::fs::write(claims.path("sid-1"), "1:2").unwrap();
+        assert!(claims.claim("sid-1").unwrap().others_since);
+        assert!(!claims.claim("sid-1").unwrap().others_since);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

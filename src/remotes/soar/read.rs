@@ -5,6 +5,9 @@
 //! A list query's URL stays under [`super::MAX_FILTER_BYTES`] of filter text; longer id lists are
 //! split into several queries. Results are paginated (`page`, `page_size`, envelope
 //! `{"count","num_pages","data"}`) and every page is read.
+//!
+//! `each_changed` serves the `stackflow_state` input: the containers / playbook runs of a set
+//! of containers changed since a time (`_filter_update_time__gte`), oldest first, page by page.
 
 use super::{SoarApi, filter_batches, string_literal};
 use crate::remotes::response as remote;
@@ -23,10 +26,13 @@ pub struct Container {
     pub source_data_identifier: String,
     /// A `resolution` field, when the SOAR instance has one (custom field or later versions).
     pub resolution: String,
+    pub label: String,
+    /// When SOAR last changed the container (ISO 8601 text as SOAR writes it).
+    pub update_time: String,
 }
 
 impl Container {
-    fn from_json(value: &Value) -> Option<Container> {
+    pub fn from_json(value: &Value) -> Option<Container> {
         let id = remote::as_u64(value.get("id")?)?;
         let text = |key: &str| remote::text(value.get(key));
         let owner = [text("owner_name"), text("owner")]
@@ -46,9 +52,55 @@ impl Container {
             close_time: text("close_time"),
             source_data_identifier: text("source_data_identifier"),
             resolution,
+            label: text("label"),
+            update_time: text("update_time"),
         })
     }
 }
+
+/// A playbook run as the state input reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlaybookRun {
+    pub id: u64,
+    pub container_id: u64,
+    pub playbook: String,
+    pub status: String,
+    pub start_time: String,
+    pub end_time: String,
+    pub message: String,
+    pub update_time: String,
+}
+
+impl PlaybookRun {
+    pub fn from_json(value: &Value) -> Option<PlaybookRun> {
+        let text = |key: &str| remote::text(value.get(key));
+        Some(PlaybookRun {
+            id: remote::as_u64(value.get("id")?)?,
+            container_id: value.get("container").and_then(remote::as_u64)?,
+            playbook: [text("playbook_name"), text("playbook")]
+                .into_iter()
+                .find(|name| !name.is_empty())
+                .unwrap_or_default(),
+            status: text("status"),
+            start_time: text("start_time"),
+            end_time: text("end_time"),
+            message: text("message"),
+            update_time: text("update_time"),
+        })
+    }
+}
+
+/// Which objects a change query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// `/rest/container`, by `id`.
+    Containers,
+    /// `/rest/playbook_run`, by `container`.
+    PlaybookRuns,
+}
+
+/// Objects per page of a change query.
+pub const CHANGE_PAGE_SIZE: usize = 200;
 
 /// The read side of one SOAR account.
 pub struct SoarReader {
@@ -60,6 +112,10 @@ pub struct SoarReader {
 impl SoarReader {
     pub fn new(api: SoarApi) -> SoarReader {
         SoarReader { api, requests: 0 }
+    }
+
+    pub fn account(&self) -> &super::SoarAccount {
+        &self.api.account
     }
 
     /// `<url>/mission/<id>`, the container's page in SOAR's UI.
@@ -120,28 +176,86 @@ impl SoarReader {
         Ok(latest.into_iter().map(|(container, (_, status))| (container, status)).collect())
     }
 
+    /// The containers (by id) or playbook runs (by container id) among `ids` that changed at or
+    /// after `since` in `time_field` (all of them when `since` is `None`), oldest change
+    /// first, one page at a time: batched `_filter_…__in` lists, never one request per object.
+    /// `visit` returns false to stop early (the caller's bound on work per run); the answer is
+    /// whether every object was visited.
+    pub fn each_changed(
+        &mut self,
+        kind: ChangeKind,
+        ids: &[u64],
+        time_field: &str,
+        since: Option<&str>,
+        visit: &mut dyn FnMut(&Value) -> bool,
+    ) -> Result<bool, String> {
+        let (path, id_field) = match kind {
+            ChangeKind::Containers => ("container", "id"),
+            ChangeKind::PlaybookRuns => ("playbook_run", "container"),
+        };
+        let literals: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let time_filter = match (since, time_field.is_empty()) {
+            (Some(since), false) => {
+                format!("&_filter_{time_field}__gte={}", url_encode(&super::string_literal(since)))
+            }
+            _ => String::new(),
+        };
+        let sort = if time_field.is_empty() { "id" } else { time_field };
+        for (batch, _) in filter_batches(&literals) {
+            let filter = format!("_filter_{id_field}__in={}{time_filter}", url_encode(&batch));
+            let mut page = 0u64;
+            loop {
+                let paging = format!("sort={sort}&order=asc&page_size={CHANGE_PAGE_SIZE}");
+                let (data, num_pages) = self.page(path, &filter, &paging, page)?;
+                for item in &data {
+                    if !visit(item) {
+                        return Ok(false);
+                    }
+                }
+                page += 1;
+                if page >= num_pages || data.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// One page of a list query: its items and the number of pages.
+    fn page(
+        &mut self,
+        kind: &str,
+        filter: &str,
+        paging: &str,
+        page: u64,
+    ) -> Result<(Vec<Value>, u64), String> {
+        let what = format!("SOAR GET /rest/{kind}");
+        self.requests += 1;
+        let response = self.api.get(&format!("/rest/{kind}?{filter}&{paging}&page={page}"));
+        let json = remote::json_answer(response, &what)?;
+        if json.get("failed").and_then(Value::as_bool) == Some(true) {
+            return Err(format!(
+                "{what}: {}",
+                remote::text(json.get("message")).if_empty("SOAR answered failed")
+            ));
+        }
+        let Some(data) = json.get("data").and_then(Value::as_array) else {
+            return Err(format!("{what}: the answer has no \"data\" list"));
+        };
+        let num_pages = json.get("num_pages").and_then(remote::as_u64).unwrap_or(1);
+        Ok((data.clone(), num_pages))
+    }
+
     /// Every item of a list query, page after page.
     fn list(&mut self, kind: &str, filter: &str, paging: &str) -> Result<Vec<Value>, String> {
-        let what = format!("SOAR GET /rest/{kind}");
         let mut items = Vec::new();
         let mut page = 0u64;
         loop {
-            self.requests += 1;
-            let response = self.api.get(&format!("/rest/{kind}?{filter}&{paging}&page={page}"));
-            let json = remote::json_answer(response, &what)?;
-            if json.get("failed").and_then(Value::as_bool) == Some(true) {
-                return Err(format!(
-                    "{what}: {}",
-                    remote::text(json.get("message")).if_empty("SOAR answered failed")
-                ));
-            }
-            let Some(data) = json.get("data").and_then(Value::as_array) else {
-                return Err(format!("{what}: the answer has no \"data\" list"));
-            };
-            items.extend(data.iter().cloned());
-            let num_pages = json.get("num_pages").and_then(remote::as_u64).unwrap_or(1);
+            let (data, num_pages) = self.page(kind, filter, paging, page)?;
+            let empty = data.is_empty();
+            items.extend(data);
             page += 1;
-            if page >= num_pages || data.is_empty() || paging.contains("page_size=0") {
+            if page >= num_pages || empty || paging.contains("page_size=0") {
                 return Ok(items);
             }
         }

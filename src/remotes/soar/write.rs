@@ -366,10 +366,14 @@ impl SoarTarget {
         let sdi = request.container.source_data_identifier.clone();
         // Held until the batch (and the playbook) is done: another process waits, then finds
         // the artifacts present instead of posting them again.
-        let _claim = match self.claims.claim(&sdi) {
+        let claim = match self.claims.claim(&sdi) {
             Ok(claim) => claim,
             Err(outcome) => return outcome,
         };
+        if claim.others_since {
+            // Another process may have posted to it since: ask SOAR again, pre-check included.
+            self.containers.remove(&sdi);
+        }
         let state = match self.ensure_container(&request.container) {
             Ok(state) => state,
             Err(outcome) => return outcome,

@@ -32,6 +32,10 @@ pub struct Incident {
     pub assigned_to: String,
     /// `resolution` / `close_code`, when the incident carries one.
     pub resolution: String,
+    pub number: String,
+    pub assignment_group: String,
+    /// `updated_at` (ISO 8601), when StackFlow last changed the incident.
+    pub updated: String,
 }
 
 impl Incident {
@@ -52,6 +56,12 @@ impl Incident {
             priority: text("priority"),
             assigned_to: text("assigned_to"),
             resolution,
+            number: text("number"),
+            assignment_group: text("assignment_group"),
+            updated: [text("updated_at"), text("updated")]
+                .into_iter()
+                .find(|updated| !updated.is_empty())
+                .unwrap_or_default(),
         })
     }
 }
