@@ -142,7 +142,7 @@ pub enum SpoolCommand {
         /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
         #[arg(long)]
         splunkd_uri: Option<String>,
-        /// Send every pending item now, ignoring per-item backoff.
+        /// Send every pending item now, ignoring the remotes' Retry-After holds.
         #[arg(long)]
         all: bool,
     },

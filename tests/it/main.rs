@@ -7,12 +7,14 @@
 mod audit;
 mod check;
 mod cim;
+mod cluster;
 mod dashboards;
 mod delivery;
 mod duplicates;
 mod incident;
 mod input_limits;
 mod notables;
+mod recovery;
 mod remotes;
 mod robustness;
 mod roles;

@@ -289,6 +289,10 @@ impl Emulator {
     pub fn secret_writes(&self) -> Vec<String> {
         lock(&self.shared.splunkd).secret_writes.clone()
     }
+    /// The KV store's status for an insert whose `_key` exists (default 409).
+    pub fn set_kv_conflict_status(&self, status: u16) {
+        lock(&self.shared.splunkd).kv_conflict_status = status;
+    }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         lock(&self.shared.splunkd).kv_records(collection)
     }

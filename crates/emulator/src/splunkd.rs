@@ -19,6 +19,8 @@ pub(crate) struct Splunkd {
     secrets: BTreeMap<String, (String, String, String)>,
     kv: BTreeMap<String, Collection>,
     next_key: u64,
+    /// The status of an insert whose `_key` exists (409 per public accounts; unverified).
+    pub kv_conflict_status: u16,
     pub notable_updates: Vec<Vec<(String, String)>>,
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
@@ -48,6 +50,7 @@ impl Splunkd {
             secrets: BTreeMap::new(),
             kv: BTreeMap::new(),
             next_key: 1,
+            kv_conflict_status: 409,
             notable_updates: Vec::new(),
             notable_status: HashMap::new(),
             capabilities: [
@@ -297,7 +300,11 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 .and_then(Value::as_str)
                 .is_some_and(|k| s.kv.get(coll).is_some_and(|c| c.index.contains_key(k)));
             if exists {
-                return Err(messages(409, "ERROR", "A document with the same key already exists"));
+                return Err(messages(
+                    s.kv_conflict_status,
+                    "ERROR",
+                    "A document with the same key and user already exists.",
+                ));
             }
             s.upsert(coll, v, None).map(|k| Response::json(201, &json!({"_key": k})))
         }),
