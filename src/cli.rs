@@ -48,8 +48,8 @@ pub enum Command {
     /// alert actions run, then probes each configured account read-only: SOAR
     /// `GET /rest/version` (else `/rest/container?page_size=1`), the StackFlow API
     /// `GET /incidents?limit=1`, Slack `auth.test`. The StackFlow webhook is not called (no test
-    /// incident is created). Prints one `OK|WARN|FAIL  <what>  <detail>` line per check on stdout,
-    /// then a summary; never prints a secret.
+    /// incident is created). Prints one `OK|WARN|FAIL|SKIP  <what>  <detail>` line per check on
+    /// stdout (SKIP: an account that is not configured), then a summary; never prints a secret.
     ///
     /// Exit codes: 0 every check passed (warnings allowed), 4 configuration (invalid setting,
     /// TLS certificate not trusted, spool not writable), 5 credentials (no session key, secret
@@ -58,6 +58,26 @@ pub enum Command {
         /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
         #[arg(long)]
         splunkd_uri: Option<String>,
+        /// Print one JSON object per check (`kind, account, check, status, detail, remedy`),
+        /// then `{"summary", "exit_code"}`, for monitoring.
+        #[arg(long, conflicts_with = "chunked")]
+        json: bool,
+        /// Run as the `| stackflowcheck` generating search command (SCP v2 on stdin/stdout;
+        /// run by splunkd, which passes the search's session key).
+        #[arg(long)]
+        chunked: bool,
+    },
+    /// Store an account's secret in storage/passwords, or list which are set.
+    ///
+    /// Secrets live in Splunk's credential store (storage/passwords, realm "stackflow") under
+    /// the user names soar.<account>, stackflow.<account>, stackflow_api.<account>,
+    /// slack.<account>, slack_signing.<account>, slack_app.<account>, llm.<account>.
+    /// Never on the command line: the session key is the first line of stdin, the secret the
+    /// second. Exit codes: 0 done, 2 bad invocation, 4 configuration, 5 credentials (no or
+    /// refused session key), 6 splunkd refused the write, 7 splunkd unreachable.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
     },
     /// The `stackflow_state` modular input, as splunkd runs it (`bin/stackflow_state.sh`).
     ///
@@ -115,6 +135,27 @@ pub enum SlackCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create or update one secret: stdin line 1 = session key, line 2 = the secret.
+    ///
+    /// e.g. `read -rs TOKEN; printf '%s\n%s\n' "$SESSION_KEY" "$TOKEN" | stackflow secret set soar.default`
+    Set {
+        /// The storage/passwords user name, e.g. soar.default or stackflow_api.emea.
+        user: String,
+        /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+    },
+    /// Show which secrets of the configured accounts are stored (never their values); stdin
+    /// line 1 = session key.
+    List {
+        /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+    },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum AlertKind {
     Soar,
@@ -137,7 +178,7 @@ pub enum SpoolCommand {
         /// The local splunkd (default: [splunkd] uri, web.conf mgmtHostPort, https://127.0.0.1:8089).
         #[arg(long)]
         splunkd_uri: Option<String>,
-        /// Send every pending item now, ignoring per-item backoff.
+        /// Send every pending item now, ignoring the remotes' Retry-After holds.
         #[arg(long)]
         all: bool,
     },

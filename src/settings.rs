@@ -36,6 +36,26 @@ pub struct DeliverySettings {
     pub spool_dir: PathBuf,
     /// `[delivery] retry_base_s`: first retry delay; the spool waits 120× this between flushes.
     pub retry_base: Duration,
+    /// `[delivery] flush_max_items`: most items one `spool flush` sends.
+    pub flush_max_items: usize,
+    /// `[delivery] flush_max_s`: how long one `spool flush` keeps starting new items.
+    pub flush_max_time: Duration,
+    /// `[delivery] store`: where the spool lives.
+    pub store: StoreKind,
+    /// `[delivery] lease_s`: how long a KV store claim holds before another member may take over.
+    pub lease_s: f64,
+    /// `[delivery] kvstore_conflict_status`: the KV store's answer to an insert whose `_key`
+    /// exists (409 per public accounts; unverified).
+    pub kvstore_conflict_status: u16,
+    /// `[delivery] ledger_retention_days`: how long the delivery ledger remembers a delivery.
+    pub ledger_retention: Duration,
+}
+
+/// Where the spool lives (PRODUCT §11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    File,
+    KvStore,
 }
 
 impl Settings {
@@ -144,17 +164,90 @@ impl Settings {
                 }
             },
         };
+        let flush_max_items = self.parse_number("delivery", "flush_max_items", 10_000.0)?;
+        if !(1.0..=1_000_000.0).contains(&flush_max_items) {
+            return Err(Error::config(
+                "delivery",
+                "flush_max_items",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let flush_max_s = self.parse_number("delivery", "flush_max_s", 50.0)?;
+        if !(1.0..=86_400.0).contains(&flush_max_s) {
+            return Err(Error::config(
+                "delivery",
+                "flush_max_s",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        let store = match self.conf.get_nonempty("delivery", "store") {
+            Some("file") => StoreKind::File,
+            Some("kvstore") => StoreKind::KvStore,
+            Some(_) => return Err(Error::config("delivery", "store", "must be kvstore or file")),
+            None if self.is_shc_member() => StoreKind::KvStore,
+            None => StoreKind::File,
+        };
+        let lease_s = self.parse_number("delivery", "lease_s", 120.0)?;
+        if !(1.0..=86_400.0).contains(&lease_s) {
+            return Err(Error::config(
+                "delivery",
+                "lease_s",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        let conflict = self.parse_number("delivery", "kvstore_conflict_status", 409.0)?;
+        if !(400.0..=599.0).contains(&conflict) || conflict.fract() != 0.0 {
+            return Err(Error::config(
+                "delivery",
+                "kvstore_conflict_status",
+                "must be an HTTP status between 400 and 599",
+            ));
+        }
+        let retention_days = self.parse_number("delivery", "ledger_retention_days", 30.0)?;
+        if !(1.0..=3650.0).contains(&retention_days) {
+            return Err(Error::config(
+                "delivery",
+                "ledger_retention_days",
+                "must be between 1 and 3650 days",
+            ));
+        }
         Ok(DeliverySettings {
             timeout,
             max_attempts: max_attempts as u32,
             spool_dir,
             retry_base: Duration::from_secs_f64(retry_base_s),
+            flush_max_items: flush_max_items as usize,
+            flush_max_time: Duration::from_secs_f64(flush_max_s),
+            store,
+            lease_s,
+            kvstore_conflict_status: conflict as u16,
+            ledger_retention: Duration::from_secs_f64(retention_days * 86400.0),
         })
     }
 
     /// The index receipts go to.
     pub fn receipts_index(&self) -> String {
         self.conf.get_nonempty("receipts", "index").unwrap_or("stackflow").to_string()
+    }
+
+    /// Whether this instance is a search head cluster member: `etc/system/local/server.conf`
+    /// has a `[shclustering]` stanza that is not disabled (`mode = member|captain`, or no
+    /// `disabled = true`). The shipped default server.conf has the stanza disabled, so only the
+    /// local layer counts.
+    pub fn is_shc_member(&self) -> bool {
+        let Some(home) = &self.splunk_home else { return false };
+        let Ok(server) = ConfFile::read_layer(&home.join("etc/system/local/server.conf")) else {
+            return false;
+        };
+        if !server.has_stanza("shclustering") {
+            return false;
+        }
+        let disabled = server
+            .get_nonempty("shclustering", "disabled")
+            .and_then(crate::splunk::conf::parse_bool)
+            .unwrap_or(false);
+        let mode = server.get_nonempty("shclustering", "mode").unwrap_or("member");
+        !disabled && mode != "disabled"
     }
 
     /// The local splunkd: `[splunkd] uri`, else web.conf `mgmtHostPort`, else the default.
@@ -229,6 +322,33 @@ mod tests {
         assert_eq!(delivery.max_attempts, 5);
         assert_eq!(delivery.timeout, Duration::from_secs(30));
         assert_eq!(delivery.retry_base, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_store_is_kvstore_on_a_cluster_member_and_file_elsewhere() {
+        let home = std::env::temp_dir().join(format!("stackflow-shc-{}", std::process::id()));
+        let local = home.join("etc/system/local");
+        std::fs::create_dir_all(&local).unwrap();
+        let home_text = home.to_str().unwrap();
+        let store = |conf: &str| settings(conf, Some(home_text)).delivery().unwrap().store;
+        assert_eq!(store(""), StoreKind::File, "no server.conf");
+        for (server, expected) in [
+            ("[general]\nserverName = sh1\n", StoreKind::File),
+            ("[shclustering]\nmode = member\n", StoreKind::KvStore),
+            ("[shclustering]\ndisabled = 0\nid = x\n", StoreKind::KvStore),
+            ("[shclustering]\ndisabled = true\n", StoreKind::File),
+        ] {
+            std::fs::write(local.join("server.conf"), server).unwrap();
+            assert_eq!(store(""), expected, "{server}");
+        }
+        std::fs::write(local.join("server.conf"), "[shclustering]\nmode = member\n").unwrap();
+        assert_eq!(store("[delivery]\nstore = file\n"), StoreKind::File, "the setting wins");
+        let bad = settings("[delivery]\nstore = mongo\n", Some(home_text)).delivery();
+        assert!(bad.unwrap_err().to_string().contains("[delivery] store"));
+        let delivery = settings("", Some(home_text)).delivery().unwrap();
+        assert_eq!((delivery.lease_s, delivery.kvstore_conflict_status), (120.0, 409));
+        assert_eq!(delivery.ledger_retention, Duration::from_secs(30 * 86400));
+        let _ = std::fs::remove_dir_all(&home);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! store that cannot be written is a WARN line, the exit code stays the items' own.
 
 pub mod links;
+pub mod llm;
 pub mod modalert;
 pub mod receipts;
 
@@ -24,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Collects what each run must leave behind in Splunk.
 pub struct Audit {
     action: String,
+    search_name: String,
     log: ModAlertLog,
     receipts: Option<ReceiptWriter>,
     links: LinkWriter,
@@ -83,6 +85,7 @@ impl Audit {
         let log_dir = home.map(|home| home.join("var").join("log").join("splunk"));
         Audit {
             action: context.action.clone(),
+            search_name: context.search_name.clone(),
             log: ModAlertLog::new(invocation, log_dir.as_deref(), &context.action),
             receipts: home.map(|home| ReceiptWriter::new(home, &settings.receipts_index())),
             links: LinkWriter::new(splunkd),
@@ -165,6 +168,38 @@ impl Audit {
             self.push_receipt(&receipt);
         }
         self.links.push(links::link_records(report, now.as_secs_f64()));
+        self.log.flush();
+    }
+
+    /// A row a `[route:<name>]` suppressed (PRODUCT §13): counted in a receipt with outcome
+    /// `suppressed` and a status line, never silently dropped.
+    pub fn suppressed(&mut self, suppressed: &crate::mapping::Suppressed, account: &str) {
+        let row = &suppressed.row;
+        let message = format!("suppressed by [route:{}]", suppressed.route);
+        log::info!("action={} rid={} outcome=suppressed: {message}", self.action, row.rid);
+        let ids = self.log.invocation.row_ids(&row.rid, &row.orig_sid, &row.orig_rid);
+        self.log.message(
+            Level::Info,
+            "Not sent: suppressed by a route",
+            "success",
+            Some(&ids),
+            &[("outcome", "suppressed".to_string()), ("route", suppressed.route.clone())],
+        );
+        let receipt = Receipt {
+            time: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+            action: self.action.clone(),
+            account: account.to_string(),
+            sid: self.log.invocation.sid.clone(),
+            rid: ids.rid,
+            orig_sid: ids.orig_sid,
+            orig_rid: ids.orig_rid,
+            event_id: row.event_id.clone(),
+            search_name: self.search_name.clone(),
+            outcome: "suppressed".into(),
+            message,
+            ..Receipt::default()
+        };
+        self.push_receipt(&receipt);
         self.log.flush();
     }
 

@@ -71,22 +71,17 @@ pub fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
 impl Receipt {
     /// `{"time":<epoch>.<6 digits>,…}` on one line.
     pub fn to_line(&self) -> Result<String> {
-        let rest = serde_json::to_string(self)
-            .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
-        let since = self.time;
-        let body = rest.strip_prefix('{').unwrap_or(&rest);
-        let separator = if body == "}" { "" } else { "," };
-        Ok(format!("{{\"time\":{}.{:06}{separator}{body}", since.as_secs(), since.subsec_micros()))
+        line_of(self.time, self)
     }
 }
 
 /// The stash file header (values lose their `"`, as cim_actions' `get_header_item` does).
 pub fn header_line(index: &str) -> String {
-    header_line_of(index, SOURCETYPE)
+    header_line_for(index, SOURCETYPE)
 }
 
-/// The header of a stash file of another sourcetype (e.g. `stackflow:interaction`).
-pub fn header_line_of(index: &str, sourcetype: &str) -> String {
+/// The stash file header for another sourcetype of ours (`stackflow:llm`).
+pub fn header_line_for(index: &str, sourcetype: &str) -> String {
     format!(
         "***SPLUNK*** index=\"{}\" source=\"{SOURCE}\" sourcetype=\"{}\"",
         index.replace('"', "_"),
@@ -94,12 +89,9 @@ pub fn header_line_of(index: &str, sourcetype: &str) -> String {
     )
 }
 
-/// `{"time":<epoch>.<6 digits>,…}`: `time` first, then the object's own fields.
-pub fn line_with_time(
-    time: Duration,
-    fields: &serde_json::Map<String, serde_json::Value>,
-) -> Result<String> {
-    let rest = serde_json::to_string(fields)
+/// `{"time":<epoch>.<6 digits>,…}` on one line for any record (see [`Receipt::to_line`]).
+pub fn line_of<T: Serialize>(time: Duration, record: &T) -> Result<String> {
+    let rest = serde_json::to_string(record)
         .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
     let body = rest.strip_prefix('{').unwrap_or(&rest);
     let separator = if body == "}" { "" } else { "," };
@@ -110,6 +102,7 @@ pub fn line_with_time(
 pub struct ReceiptWriter {
     index: String,
     sourcetype: String,
+    extension: String,
     spool_dir: PathBuf,
     staging_dir: PathBuf,
     lines: Vec<String>,
@@ -124,6 +117,7 @@ impl ReceiptWriter {
         ReceiptWriter {
             index: index.to_string(),
             sourcetype: SOURCETYPE.to_string(),
+            extension: EXTENSION.to_string(),
             spool_dir: splunk_home.join("var").join("spool").join("splunk"),
             staging_dir: splunk_home.join("var").join("run").join("stackflow").join("receipts"),
             lines: Vec::new(),
@@ -133,13 +127,15 @@ impl ReceiptWriter {
         }
     }
 
-    /// Files of another sourcetype (the header line names it).
-    pub fn with_sourcetype(mut self, sourcetype: &str) -> ReceiptWriter {
+    /// Writes files of another sourcetype of ours (`stackflow:llm`), named `*.<extension>`
+    /// so that their own batch input and props apply.
+    pub fn with_sourcetype(mut self, sourcetype: &str, extension: &str) -> ReceiptWriter {
         self.sourcetype = sourcetype.to_string();
+        self.extension = extension.to_string();
         self
     }
 
-    /// Adds a line already made (`line_with_time`).
+    /// Adds a ready line (from [`line_of`]); writes a file when `flush_every` lines wait.
     pub fn push_line(&mut self, line: String) -> Result<()> {
         self.lines.push(line);
         if self.lines.len() >= self.flush_every {
@@ -183,7 +179,7 @@ impl ReceiptWriter {
         if self.lines.is_empty() {
             return Ok(None);
         }
-        let mut text = header_line_of(&self.index, &self.sourcetype);
+        let mut text = header_line_for(&self.index, &self.sourcetype);
         text.push('\n');
         for line in &self.lines {
             text.push_str(line);
@@ -203,7 +199,7 @@ impl ReceiptWriter {
 
     fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.spool_dir)?;
-        let name = unique_name(&self.spool_dir);
+        let name = unique_name(&self.spool_dir, &self.extension);
         let final_path = self.spool_dir.join(&name);
         let staged = std::fs::create_dir_all(&self.staging_dir)
             .and_then(|()| write_synced(&self.staging_dir.join(format!("{name}.tmp")), bytes));
@@ -244,7 +240,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
 }
 
 /// `<epoch>_<random>.stash_stackflow`, not yet taken in `dir`.
-fn unique_name(dir: &Path) -> String {
+fn unique_name(dir: &Path, extension: &str) -> String {
     let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut attempt = 0u64;
     loop {
@@ -254,7 +250,7 @@ fn unique_name(dir: &Path) -> String {
         hasher.write_u128(
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
         );
-        let name = format!("{epoch}_{}.{EXTENSION}", hasher.finish() % 1_000_000_000);
+        let name = format!("{epoch}_{}.{extension}", hasher.finish() % 1_000_000_000);
         if !dir.join(&name).exists() || attempt > 100 {
             return name;
         }

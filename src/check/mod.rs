@@ -1,4 +1,4 @@
-//! The checks behind `stackflow check` (and, later, `| stackflowcheck`): validate the
+//! The checks behind `stackflow check` and `| stackflowcheck`: validate the
 //! configuration and reach every configured endpoint, without side effects, as one `Report`.
 //!
 //! Account settings are validated by the remotes' own account readers and opens (the very
@@ -11,8 +11,9 @@
 //! reach request headers; URLs are shown without user info.
 
 mod report;
+pub mod search;
 
-pub use report::{Line, Report, Status};
+pub use report::{Line, Report, Status, Subject};
 
 use crate::delivery::http::{HttpClient, HttpOptions};
 use crate::error::{Error, ExitCode};
@@ -32,6 +33,31 @@ use std::time::Duration;
 
 /// Runs every check; `session_key` empty means secrets cannot be read.
 pub fn check(splunkd_uri: Option<&str>, session_key: String) -> Report {
+    check_selected(splunkd_uri, session_key, &Selection::default())
+}
+
+/// Which accounts to check (`| stackflowcheck account=<name> kind=<kind>`); the app-wide
+/// checks (settings, splunkd, spool, proxy, receipts) always run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// `soar`, `stackflow` or `slack`; `None` = all kinds.
+    pub kind: Option<String>,
+    pub account: Option<String>,
+}
+
+impl Selection {
+    fn wants(&self, kind: &str, account: &str) -> bool {
+        self.kind.as_deref().is_none_or(|wanted| wanted == kind)
+            && self.account.as_deref().is_none_or(|wanted| wanted == account)
+    }
+}
+
+/// Runs the checks of the accounts `selection` names (and every app-wide check).
+pub fn check_selected(
+    splunkd_uri: Option<&str>,
+    session_key: String,
+    selection: &Selection,
+) -> Report {
     let mut report = Report::default();
     let settings = match Settings::load() {
         Ok(settings) => settings,
@@ -40,7 +66,7 @@ pub fn check(splunkd_uri: Option<&str>, session_key: String) -> Report {
             return report;
         }
     };
-    check_settings(&mut report, &settings, splunkd_uri, session_key);
+    check_settings_selected(&mut report, &settings, splunkd_uri, session_key, selection);
     report
 }
 
@@ -51,18 +77,33 @@ pub fn check_settings(
     splunkd_uri: Option<&str>,
     session_key: String,
 ) {
+    check_settings_selected(report, settings, splunkd_uri, session_key, &Selection::default());
+}
+
+fn check_settings_selected(
+    report: &mut Report,
+    settings: &Settings,
+    splunkd_uri: Option<&str>,
+    session_key: String,
+    selection: &Selection,
+) {
     let local = conf_files(report, settings);
     check_known_keys(report, settings);
     check_delivery(report, settings);
     check_proxy(report, settings);
     check_receipts(report, settings);
     check_limits(report, settings);
+    check_routes(report, settings);
+    check_llm(report, settings);
     let secrets = check_splunkd(report, settings, splunkd_uri, session_key);
     let mut accounts = 0;
     for (kind, account) in accounts_of(settings) {
         let stanza = format!("{kind}:{account}");
+        if !selection.wants(kind, &account) {
+            continue;
+        }
         if !in_use(settings, &local, kind, &stanza) {
-            report.ok(&stanza, not_configured(kind, &stanza));
+            report.skip(&stanza, not_configured(kind, &stanza));
             continue;
         }
         accounts += 1;
@@ -80,7 +121,24 @@ pub fn check_settings(
             _ => check_slack(report, settings, secrets, &account),
         }
     }
-    if accounts == 0 {
+    if let Some(account) = &selection.account
+        && !accounts_of(settings)
+            .iter()
+            .any(|(kind, name)| name == account && selection.wants(kind, name))
+    {
+        let kinds = selection.kind.as_deref().map_or_else(
+            || format!("[soar:{account}], [stackflow:{account}] or [slack:{account}]"),
+            |kind| format!("[{kind}:{account}]"),
+        );
+        let stanza = format!("{}:{account}", selection.kind.as_deref().unwrap_or("all"));
+        report.fail(
+            &format!("[{stanza}]"),
+            format!("configuration: no account \"{account}\": stackflow.conf has no {kinds}"),
+            ExitCode::Configuration,
+        );
+        return;
+    }
+    if accounts == 0 && selection == &Selection::default() {
         report.warn(
             "accounts",
             "no SOAR, StackFlow or Slack account is configured: the alert actions have nowhere to send (set e.g. [soar:default] url in local/stackflow.conf)",
@@ -123,6 +181,9 @@ fn known_keys(stanza: &str) -> Option<&'static [&'static str]> {
         ("soar", true) => &["url", "verify_ssl", "ca_file", "label"],
         ("stackflow", true) => &["webhook_url", "api_url", "verify_ssl", "ca_file"],
         ("slack", true) => &["api_url", "channel", "verify_ssl", "ca_file"],
+        ("llm", true) => {
+            &["url", "model", "timeout_s", "max_tokens", "redact_ips", "verify_ssl", "ca_file"]
+        }
         ("splunkd", false) => &["uri", "verify_ssl", "ca_file"],
         ("proxy", false) => &["url"],
         ("delivery", false) => &["timeout_s", "max_attempts", "spool_dir", "retry_base_s"],
@@ -150,6 +211,9 @@ fn check_known_keys(report: &mut Report, settings: &Settings) {
             continue;
         }
         let what = format!("[{name}]");
+        if name.starts_with(crate::mapping::route::STANZA_PREFIX) {
+            continue; // checked whole by check_routes
+        }
         let Some(known) = known_keys(name) else {
             report.warn(&what, "unknown stanza, ignored (accounts are [soar:<name>], [stackflow:<name>], [slack:<name>])");
             continue;
@@ -165,6 +229,60 @@ fn check_known_keys(report: &mut Report, settings: &Settings) {
                     known.join(", ")
                 ),
             );
+        }
+    }
+}
+
+/// `[route:<name>]` (PRODUCT §13): each parses (known keys, valid values, an effect); a FAIL
+/// names the stanza and key, since the Slack action would stop with exit 4.
+fn check_routes(report: &mut Report, settings: &Settings) {
+    let prefix = crate::mapping::route::STANZA_PREFIX;
+    let mut names: Vec<&str> =
+        settings.conf.stanza_names().filter_map(|name| name.strip_prefix(prefix)).collect();
+    names.sort_unstable();
+    for name in names {
+        let what = format!("[{prefix}{name}]");
+        let Some(section) = settings.conf.stanza(&format!("{prefix}{name}")) else { continue };
+        match crate::mapping::route::Route::parse(name, section) {
+            Ok(route) => {
+                let effect = if route.suppress {
+                    "suppress".to_string()
+                } else {
+                    route
+                        .channel
+                        .clone()
+                        .map(|c| format!("to {c}"))
+                        .unwrap_or_else(|| "effects only".into())
+                };
+                report.ok(
+                    &what,
+                    format!("route valid ({effect}); routes apply in name order, first match wins"),
+                );
+            }
+            Err(error) => report.error(&what, &error),
+        }
+    }
+}
+
+/// `[llm:<account>]` settings (the key is read at send time; a model outage never fails an
+/// alert, so this checks the configuration only).
+fn check_llm(report: &mut Report, settings: &Settings) {
+    let names: Vec<&str> =
+        settings.conf.stanza_names().filter_map(|name| name.strip_prefix("llm:")).collect();
+    for name in names {
+        let what = format!("[llm:{name}]");
+        match crate::remotes::llm::LlmAccount::from_settings(settings, name) {
+            Ok(account) => report.ok(
+                &what,
+                format!(
+                    "model {} at {} (timeout {} s, redact_ips {})",
+                    account.model,
+                    account.url.origin(),
+                    account.timeout.as_secs_f64(),
+                    account.redact_ips
+                ),
+            ),
+            Err(error) => report.error(&what, &error),
         }
     }
 }

@@ -106,7 +106,10 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         log::info!("{stanza}: no results, nothing to send");
         return Ok(ExitCode::Success);
     }
-    let context = AlertContext::from_payload(stanza, payload, rows_total);
+    let mut context = AlertContext::from_payload(stanza, payload, rows_total);
+    if kind == TargetKind::Slack {
+        context.routes = mapping::route::Route::all(&settings.conf)?;
+    }
     let account = context.account().to_string();
     let mut mapper = mapping::mapper_for(kind, context.clone())?;
     let delivery = settings.delivery()?;
@@ -146,9 +149,12 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         let worker = scope.spawn(move || {
             let mut exit = ExitCode::Success;
             for work in receiver {
-                let Work { invoked, items } = work;
+                let Work { invoked, items, suppressed } = work;
                 for row in &invoked {
                     audit.invoked_ids(&row.rid, &row.orig_sid, &row.orig_rid);
+                }
+                for row in &suppressed {
+                    audit.suppressed(row, &account);
                 }
                 for item in items {
                     let now = crate::delivery::spool::now_unix();
@@ -191,6 +197,8 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
 struct Work {
     invoked: Vec<RowIds>,
     items: Vec<DeliveryItem>,
+    /// Rows a route suppressed (receipts with outcome `suppressed`).
+    suppressed: Vec<mapping::Suppressed>,
 }
 
 struct RowIds {
@@ -218,14 +226,16 @@ fn map_rows(
             orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
         });
         let items = mapper.push(&row)?;
-        if !items.is_empty() || invoked.len() >= HAND_OVER_ROWS {
-            let work = Work { invoked: std::mem::take(&mut invoked), items };
+        let suppressed = mapper.take_suppressed();
+        if !items.is_empty() || !suppressed.is_empty() || invoked.len() >= HAND_OVER_ROWS {
+            let work = Work { invoked: std::mem::take(&mut invoked), items, suppressed };
             sender.send(work).map_err(|_| stopped())?;
         }
     }
     let items = mapper.finish()?;
-    if !items.is_empty() || !invoked.is_empty() {
-        sender.send(Work { invoked, items }).map_err(|_| stopped())?;
+    let suppressed = mapper.take_suppressed();
+    if !items.is_empty() || !invoked.is_empty() || !suppressed.is_empty() {
+        sender.send(Work { invoked, items, suppressed }).map_err(|_| stopped())?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod check;
+pub mod secret;
 pub mod slack;
 pub mod spool;
 pub mod state;
@@ -52,7 +53,14 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
         }
         Command::Sync => sync::run(),
         Command::Spool { command } => spool::run(command),
-        Command::Check { splunkd_uri } => check::run(splunkd_uri),
+        Command::Check { splunkd_uri, json, chunked } => {
+            if chunked {
+                check::run_chunked()
+            } else {
+                check::run(splunkd_uri, json)
+            }
+        }
+        Command::Secret { command } => secret::run(command),
         Command::State { scheme, validate_arguments } => state::run(scheme, validate_arguments),
         Command::Slack { command } => slack::run(command),
     }

@@ -13,14 +13,17 @@ use crate::cli::SpoolCommand;
 use crate::delivery::DeliveryItem;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::delivery::flush::{self, FlushOptions};
+use crate::delivery::kvspool::KvSpool;
+use crate::delivery::ledger::Ledger;
 use crate::delivery::retry::Backoff;
 use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
+use crate::delivery::store::Outbox;
 use crate::error::{Error, ExitCode};
 use crate::logging;
 use crate::mapping::AlertContext;
 use crate::remotes;
 use crate::secret::Secret;
-use crate::settings::Settings;
+use crate::settings::{Settings, StoreKind};
 use crate::splunk::rest::Splunkd;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -28,33 +31,101 @@ use std::time::Duration;
 
 pub fn run(command: SpoolCommand) -> ExitCode {
     logging::init(false);
-    let (settings, spool, backoff) = match open_spool() {
+    let (settings, spool, options, store, retention) = match open_spool() {
         Ok(opened) => opened,
         Err(error) => return super::report_error(&error),
     };
+    let (outbox, splunkd) = match store {
+        StoreKind::File => (Outbox::File(spool), None),
+        StoreKind::KvStore => {
+            let uri = match &command {
+                SpoolCommand::Flush { splunkd_uri, .. } => splunkd_uri.clone().unwrap_or_default(),
+                _ => String::new(),
+            };
+            match open_kv(&settings, spool, &uri) {
+                Ok((kv, splunkd)) => (Outbox::Kv(Box::new(kv)), Some(splunkd)),
+                Err(error) => return super::report_error(&error),
+            }
+        }
+    };
     match command {
-        SpoolCommand::List { json } => list(&spool, json),
+        SpoolCommand::List { json } => list(&outbox, json),
         SpoolCommand::Flush { splunkd_uri, all } => {
             let mut summary = FlushCounts::default();
-            let code =
-                flush(&settings, &spool, FlushOptions { all, backoff }, splunkd_uri, &mut summary);
-            print_status(&spool, &summary, code);
+            let options = FlushOptions { all, ..options };
+            let code = flush(&settings, &outbox, options, splunkd, splunkd_uri, &mut summary);
+            let ledger = Ledger::new(outbox.store().ledger_root());
+            let code = match ledger.expire_hourly(retention) {
+                Ok(0) => code,
+                Ok(removed) => {
+                    log::info!(
+                        "spool: {removed} ledger entries past [delivery] ledger_retention_days removed"
+                    );
+                    code
+                }
+                Err(error) => code.worst(spool_unusable(&outbox, &error)),
+            };
+            print_status(&outbox, &summary, code);
             code
         }
-        SpoolCommand::Requeue { ids } => requeue(&spool, &ids),
-        SpoolCommand::Purge { older_than_days } => purge(&spool, older_than_days),
+        SpoolCommand::Requeue { ids } => requeue(&outbox, &ids),
+        SpoolCommand::Purge { older_than_days } => {
+            let code = purge(&outbox, older_than_days);
+            match Ledger::new(outbox.store().ledger_root()).expire(retention) {
+                Ok(removed) => {
+                    log::info!(
+                        "spool purge: removed {removed} ledger entries delivered more than {} day(s) ago ([delivery] ledger_retention_days)",
+                        retention.as_secs() / 86400
+                    );
+                    code
+                }
+                Err(error) => code.worst(spool_unusable(&outbox, &error)),
+            }
+        }
     }
 }
 
-fn open_spool() -> Result<(Settings, Spool, Backoff), Error> {
+type Opened = (Settings, Spool, FlushOptions, StoreKind, Duration);
+
+fn open_spool() -> Result<Opened, Error> {
     let settings = Settings::load()?;
     let delivery = settings.delivery()?;
     let spool = Spool::new(&delivery.spool_dir);
-    Ok((settings, spool, Backoff::with_base(delivery.retry_base)))
+    let options = FlushOptions {
+        all: false,
+        backoff: Backoff::with_base(delivery.retry_base),
+        max_items: delivery.flush_max_items,
+        max_time: delivery.flush_max_time,
+    };
+    Ok((settings, spool, options, delivery.store, delivery.ledger_retention))
 }
 
-fn spool_unusable(spool: &Spool, error: &Error) -> ExitCode {
-    logging::fatal(&format!("the spool {} is unusable: {error}", spool.root().display()));
+/// The KV store spool of a cluster member: every command needs splunkd, so the session key
+/// (first line of stdin) is read up front.
+fn open_kv(settings: &Settings, local: Spool, uri: &str) -> Result<(KvSpool, Splunkd), Error> {
+    let session_key = read_session_key();
+    if session_key.is_empty() {
+        return Err(Error::Credentials(
+            "the spool lives in the KV store ([delivery] store = kvstore, or this is a search head cluster member), which needs a splunkd session key on stdin: the app's scripted input passes it (passAuth); by hand, pipe one: `echo $KEY | stackflow spool …`".into(),
+        ));
+    }
+    let delivery = settings.delivery()?;
+    let splunkd = Splunkd::new(settings, uri, Secret::new(session_key))?;
+    let kv =
+        KvSpool::new(splunkd.clone(), local, delivery.lease_s, delivery.kvstore_conflict_status);
+    Ok((kv, splunkd))
+}
+
+fn spool_unusable(outbox: &Outbox, error: &Error) -> ExitCode {
+    if let Error::Unavailable(_) = error {
+        // The KV store (splunkd) cannot answer now: the items are where they were.
+        log::error!(
+            "the spool {} cannot be read now: {error}; nothing was changed, the next run tries again",
+            outbox.location()
+        );
+        return ExitCode::Deferred;
+    }
+    logging::fatal(&format!("the spool {} is unusable: {error}", outbox.location()));
     ExitCode::DataAtRisk
 }
 
@@ -65,13 +136,17 @@ struct FlushCounts {
     duplicates: usize,
     rejected: usize,
     not_due: usize,
+    left_for_next_run: usize,
+    accounts: Vec<flush::AccountReport>,
 }
 
 /// One JSON line on stdout per flush: the scripted input indexes it as `stackflow:flush`, and
 /// the overview dashboard reads the spool's state from it.
-fn print_status(spool: &Spool, counts: &FlushCounts, code: ExitCode) {
+fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
     let mut state = [0usize; 4];
-    if let Ok(items) = spool.list() {
+    let now = now_unix();
+    let mut dead = Vec::new();
+    if let Ok(items) = outbox.list() {
         for item in items {
             let slot = match item.state {
                 ItemState::Pending => 0,
@@ -80,8 +155,18 @@ fn print_status(spool: &Spool, counts: &FlushCounts, code: ExitCode) {
                 ItemState::Quarantine => 3,
             };
             state[slot] += 1;
+            if item.state == ItemState::Dead
+                && let Ok(record) = &item.record
+            {
+                dead.push(dead_letter(record, now));
+            }
         }
     }
+    // The oldest first (they have waited longest), bounded: the count is `dead_letters`.
+    dead.sort_by(|a, b| {
+        b["age_s"].as_f64().unwrap_or(0.0).total_cmp(&a["age_s"].as_f64().unwrap_or(0.0))
+    });
+    dead.truncate(DEAD_LETTERS_LISTED);
     let line = serde_json::json!({
         "time": now_unix(),
         "pending": state[0],
@@ -92,22 +177,45 @@ fn print_status(spool: &Spool, counts: &FlushCounts, code: ExitCode) {
         "duplicates": counts.duplicates,
         "rejected": counts.rejected,
         "not_due": counts.not_due,
+        "left_for_next_run": counts.left_for_next_run,
+        "dead_letter_list": dead,
+        "accounts": counts.accounts,
         "exit_code": code.code(),
     });
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
 }
 
+/// Most dead letters one status line lists (for the overview dashboard's table).
+const DEAD_LETTERS_LISTED: usize = 100;
+
+/// One dead letter as the dashboard shows it: what, whose, why, and the command that requeues it.
+fn dead_letter(record: &crate::delivery::spool::SpoolRecord, now: f64) -> serde_json::Value {
+    serde_json::json!({
+        "id": record.id,
+        "age_s": (now - record.first_attempt_unix).max(0.0).round(),
+        "action": record.item.context.action,
+        "target": record.item.target.as_str(),
+        "account": record.item.account,
+        "search_name": record.item.context.search_name,
+        "reason_class": record.reject_class,
+        "message": cut(&record.last_error.replace(['\n', '\r'], " "), 300),
+        "requeue": format!("stackflow spool requeue {}", record.id),
+    })
+}
+
 fn flush(
     settings: &Settings,
-    spool: &Spool,
+    outbox: &Outbox,
     options: FlushOptions,
+    splunkd: Option<Splunkd>,
     splunkd_uri: Option<String>,
     counts: &mut FlushCounts,
 ) -> ExitCode {
+    let spool = outbox.store();
     let plan = match flush::prepare(spool, &options) {
         Ok(plan) => plan,
-        Err(error) => return spool_unusable(spool, &error),
+        Err(error) => return spool_unusable(outbox, &error),
     };
     counts.not_due = plan.not_due;
     if plan.due() == 0 {
@@ -115,36 +223,18 @@ fn flush(
             "DEBUG",
             &format!(
                 "spool flush: nothing due in {} ({} pending, not due yet)",
-                spool.root().display(),
+                spool.location(),
                 plan.not_due
             ),
         );
         return ExitCode::Success;
     }
-    let session_key = read_session_key();
-    if session_key.is_empty() {
-        log::error!(
-            "spool flush: {} spooled item(s) are due but no splunkd session key arrived on stdin, so the accounts' secrets cannot be read. The app's scripted input passes it (inputs.conf passAuth = splunk-system-user); by hand, pipe a session key: `echo $KEY | stackflow spool flush`. The items stay pending.",
-            plan.due()
-        );
-        if let Err(error) = flush::abandon(spool, plan) {
-            return spool_unusable(spool, &error);
-        }
-        return ExitCode::Credentials;
-    }
-    let splunkd = match Splunkd::new(
-        settings,
-        splunkd_uri.as_deref().unwrap_or(""),
-        Secret::new(session_key),
-    ) {
-        Ok(splunkd) => splunkd,
-        Err(error) => {
-            let code = super::report_error(&error);
-            if let Err(error) = flush::abandon(spool, plan) {
-                return spool_unusable(spool, &error);
-            }
-            return code;
-        }
+    let (splunkd, plan) = match splunkd {
+        Some(splunkd) => (splunkd, plan),
+        None => match open_splunkd(settings, outbox, plan, splunkd_uri) {
+            Ok(opened) => opened,
+            Err(code) => return code,
+        },
     };
     log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
     let mut open = |kind, account: &str| remotes::open(kind, account, settings, &splunkd);
@@ -166,7 +256,41 @@ fn flush(
     counts.delivered = summary.delivered;
     counts.duplicates = summary.duplicates;
     counts.rejected = summary.rejected;
+    counts.left_for_next_run = summary.left_for_next_run;
+    counts.accounts = summary.accounts;
     summary.exit
+}
+
+/// The splunkd a file spool's flush reads secrets through, from the session key on stdin
+/// (read only when there is work); without one the plan is given back and the code returned.
+fn open_splunkd(
+    settings: &Settings,
+    outbox: &Outbox,
+    plan: flush::Plan,
+    splunkd_uri: Option<String>,
+) -> Result<(Splunkd, flush::Plan), ExitCode> {
+    let spool = outbox.store();
+    let session_key = read_session_key();
+    if session_key.is_empty() {
+        log::error!(
+            "spool flush: {} spooled item(s) are due but no splunkd session key arrived on stdin, so the accounts' secrets cannot be read. The app's scripted input passes it (inputs.conf passAuth = splunk-system-user); by hand, pipe a session key: `echo $KEY | stackflow spool flush`. The items stay pending.",
+            plan.due()
+        );
+        if let Err(error) = flush::abandon(spool, plan) {
+            return Err(spool_unusable(outbox, &error));
+        }
+        return Err(ExitCode::Credentials);
+    }
+    match Splunkd::new(settings, splunkd_uri.as_deref().unwrap_or(""), Secret::new(session_key)) {
+        Ok(splunkd) => Ok((splunkd, plan)),
+        Err(error) => {
+            let code = super::report_error(&error);
+            if let Err(error) = flush::abandon(spool, plan) {
+                return Err(spool_unusable(outbox, &error));
+            }
+            Err(code)
+        }
+    }
 }
 
 /// The alert run an item came from, as far as its context tells (for its audit trail).
@@ -197,10 +321,10 @@ pub(crate) fn read_session_key() -> String {
     }
 }
 
-fn list(spool: &Spool, json: bool) -> ExitCode {
-    let mut listed = match spool.list() {
+fn list(outbox: &Outbox, json: bool) -> ExitCode {
+    let mut listed = match outbox.list() {
         Ok(listed) => listed,
-        Err(error) => return spool_unusable(spool, &error),
+        Err(error) => return spool_unusable(outbox, &error),
     };
     listed.sort_by(|a, b| {
         order(a.state).cmp(&order(b.state)).then(first_seen(a).total_cmp(&first_seen(b)))
@@ -222,7 +346,7 @@ fn list(spool: &Spool, json: bool) -> ExitCode {
     let count = |state| listed.iter().filter(|entry| entry.state == state).count();
     log::info!(
         "spool {}: {} pending, {} in flight, {} dead letters, {} quarantined",
-        spool.root().display(),
+        outbox.location(),
         count(ItemState::Pending),
         count(ItemState::Inflight),
         count(ItemState::Dead),
@@ -353,10 +477,10 @@ fn table(listed: &[Listed], now: f64) -> String {
     out
 }
 
-fn requeue(spool: &Spool, ids: &[String]) -> ExitCode {
-    let (done, missing) = match spool.requeue(ids) {
+fn requeue(outbox: &Outbox, ids: &[String]) -> ExitCode {
+    let (done, missing) = match outbox.requeue(ids) {
         Ok(result) => result,
-        Err(error) => return spool_unusable(spool, &error),
+        Err(error) => return spool_unusable(outbox, &error),
     };
     for id in &done {
         log::info!("spool: dead letter {id} moved back to pending");
@@ -364,7 +488,7 @@ fn requeue(spool: &Spool, ids: &[String]) -> ExitCode {
     for id in &missing {
         log::error!(
             "spool: no dead letter with id {id} in {} (see `stackflow spool list`)",
-            spool.dead_dir().display()
+            outbox.location()
         );
     }
     log::info!(
@@ -374,9 +498,9 @@ fn requeue(spool: &Spool, ids: &[String]) -> ExitCode {
     if missing.is_empty() { ExitCode::Success } else { ExitCode::BadInvocation }
 }
 
-fn purge(spool: &Spool, older_than_days: u64) -> ExitCode {
+fn purge(outbox: &Outbox, older_than_days: u64) -> ExitCode {
     let older_than = Duration::from_secs(older_than_days.saturating_mul(86400));
-    match spool.purge(older_than) {
+    match outbox.purge(older_than) {
         Ok(removed) => {
             for path in &removed {
                 log::info!("spool: purged {}", path.display());
@@ -384,11 +508,11 @@ fn purge(spool: &Spool, older_than_days: u64) -> ExitCode {
             log::info!(
                 "spool purge: removed {} dead letter(s) older than {older_than_days} day(s) from {}",
                 removed.len(),
-                spool.root().display()
+                outbox.location()
             );
             ExitCode::Success
         }
-        Err(error) => spool_unusable(spool, &error),
+        Err(error) => spool_unusable(outbox, &error),
     }
 }
 

@@ -336,6 +336,7 @@ fn spool_record(
         last_error: reason.to_string(),
         reject_class,
         flushes: 0,
+        remote_hold_unix: 0.0,
     }
 }
 

@@ -1,5 +1,13 @@
-//! `spool flush` as a library: re-send the spool's due items once each, and file every item
-//! under its new state (gone, pending again with a later due time, dead letter, quarantine).
+//! `spool flush` as a library: re-send the spool's items, and file every item under its new
+//! state (gone, pending again with a later due time, dead letter, quarantine).
+//!
+//! Recovery (PRODUCT §11): each run probes every (target, account) once — with its oldest due
+//! item, or its oldest item when none is due, so per-item backoff never delays a recovered
+//! remote — and, when the remote answers, drains that account's whole backlog oldest first
+//! (due items before items still backing off, so one item the remote keeps refusing does not
+//! stop the others). A remote that asks to retry later costs that one probe per run; an explicit
+//! `Retry-After` holds the account until then. A run is bounded in items and in time
+//! (`[delivery] flush_max_items`, `flush_max_s`): what is left waits for the next run.
 //!
 //! Two steps so that the command can read the session key only when there is work:
 //! `prepare` (check the spool is usable, remove crash leftovers, adopt abandoned claims, pick
@@ -12,35 +20,60 @@ use super::attempt::attempt_once;
 use super::deliverer::{DeliveryReport, Final};
 use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
-use super::spool::{Claim, Spool, SpoolRecord, now_unix};
+use super::spool::{Claim, SpoolRecord, now_unix};
+use super::store::{Candidate, Store};
 use super::{Outcome, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// What one flush should do.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct FlushOptions {
-    /// Send every pending item now, ignoring per-item backoff.
+    /// Send every pending item now, ignoring per-item backoff and the remotes' Retry-After holds.
     pub all: bool,
     pub backoff: Backoff,
+    /// Most items one run sends (`[delivery] flush_max_items`).
+    pub max_items: usize,
+    /// Longest one run keeps starting new items (`[delivery] flush_max_s`).
+    pub max_time: Duration,
 }
+
+impl Default for FlushOptions {
+    fn default() -> Self {
+        FlushOptions {
+            all: false,
+            backoff: Backoff::default(),
+            max_items: DEFAULT_MAX_ITEMS,
+            max_time: DEFAULT_MAX_TIME,
+        }
+    }
+}
+
+/// Default bound of one run in items: 10,000 items drain in one minute at the §14 rate.
+pub const DEFAULT_MAX_ITEMS: usize = 10_000;
+/// Default bound of one run in time: less than the scripted input's 60 s interval, so that
+/// runs rarely overlap (they may: claims keep them from sending an item twice).
+pub const DEFAULT_MAX_TIME: Duration = Duration::from_secs(50);
 
 /// One piece of work a flush found.
 #[derive(Debug)]
 enum Work {
     /// A claim of a crashed flusher, now ours.
     Adopted(PathBuf),
-    /// A due pending item (kind and account read when it was picked, when readable).
-    Pending { id: String, pair: Option<(TargetKind, String)> },
+    /// A pending item (kind and account read when it was picked, when readable).
+    Pending { id: String, token: u64, pair: Option<(TargetKind, String)> },
 }
 
 /// The work `prepare` found.
 #[derive(Debug, Default)]
 pub struct Plan {
     work: Vec<Work>,
-    /// Pending items not due yet.
+    /// Pending items of accounts held by the remote's Retry-After.
     pub not_due: usize,
+    /// Accounts held by a Retry-After: (target, account) → the time it ends.
+    held: BTreeMap<(TargetKind, String), (f64, usize)>,
 }
 
 impl Plan {
@@ -51,7 +84,7 @@ impl Plan {
 }
 
 /// Counts of one flush, and its exit code (worst of all items).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FlushSummary {
     pub delivered: usize,
     pub duplicates: usize,
@@ -59,6 +92,10 @@ pub struct FlushSummary {
     pub rejected: usize,
     pub quarantined: usize,
     pub not_due: usize,
+    /// Items not reached because the run hit its bound (items or time).
+    pub left_for_next_run: usize,
+    /// Per (target, account), what this run found.
+    pub accounts: Vec<AccountReport>,
     pub exit: ExitCode,
 }
 
@@ -71,50 +108,110 @@ impl FlushSummary {
             rejected: 0,
             quarantined: 0,
             not_due,
+            left_for_next_run: 0,
+            accounts: Vec::new(),
             exit: ExitCode::Success,
         }
     }
 }
 
-/// Checks the spool, cleans up after crashes and picks the due items.
-pub fn prepare(spool: &Spool, options: &FlushOptions) -> Result<Plan> {
-    spool.check_usable()?;
-    let recovery = spool.recover()?;
-    for path in &recovery.removed_tmp {
-        log::info!("spool: removed {} (a write interrupted by a crash)", path.display());
-    }
-    for path in &recovery.superseded {
-        log::info!("spool: removed {} (a stale claim; the item is pending)", path.display());
-    }
+/// What a flush learnt about one remote account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    /// The remote answered (delivered, or rejected items on their merits).
+    Up,
+    /// The probe (or an item of the drain) was told to retry later, or the account could not
+    /// be opened: its other items were not tried in this run.
+    Down,
+    /// The remote asked (Retry-After) not to be contacted before `next_probe_unix`.
+    Held,
+    /// The run hit its bound before reaching this account.
+    NotReached,
+}
+
+/// One line of the per-account report of a flush.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AccountReport {
+    pub target: &'static str,
+    pub account: String,
+    pub state: AccountState,
+    pub delivered: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// Items of this account still pending after the run.
+    pub pending: usize,
+    /// When the next probe may happen: `None` = at the next flush.
+    pub next_probe_unix: Option<f64>,
+    /// Why the account is down (the last answer), empty when up.
+    pub reason: String,
+}
+
+/// Sort key of a pending item within its account: due items first, then oldest first.
+type Order = (bool, f64);
+/// A (target, account) pair.
+type Pair = (TargetKind, String);
+
+/// Checks the spool, cleans up after crashes and orders the items: for each account its probe
+/// first (all probes before any drain), then the drains, each oldest first.
+pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
+    let scan = spool.scan()?;
     let mut plan = Plan::default();
-    for path in recovery.adopted {
-        log::info!(
-            "spool: {} was being sent by a process that is gone; sending it again",
-            path.display()
-        );
-        plan.work.push(Work::Adopted(path));
-    }
+    plan.work.extend(scan.adopted.into_iter().map(Work::Adopted));
     let now = now_unix();
-    let mut due: Vec<(f64, Work)> = Vec::new();
-    for id in spool.pending_ids()? {
-        match spool.peek_pending(&id) {
-            None => {} // claimed or delivered meanwhile
-            Some(Ok(record)) if options.all || record.next_attempt_unix <= now => {
-                let pair = Some((record.item.target, record.item.account.clone()));
-                due.push((record.next_attempt_unix, Work::Pending { id, pair }));
+    let mut unreadable = Vec::new();
+    let mut by_account: BTreeMap<Pair, Vec<(Order, String, u64)>> = BTreeMap::new();
+    let mut holds: HashMap<(TargetKind, String), f64> = HashMap::new();
+    for Candidate { id, token, record } in scan.pending {
+        match record {
+            Ok(record) => {
+                let pair = (record.target, record.account);
+                if record.remote_hold_unix > now {
+                    let hold = holds.entry(pair.clone()).or_insert(0.0);
+                    *hold = hold.max(record.remote_hold_unix);
+                }
+                let order = (record.next_attempt_unix > now, record.first_attempt_unix);
+                by_account.entry(pair).or_default().push((order, id, token));
             }
-            Some(Ok(_)) => plan.not_due += 1,
             // Unreadable: claim it anyway, so that it is quarantined with a line naming it.
-            Some(Err(_)) => due.push((0.0, Work::Pending { id, pair: None })),
+            Err(_) => unreadable.push((id, token)),
         }
     }
-    due.sort_by(|a, b| a.0.total_cmp(&b.0));
-    plan.work.extend(due.into_iter().map(|(_, work)| work));
+    plan.work.extend(unreadable.into_iter().map(|(id, token)| Work::Pending {
+        id,
+        token,
+        pair: None,
+    }));
+    let mut probes: Vec<(Order, (TargetKind, String), String, u64)> = Vec::new();
+    let mut drains: Vec<(Order, (TargetKind, String), String, u64)> = Vec::new();
+    for (pair, mut items) in by_account {
+        if let Some(&until) = holds.get(&pair)
+            && !options.all
+        {
+            plan.not_due += items.len();
+            plan.held.insert(pair, (until, items.len()));
+            continue;
+        }
+        items.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
+        let mut items = items.into_iter();
+        if let Some((order, id, token)) = items.next() {
+            probes.push((order, pair.clone(), id, token));
+        }
+        drains.extend(items.map(|(order, id, token)| (order, pair.clone(), id, token)));
+    }
+    for list in [&mut probes, &mut drains] {
+        list.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
+    }
+    plan.work.extend(probes.into_iter().chain(drains).map(|(_, pair, id, token)| Work::Pending {
+        id,
+        token,
+        pair: Some(pair),
+    }));
     Ok(plan)
 }
 
 /// Gives adopted claims back to `pending/` untouched (when the flush cannot send anything).
-pub fn abandon(spool: &Spool, plan: Plan) -> Result<()> {
+pub fn abandon(spool: &dyn Store, plan: Plan) -> Result<()> {
     for work in plan.work {
         if let Work::Adopted(path) = work {
             match spool.open_adopted(&path)? {
@@ -148,30 +245,50 @@ type Opener<'a> = dyn FnMut(TargetKind, &str) -> Result<Box<dyn Target>> + 'a;
 pub type OnEnd<'a> = dyn FnMut(DeliveryReport) + 'a;
 
 pub fn run(
-    spool: &Spool,
+    spool: &dyn Store,
     plan: Plan,
     options: &FlushOptions,
     open: &mut Opener,
     on_end: &mut OnEnd,
 ) -> FlushSummary {
-    let ledger = Ledger::new(spool.root());
+    let started = Instant::now();
+    let ledger = Ledger::new(spool.ledger_root());
     let mut summary = FlushSummary::new(plan.not_due);
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
         HashMap::new();
-    // (target, account) pairs that asked us to retry later: the rest of their items wait.
-    let mut unavailable: HashSet<(TargetKind, String)> = HashSet::new();
-    // How many items each unavailable remote kept waiting, for one line per remote.
-    let mut waiting: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+    let mut accounts: BTreeMap<(TargetKind, String), AccountReport> = BTreeMap::new();
+    for ((kind, account), (until, count)) in plan.held {
+        let mut report = AccountReport::new(kind, &account, AccountState::Held);
+        report.pending = count;
+        report.next_probe_unix = Some(until);
+        report.reason = "the remote asked to retry later (Retry-After)".into();
+        accounts.insert((kind, account), report);
+    }
+    let mut sent = 0usize;
+    let mut bound_hit = false;
     for work in plan.work {
-        let claimed = match &work {
-            Work::Adopted(path) => spool.open_adopted(path).map(Some),
-            Work::Pending { pair: Some(pair), .. } if unavailable.contains(pair) => {
-                *waiting.entry((pair.0.as_str(), pair.1.clone())).or_default() += 1;
+        if let Work::Pending { pair: Some(pair), .. } = &work {
+            let down = accounts.get(pair).is_some_and(|r| r.state == AccountState::Down);
+            if !down && !bound_hit {
+                bound_hit = sent >= options.max_items || started.elapsed() >= options.max_time;
+            }
+            if down || bound_hit {
+                // Not tried: its remote is down (one probe per run), or the run is over.
+                let report = accounts.entry(pair.clone()).or_insert_with(|| {
+                    AccountReport::new(pair.0, &pair.1, AccountState::NotReached)
+                });
+                report.pending += 1;
                 summary.still_pending += 1;
+                if !down {
+                    summary.left_for_next_run += 1;
+                }
                 summary.exit = summary.exit.worst(ExitCode::Deferred);
                 continue;
             }
-            Work::Pending { id, .. } => spool.claim(id),
+        }
+        let claimed = match &work {
+            Work::Adopted(path) => spool.open_adopted(path).map(Some),
+            Work::Pending { id, token, .. } => spool.claim(id, *token),
         };
         let claim = match claimed {
             Ok(None) => continue, // another flusher took it, or it is gone
@@ -185,16 +302,22 @@ pub fn run(
             Err(error) => return fatal(summary, &error),
         };
         let pair = (claim.record.item.target, claim.record.item.account.clone());
-        if unavailable.contains(&pair) {
+        let report = accounts
+            .entry(pair.clone())
+            .or_insert_with(|| AccountReport::new(pair.0, &pair.1, AccountState::Up));
+        if report.state == AccountState::Down {
+            // An adopted claim of an account found down meanwhile: back to pending, untried.
             let record = claim.record.clone();
             if let Err(error) = spool.finish_retry(claim, &record) {
                 return fatal(summary, &error);
             }
-            *waiting.entry((pair.0.as_str(), pair.1.clone())).or_default() += 1;
+            report.pending += 1;
             summary.still_pending += 1;
             summary.exit = summary.exit.worst(ExitCode::Deferred);
             continue;
         }
+        sent = sent.saturating_add(1);
+        let before = (summary.delivered, summary.duplicates, summary.rejected);
         let target = targets.entry(pair.clone()).or_insert_with(|| open(pair.0, &pair.1));
         let step = match target {
             Ok(target) => {
@@ -202,26 +325,84 @@ pub fn run(
             }
             Err(error) => cannot_open(spool, claim, error, options, &mut summary),
         };
+        report.delivered += summary.delivered - before.0;
+        report.duplicates += summary.duplicates - before.1;
+        report.rejected += summary.rejected - before.2;
         match step {
-            Ok(Step::Done) => {}
-            Ok(Step::RemoteUnavailable) => {
-                unavailable.insert(pair);
+            Ok(Step::Done) => report.state = AccountState::Up,
+            Ok(Step::RemoteUnavailable { reason, hold }) => {
+                report.state = AccountState::Down;
+                report.pending += 1;
+                report.reason = reason;
+                report.next_probe_unix = hold;
             }
             Err(error) => return fatal(summary, &error),
         }
     }
-    for ((target, account), count) in waiting {
+    if summary.left_for_next_run > 0 {
         log::warn!(
-            "spool: {count} more {target} item(s) for account {account} not tried in this flush: that remote asked to retry later; they stay pending"
+            "spool: this flush reached its bound ({} items or {:.0}s, [delivery] flush_max_items / flush_max_s); {} item(s) wait for the next flush",
+            options.max_items,
+            options.max_time.as_secs_f64(),
+            summary.left_for_next_run
         );
+    }
+    summary.accounts = accounts.into_values().collect();
+    for report in &summary.accounts {
+        log_account(report);
     }
     log_summary(spool, &summary);
     summary
 }
 
+impl AccountReport {
+    fn new(kind: TargetKind, account: &str, state: AccountState) -> AccountReport {
+        AccountReport {
+            target: kind.as_str(),
+            account: account.to_string(),
+            state,
+            delivered: 0,
+            duplicates: 0,
+            rejected: 0,
+            pending: 0,
+            next_probe_unix: None,
+            reason: String::new(),
+        }
+    }
+}
+
+/// One line per account: delivered, still down (and why), when the next probe happens.
+fn log_account(report: &AccountReport) {
+    let next = match report.next_probe_unix {
+        Some(at) => format!("next probe after {}", crate::civil_time::iso8601_utc(at as i64)),
+        None => "next probe at the next flush".to_string(),
+    };
+    let head = format!(
+        "spool: {} account {}: {} delivered, {} already there, {} rejected, {} pending",
+        report.target,
+        report.account,
+        report.delivered,
+        report.duplicates,
+        report.rejected,
+        report.pending
+    );
+    match report.state {
+        AccountState::Up => log::info!("{head}; the remote answers"),
+        AccountState::Down => log::warn!("{head}; still down ({}); {next}", report.reason),
+        AccountState::Held => log::info!("{head}; held by the remote's Retry-After; {next}"),
+        AccountState::NotReached => {
+            log::info!("{head}; not reached in this flush (bound); {next}")
+        }
+    }
+}
+
 enum Step {
     Done,
-    RemoteUnavailable,
+    /// The remote (or the account) cannot take items now: why, and until when it asked us to wait.
+    RemoteUnavailable {
+        reason: String,
+        hold: Option<f64>,
+    },
 }
 
 fn describe(record: &SpoolRecord) -> String {
@@ -236,7 +417,7 @@ fn describe(record: &SpoolRecord) -> String {
 }
 
 fn send(
-    spool: &Spool,
+    spool: &dyn Store,
     ledger: &Ledger,
     claim: Claim,
     target: &mut dyn Target,
@@ -290,16 +471,17 @@ fn send(
             let after = bounded_retry_after(retry.after);
             let wait = options.backoff.spool_delay(record.flushes, after, jitter_unit());
             record.next_attempt_unix = record.last_attempt_unix + wait.as_secs_f64();
+            let hold = after.map(|after| record.last_attempt_unix + after.as_secs_f64());
+            record.remote_hold_unix = hold.unwrap_or(0.0);
             spool.finish_retry(claim, &record)?;
             summary.still_pending += 1;
             summary.exit = summary.exit.worst(ExitCode::Deferred);
             log::warn!(
-                "spool: {} not delivered yet ({}); stays pending, next attempt in {:.0}s",
+                "spool: {} not delivered yet ({}); stays pending",
                 describe(&record),
                 retry.reason,
-                wait.as_secs_f64().ceil()
             );
-            Ok(Step::RemoteUnavailable)
+            Ok(Step::RemoteUnavailable { reason: retry.reason, hold })
         }
         Outcome::Rejected(rejection) => {
             record.last_error = rejection.reason.clone();
@@ -311,7 +493,7 @@ fn send(
                 "spool: {} rejected: {}; kept as dead letter {} (`stackflow spool requeue {}` once fixed)",
                 describe(&record),
                 rejection.reason,
-                path.display(),
+                path,
                 record.id
             );
             on_end(DeliveryReport {
@@ -319,7 +501,7 @@ fn send(
                 attempts: record.attempts,
                 duration: started.elapsed(),
                 delivered: None,
-                message: format!("{} (kept as dead letter {})", rejection.reason, path.display()),
+                message: format!("{} (kept as dead letter {})", rejection.reason, path),
                 item: record.item,
             });
             Ok(Step::Done)
@@ -330,7 +512,7 @@ fn send(
 /// The target could not be built (account gone, secret unreadable): nothing was sent; the item
 /// stays pending with a later due time, and the exit code says why.
 fn cannot_open(
-    spool: &Spool,
+    spool: &dyn Store,
     claim: Claim,
     error: &Error,
     options: &FlushOptions,
@@ -350,7 +532,7 @@ fn cannot_open(
     };
     summary.exit = summary.exit.worst(code);
     log::error!("spool: {} cannot be sent: {error}; it stays pending", describe(&record));
-    Ok(Step::RemoteUnavailable)
+    Ok(Step::RemoteUnavailable { reason: error.to_string(), hold: None })
 }
 
 fn reject_code(class: RejectClass) -> ExitCode {
@@ -362,6 +544,15 @@ fn reject_code(class: RejectClass) -> ExitCode {
 }
 
 fn fatal(mut summary: FlushSummary, error: &Error) -> FlushSummary {
+    if let Error::Unavailable(_) = error {
+        // The KV store (splunkd) is busy or unreachable: nothing is at risk, the items stay
+        // pending (or leased until lease_s passes) and the next flush goes on.
+        log::error!(
+            "spool flush stopped: {error}; the items stay in the spool and the next flush picks them up"
+        );
+        summary.exit = summary.exit.worst(ExitCode::Deferred);
+        return summary;
+    }
     crate::logging::fatal(&format!(
         "spool flush stopped: {error}; items being sent stay in the spool and the next flush picks them up"
     ));
@@ -369,7 +560,7 @@ fn fatal(mut summary: FlushSummary, error: &Error) -> FlushSummary {
     summary
 }
 
-fn log_summary(spool: &Spool, summary: &FlushSummary) {
+fn log_summary(spool: &dyn Store, summary: &FlushSummary) {
     let line = format!(
         "spool flush: {} delivered, {} already there, {} still pending, {} rejected (dead letters), {} quarantined, {} not due yet (spool {})",
         summary.delivered,
@@ -378,7 +569,7 @@ fn log_summary(spool: &Spool, summary: &FlushSummary) {
         summary.rejected,
         summary.quarantined,
         summary.not_due,
-        spool.root().display()
+        spool.location()
     );
     match summary.exit {
         ExitCode::Success => log::info!("{line}"),
@@ -388,207 +579,4 @@ fn log_summary(spool: &Spool, summary: &FlushSummary) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::delivery::deliverer::tests::Scripted;
-    use crate::delivery::spool::item_id;
-    use crate::delivery::spool::tests::{record, temp_root};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    /// A shared scripted target, so that the test can inspect it after the flush.
-    struct Shared(Arc<Mutex<Scripted>>);
-
-    impl Target for Shared {
-        fn attempt(&mut self, item: &crate::delivery::DeliveryItem) -> Outcome {
-            self.0.lock().unwrap().attempt(item)
-        }
-        fn needs_ledger(&self) -> bool {
-            self.0.lock().unwrap().needs_ledger()
-        }
-    }
-
-    fn options(all: bool) -> FlushOptions {
-        FlushOptions { all, backoff: Backoff::with_base(Duration::from_millis(50)) }
-    }
-
-    fn flush_with(spool: &Spool, all: bool, target: &Arc<Mutex<Scripted>>) -> FlushSummary {
-        let plan = prepare(spool, &options(all)).unwrap();
-        let target = target.clone();
-        let mut open = move |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
-            Ok(Box::new(Shared(target.clone())))
-        };
-        run(spool, plan, &options(all), &mut open, &mut |_| {})
-    }
-
-    fn files(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir).map(|entries| entries.count()).unwrap_or(0)
-    }
-
-    #[test]
-    fn due_items_are_sent_once_and_later_ones_wait() {
-        let root = temp_root("flush-due");
-        let spool = Spool::new(&root);
-        spool.put_pending(&record("a")).unwrap();
-        spool.put_pending(&record("b")).unwrap();
-        let mut later = record("later");
-        later.next_attempt_unix = now_unix() + 600.0;
-        spool.put_pending(&later).unwrap();
-        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
-        let summary = flush_with(&spool, false, &target);
-        assert_eq!((summary.delivered, summary.not_due, summary.exit), (2, 1, ExitCode::Success));
-        let mut sent = target.lock().unwrap().sent.clone();
-        sent.sort();
-        assert_eq!(sent, vec!["a", "b"]);
-        assert_eq!(spool.pending_ids().unwrap(), vec![later.id.clone()]);
-        // --all ignores the backoff.
-        let summary = flush_with(&spool, true, &target);
-        assert_eq!((summary.delivered, summary.exit), (1, ExitCode::Success));
-        assert_eq!(files(&spool.pending_dir()) + files(&spool.inflight_dir()), 0);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn retry_keeps_the_item_with_a_growing_due_time_and_spares_the_remote() {
-        let root = temp_root("flush-retry");
-        let spool = Spool::new(&root);
-        spool.put_pending(&record("a")).unwrap();
-        spool.put_pending(&record("b")).unwrap();
-        let target = Arc::new(Mutex::new(Scripted::new(vec![
-            Outcome::retry("connection refused", None),
-            Outcome::retry("connection refused", None),
-        ])));
-        let summary = flush_with(&spool, true, &target);
-        assert_eq!((summary.still_pending, summary.exit), (2, ExitCode::Deferred));
-        // The second item of the same (target, account) was not tried against a remote that is down.
-        assert_eq!(target.lock().unwrap().sent.len(), 1);
-        let retried = [item_id("a"), item_id("b")]
-            .iter()
-            .filter_map(|id| spool.peek_pending(id).and_then(|record| record.ok()))
-            .find(|record| record.flushes == 1)
-            .unwrap();
-        let first_wait = retried.next_attempt_unix - retried.last_attempt_unix;
-        // 120 × 50 ms × 2^1 = 12 s, with equal jitter: 6 s to 12 s.
-        assert!((6.0..=12.1).contains(&first_wait), "{first_wait}");
-        assert_eq!(retried.attempts, 2);
-        assert_eq!(retried.last_error, "connection refused");
-        let summary = flush_with(&spool, true, &target);
-        assert_eq!(summary.still_pending, 2);
-        let again = spool.peek_pending(&retried.id).unwrap().unwrap();
-        assert!(again.flushes >= 1);
-        let summary = flush_with(&spool, true, &target);
-        assert_eq!((summary.delivered, summary.exit), (2, ExitCode::Success));
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn rejected_items_become_dead_letters_with_the_worst_code() {
-        let root = temp_root("flush-reject");
-        let spool = Spool::new(&root);
-        spool.put_pending(&record("a")).unwrap();
-        spool.put_pending(&record("b")).unwrap();
-        let target = Arc::new(Mutex::new(Scripted::new(vec![
-            Outcome::rejected(RejectClass::Remote, "HTTP 400: bad label"),
-            Outcome::rejected(RejectClass::Credentials, "HTTP 401: bad token"),
-        ])));
-        let summary = flush_with(&spool, false, &target);
-        assert_eq!((summary.rejected, summary.exit), (2, ExitCode::Credentials));
-        assert_eq!(files(&spool.dead_dir()), 2);
-        let listed = spool.list().unwrap();
-        assert!(listed.iter().all(|entry| entry.record.as_ref().unwrap().reject_class.is_some()));
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn a_corrupt_item_is_quarantined_and_the_others_still_go() {
-        let root = temp_root("flush-corrupt");
-        let spool = Spool::new(&root);
-        spool.put_pending(&record("good")).unwrap();
-        let torn = spool.pending_dir().join(format!("{}.json", item_id("torn")));
-        std::fs::write(&torn, br#"{"version":1,"id":"#).unwrap();
-        std::fs::write(spool.tmp_dir().join(format!("x.json.{}.0.tmp", u32::MAX - 1)), b"{")
-            .unwrap();
-        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
-        let summary = flush_with(&spool, false, &target);
-        assert_eq!((summary.delivered, summary.quarantined), (1, 1));
-        assert_eq!(summary.exit, ExitCode::DataAtRisk);
-        assert_eq!(target.lock().unwrap().sent, vec!["good"]);
-        assert!(spool.quarantine_dir().join(format!("{}.json", item_id("torn"))).is_file());
-        assert_eq!(
-            files(&spool.pending_dir()) + files(&spool.inflight_dir()) + files(&spool.tmp_dir()),
-            0
-        );
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn an_item_left_in_flight_by_a_killed_flusher_is_sent() {
-        let root = temp_root("flush-adopt");
-        let spool = Spool::new(&root);
-        let orphan = record("orphan");
-        std::fs::create_dir_all(spool.inflight_dir()).unwrap();
-        std::fs::write(
-            spool.inflight_dir().join(format!("{}.{}.json", orphan.id, u32::MAX - 1)),
-            serde_json::to_vec(&orphan).unwrap(),
-        )
-        .unwrap();
-        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
-        let summary = flush_with(&spool, false, &target);
-        assert_eq!((summary.delivered, summary.exit), (1, ExitCode::Success));
-        assert_eq!(target.lock().unwrap().sent, vec!["orphan"]);
-        assert_eq!(files(&spool.inflight_dir()), 0);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn the_ledger_turns_a_resend_into_a_duplicate() {
-        let root = temp_root("flush-ledger");
-        let spool = Spool::new(&root);
-        spool.put_pending(&record("a")).unwrap();
-        let target = Arc::new(Mutex::new(Scripted::new(vec![])));
-        target.lock().unwrap().ledger = true;
-        assert_eq!(flush_with(&spool, false, &target).delivered, 1);
-        // The same item spooled again (e.g. a re-run of the alert) is not sent twice.
-        spool.put_pending(&record("a")).unwrap();
-        let summary = flush_with(&spool, false, &target);
-        assert_eq!((summary.duplicates, summary.exit), (1, ExitCode::Success));
-        assert_eq!(target.lock().unwrap().sent.len(), 1);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn a_target_that_cannot_be_opened_keeps_its_items_pending() {
-        let root = temp_root("flush-open");
-        let spool = Spool::new(&root);
-        spool.put_pending(&record("a")).unwrap();
-        let plan = prepare(&spool, &options(false)).unwrap();
-        let mut open = |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
-            Err(Error::Credentials("no secret for soar account default".into()))
-        };
-        let summary = run(&spool, plan, &options(false), &mut open, &mut |_| {});
-        assert_eq!((summary.still_pending, summary.exit), (1, ExitCode::Credentials));
-        let kept = spool.peek_pending(&item_id("a")).unwrap().unwrap();
-        assert!(kept.last_error.contains("no secret"), "{}", kept.last_error);
-        assert_eq!(kept.attempts, 1, "nothing was sent");
-        let _ = std::fs::remove_dir_all(&root);
-    }
-
-    #[test]
-    fn abandoning_gives_adopted_claims_back() {
-        let root = temp_root("flush-abandon");
-        let spool = Spool::new(&root);
-        let orphan = record("orphan");
-        std::fs::create_dir_all(spool.inflight_dir()).unwrap();
-        std::fs::write(
-            spool.inflight_dir().join(format!("{}.{}.json", orphan.id, u32::MAX - 1)),
-            serde_json::to_vec(&orphan).unwrap(),
-        )
-        .unwrap();
-        let plan = prepare(&spool, &options(false)).unwrap();
-        assert_eq!(plan.due(), 1);
-        abandon(&spool, plan).unwrap();
-        assert_eq!(spool.pending_ids().unwrap(), vec![orphan.id]);
-        assert_eq!(files(&spool.inflight_dir()), 0);
-        let _ = std::fs::remove_dir_all(&root);
-    }
-}
+mod tests;

@@ -163,7 +163,7 @@ impl HttpClient {
             })?),
             None => None,
         };
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(options.timeout))
             .timeout_connect(Some(options.timeout.min(Duration::from_secs(10))))
@@ -171,8 +171,12 @@ impl HttpClient {
             .proxy(proxy)
             .user_agent(USER_AGENT)
             .max_redirects(0)
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            LiteralResolver::default(),
+        );
         Ok(HttpClient { agent })
     }
 
@@ -195,6 +199,55 @@ impl HttpClient {
             request = request.header(*name, *value);
         }
         read_response(request.send(body))
+    }
+
+    pub fn delete(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpResponse, TransportError> {
+        let mut request = self.agent.delete(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        read_response(request.call())
+    }
+}
+
+/// ureq's default resolver, except that a host that is an IP address (the local splunkd at
+/// 127.0.0.1, loopback emulators) is used as it is. With a timeout configured, ureq 3's
+/// default resolver runs every lookup — for every request, pooled connection or not — on a
+/// new thread (`resolve_async`); an address needs no lookup, hence no thread.
+#[derive(Debug, Default)]
+struct LiteralResolver {
+    names: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for LiteralResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|authority| {
+            let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+            let ip: std::net::IpAddr = host.parse().ok()?;
+            let port = authority.port_u16().or(match uri.scheme_str() {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            })?;
+            Some(std::net::SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(address) => {
+                let mut addresses = self.empty();
+                addresses.push(address);
+                Ok(addresses)
+            }
+            None => self.names.resolve(uri, config, timeout),
+        }
     }
 }
 
@@ -277,6 +330,24 @@ fn classify_io_error(error: &std::io::Error, during: &str) -> TransportError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_used_as_they_are_and_names_are_looked_up() {
+        use ureq::unversioned::resolver::Resolver;
+        let resolver = LiteralResolver::default();
+        let config = ureq::Agent::config_builder().build();
+        let resolve = |url: &str| {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            resolver
+                .resolve(&uri, &config, ureq::unversioned::transport::NextTimeout::default())
+                .map(|addresses| addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(resolve("https://127.0.0.1:8089/x").unwrap(), vec!["127.0.0.1:8089"]);
+        assert_eq!(resolve("https://[::1]/x").unwrap(), vec!["[::1]:443"]);
+        assert_eq!(resolve("http://10.1.2.3/x").unwrap(), vec!["10.1.2.3:80"]);
+        let looked_up = resolve("https://localhost:8089/x").unwrap();
+        assert!(looked_up.iter().all(|a| a.ends_with(":8089")) && !looked_up.is_empty());
+    }
 
     #[test]
     fn retry_after_is_read_as_bounded_seconds() {

@@ -11,6 +11,11 @@
 //!
 //! Entries are written with the spool's atomic protocol (temp file in `<spool>/tmp/`, fsync,
 //! rename, fsync).
+//!
+//! Retention (`[delivery] ledger_retention_days`, default 30): entries delivered longer ago are
+//! removed by `expire`, which `spool flush` runs at most once an hour and `spool purge` always.
+//! Sending markers are never expired: one outlives its item only while the item is pending,
+//! and removing it could let a lost answer turn into a blind re-send.
 
 use super::spool::{item_id, write_atomically};
 use crate::error::{Error, Result};
@@ -100,9 +105,92 @@ impl Ledger {
     }
 }
 
+/// `spool flush` expires the ledger at most this often (a stamp file records the last time).
+const EXPIRE_EVERY_S: f64 = 3600.0;
+const EXPIRE_STAMP: &str = ".expired";
+
+impl Ledger {
+    /// Removes entries delivered more than `retention` ago (an unreadable entry by its file's
+    /// age). Returns how many were removed.
+    pub fn expire(&self, retention: std::time::Duration) -> Result<usize> {
+        let cutoff = super::spool::now_unix() - retention.as_secs_f64();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => {
+                return Err(Error::Spool { path: self.dir.clone(), detail: error.to_string() });
+            }
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name.ends_with(".sending.json") {
+                continue;
+            }
+            let delivered = fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<LedgerEntry>(&bytes).ok())
+                .map(|entry| entry.delivered_unix)
+                .unwrap_or_else(|| super::spool::modified_unix(&path));
+            if delivered < cutoff {
+                match fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        return Err(Error::Spool { path, detail: error.to_string() });
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// `expire`, unless it ran less than an hour ago (for `spool flush`, every minute).
+    pub fn expire_hourly(&self, retention: std::time::Duration) -> Result<usize> {
+        let stamp = self.dir.join(EXPIRE_STAMP);
+        let last = fs::metadata(&stamp).ok().map(|_| super::spool::modified_unix(&stamp));
+        if last.is_some_and(|last| super::spool::now_unix() - last < EXPIRE_EVERY_S) {
+            return Ok(0);
+        }
+        let removed = self.expire(retention)?;
+        if self.dir.is_dir() {
+            fs::write(&stamp, b"")
+                .map_err(|error| Error::Spool { path: stamp.clone(), detail: error.to_string() })?;
+        }
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entries_past_retention_expire_and_markers_stay() {
+        let root = crate::delivery::spool::tests::temp_root("ledger-expire");
+        let ledger = Ledger::new(&root);
+        let now = crate::delivery::spool::now_unix();
+        for (key, age_days) in [("old", 40.0), ("recent", 2.0)] {
+            let entry = LedgerEntry {
+                dedupe_key: key.into(),
+                delivered_unix: now - age_days * 86400.0,
+                ..LedgerEntry::default()
+            };
+            ledger.record(&entry).unwrap();
+        }
+        ledger.mark_sending("pending-for-long", 1).unwrap();
+        let month = std::time::Duration::from_secs(30 * 86400);
+        assert_eq!(ledger.expire_hourly(month).unwrap(), 1);
+        assert_eq!(ledger.get("old"), None);
+        assert!(ledger.get("recent").is_some());
+        assert_eq!(ledger.sending_since("pending-for-long"), Some(1));
+        // Within the hour the flush does not scan again; purge (expire) always does.
+        assert_eq!(ledger.expire_hourly(std::time::Duration::ZERO).unwrap(), 0);
+        assert_eq!(ledger.expire(std::time::Duration::ZERO).unwrap(), 1);
+        assert_eq!(ledger.sending_since("pending-for-long"), Some(1));
+        let _ = fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn entries_round_trip_and_other_keys_miss() {

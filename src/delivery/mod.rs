@@ -11,16 +11,18 @@ pub mod classify;
 pub mod deliverer;
 pub mod flush;
 pub mod http;
+pub mod kvspool;
 pub mod ledger;
 pub mod retry;
 pub mod spool;
+pub mod store;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::time::Duration;
 
 /// Which remote an item is for. The spool stores this name to rebuild the target on flush.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Soar,

@@ -60,6 +60,14 @@ pub struct SpoolRecord {
     /// Flush attempts that ended in "retry later"; drives the spool backoff.
     #[serde(default)]
     pub flushes: u32,
+    /// The remote asked (Retry-After) not to be contacted before this time: while any item of
+    /// an account carries a later one, flushes do not probe that account (0: no such request).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remote_hold_unix: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 /// A `SpoolRecord` that borrows its item, so that writing the alert run's write-ahead claim
@@ -121,6 +129,8 @@ pub struct Claim {
     pub id: String,
     pub path: PathBuf,
     pub record: SpoolRecord,
+    /// The lease generation a KV store claim holds (0 for a file claim).
+    pub token: u64,
 }
 
 /// A claimed file that was not a readable item: it has been moved to `quarantine/`.
@@ -208,7 +218,7 @@ fn age_of(path: &Path) -> Option<Duration> {
     fs::metadata(path).ok()?.modified().ok()?.elapsed().ok()
 }
 
-fn modified_unix(path: &Path) -> f64 {
+pub(crate) fn modified_unix(path: &Path) -> f64 {
     fs::metadata(path)
         .ok()
         .and_then(|meta| meta.modified().ok())
@@ -388,7 +398,7 @@ impl Spool {
             .map_err(|error| format!("cannot read it: {error}"))
             .and_then(|bytes| parse_record(&bytes, id));
         match parsed {
-            Ok(record) => Ok(Ok(Claim { id: id.to_string(), path, record })),
+            Ok(record) => Ok(Ok(Claim { id: id.to_string(), path, record, token: 0 })),
             Err(problem) => {
                 let moved_to = self.quarantine(&path, &format!("{id}.json"))?;
                 Ok(Err(Quarantined { original, moved_to, problem }))
@@ -602,7 +612,7 @@ impl Spool {
 }
 
 /// Parses an item file; `id` (when not empty) must match the record's id.
-fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolRecord, String> {
+pub(crate) fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolRecord, String> {
     let record: SpoolRecord = serde_json::from_slice(bytes)
         .map_err(|error| format!("not a spool item ({} bytes): {error}", bytes.len()))?;
     if !id.is_empty() && record.id != id {

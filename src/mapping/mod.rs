@@ -2,9 +2,12 @@
 //! everything a mapper needs arrives in `AlertContext` and the rows.
 
 pub mod cef;
+pub mod redact;
+pub mod route;
 pub mod slack;
 pub mod soar;
 pub mod stackflow;
+pub mod summary;
 
 use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::error::Result;
@@ -42,6 +45,8 @@ pub struct AlertContext {
     pub params: BTreeMap<String, String>,
     /// When the alert fired, in epoch seconds (the payload carries none; the run's start).
     pub trigger_time: u64,
+    /// `[route:<name>]` stanzas in name order (Slack only; PRODUCT §13).
+    pub routes: Vec<route::Route>,
 }
 
 impl AlertContext {
@@ -61,6 +66,7 @@ impl AlertContext {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
+            routes: Vec::new(),
         }
     }
 
@@ -152,6 +158,17 @@ pub trait RowMapper {
     fn push(&mut self, row: &Row) -> Result<Vec<DeliveryItem>>;
     /// Items still held after the last row.
     fn finish(&mut self) -> Result<Vec<DeliveryItem>>;
+    /// Rows a route suppressed since the last call (they get a `suppressed` receipt).
+    fn take_suppressed(&mut self) -> Vec<Suppressed> {
+        Vec::new()
+    }
+}
+
+/// A row not sent because a `[route:<name>]` with `suppress = true` matched it.
+#[derive(Clone, Debug)]
+pub struct Suppressed {
+    pub row: crate::delivery::RowRef,
+    pub route: String,
 }
 
 /// The mapper for a target, configured from the alert's parameters. Bad parameters are

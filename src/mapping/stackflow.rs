@@ -414,7 +414,10 @@ pub fn incident_payload(
     let host = field("host");
     let message = match field("message") {
         Some(message) => message.to_string(),
-        None => summary(context, row),
+        None => match crate::mapping::summary::summarize(row, context) {
+            Some(summary) => one_line(&summary, SUMMARY_MAX_CHARS),
+            None => summary(context, row),
+        },
     };
     let short_description = match mapped("short_description") {
         Some(text) => text.to_string(),

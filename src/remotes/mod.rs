@@ -7,8 +7,10 @@
 //! `open` builds a delivery target from configuration and the account's secret; it is used
 //! both by the alert actions and by `spool flush`, which is why items never carry secrets.
 
+pub mod llm;
 pub mod probe;
 pub mod response;
+pub mod secrets;
 pub mod slack;
 pub mod soar;
 pub mod stackflow;

@@ -61,6 +61,6 @@ pub fn judge(
 /// What to tell the admin when a secret was refused.
 pub fn credentials_hint(user: &str) -> String {
     format!(
-        "; the secret \"{user}\" in storage/passwords (realm \"stackflow\") is wrong: update it (README: \"Configure an account and its secret\")"
+        "; the secret \"{user}\" in storage/passwords (realm \"stackflow\") is wrong: update it on the app's setup page or with `stackflow secret set {user}`"
     )
 }

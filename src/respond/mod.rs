@@ -10,7 +10,7 @@ pub mod feedback;
 pub mod governance;
 pub mod listener;
 
-use crate::audit::receipts::{ReceiptWriter, line_with_time};
+use crate::audit::receipts::{ReceiptWriter, line_of};
 use crate::error::{Error, ExitCode};
 use crate::remotes::slack::SlackApi;
 use crate::remotes::slack::socket::SocketModeClient;
@@ -26,6 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const INTERACTIONS_COLLECTION: &str = "stackflow_interactions";
 pub const LINKS_COLLECTION: &str = "stackflow_links";
 pub const SOURCETYPE: &str = "stackflow:interaction";
+/// Interaction receipts are stash files `*.stash_stackflow_interaction` (their own batch input
+/// and props stanza give them their sourcetype).
+pub const EXTENSION: &str = "stash_stackflow_interaction";
 
 /// Runs the listener for one account until `stop`; the exit code of how it ended.
 pub fn listen(
@@ -107,7 +110,8 @@ impl Responder {
     ) -> crate::error::Result<Responder> {
         let slack = SlackApi::open(settings, splunkd, account)?;
         let receipts = settings.splunk_home.as_ref().map(|home| {
-            ReceiptWriter::new(home, &settings.receipts_index()).with_sourcetype(SOURCETYPE)
+            ReceiptWriter::new(home, &settings.receipts_index())
+                .with_sourcetype(SOURCETYPE, EXTENSION)
         });
         if receipts.is_none() {
             log::warn!("SPLUNK_HOME is not known: interaction receipts cannot be written");
@@ -317,7 +321,7 @@ impl Responder {
         put("slack_ts", &click.message_ts);
         fields.extend(extra);
         let Some(writer) = self.receipts.as_mut() else { return };
-        let written = line_with_time(now(), &fields)
+        let written = line_of(now(), &fields)
             .and_then(|line| writer.push_line(line))
             .and_then(|_| writer.flush());
         if let Err(error) = written {

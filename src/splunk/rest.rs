@@ -88,9 +88,9 @@ fn secret_error(username: &str, status: Option<u16>, outcome: Outcome) -> Error 
     match (status, rejection.class) {
         (_, RejectClass::Configuration) => Error::config("splunkd", "", rejection.reason),
         (Some(404), _) => Error::Credentials(format!(
-            "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it with: \
-             curl -k -u admin https://localhost:8089/servicesNS/nobody/{APP}/storage/passwords \
-             -d name={username} -d realm={REALM} -d password=<secret>"
+            "no secret \"{username}\" in realm \"{REALM}\" of storage/passwords; store it on \
+             the app's setup page (Apps > Manage Apps > StackFlow for Splunk > Set up) or with \
+             `stackflow secret set {username}` (session key and secret on stdin)"
         )),
         (Some(status), RejectClass::Credentials) => Error::Credentials(format!(
             "splunkd refused to read secret {REALM}:{username} (HTTP {status}): the alert owner needs the \
@@ -247,6 +247,60 @@ impl Splunkd {
         )))
     }
 
+    /// Creates or updates `<realm>:<username>:` in storage/passwords (`stackflow secret set`).
+    ///
+    /// `POST …/storage/passwords` with `name`, `realm`, `password` creates it; when splunkd
+    /// answers 409 (it exists), `POST …/storage/passwords/<realm>:<username>:` with
+    /// `password` updates it (Splunk REST API Reference, "storage/passwords"). The secret
+    /// travels in the form body only, never in the URL. Returns whether it was created.
+    pub fn store_secret(&self, username: &str, secret: &Secret) -> Result<bool> {
+        let base = format!("/servicesNS/nobody/{APP}/storage/passwords");
+        let form = "application/x-www-form-urlencoded";
+        let what = format!("storing secret {REALM}:{username}");
+        let body = form_encode(&[
+            ("name", username),
+            ("realm", REALM),
+            ("password", secret.expose()),
+            ("output_mode", "json"),
+        ]);
+        let created = self.post(&base, form, body.as_bytes());
+        if !matches!(&created, Ok(response) if response.status == 409) {
+            return self.checked(created, &what).map(|_| true);
+        }
+        let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
+        let body = form_encode(&[("password", secret.expose()), ("output_mode", "json")]);
+        self.checked(self.post(&format!("{base}/{name}"), form, body.as_bytes()), &what)
+            .map(|_| false)
+    }
+
+    /// The user names stored in realm [`REALM`] of this app's storage/passwords (never a
+    /// value: the answer's `clear_password` is not read).
+    pub fn secret_names(&self) -> Result<Vec<String>> {
+        let path = format!(
+            "/servicesNS/nobody/{APP}/storage/passwords?output_mode=json&count=0&search={}",
+            url_encode(&format!("realm={REALM}"))
+        );
+        let what = "listing storage/passwords";
+        let response = self.checked(self.get(&path), what)?;
+        let json = response
+            .json()
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))?;
+        let mut names: Vec<String> = json
+            .get("entry")
+            .and_then(|entries| entries.as_array())
+            .map(|entries| entries.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|entry| entry.get("content"))
+            .filter(|content| content.get("realm").and_then(|v| v.as_str()) == Some(REALM))
+            .filter_map(|content| content.get("username").and_then(|v| v.as_str()))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Upserts records (each with `_key`) into a KV store collection.
     pub fn kv_batch_save(&self, collection: &str, records: &[serde_json::Value]) -> Result<()> {
         if records.is_empty() {
@@ -260,16 +314,6 @@ impl Splunkd {
             serde_json::to_vec(records).map_err(|error| Error::Internal(error.to_string()))?;
         let response = self.post(&path, "application/json", &body);
         self.checked(response, &format!("KV store {collection} batch_save")).map(|_| ())
-    }
-
-    /// One KV store record by `_key`; `None` when there is none (HTTP 404).
-    pub fn kv_get(&self, collection: &str, key: &str) -> Result<Option<serde_json::Value>> {
-        let path = format!(
-            "/servicesNS/nobody/{APP}/storage/collections/data/{}/{}?output_mode=json",
-            url_encode(collection),
-            url_encode(key)
-        );
-        self.get_json(&path, &format!("KV store {collection}"))
     }
 
     /// `GET <splunkd><path>` as JSON; `None` on HTTP 404. `what` names the call in errors.
@@ -303,16 +347,90 @@ impl Splunkd {
         skip: usize,
         limit: usize,
     ) -> Result<Vec<serde_json::Value>> {
-        let paging = if limit == 0 {
-            String::new()
-        } else {
-            format!("&sort=_key&skip={skip}&limit={limit}")
-        };
-        let path = format!(
-            "/servicesNS/nobody/{APP}/storage/collections/data/{}?output_mode=json&query={}{paging}",
-            url_encode(collection),
+        self.kv_query_fields(collection, query, skip, limit, None)
+    }
+
+    fn kv_path(collection: &str, key: Option<&str>) -> String {
+        let mut path =
+            format!("/servicesNS/nobody/{APP}/storage/collections/data/{}", url_encode(collection));
+        if let Some(key) = key {
+            path.push('/');
+            path.push_str(&url_encode(key));
+        }
+        path
+    }
+
+    /// One document by `_key`; `None` when there is none (HTTP 404).
+    pub fn kv_get(&self, collection: &str, key: &str) -> Result<Option<serde_json::Value>> {
+        let path = format!("{}?output_mode=json", Self::kv_path(collection, Some(key)));
+        self.get_json(&path, &format!("KV store {collection} GET {key}"))
+    }
+
+    /// Inserts a document (with its `_key`). `Ok(false)` when a document with that key exists:
+    /// the KV store's answer is `conflict_status` (409 per the public accounts; unverified, so
+    /// configurable: `[delivery] kvstore_conflict_status`). This insert is the only conditional
+    /// write the KV store offers; leases are built on it.
+    pub fn kv_insert(
+        &self,
+        collection: &str,
+        document: &serde_json::Value,
+        conflict_status: u16,
+    ) -> Result<bool> {
+        let body =
+            serde_json::to_vec(document).map_err(|error| Error::Internal(error.to_string()))?;
+        let response = self.post(&Self::kv_path(collection, None), "application/json", &body);
+        if matches!(&response, Ok(response) if response.status == conflict_status) {
+            return Ok(false);
+        }
+        self.checked(response, &format!("KV store {collection} insert")).map(|_| true)
+    }
+
+    /// Replaces the document `key` (creating it when absent).
+    pub fn kv_update(
+        &self,
+        collection: &str,
+        key: &str,
+        document: &serde_json::Value,
+    ) -> Result<()> {
+        let body =
+            serde_json::to_vec(document).map_err(|error| Error::Internal(error.to_string()))?;
+        let response = self.post(&Self::kv_path(collection, Some(key)), "application/json", &body);
+        self.checked(response, &format!("KV store {collection} update {key}")).map(|_| ())
+    }
+
+    /// Deletes the document `key` (absent is fine).
+    pub fn kv_delete(&self, collection: &str, key: &str) -> Result<()> {
+        let auth = self.auth_header();
+        let url = format!("{}{}", self.base, Self::kv_path(collection, Some(key)));
+        let response = self.http.delete(&url, &[("Authorization", auth.as_str())]);
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(());
+        }
+        self.checked(response, &format!("KV store {collection} delete {key}")).map(|_| ())
+    }
+
+    /// `kv_query_page` returning only `fields` when given (KV store REST parameter `fields`),
+    /// so that a page of large documents stays small.
+    pub fn kv_query_fields(
+        &self,
+        collection: &str,
+        query: &serde_json::Value,
+        skip: usize,
+        limit: usize,
+        fields: Option<&str>,
+    ) -> Result<Vec<serde_json::Value>> {
+        let mut path = format!(
+            "{}?output_mode=json&query={}",
+            Self::kv_path(collection, None),
             url_encode(&query.to_string())
         );
+        if limit != 0 {
+            path.push_str(&format!("&sort=_key&skip={skip}&limit={limit}"));
+        }
+        if let Some(fields) = fields {
+            path.push_str("&fields=");
+            path.push_str(&url_encode(fields));
+        }
         let response = self.checked(self.get(&path), &format!("KV store {collection}"))?;
         match response.json() {
             Some(serde_json::Value::Array(records)) => Ok(records),

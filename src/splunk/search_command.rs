@@ -4,7 +4,7 @@
 //! shapes); framing lives in `chunked`, CSV in `splunk_csv`, and command logic in the
 //! implementor, which never sees a chunk, a header or a byte length.
 //!
-//! (About 670 lines with its docs: one job, the protocol driver; its tests live in
+//! (About 700 lines with its docs: one job, the protocol driver; its tests live in
 //! `search_command/tests.rs`.)
 
 use std::fmt;
@@ -175,6 +175,8 @@ pub struct ExecuteChunk<'a> {
     finished: bool,
     added: AddedFields,
     messages: Vec<(Level, String)>,
+    /// A generating command's output, replacing the (empty) input table in the reply.
+    generated: Option<Table>,
 }
 
 impl<'a> ExecuteChunk<'a> {
@@ -184,7 +186,25 @@ impl<'a> ExecuteChunk<'a> {
             finished,
             added: AddedFields::new(table.n_rows()),
             messages: Vec::new(),
+            generated: None,
         }
+    }
+
+    /// For a generating command: the rows to answer with (all of them, in this one reply,
+    /// which then says `finished: true`; splunkd sends a generating command an empty or
+    /// header-only execute request). Fields set with [`Self::set`] are ignored then.
+    pub fn generate(&mut self, header: &[&str], rows: &[Vec<String>]) -> Result<(), CommandError> {
+        let failed = |error: &dyn fmt::Display| {
+            CommandError::new(format!("internal error: cannot encode the generated rows: {error}"))
+        };
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_record(header).map_err(|e| failed(&e))?;
+        for row in rows {
+            writer.write_record(row).map_err(|e| failed(&e))?;
+        }
+        let body = writer.into_inner().map_err(|e| failed(&e))?;
+        self.generated = Some(Table::decode(body).map_err(|e| failed(&e))?);
+        Ok(())
     }
 
     pub fn table(&self) -> &'a Table {
@@ -422,13 +442,21 @@ impl<R: BufRead> Driver<'_, R> {
             };
             let mut execute_chunk = ExecuteChunk::new(&table, finished);
             let result = command.execute(&mut execute_chunk);
-            let ExecuteChunk { added, messages, .. } = execute_chunk;
+            let ExecuteChunk { added, messages, generated, .. } = execute_chunk;
             if let Err(source) = result {
                 let err =
                     ProtocolError::Command { request: self.request, action: "execute", source };
                 return Err(self.fail(err, messages));
             }
-            self.stream_reply(&execute_reply_metadata(finished, &messages), &table, &added)?;
+            match generated {
+                Some(rows) => {
+                    let none = AddedFields::new(rows.n_rows());
+                    self.stream_reply(&execute_reply_metadata(true, &messages), &rows, &none)?;
+                }
+                None => {
+                    self.stream_reply(&execute_reply_metadata(finished, &messages), &table, &added)?
+                }
+            }
         }
         Ok(())
     }

@@ -253,3 +253,31 @@ fn a_server_error_is_transient() {
     run.assert_code(7);
     assert_line(&run, "stackflow:default api", "FAIL", "HTTP 503");
 }
+
+#[test]
+fn routes_and_llm_accounts_are_validated() {
+    let emulator = Emulator::start();
+    let home = setup_with(
+        &emulator,
+        &emulator.url(),
+        "\n[route:20_noise]\nsearch_name = *Test*\nsuppress = true\n\n\
+         [route:10_risky]\nmin_risk_score = lots\nchannel = #soc-risk\n\n\
+         [llm:default]\nurl = https://llm.example.com/v1/chat/completions\nmodel = soc-1\n\n\
+         [llm:lab]\nurl = http://llm.example.com/v1/chat/completions\nmodel = soc-1\n",
+    );
+    let run = check(&home, KEY);
+    run.assert_code(4);
+    assert_line(
+        &run,
+        "[route:10_risky]",
+        "FAIL",
+        "[route:10_risky] min_risk_score: \"lots\" is not a number",
+    );
+    assert_line(&run, "[route:20_noise]", "OK", "route valid (suppress)");
+    assert_line(&run, "[llm:default]", "OK", "model soc-1 at https://llm.example.com");
+    assert_line(&run, "[llm:lab]", "FAIL", "[llm:lab] url");
+    let unknown = run.stdout.lines().any(|line| {
+        line.contains("unknown") && (line.contains("[route:") || line.contains("[llm:"))
+    });
+    assert!(!unknown, "routes and llm accounts are known stanzas: {}", run.stdout);
+}

@@ -228,7 +228,12 @@ fn notables_map_to_incident_fields_by_default() {
     assert_eq!(text(body, "source_ip"), "10.9.8.7");
     assert_eq!(text(body, "severity"), "critical");
     assert_eq!(text(body, "stackflow_priority"), "P1");
-    assert_eq!(text(body, "message"), "Excessive failed logins from 10.9.8.7 to db01");
+    assert_eq!(
+        text(body, "message"),
+        "Excessive Failed Logins (critical severity). User svc_backup triggered \"Brute force\" \
+         from 10.9.8.7 to db01. Why notable: Excessive failed logins from 10.9.8.7 to db01.",
+        "the template summary (PRODUCT §13) when the row has no message"
+    );
     assert_eq!(text(body, "dedupe_key"), "stackflow:default:0A1B2C3D-notable-1");
 }
 

@@ -188,8 +188,11 @@ fn the_apps_own_capability_guards_its_secrets() {
     );
     assert!(emu.requests_to("/servicesNS/nobody/stackflow/storage/passwords").is_empty());
     assert!(emu.requests_to("/rest").is_empty());
-    // An admin (admin_all_objects) or a stackflow_user passes.
-    for capabilities in [&["admin_all_objects"][..], &["stackflow_read_credentials"][..]] {
+    // An admin (admin_all_objects) or a stackflow_user (who also needs splunkd's own
+    // list_storage_passwords to read anything) passes.
+    for capabilities in
+        [&["admin_all_objects"][..], &["list_storage_passwords", "stackflow_read_credentials"][..]]
+    {
         emu.set_capabilities(capabilities);
         run_soar_alert(&home, &emu, 8).assert_code(0);
     }

@@ -16,7 +16,7 @@ const TOKEN: &str = "xoxb-test";
 
 /// An installed app wired to the emulator: Slack account `default` (channel `#soc-alerts`),
 /// SOAR and StackFlow URLs for link buttons, the bot token in storage/passwords.
-fn setup() -> (SplunkHome, Emulator) {
+pub(crate) fn setup() -> (SplunkHome, Emulator) {
     let emulator = Emulator::start();
     let home = SplunkHome::new();
     let ca = home.root.join("emulator-ca.pem");
@@ -33,7 +33,7 @@ fn setup() -> (SplunkHome, Emulator) {
     (home, emulator)
 }
 
-fn run_slack(
+pub(crate) fn run_slack(
     home: &SplunkHome,
     emulator: &Emulator,
     sid: &str,
@@ -48,7 +48,7 @@ fn run_slack(
 }
 
 /// The chat.postMessage bodies the emulator answered with HTTP 200, in order.
-fn posted(emulator: &Emulator) -> Vec<Value> {
+pub(crate) fn posted(emulator: &Emulator) -> Vec<Value> {
     emulator
         .requests_to("/api/chat.postMessage")
         .into_iter()

@@ -108,8 +108,12 @@ fn acked(emu: &Emulator, envelope_id: &str) -> usize {
 
 /// Interaction receipts in the order they were written (one stash file each).
 fn interactions(home: &SplunkHome) -> Vec<Value> {
-    let mut found: Vec<Value> =
-        home.receipts().into_iter().filter(|r| r.get("slack_user_id").is_some()).collect();
+    let lines = home.stash_lines(".stash_stackflow_interaction");
+    assert!(
+        lines.iter().all(|(header, _)| header.contains("sourcetype=\"stackflow:interaction\"")),
+        "{lines:?}"
+    );
+    let mut found: Vec<Value> = lines.into_iter().map(|(_, line)| line).collect();
     found.sort_by(|a, b| a["time"].as_f64().unwrap().total_cmp(&b["time"].as_f64().unwrap()));
     found
 }

@@ -94,17 +94,23 @@ impl SplunkHome {
 
     /// Every receipt line (JSON after the `***SPLUNK***` header) in the stash files written so far.
     pub fn receipts(&self) -> Vec<Value> {
+        self.stash_lines(".stash_stackflow").into_iter().map(|(_, line)| line).collect()
+    }
+
+    /// Every `(header, line)` of the stash files whose name ends with `suffix`.
+    pub fn stash_lines(&self, suffix: &str) -> Vec<(String, Value)> {
         let mut receipts = Vec::new();
         let Ok(entries) = std::fs::read_dir(self.root.join("var/spool/splunk")) else {
             return receipts;
         };
         for entry in entries.flatten() {
-            if !entry.file_name().to_string_lossy().ends_with(".stash_stackflow") {
+            if !entry.file_name().to_string_lossy().ends_with(suffix) {
                 continue;
             }
             let text = std::fs::read_to_string(entry.path()).unwrap();
+            let header = text.lines().next().unwrap_or_default().to_string();
             for line in text.lines().skip(1) {
-                receipts.push(serde_json::from_str(line).unwrap());
+                receipts.push((header.clone(), serde_json::from_str(line).unwrap()));
             }
         }
         receipts

@@ -369,7 +369,7 @@ fn stackflow_fields_come_from_one_incident_query_with_the_bearer_token() {
 
 /// Notables: e1, e2 → Resolved (SOAR closed), e3 already Resolved, e4 → Closed (StackFlow
 /// closed), e5 has an open container (no mapping).
-fn notable_rows(emu: &Emulator) -> String {
+pub(crate) fn notable_rows(emu: &Emulator) -> String {
     let closed = |sdi: &str| {
         emu.add_soar_container(json!({"name": sdi, "label": "events", "status": "closed", "source_data_identifier": sdi}))
     };
@@ -527,7 +527,11 @@ fn status_map_and_comment_options_decide_the_update() {
 fn without_the_capability_no_notable_is_written() {
     let setup = setup();
     let emu = &setup.emu;
-    emu.set_capabilities(&["edit_notable_events", "stackflow_read_credentials"]);
+    emu.set_capabilities(&[
+        "edit_notable_events",
+        "list_storage_passwords",
+        "stackflow_read_credentials",
+    ]);
     let rows = notable_rows(emu);
     let (code, replies, stderr) =
         run(&setup, &[getinfo(emu, &["update_notables=true"]), execute(true, &rows)]);

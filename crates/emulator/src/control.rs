@@ -60,6 +60,9 @@ fn apply_config(shared: &Shared, c: &Value) {
     if let Some(v) = s("session_key") {
         lock(&shared.splunkd).session_key = v;
     }
+    if let Some(status) = c.get("kv_conflict_status").and_then(Value::as_u64) {
+        lock(&shared.splunkd).kv_conflict_status = status as u16;
+    }
     let mut soar = lock(&shared.soar);
     soar.token = s("soar_token").unwrap_or(soar.token.clone());
     soar.dedupe = b("soar_artifact_dedupe").unwrap_or(soar.dedupe);
@@ -138,6 +141,10 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
         }
         ("POST", "config") => {
             apply_config(shared, &body);
+            ok()
+        }
+        ("POST", "clear_faults") => {
+            lock(&shared.faults).clear();
             ok()
         }
         ("POST", "clear_requests") => {

@@ -1,9 +1,11 @@
-//! Loopback emulator of splunkd, Splunk SOAR, StackFlow ITSM and Slack for StackFlow's tests and
-//! benchmarks: one HTTP(S) server on 127.0.0.1 answering all four APIs by path, with request
-//! recording, fault injection and state inspection. This file holds the public API.
+//! Loopback emulator of splunkd, Splunk SOAR, StackFlow ITSM, Slack and an OpenAI-compatible
+//! model for StackFlow's tests and benchmarks: one HTTP(S) server on 127.0.0.1 answering all
+//! five APIs by path, with request recording, fault injection and state inspection. This file
+//! holds the public API.
 
 mod control;
 mod http;
+mod llm;
 mod proxy;
 mod server;
 mod slack;
@@ -90,6 +92,7 @@ pub(crate) struct Shared {
     pub soar: Mutex<soar::Soar>,
     pub stackflow: Mutex<stackflow::StackFlow>,
     pub slack: Mutex<slack::Slack>,
+    pub llm: Mutex<llm::Llm>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -106,6 +109,7 @@ impl Shared {
             soar: Mutex::new(soar::Soar::new()),
             stackflow: Mutex::new(stackflow::StackFlow::new()),
             slack: Mutex::new(slack::Slack::new()),
+            llm: Mutex::new(llm::Llm::new()),
         }
     }
     /// Back to a freshly started emulator (state, configuration, faults, latency, log).
@@ -124,6 +128,7 @@ impl Shared {
         let mut slack = slack::Slack::new();
         slack.socket = socket;
         *lock(&self.slack) = slack;
+        *lock(&self.llm) = llm::Llm::new();
     }
     pub(crate) fn record(&self, r: Recorded) -> Option<u64> {
         let mut log = lock(&self.log);
@@ -281,6 +286,18 @@ impl Emulator {
     pub fn set_secret(&self, realm: &str, username: &str, clear_password: &str) {
         lock(&self.shared.splunkd).set_secret(realm, username, clear_password);
     }
+    /// A stored secret's clear text (what `storage/passwords` holds now).
+    pub fn secret(&self, realm: &str, username: &str) -> Option<String> {
+        lock(&self.shared.splunkd).secret(realm, username)
+    }
+    /// Names written through `POST`/`DELETE storage/passwords`, in order.
+    pub fn secret_writes(&self) -> Vec<String> {
+        lock(&self.shared.splunkd).secret_writes.clone()
+    }
+    /// The KV store's status for an insert whose `_key` exists (default 409).
+    pub fn set_kv_conflict_status(&self, status: u16) {
+        lock(&self.shared.splunkd).kv_conflict_status = status;
+    }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         lock(&self.shared.splunkd).kv_records(collection)
     }
@@ -293,6 +310,12 @@ impl Emulator {
     pub fn set_capabilities(&self, capabilities: &[&str]) {
         lock(&self.shared.splunkd).capabilities =
             capabilities.iter().map(|capability| capability.to_string()).collect();
+    }
+    /// The session's user name and roles `current-context` reports (default `admin`, no roles).
+    pub fn set_user(&self, username: &str, roles: &[&str]) {
+        let mut splunkd = lock(&self.shared.splunkd);
+        splunkd.username = username.into();
+        splunkd.roles = roles.iter().map(|role| role.to_string()).collect();
     }
     /// The user name `current-context` reports (default `admin`).
     pub fn set_username(&self, username: &str) {
@@ -439,6 +462,20 @@ impl Emulator {
     }
     pub fn set_slack_known_channels(&self, channels: &[&str]) {
         lock(&self.shared.slack).known = Some(channels.iter().map(|c| c.to_string()).collect());
+    }
+
+    // OpenAI-compatible chat completions (`/v1/chat/completions`); slow or failing models are
+    // `set_latency("/v1/", …)` and `fault("/v1/", …)`.
+    pub fn set_llm_key(&self, key: &str) {
+        lock(&self.shared.llm).key = key.into();
+    }
+    /// Answer every request with a refusal (`message.refusal`, `finish_reason: content_filter`).
+    pub fn set_llm_refuse(&self, on: bool) {
+        lock(&self.shared.llm).refuse = on;
+    }
+    /// A fixed answer instead of the default, which repeats the request's placeholders.
+    pub fn set_llm_answer(&self, answer: Option<&str>) {
+        lock(&self.shared.llm).answer = answer.map(str::to_string);
     }
 }
 

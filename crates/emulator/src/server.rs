@@ -230,6 +230,8 @@ fn route(shared: &Shared, req: &Request) -> Response {
         stackflow::handle(&mut lock(&shared.stackflow), req)
     } else if p.starts_with("/api/") {
         slack::handle(&mut lock(&shared.slack), req)
+    } else if p.starts_with("/v1/") {
+        crate::llm::handle(&lock(&shared.llm), req)
     } else {
         Response::json(404, &json!({"error": "not found", "path": p}))
     }

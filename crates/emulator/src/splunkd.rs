@@ -1,6 +1,7 @@
-//! splunkd emulation: `storage/passwords` (one + list), the app KV store collection data API
-//! (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality, skip/limit/sort=_key),
-//! `authentication/users` (by name, and `search=email=…`), ES 7 `notable_update`, the ES app version, and ES 8's finding update and notes endpoints.
+//! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV
+//! store collection data API (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality,
+//! skip/limit/sort=_key), `authentication/users` (by name, and `search=email=…`), ES 7
+//! `notable_update`, the ES app version, and ES 8's finding update and notes endpoints.
 
 use crate::http::{Request, Response, decode, parse_form};
 use serde_json::{Map, Value, json};
@@ -18,12 +19,18 @@ pub(crate) struct Splunkd {
     secrets: BTreeMap<String, (String, String, String)>,
     kv: BTreeMap<String, Collection>,
     next_key: u64,
+    /// The status of an insert whose `_key` exists (409 per public accounts; unverified).
+    pub kv_conflict_status: u16,
     pub notable_updates: Vec<Vec<(String, String)>>,
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
     pub capabilities: Vec<String>,
     /// User name `current-context` reports (default `admin`).
     pub username: String,
+    /// Roles `current-context` reports (default none: tests describe users by capabilities).
+    pub roles: Vec<String>,
+    /// Names of secrets created, updated (`realm:user:`) or deleted (`DELETE realm:user:`).
+    pub secret_writes: Vec<String>,
     /// Version of the emulated Enterprise Security app (`None`: not installed, 404).
     pub es_version: Option<String>,
     /// ES 8 finding updates: `{"id", "notable_time", "body"}`.
@@ -45,16 +52,20 @@ impl Splunkd {
             secrets: BTreeMap::new(),
             kv: BTreeMap::new(),
             next_key: 1,
+            kv_conflict_status: 409,
             notable_updates: Vec::new(),
             notable_status: HashMap::new(),
             capabilities: [
                 "edit_notable_events",
+                "edit_storage_passwords",
                 "list_storage_passwords",
                 "stackflow_read_credentials",
                 "stackflow_update_notables",
             ]
             .map(String::from)
             .to_vec(),
+            secret_writes: Vec::new(),
+            roles: Vec::new(),
             username: "admin".into(),
             es_version: None,
             es8_updates: Vec::new(),
@@ -67,6 +78,9 @@ impl Splunkd {
             format!("{realm}:{username}:"),
             (realm.into(), username.into(), password.into()),
         );
+    }
+    pub fn secret(&self, realm: &str, username: &str) -> Option<String> {
+        self.secrets.get(&format!("{realm}:{username}:")).map(|(_, _, pw)| pw.clone())
     }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         self.kv.get(collection).map(|c| c.records.clone()).unwrap_or_default()
@@ -177,16 +191,32 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
         }
         ["services", "authentication", "current-context"] if m == "GET" => Response::json(
             200,
-            &json!({"entry": [{"name": s.username, "content": {"username": s.username, "capabilities": s.capabilities}}]}),
+            &json!({"entry": [{"name": s.username, "content": {"username": s.username, "roles": s.roles, "capabilities": s.capabilities}}]}),
         ),
+        // Reading storage/passwords takes list_storage_passwords (or more) (Splunk
+        // authorize.conf.spec: "Lets a user read from (GET) the /storage/passwords endpoint").
+        ["servicesNS", _, _, "storage", "passwords", ..] if m == "GET" && !may_read_secrets(s) => {
+            messages(
+                403,
+                "ERROR",
+                &format!(
+                    "You (user={}) do not have permission to perform this operation (requires capability: list_storage_passwords OR edit_storage_passwords OR admin_all_objects).",
+                    s.username
+                ),
+            )
+        }
         ["servicesNS", _, _, "storage", "passwords"] if m == "GET" => {
             let search = req.query_param("search").unwrap_or_default();
-            let entries: Vec<Value> = s
-                .secrets
-                .keys()
-                .filter(|n| n.contains(search.as_str()))
-                .map(|n| s.secret_entry(n))
-                .collect();
+            // `field=value` filters on that field of the entry's content, anything else on
+            // the name (Splunk REST API Reference, "Request and response details": search).
+            let wanted = |name: &String| match search.split_once('=') {
+                Some((field, value)) => {
+                    s.secret_entry(name)["content"][field].as_str() == Some(value)
+                }
+                None => name.contains(search.as_str()),
+            };
+            let entries: Vec<Value> =
+                s.secrets.keys().filter(|n| wanted(n)).map(|n| s.secret_entry(n)).collect();
             Response::json(
                 200,
                 &json!({"entry": entries, "paging": {"total": entries.len(), "offset": 0}}),
@@ -202,11 +232,81 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
                 None => messages(404, "ERROR", &format!("Could not find object id={name}")),
             }
         }
+        ["servicesNS", _, _, "storage", "passwords"] if m == "POST" => create_secret(s, req),
+        ["servicesNS", _, _, "storage", "passwords", name] if m == "POST" || m == "DELETE" => {
+            update_secret(s, req, &decode(name, false))
+        }
         ["servicesNS", _, _, "storage", "collections", "data", coll, rest @ ..] => {
             kv(s, req, &decode(coll, false), rest)
         }
         _ => messages(404, "ERROR", &format!("Not Found: {}", req.path)),
     }
+}
+
+/// Writing storage/passwords takes an admin (`admin_all_objects`) or, since Splunk 9.0,
+/// `edit_storage_passwords` (Splunk authorize.conf.spec).
+fn may_write_secrets(s: &Splunkd) -> bool {
+    s.capabilities.iter().any(|c| c == "admin_all_objects" || c == "edit_storage_passwords")
+}
+
+/// splunkd's own system user (scheduled searches owned by nobody, passAuth inputs) is not
+/// described by capabilities and may read them.
+fn may_read_secrets(s: &Splunkd) -> bool {
+    may_write_secrets(s)
+        || s.username == "splunk-system-user"
+        || s.capabilities.iter().any(|c| c == "list_storage_passwords")
+}
+
+/// `POST storage/passwords` (`name`, `realm`, `password`): 201, or 409 when it exists.
+fn create_secret(s: &mut Splunkd, req: &Request) -> Response {
+    if !may_write_secrets(s) {
+        return messages(
+            403,
+            "ERROR",
+            "You (user=admin) do not have permission to perform this operation (requires capability: edit_storage_passwords).",
+        );
+    }
+    let form = parse_form(&req.body);
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (Some(user), Some(password)) = (field("name"), field("password")) else {
+        return messages(400, "ERROR", "Missing argument: name and password are required");
+    };
+    let realm = field("realm").unwrap_or_default();
+    let name = format!("{realm}:{user}:");
+    if s.secrets.contains_key(&name) {
+        return messages(409, "ERROR", &format!("An object with name={name} already exists"));
+    }
+    s.set_secret(&realm, &user, &password);
+    s.secret_writes.push(name.clone());
+    Response::json(201, &json!({"entry": [s.secret_entry(&name)]}))
+}
+
+/// `POST storage/passwords/<realm:user:>` (`password`) updates; `DELETE` removes.
+fn update_secret(s: &mut Splunkd, req: &Request, name: &str) -> Response {
+    if !may_write_secrets(s) {
+        return messages(
+            403,
+            "ERROR",
+            "You (user=admin) do not have permission to perform this operation (requires capability: edit_storage_passwords).",
+        );
+    }
+    if !s.secrets.contains_key(name) {
+        return messages(404, "ERROR", &format!("Could not find object id={name}"));
+    }
+    if req.method == "DELETE" {
+        s.secrets.remove(name);
+        s.secret_writes.push(format!("DELETE {name}"));
+        return Response::json(200, &json!({"entry": []}));
+    }
+    let form = parse_form(&req.body);
+    let Some((_, password)) = form.iter().find(|(n, _)| n == "password") else {
+        return messages(400, "ERROR", "Missing argument: password");
+    };
+    if let Some(entry) = s.secrets.get_mut(name) {
+        entry.2 = password.clone();
+    }
+    s.secret_writes.push(name.to_string());
+    Response::json(200, &json!({"entry": [s.secret_entry(name)]}))
 }
 
 fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
@@ -229,7 +329,11 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 .and_then(Value::as_str)
                 .is_some_and(|k| s.kv.get(coll).is_some_and(|c| c.index.contains_key(k)));
             if exists {
-                return Err(messages(409, "ERROR", "A document with the same key already exists"));
+                return Err(messages(
+                    s.kv_conflict_status,
+                    "ERROR",
+                    "A document with the same key and user already exists.",
+                ));
             }
             s.upsert(coll, v, None).map(|k| Response::json(201, &json!({"_key": k})))
         }),

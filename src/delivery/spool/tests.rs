@@ -35,6 +35,7 @@ pub(crate) fn record(key: &str) -> SpoolRecord {
         last_error: "HTTP 503".into(),
         reject_class: None,
         flushes: 0,
+        remote_hold_unix: 0.0,
     }
 }
 

@@ -2,6 +2,8 @@
 //! row or one per alert, the digest cap (`max_rows`, "+K more") and dedupe keys.
 
 use super::*;
+use crate::mapping::Suppressed;
+use crate::mapping::route::{Route, route_for};
 
 // ---------------------------------------------------------------------------------------------
 // The mapper
@@ -34,6 +36,10 @@ pub struct SlackMapper {
     /// Rows counted in a "+K more" line (either mode), so that each still gets its status line
     /// and receipt with the message that mentions it; at most `MAX_SUMMARIZED_ROWS`.
     summarized: Vec<RowRef>,
+    /// Rows a route suppressed, until `take_suppressed`.
+    suppressed: Vec<Suppressed>,
+    /// mode=alert: the route of the first row posted (`None` inside: no route matched it).
+    alert_route: Option<Option<Route>>,
 }
 
 /// Rows kept for status lines beyond the listed ones (about 100 bytes each).
@@ -58,11 +64,25 @@ impl SlackMapper {
             overflow_top: None,
             overflow_first: None,
             summarized: Vec::new(),
+            suppressed: Vec::new(),
+            alert_route: None,
         })
     }
 
     pub fn params(&self) -> &SlackParams {
         &self.params
+    }
+
+    /// A row's view, with the model context when `summary = llm`.
+    fn view(&self, row: &Row) -> RowView {
+        let mut view = row_view(row, &self.context, self.params.summary_template.as_deref());
+        if self.params.summary == SummaryMode::Llm {
+            view.llm = Some(llm_context(row, &self.params.llm_account, &view.summary));
+        }
+        if let Some(window_s) = self.params.aggregate_window_s {
+            view.storm = Some(storm_context(row, &self.context, &self.params.account, window_s));
+        }
+        view
     }
 
     /// `slack:<account>:<channel>:<sid>[:<result_id>]`; the channel is the routed one, or
@@ -157,19 +177,29 @@ impl SlackMapper {
             blocks.push(actions);
         }
         let summary = first.map(|view| view.summary.clone()).unwrap_or_default();
-        let channel = self.params.route(severity).map(str::to_string);
+        let route = self.alert_route.take().flatten();
+        let channel = route
+            .as_ref()
+            .and_then(|route| route.channel.clone())
+            .or_else(|| self.params.route(severity).map(str::to_string));
         let views: Vec<&RowView> = listed.iter().map(|listed| &listed.view).collect();
-        let request = json!({
+        let mut request = json!({
             "channel": channel,
             "text": fallback_text(severity, &title, &summary, results.saturating_sub(1)),
             "blocks": blocks,
             "links": links_json(&views),
         });
         let first_respond = self.first_respond.take();
-        let mut request = request;
         if let (Some(part), 1, 0) = (first_respond, listed.len(), self.unlisted) {
             request["respond"] = part;
         }
+        if let Some(llm) = first.and_then(|view| view.llm.clone()) {
+            request["llm"] = llm;
+        }
+        if let Some(storm) = first.and_then(|view| view.storm.clone()) {
+            request["storm"] = storm;
+        }
+        apply_route(&mut request, route.as_ref());
         let key = self.key_prefix(channel.as_deref());
         let mut rows: Vec<RowRef> =
             listed.iter().map(|listed| listed.view.row_ref.clone()).collect();
@@ -186,7 +216,7 @@ impl SlackMapper {
     }
 
     /// One message of `mode=row`.
-    fn row_message(&self, view: RowView, row: &Row) -> DeliveryItem {
+    fn row_message(&self, view: RowView, row: &Row, route: Option<&Route>) -> DeliveryItem {
         let title = title_of(Some(&view), &self.context);
         let mut blocks = vec![
             json!({"type": "header", "text": plain(&header_text(view.severity, &title))}),
@@ -196,17 +226,25 @@ impl SlackMapper {
         if let Some(actions) = actions_block(&self.context.results_link) {
             blocks.push(actions);
         }
-        let channel = self.params.route(view.severity).map(str::to_string);
-        let request = json!({
+        let channel = route
+            .and_then(|route| route.channel.clone())
+            .or_else(|| self.params.route(view.severity).map(str::to_string));
+        let mut request = json!({
             "channel": channel,
             "text": fallback_text(view.severity, &title, &view.summary, 0),
             "blocks": blocks,
             "links": links_json(&[&view]),
         });
-        let mut request = request;
-        if let Some(part) = self.respond.request_part(&self.context, row) {
+        if let Some(part) = self.respond.request_part(&self.context, row, route) {
             request["respond"] = part;
         }
+        if let Some(llm) = view.llm.clone() {
+            request["llm"] = llm;
+        }
+        if let Some(storm) = view.storm.clone() {
+            request["storm"] = storm;
+        }
+        apply_route(&mut request, route);
         let suffix = match row.str("event_id") {
             Some(event_id) => event_id.to_string(),
             None => row_hash(row),
@@ -296,6 +334,16 @@ impl RowMapper for SlackMapper {
             self.below_threshold += 1;
             return Ok(Vec::new());
         }
+        let route = route_for(&self.context.routes, row, &self.context).cloned();
+        if let Some(route) = route.as_ref().filter(|route| route.suppress) {
+            let row_ref = self.context.item_context(&[row]).rows.into_iter().next();
+            self.suppressed
+                .extend(row_ref.map(|row| Suppressed { row, route: route.name.clone() }));
+            return Ok(Vec::new());
+        }
+        if self.params.mode == Mode::Alert && self.alert_route.is_none() {
+            self.alert_route = Some(route.clone());
+        }
         match self.params.mode {
             Mode::Alert => {
                 if self.listed.len() >= self.list_cap() {
@@ -305,9 +353,10 @@ impl RowMapper for SlackMapper {
                     self.summarize(row);
                     return Ok(Vec::new());
                 }
-                let view = row_view(row, &self.context, self.params.summary_template.as_deref());
+                let view = self.view(row);
                 if self.listed.is_empty() {
-                    self.first_respond = self.respond.request_part(&self.context, row);
+                    self.first_respond =
+                        self.respond.request_part(&self.context, row, route.as_ref());
                 }
                 self.push_alert(view);
                 Ok(Vec::new())
@@ -323,8 +372,8 @@ impl RowMapper for SlackMapper {
                     return Ok(Vec::new());
                 }
                 self.posted += 1;
-                let view = row_view(row, &self.context, self.params.summary_template.as_deref());
-                Ok(vec![self.row_message(view, row)])
+                let view = self.view(row);
+                Ok(vec![self.row_message(view, row, route.as_ref())])
             }
         }
     }
@@ -345,5 +394,37 @@ impl RowMapper for SlackMapper {
             }
         };
         Ok(item.into_iter().collect())
+    }
+
+    fn take_suppressed(&mut self) -> Vec<Suppressed> {
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+/// A route's effects on a built message: a mention before the summary (and in the
+/// notification text) and the route's name for the record. Its `buttons` are the response
+/// buttons of the rows it matches ([`ResponseParams::request_part`]).
+pub fn apply_route(request: &mut Value, route: Option<&Route>) {
+    let Some(route) = route else { return };
+    request["route"] = Value::String(route.name.clone());
+    if let Some(mention) = &route.mention {
+        let section = request
+            .get_mut("blocks")
+            .and_then(Value::as_array_mut)
+            .and_then(|blocks| {
+                blocks.iter_mut().find(|block| {
+                    block.get("type").and_then(Value::as_str) == Some("section")
+                        && block.pointer("/text/text").is_some()
+                })
+            })
+            .and_then(|block| block.pointer_mut("/text/text"));
+        if let Some(text) = section {
+            let joined = format!("{mention} {}", text.as_str().unwrap_or(""));
+            *text = Value::String(truncate_escaped(&joined, limits::SECTION_TEXT));
+        }
+        if let Some(text) = request.get_mut("text") {
+            let joined = format!("{mention} {}", text.as_str().unwrap_or(""));
+            *text = Value::String(truncate_escaped(&joined, FALLBACK_TEXT_MAX));
+        }
     }
 }

@@ -115,6 +115,13 @@ pub enum Mode {
     Row,
 }
 
+/// `summary = template` (default) or `llm` (PRODUCT §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SummaryMode {
+    Template,
+    Llm,
+}
+
 /// The action's parameters, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SlackParams {
@@ -126,6 +133,12 @@ pub struct SlackParams {
     pub min_severity: Severity,
     pub max_rows: usize,
     pub summary_template: Option<String>,
+    pub summary: SummaryMode,
+    /// The `[llm:<account>]` to ask: the alert's `account` (PRODUCT §13).
+    pub llm_account: String,
+    /// `aggregate_window_s`: alerts of the same rule and entity within this many seconds
+    /// update one message (PRODUCT §13); `None` = off.
+    pub aggregate_window_s: Option<u64>,
 }
 
 fn param_error(key: &str, problem: impl Into<String>) -> Error {
@@ -163,7 +176,30 @@ impl SlackParams {
                 })?
             }
         };
+        let summary = match context.param("summary").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("template") => SummaryMode::Template,
+            Some("llm") => SummaryMode::Llm,
+            Some(other) => {
+                return Err(param_error("summary", format!("\"{other}\" is not template or llm")));
+            }
+        };
+        let aggregate_window_s = match context.param("aggregate_window_s") {
+            None | Some("0") => None,
+            Some(value) => {
+                Some(value.parse::<u64>().ok().filter(|n| (1..=86_400).contains(n)).ok_or_else(
+                    || {
+                        param_error(
+                            "aggregate_window_s",
+                            format!("\"{value}\" is not a number of seconds from 0 (off) to 86400"),
+                        )
+                    },
+                )?)
+            }
+        };
         Ok(SlackParams {
+            aggregate_window_s,
+            summary,
+            llm_account: context.account().to_string(),
             account: context.account().to_string(),
             mode,
             channel: context.param("channel").map(str::to_string),
@@ -215,15 +251,19 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
 }
 
 mod blocks;
+mod llm;
 mod mapper;
 mod respond;
+mod storm;
 #[cfg(test)]
 mod tests;
 mod text;
 mod view;
 
 pub use blocks::*;
+pub use llm::*;
 pub use mapper::*;
 pub use respond::*;
+pub use storm::*;
 pub use text::*;
 pub use view::*;

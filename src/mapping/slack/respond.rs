@@ -12,6 +12,7 @@
 use super::{ACTIONS_BLOCK_ID, PARAMS, STANZA, limits, plain, truncate};
 use crate::error::{Error, Result};
 use crate::mapping::AlertContext;
+use crate::mapping::route::Route;
 use crate::splunk::results::Row;
 use serde_json::{Map, Value, json};
 
@@ -45,6 +46,28 @@ fn param_error(key: &str, problem: impl Into<String>) -> Error {
     }
 }
 
+/// A `buttons` list — the alert parameter and a `[route:<name>]`'s `buttons` effect alike:
+/// `ack`, `escalate`, `false_positive` separated by commas (order kept, repeats dropped), or
+/// `none`. The error is the problem, for the caller to place.
+pub fn parse_buttons(text: &str) -> std::result::Result<Vec<String>, String> {
+    let mut buttons: Vec<String> = Vec::new();
+    for word in text.split([',', ' ']).map(str::trim).filter(|w| !w.is_empty()) {
+        let word = word.to_ascii_lowercase();
+        if word == "none" {
+            continue;
+        }
+        if !matches!(word.as_str(), "ack" | "escalate" | "false_positive") {
+            return Err(format!(
+                "\"{word}\" is not one of ack, escalate, false_positive (or none)"
+            ));
+        }
+        if !buttons.contains(&word) {
+            buttons.push(word);
+        }
+    }
+    Ok(buttons)
+}
+
 /// `buttons`, `playbooks`, `escalate_to`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResponseParams {
@@ -58,21 +81,7 @@ pub struct ResponseParams {
 impl ResponseParams {
     pub fn from_context(context: &AlertContext) -> Result<ResponseParams> {
         let text = context.param("buttons").unwrap_or(DEFAULT_BUTTONS);
-        let mut buttons = Vec::new();
-        if !text.eq_ignore_ascii_case("none") {
-            for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-                let word = word.to_ascii_lowercase();
-                if !matches!(word.as_str(), "ack" | "escalate" | "false_positive") {
-                    return Err(param_error(
-                        "buttons",
-                        format!("\"{word}\" is not one of ack, escalate, false_positive (or none)"),
-                    ));
-                }
-                if !buttons.contains(&word) {
-                    buttons.push(word);
-                }
-            }
-        }
+        let buttons = parse_buttons(text).map_err(|problem| param_error("buttons", problem))?;
         let mut playbooks = Vec::new();
         for name in context.param("playbooks").unwrap_or("").split(',').map(str::trim) {
             if name.is_empty() {
@@ -107,9 +116,16 @@ impl ResponseParams {
         self.buttons.is_empty() && self.playbooks.is_empty()
     }
 
-    /// The request's `respond` object for a message about `row` (`None` without buttons).
-    pub fn request_part(&self, context: &AlertContext, row: &Row) -> Option<Value> {
-        if self.is_empty() {
+    /// The request's `respond` object for a message about `row` (`None` without buttons). The
+    /// row's route, when it sets `buttons`, chooses the buttons instead of the alert parameter.
+    pub fn request_part(
+        &self,
+        context: &AlertContext,
+        row: &Row,
+        route: Option<&Route>,
+    ) -> Option<Value> {
+        let buttons = route.and_then(|route| route.buttons.as_ref()).unwrap_or(&self.buttons);
+        if buttons.is_empty() && self.playbooks.is_empty() {
             return None;
         }
         let mut fields = Map::new();
@@ -123,7 +139,7 @@ impl ResponseParams {
         fields.insert("sid".into(), json!(truncate(&context.sid, CONTEXT_VALUE_MAX)));
         fields.insert("escalate_to".into(), json!(self.escalate_to));
         fields.insert("playbooks".into(), json!(self.playbooks.join(",")));
-        Some(json!({"buttons": self.buttons, "playbooks": self.playbooks, "context": fields}))
+        Some(json!({"buttons": buttons, "playbooks": self.playbooks, "context": fields}))
     }
 }
 
@@ -254,7 +270,7 @@ mod tests {
                 ("severity", FieldValue::Single("high".into())),
             ],
         );
-        let request = json!({"respond": params.request_part(&context(&[]), &row).unwrap()});
+        let request = json!({"respond": params.request_part(&context(&[]), &row, None).unwrap()});
         assert!(!request.to_string().contains("hunter2"));
         let mut blocks = vec![json!({"type": "actions", "block_id": ACTIONS_BLOCK_ID,
             "elements": [{"type": "button", "action_id": "stackflow_open_splunk", "url": "https://x"}]})];

@@ -79,11 +79,12 @@ fn default_summary_says_who_what_where_when() {
     );
     assert_eq!(
         default_summary(&r, &context(&[])),
-        "User jdoe: 42 failure events from 10.0.0.5 to finance-db on dc01 at 2025-11-21 18:33:20 UTC"
+        "Brute Force Access Behavior Detected. User jdoe had 42 failure events from 10.0.0.5 to \
+         finance-db on dc01 at 2025-11-21 18:33:20 UTC."
     );
     assert_eq!(
         default_summary(&row("0", &[("dest", "web01")]), &context(&[])),
-        "Activity to web01"
+        "Brute Force Access Behavior Detected. Activity to web01."
     );
     assert_eq!(
         default_summary(&row("0", &[]), &context(&[])),
@@ -151,12 +152,9 @@ fn alert_mode_builds_one_message_with_context_and_button() {
     assert!(text.contains("Open in Splunk"));
     assert_eq!(item.request_value()["channel"], "#soc");
     assert_eq!(item.request_value()["links"][0]["event_id"], "E1");
-    assert!(
-        item.request_value()["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("🔴 HIGH · Brute Force: User jdoe")
-    );
+    assert!(item.request_value()["text"].as_str().unwrap().starts_with(
+        "🔴 HIGH · Brute Force: Brute Force (high severity). Activity involving user jdoe"
+    ));
 }
 
 #[test]
@@ -317,4 +315,73 @@ fn fit_limits_cuts_and_drops() {
     assert_eq!(blocks[0]["text"]["text"].as_str().unwrap().chars().count(), 150);
     assert_eq!(blocks[1]["fields"].as_array().unwrap().len(), 10);
     assert_eq!(blocks[1]["text"]["text"].as_str().unwrap().chars().count(), 3000);
+}
+
+#[test]
+fn summary_llm_carries_the_model_context_and_the_summary_can_be_swapped() {
+    assert!(SlackMapper::new(context(&[("summary", "magic")])).is_err());
+    let mut mapper = SlackMapper::new(context(&[("summary", "llm"), ("mode", "row")])).unwrap();
+    let items = run(
+        &mut mapper,
+        &[row(
+            "0",
+            &[
+                ("user", "jdoe"),
+                ("src", "10.0.0.5"),
+                ("risk_object", "amy"),
+                ("risk_object_type", "user"),
+            ],
+        )],
+    );
+    let mut request = items[0].request_value();
+    let llm = request["llm"].clone();
+    assert_eq!(llm["account"], "default");
+    assert_eq!(llm["fields"]["src"], "10.0.0.5");
+    assert_eq!(llm["users"], json!(["jdoe", "amy"]));
+    let template = llm["summary"].as_str().unwrap().to_string();
+    assert!(replace_summary(&mut request, &template, "A <b> & c"));
+    assert!(request["blocks"][2]["text"]["text"].as_str().unwrap().contains("A &lt;b&gt; &amp; c"));
+    assert!(request["text"].as_str().unwrap().ends_with("A &lt;b&gt; &amp; c"));
+    assert!(!replace_summary(&mut request, "not there", "x"));
+    let plain = run(&mut SlackMapper::new(context(&[])).unwrap(), &[row("0", &[("user", "x")])]);
+    assert!(plain[0].request_value().get("llm").is_none());
+}
+
+#[test]
+fn aggregate_window_s_marks_each_message_with_its_storm() {
+    for bad in ["-1", "soon", "86401"] {
+        let error = SlackMapper::new(context(&[("aggregate_window_s", bad)])).err().unwrap();
+        assert!(error.to_string().contains("param.aggregate_window_s"), "{error}");
+    }
+    assert!(
+        SlackMapper::new(context(&[("aggregate_window_s", "0")]))
+            .unwrap()
+            .params()
+            .aggregate_window_s
+            .is_none()
+    );
+    let params = [("aggregate_window_s", "600"), ("mode", "row")];
+    let rows = [
+        row("0", &[("rule_name", "Brute Force"), ("user", "jdoe"), ("src", "10.0.0.1")]),
+        row("1", &[("rule_name", "Brute Force"), ("user", "jdoe"), ("src", "10.0.0.2")]),
+        row("2", &[("rule_name", "Brute Force"), ("user", "amy")]),
+        row("3", &[("rule_name", "Port Scan"), ("user", "jdoe")]),
+    ];
+    let items = run(&mut SlackMapper::new(context(&params)).unwrap(), &rows);
+    let keys: Vec<String> = items
+        .iter()
+        .map(|item| item.request_value()["storm"]["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys[0], keys[1], "same rule and entity");
+    assert_ne!(keys[0], keys[2], "another entity");
+    assert_ne!(keys[0], keys[3], "another rule");
+    assert_eq!(items[0].request_value()["storm"]["window_s"], 600);
+    let note = storm_note(37, 600);
+    assert!(note.contains("37 more in the last 10 min"), "{note}");
+    let body = with_storm_note(
+        &json!({"text": "t", "blocks": [{"type": "header"}, {"type": "section"}]}),
+        &note,
+    );
+    assert_eq!(body["blocks"][1]["type"], "context");
+    assert!(body["text"].as_str().unwrap().contains("37 more"));
 }

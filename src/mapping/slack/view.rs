@@ -74,6 +74,10 @@ pub struct RowView {
     pub fields: Vec<(&'static str, String)>,
     pub link: LinkRecord,
     pub row_ref: RowRef,
+    /// `summary = llm`: what the target may ask a model about this row ([`llm_context`]).
+    pub llm: Option<Value>,
+    /// `aggregate_window_s`: the storm this row belongs to ([`storm_context`]).
+    pub storm: Option<Value>,
 }
 
 /// Builds a row's view: severity, title (`rule_name`), summary, context fields, link hints.
@@ -107,6 +111,8 @@ pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> Ro
             soar_container_id: row.str("soar_container_id").unwrap_or_default().to_string(),
             stackflow_incident_id: row.str("stackflow_incident_id").unwrap_or_default().to_string(),
         },
+        llm: None,
+        storm: None,
         row_ref: RowRef {
             rid: row.rid.clone(),
             orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
@@ -116,63 +122,18 @@ pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> Ro
     }
 }
 
-/// "User jdoe: 42 failure events from 10.0.0.5 to finance-db on dc01 at 2026-11-21 19:55:00 UTC".
-/// Who (`user`/`src_user`), what (`count` + `action`, else `signature`), where (`src`, `dest`,
-/// `host` when it differs from `dest`), when (`_time`); falls back to the search's name.
+/// The template summary (PRODUCT §13, `crate::mapping::summary`): what fired and how severe,
+/// who, what, where, when, risk, MITRE and why notable; a row with none of those fields says
+/// "<search name> returned a result".
 pub fn default_summary(row: &Row, context: &AlertContext) -> String {
-    let who = first_present(row, &["user", "src_user"]);
-    let count = first_present(row, &["count"]);
-    let action = first_present(row, &["action"]);
-    let what = match (count, action) {
-        (Some(count), Some(action)) => {
-            let noun = if count == "1" { "event" } else { "events" };
-            Some(format!("{count} {action} {noun}"))
-        }
-        (Some(count), None) => {
-            let noun = if count == "1" { "event" } else { "events" };
-            Some(format!("{count} {noun}"))
-        }
-        (None, Some(action)) => Some(format!("action {action}")),
-        (None, None) => first_present(row, &["signature"]),
-    };
-    let src = first_present(row, &["src", "src_ip"]);
-    let dest = first_present(row, &["dest", "dest_ip"]);
-    let host = first_present(row, &["host"]).filter(|host| Some(host) != dest.as_ref());
-    let time = first_present(row, &["_time"]).map(|time| format_time(&time));
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(src) = src {
-        parts.push(format!("from {src}"));
-    }
-    if let Some(dest) = dest {
-        parts.push(format!("to {dest}"));
-    }
-    if let Some(host) = host {
-        parts.push(format!("on {host}"));
-    }
-    if let Some(time) = time {
-        parts.push(format!("at {time}"));
-    }
-    let rest = parts.join(" ");
-    let sentence = match (who, what) {
-        (Some(who), Some(what)) => format!("User {who}: {what} {rest}"),
-        (Some(who), None) => format!("User {who}: activity {rest}"),
-        (None, Some(what)) => format!("{what} {rest}"),
-        (None, None) if !rest.is_empty() => format!("Activity {rest}"),
-        (None, None) => {
-            let name = if context.search_name.is_empty() {
-                "the alert"
-            } else {
-                context.search_name.as_str()
-            };
-            format!("{name} returned a result")
-        }
-    };
-    let sentence = sentence.trim().to_string();
-    let mut letters = sentence.chars();
-    match letters.next() {
-        Some(first) => first.to_uppercase().chain(letters).collect(),
-        None => sentence,
-    }
+    crate::mapping::summary::summarize(row, context).unwrap_or_else(|| {
+        let name = if context.search_name.trim().is_empty() {
+            "The alert"
+        } else {
+            context.search_name.trim()
+        };
+        format!("{name} returned a result")
+    })
 }
 
 /// Replaces `{field}` tokens with the row's values (multivalues joined with ", ", `_time` as

@@ -198,7 +198,11 @@ fn notables_map_rule_name_dest_and_src() {
     assert_eq!(text(item, "source_ip"), "10.1.2.3");
     assert_eq!(text(item, "severity"), "critical");
     assert_eq!(text(item, "stackflow_priority"), "P1");
-    assert_eq!(text(item, "message"), "Excessive failed logins from 10.1.2.3");
+    assert_eq!(
+        text(item, "message"),
+        "Excessive Failed Logins (critical severity). Activity from 10.1.2.3 to db01. Why notable: \
+         Excessive failed logins from 10.1.2.3."
+    );
     assert_eq!(item.dedupe_key, "stackflow:default:AAAA-1");
     assert_eq!(item.context.event_id, "AAAA-1");
 }
@@ -271,9 +275,11 @@ fn message_falls_back_to_a_one_line_summary() {
     assert!(message.starts_with("line one line two x"), "{message}");
     assert_eq!(message.chars().count(), SUMMARY_MAX_CHARS);
     let item = &map(&[], &[row("0", &[("description", "d"), ("_raw", "r")])])[0];
-    assert_eq!(text(item, "message"), "d");
-    let item = &map(&[], &[row("0", &[("user", "bob"), ("action", "failure"), ("_time", "1")])])[0];
-    assert_eq!(text(item, "message"), "user=bob action=failure");
+    assert!(text(item, "message").ends_with("Why notable: D."), "the template summary");
+    let item = &map(&[], &[row("0", &[("_raw", "r"), ("_time", "1")])])[0];
+    assert_eq!(text(item, "message"), "r", "no context field: the raw event");
+    let item = &map(&[], &[row("0", &[("sourcetype", "x"), ("_time", "1")])])[0];
+    assert_eq!(text(item, "message"), "sourcetype=x");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 pub mod probe;
 pub mod read;
 pub mod socket;
+pub mod summary;
 pub mod write;
 
 use super::url::RemoteUrl;

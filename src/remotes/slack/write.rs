@@ -6,12 +6,14 @@
 
 use super::SlackApi;
 use super::read::ChannelIds;
+use super::summary::LlmSummaries;
 use crate::delivery::classify::{StatusClass, classify_status};
 use crate::delivery::http::HttpResponse;
 use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, Target};
 use crate::error::Result;
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
 use crate::remotes::soar::SoarAccount;
+use crate::remotes::soar::claim::ContainerClaims;
 use crate::remotes::stackflow::StackflowAccount;
 use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
@@ -21,6 +23,8 @@ use std::time::{Duration, Instant};
 
 /// The KV store collection the audit module writes links to (PRODUCT §4).
 pub const LINKS_COLLECTION: &str = "stackflow_links";
+/// The KV store collection of storms (`aggregate_window_s`, PRODUCT §13).
+pub const STORMS_COLLECTION: &str = "stackflow_storms";
 /// Slack's guidance: one message per second per channel.
 pub const CHANNEL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -32,6 +36,10 @@ pub struct SlackTarget {
     last_post: HashMap<String, Instant>,
     /// Channel ids by name, for lookups (`find_delivered`).
     channel_ids: ChannelIds,
+    /// `summary = llm`: the model's summaries, asked once per item.
+    summaries: LlmSummaries,
+    /// Cross-process claims on storms (`None`: no spool folder to hold the locks).
+    storm_claims: Option<ContainerClaims>,
 }
 
 impl SlackTarget {
@@ -45,6 +53,14 @@ impl SlackTarget {
             bases,
             last_post: HashMap::new(),
             channel_ids: ChannelIds::default(),
+            summaries: LlmSummaries::new(settings, splunkd),
+            storm_claims: ContainerClaims::for_kind(
+                settings,
+                account,
+                "storm",
+                "Slack storm message",
+            )
+            .ok(),
         })
     }
 
@@ -102,6 +118,21 @@ fn link_bases(settings: &Settings, account: &str) -> LinkBases {
                 .ok()
                 .and_then(|a| a.api_base.map(|base| base.to_string()))
         }),
+    }
+}
+
+/// A delivered message's outcome: channel id and ts for the receipt, links and threads.
+fn delivered(channel: &str, channel_id: &str, ts: &str, message: String) -> Delivered {
+    let mut details = serde_json::Map::new();
+    details.insert("slack_channel".into(), Value::String(channel_id.to_string()));
+    details.insert("slack_ts".into(), Value::String(ts.to_string()));
+    details.insert("slack_channel_name".into(), Value::String(channel.to_string()));
+    Delivered {
+        remote_id: (!ts.is_empty()).then(|| ts.to_string()),
+        remote_url: (!ts.is_empty()).then(|| permalink(channel_id, ts)),
+        duplicate: false,
+        details,
+        message,
     }
 }
 
@@ -200,6 +231,176 @@ fn response_details(json: &Value) -> String {
 }
 
 impl SlackTarget {
+    /// One Web API call about a message to `channel`: the answer's JSON when Slack said
+    /// `ok: true`, else the classified outcome.
+    fn call_method(
+        &mut self,
+        method: &str,
+        channel: &str,
+        body: &Value,
+    ) -> std::result::Result<Value, Outcome> {
+        let bytes = serde_json::to_vec(body).map_err(|error| {
+            Outcome::rejected(
+                RejectClass::Remote,
+                format!("cannot encode the Slack message: {error}"),
+            )
+        })?;
+        let what = format!("Slack {method} to {channel}");
+        let response = self.api.call(method, &bytes)?;
+        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
+            return Err(outcome);
+        }
+        let Some(json) = response.json() else {
+            return Err(Outcome::retry(
+                format!("{what}: the answer is not JSON: {}", response.body_excerpt()),
+                None,
+            ));
+        };
+        if json.get("ok").and_then(Value::as_bool) != Some(true) {
+            let code = json.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
+            return Err(classify_slack_error(
+                code,
+                channel,
+                &self.api.account.name,
+                &response,
+                &response_details(&json),
+            ));
+        }
+        Ok(json)
+    }
+
+    /// `chat.postMessage`, paced at one message per second per channel.
+    fn post(&mut self, channel: &str, body: &Value) -> Outcome {
+        self.pace(channel);
+        let result = self.call_method("chat.postMessage", channel, body);
+        self.last_post.insert(channel.to_string(), Instant::now());
+        let json = match result {
+            Ok(json) => json,
+            Err(outcome) => return outcome,
+        };
+        let ts = json.get("ts").and_then(Value::as_str).unwrap_or("").to_string();
+        let channel_id = json.get("channel").and_then(Value::as_str).unwrap_or(channel).to_string();
+        Outcome::Delivered(delivered(
+            channel,
+            &channel_id,
+            &ts,
+            format!("posted to {channel} ({channel_id}) ts={ts}"),
+        ))
+    }
+
+    /// Storm aggregation (PRODUCT §13): under a cross-process claim on the storm, a message of
+    /// the same rule and entity posted within the window (KV store `stackflow_storms`) is
+    /// updated with the count (`chat.update`) instead of posting another; otherwise the message
+    /// is posted and starts a storm. A KV store failure costs the aggregation, never the message.
+    fn attempt_storm(&mut self, storm: &Value, channel: &str, body: Value) -> Outcome {
+        let key = storm.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+        let window_s = storm.get("window_s").and_then(Value::as_i64).unwrap_or(0);
+        let _claim = match &self.storm_claims {
+            Some(claims) => match claims.claim(&key) {
+                Ok(claim) => Some(claim),
+                Err(outcome) => return outcome,
+            },
+            None => None,
+        };
+        // Whole seconds since the epoch (the clock is read once; a value out of range reads 0).
+        let now = crate::delivery::spool::now_unix().floor().clamp(0.0, 1e15) as i64;
+        let record = match self.splunkd.kv_query(STORMS_COLLECTION, &json!({"_key": key})) {
+            Ok(records) => records.into_iter().next(),
+            Err(error) => {
+                log::warn!(
+                    "stackflow_slack: cannot read {STORMS_COLLECTION} ({error}); posting without aggregation"
+                );
+                None
+            }
+        };
+        let text = |record: &Value, name: &str| {
+            record.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
+        };
+        if let Some(record) = record {
+            // KV store numbers may come back as floats or text: read them without trusting them.
+            let number = |name: &str| {
+                record
+                    .get(name)
+                    .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
+                    .filter(|v: &f64| v.is_finite())
+                    .map(|v| v.clamp(0.0, 1e15) as i64)
+            };
+            let start = number("window_start").unwrap_or(0);
+            let count = number("count").and_then(|n| u64::try_from(n).ok()).unwrap_or(1).max(1);
+            let (ts, channel_id) = (text(&record, "slack_ts"), text(&record, "slack_channel"));
+            let elapsed = now.saturating_sub(start);
+            if elapsed >= 0
+                && elapsed < window_s
+                && !ts.is_empty()
+                && text(&record, "channel") == channel
+            {
+                let elapsed_s = u64::try_from(elapsed).unwrap_or(0);
+                let mut update =
+                    slack::with_storm_note(&body, &slack::storm_note(count, elapsed_s));
+                update["channel"] = Value::String(channel_id.clone());
+                update["ts"] = Value::String(ts.clone());
+                if let Some(map) = update.as_object_mut() {
+                    map.remove("metadata");
+                }
+                match self.call_method("chat.update", channel, &update) {
+                    Ok(_) => {
+                        let total = count.saturating_add(1);
+                        let mut saved = record.clone();
+                        saved["count"] = json!(total);
+                        saved["updated"] = json!(now);
+                        self.save_storm(saved);
+                        let mut result = delivered(
+                            channel,
+                            &channel_id,
+                            &ts,
+                            format!(
+                                "aggregated into the storm message in {channel} ts={ts} ({total} alerts in {elapsed_s} s)"
+                            ),
+                        );
+                        result.details.insert("storm_count".into(), json!(total));
+                        return Outcome::Delivered(result);
+                    }
+                    Err(Outcome::Rejected(rejection))
+                        if rejection.reason.contains("message_not_found")
+                            || rejection.reason.contains("cant_update_message") =>
+                    {
+                        log::info!(
+                            "stackflow_slack: the storm message is gone ({}); posting a new one",
+                            rejection.reason
+                        );
+                    }
+                    Err(outcome) => return outcome,
+                }
+            }
+        }
+        let outcome = self.post(channel, &body);
+        if let Outcome::Delivered(result) = &outcome {
+            let detail = |name: &str| {
+                result.details.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
+            };
+            self.save_storm(json!({
+                "_key": key,
+                "channel": channel,
+                "slack_channel": detail("slack_channel"),
+                "slack_ts": detail("slack_ts"),
+                "rule": storm.get("rule").cloned().unwrap_or(Value::Null),
+                "entity": storm.get("entity").cloned().unwrap_or(Value::Null),
+                "window_start": now,
+                "count": 1,
+                "updated": now,
+            }));
+        }
+        outcome
+    }
+
+    fn save_storm(&self, record: Value) {
+        if let Err(error) = self.splunkd.kv_batch_save(STORMS_COLLECTION, &[record]) {
+            log::warn!(
+                "stackflow_slack: cannot save the storm to {STORMS_COLLECTION} ({error}); the next alert of this storm posts a new message"
+            );
+        }
+    }
+
     /// The item's routed channel, else the account's.
     fn channel_of(&self, request: &Value) -> Option<String> {
         let routed = request.get("channel").and_then(Value::as_str).map(str::trim);
@@ -212,7 +413,7 @@ impl SlackTarget {
 
 impl Target for SlackTarget {
     fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
-        let request = item.request_value();
+        let mut request = item.request_value();
         let Some(channel) = self.channel_of(&request) else {
             return Outcome::rejected(
                 RejectClass::Configuration,
@@ -222,6 +423,7 @@ impl Target for SlackTarget {
                 ),
             );
         };
+        self.summaries.apply(item, &mut request);
         let hints = slack::link_hints(&request);
         let records = self.lookup_links(&hints);
         let mut body = slack::slack_body(&request, &channel, &records, &self.bases);
@@ -231,57 +433,10 @@ impl Target for SlackTarget {
         }
         // Lets a later attempt find this message if the answer to this one is lost.
         body["metadata"] = super::read::message_metadata(&item.dedupe_key);
-        let bytes = match serde_json::to_vec(&body) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return Outcome::rejected(
-                    RejectClass::Remote,
-                    format!("cannot encode the Slack message: {error}"),
-                );
-            }
-        };
-        self.pace(&channel);
-        let result = self.api.call("chat.postMessage", &bytes);
-        self.last_post.insert(channel.clone(), Instant::now());
-        let what = format!("Slack chat.postMessage to {channel}");
-        let response = match result {
-            Ok(response) => response,
-            Err(outcome) => return outcome,
-        };
-        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
-            return outcome;
+        match request.get("storm").cloned() {
+            Some(storm) => self.attempt_storm(&storm, &channel, body),
+            None => self.post(&channel, &body),
         }
-        let Some(json) = response.json() else {
-            return Outcome::retry(
-                format!("{what}: the answer is not JSON: {}", response.body_excerpt()),
-                None,
-            );
-        };
-        if json.get("ok").and_then(Value::as_bool) != Some(true) {
-            let code = json.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
-            return classify_slack_error(
-                code,
-                &channel,
-                &self.api.account.name,
-                &response,
-                &response_details(&json),
-            );
-        }
-        let ts = json.get("ts").and_then(Value::as_str).unwrap_or("").to_string();
-        let channel_id =
-            json.get("channel").and_then(Value::as_str).unwrap_or(&channel).to_string();
-        let mut details = serde_json::Map::new();
-        details.insert("slack_channel".into(), Value::String(channel_id.clone()));
-        details.insert("slack_ts".into(), Value::String(ts.clone()));
-        details.insert("slack_channel_name".into(), Value::String(channel.clone()));
-        let remote_url = (!ts.is_empty()).then(|| permalink(&channel_id, &ts));
-        Outcome::Delivered(Delivered {
-            remote_id: (!ts.is_empty()).then(|| ts.clone()),
-            remote_url,
-            duplicate: false,
-            details,
-            message: format!("posted to {channel} ({channel_id}) ts={ts}"),
-        })
     }
 
     fn needs_ledger(&self) -> bool {

@@ -32,6 +32,9 @@ const POLL: Duration = Duration::from_millis(20);
 pub struct ContainerClaims {
     dir: PathBuf,
     account: String,
+    /// Lock file prefix and what is claimed, for messages (`soar`, "SOAR container").
+    prefix: &'static str,
+    what: &'static str,
     /// A holder is doing at most a few requests of `[delivery] timeout_s` each; waiting longer
     /// than this means it is stuck, and the item is retried later instead.
     patience: Duration,
@@ -78,19 +81,37 @@ impl ContainerClaims {
         Ok(ContainerClaims {
             dir: delivery.spool_dir.join("locks"),
             account: account.to_string(),
+            prefix: "soar",
+            what: "SOAR container",
             patience: delivery.timeout.saturating_mul(3),
         })
     }
 
     pub fn in_dir(dir: PathBuf, account: &str, patience: Duration) -> ContainerClaims {
-        ContainerClaims { dir, account: account.to_string(), patience }
+        ContainerClaims {
+            dir,
+            account: account.to_string(),
+            prefix: "soar",
+            what: "SOAR container",
+            patience,
+        }
+    }
+
+    /// The same claims for another shared object (a Slack storm): `<prefix>-<hash>.lock`.
+    pub fn for_kind(
+        settings: &Settings,
+        account: &str,
+        prefix: &'static str,
+        what: &'static str,
+    ) -> Result<ContainerClaims> {
+        Ok(ContainerClaims { prefix, what, ..ContainerClaims::new(settings, account)? })
     }
 
     /// Waits (up to the patience) for the claim on the container with this SDI. A claim that
     /// cannot be had is a retry: the item stays spooled and nothing is posted twice.
     pub fn claim(&self, container_sdi: &str) -> std::result::Result<Claim, Outcome> {
         let file = self.open(container_sdi).map_err(|error| {
-            Outcome::retry(format!("cannot take the SOAR container claim: {error}"), None)
+            Outcome::retry(format!("cannot take the {} claim: {error}", self.what), None)
         })?;
         let deadline = Instant::now() + self.patience;
         loop {
@@ -107,7 +128,8 @@ impl ContainerClaims {
                 Err(TryLockError::WouldBlock) => {
                     return Err(Outcome::retry(
                         format!(
-                            "another stackflow process has been sending to the same SOAR container for over {} s; will retry",
+                            "another stackflow process has been sending to the same {} for over {} s; will retry",
+                            self.what,
                             self.patience.as_secs()
                         ),
                         None,
@@ -115,7 +137,7 @@ impl ContainerClaims {
                 }
                 Err(TryLockError::Error(error)) => {
                     return Err(Outcome::retry(
-                        format!("cannot lock the SOAR container claim: {error}"),
+                        format!("cannot lock the {} claim: {error}", self.what),
                         None,
                     ));
                 }
@@ -124,7 +146,11 @@ impl ContainerClaims {
     }
 
     fn path(&self, container_sdi: &str) -> PathBuf {
-        let name = format!("soar-{}.lock", item_id(&format!("{}\n{container_sdi}", self.account)));
+        let name = format!(
+            "{}-{}.lock",
+            self.prefix,
+            item_id(&format!("{}\n{container_sdi}", self.account))
+        );
         self.dir.join(name)
     }
 

@@ -79,10 +79,10 @@ impl StackflowTarget {
                 RejectClass::Credentials,
                 format!(
                     "{what}: HTTP {}: {}: the webhook secret is wrong or missing; store StackFlow's webhook secret in storage/passwords \
-                     (realm \"stackflow\", user \"{}\"; README: \"Configure an account and its secret\")",
+                     (realm \"stackflow\", user \"{user}\") on the app's setup page or with `stackflow secret set {user}`",
                     response.status,
                     error_text(response),
-                    StackflowAccount::webhook_secret_user_of(&self.account.name)
+                    user = StackflowAccount::webhook_secret_user_of(&self.account.name)
                 ),
             ),
             409 => Outcome::Delivered(self.delivered(

@@ -671,3 +671,39 @@ fn write_failure_in_the_middle_of_a_streamed_body_is_reported() {
     let replies = chunks(&whole.1);
     assert_eq!(replies[1].body, body.as_bytes());
 }
+
+/// A generating command that answers with two rows (one containing a comma, a quote and a
+/// newline) whatever its input; later requests get the input echoed.
+struct Generator;
+
+impl SearchCommand for Generator {
+    fn getinfo(&mut self, _info: &SearchInfo) -> Result<CommandConfig, CommandError> {
+        let mut config = CommandConfig::new(CommandType::Stateful);
+        config.generating = true;
+        Ok(config)
+    }
+    fn execute(&mut self, chunk: &mut ExecuteChunk<'_>) -> Result<(), CommandError> {
+        let rows = vec![
+            vec!["1".to_string(), "plain".to_string()],
+            vec!["2".to_string(), "a, \"quoted\"\nline".to_string()],
+        ];
+        chunk.generate(&["n", "text"], &rows)
+    }
+}
+
+#[test]
+fn a_generating_command_answers_a_header_only_request_with_its_rows_and_finished() {
+    // splunkd 8.2.1 sends a generating+stateful command a header-only execute body.
+    let input =
+        stream(&[(getinfo_821("stackflowcheck", &[]), ""), (execute(false), "_chunked_idx\n")]);
+    let mut output = Vec::new();
+    run(input.as_slice(), &mut output, &mut Generator).unwrap();
+    let replies = chunks(&output);
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[0].metadata, json!({"type": "stateful", "generating": true}));
+    assert_eq!(replies[1].metadata, json!({"finished": true}), "all rows in one reply");
+    let table = Table::decode(replies[1].body.clone()).unwrap();
+    assert_eq!(table.header(), ["n", "text"]);
+    assert_eq!(table.n_rows(), 2);
+    assert_eq!(table.cell_str(1, 1), "a, \"quoted\"\nline");
+}

@@ -1,0 +1,404 @@
+//! The spool in the replicated KV store, for search head cluster members (PRODUCT §11): pending
+//! items, dead letters and quarantined items are documents of the collection `stackflow_spool`,
+//! so an item spooled on one member is flushed by whichever member runs next.
+//!
+//! Documents: an item `{_key: <item id>, kind: "item", state: pending|dead|quarantine, target,
+//! account, action, search_name, dedupe_key, first_attempt_unix, last_attempt_unix,
+//! next_attempt_unix, attempts, reject_class, last_error, record (the `SpoolRecord` as JSON
+//! text), lease_gen, lease_owner, lease_expires_unix}`, and a lease `{_key: "lease.<id>.<gen>",
+//! kind: "lease", item, owner, expires_unix}`.
+//!
+//! Leases. The KV store offers one conditional write: inserting a document whose `_key` exists
+//! fails (HTTP 409 per public accounts, unverified: `[delivery] kvstore_conflict_status`). Its
+//! updates are unconditional, and in a cluster reads are local while writes go to the KV store
+//! captain, so a read may be stale (Splunk docs, "KV store captain"). A member therefore claims
+//! an item it read at generation `g` by *inserting* `lease.<id>.<g+1>`: exactly one member wins
+//! each generation, whatever it read. The winner re-reads the item (gone or moved on: it lets
+//! go), writes `lease_gen = g+1` and an expiry (`[delivery] lease_s`, default 120) into the item,
+//! sends, then deletes the item (delivered) or rewrites it (retry, dead letter). Lease documents
+//! are never deleted while they matter: a member with a stale read of generation `g` can never
+//! win `g+1` again; they are removed an hour after they expired. A member killed mid-send
+//! leaves `lease_expires_unix` in the past once `lease_s` has passed, and the next flusher takes
+//! generation `g+2`: nothing is lost, and the dedupe key makes that re-send harmless. A new
+//! item starts at a generation from the clock (milliseconds), above any earlier one of its id.
+//!
+//! Alert runs spool to local files, as on a standalone search head (their write-ahead claims
+//! need a local fsync); every flush on a member first moves local pending items and dead
+//! letters into the collection (`migrate`), which also adopts a file spool left by an earlier
+//! version. No secret is ever written: items carry none.
+
+use super::spool::{
+    Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, now_unix, parse_record,
+};
+use super::store::{Candidate, Scan, Store, Summary};
+use crate::error::{Error, Result};
+use crate::splunk::rest::Splunkd;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+/// The collection of items and leases (collections.conf).
+pub const COLLECTION: &str = "stackflow_spool";
+/// Documents per KV store query page (each item carries its request: keep answers small).
+const PAGE: usize = 500;
+/// What a flush's plan reads of each pending item (not the request).
+const SCAN_FIELDS: &str = "_key,state,target,account,first_attempt_unix,next_attempt_unix,lease_gen,lease_owner,lease_expires_unix,remote_hold_unix";
+/// Lease documents are removed this long after they expired.
+const LEASE_KEEP_S: f64 = 3600.0;
+
+pub struct KvSpool {
+    splunkd: Splunkd,
+    /// The member's local file spool: migration source and ledger folder.
+    local: Spool,
+    lease_s: f64,
+    conflict_status: u16,
+    owner: String,
+}
+
+fn lease_key(id: &str, generation: u64) -> String {
+    format!("lease.{id}.{generation}")
+}
+
+fn number(document: &Value, field: &str) -> f64 {
+    document.get(field).and_then(Value::as_f64).filter(|n| n.is_finite()).unwrap_or(0.0)
+}
+
+fn generation(document: &Value) -> u64 {
+    document.get("lease_gen").and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn pseudo_path(id: &str) -> PathBuf {
+    PathBuf::from(format!("kvstore:{COLLECTION}/{id}"))
+}
+
+/// A generation for a new item: the clock in milliseconds, above any earlier lease of its id.
+fn fresh_generation() -> u64 {
+    let millis = now_unix() * 1000.0;
+    if millis.is_finite() && millis > 0.0 { millis as u64 } else { 1 }
+}
+
+impl KvSpool {
+    pub fn new(splunkd: Splunkd, local: Spool, lease_s: f64, conflict_status: u16) -> KvSpool {
+        let host = std::env::var("HOSTNAME").unwrap_or_default();
+        let owner = format!("{host}:{}:{}", std::process::id(), fresh_generation());
+        KvSpool { splunkd, local, lease_s, conflict_status, owner }
+    }
+
+    /// The item document for a record in `state`, holding `generation` with `expires`.
+    fn document(
+        record: &SpoolRecord,
+        state: ItemState,
+        generation: u64,
+        expires: f64,
+    ) -> Result<Value> {
+        let text =
+            serde_json::to_string(record).map_err(|error| Error::Internal(error.to_string()))?;
+        Ok(json!({
+            "_key": record.id,
+            "kind": "item",
+            "state": state.as_str(),
+            "target": record.item.target.as_str(),
+            "account": record.item.account,
+            "action": record.item.context.action,
+            "search_name": record.item.context.search_name,
+            "dedupe_key": record.item.dedupe_key,
+            "first_attempt_unix": record.first_attempt_unix,
+            "last_attempt_unix": record.last_attempt_unix,
+            "next_attempt_unix": record.next_attempt_unix,
+            "attempts": record.attempts,
+            "reject_class": record.reject_class.map(|class| format!("{class:?}").to_lowercase()),
+            "last_error": record.last_error,
+            "remote_hold_unix": record.remote_hold_unix,
+            "record": text,
+            "lease_gen": generation,
+            "lease_owner": "",
+            "lease_expires_unix": expires,
+        }))
+    }
+
+    /// Adds an item in `state`; an item with the same id already there wins (same dedupe key).
+    pub fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<bool> {
+        let document = Self::document(record, state, fresh_generation(), 0.0)?;
+        self.splunkd.kv_insert(COLLECTION, &document, self.conflict_status)
+    }
+
+    /// Moves the member's local pending items and dead letters (alert runs' spooling, or a file
+    /// spool of an earlier version) into the collection. Each file is claimed first, so a
+    /// concurrent file flusher never sends it too; it is removed only once the KV store has it.
+    pub fn migrate(&self) -> Result<usize> {
+        if !self.local.root().exists() {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        for candidate in Store::scan(&self.local)?.pending {
+            let claim = match self.local.claim(&candidate.id)? {
+                None => continue,
+                Some(Err(quarantined)) => {
+                    log::error!(
+                        "spool: {} is not a readable item ({}); moved to {}",
+                        quarantined.original.display(),
+                        quarantined.problem,
+                        quarantined.moved_to.display()
+                    );
+                    continue;
+                }
+                Some(Ok(claim)) => claim,
+            };
+            match self.put(&claim.record, ItemState::Pending) {
+                Ok(_) => {
+                    self.local.finish_delivered(claim)?;
+                    moved += 1;
+                }
+                Err(error) => {
+                    let record = claim.record.clone();
+                    self.local.finish_retry(claim, &record)?;
+                    return Err(error);
+                }
+            }
+        }
+        for entry in self.local.list()? {
+            if entry.state != ItemState::Dead {
+                continue;
+            }
+            if let Ok(record) = &entry.record {
+                self.put(record, ItemState::Dead)?;
+                match std::fs::remove_file(&entry.path) {
+                    Ok(()) => moved += 1,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        return Err(Error::Spool {
+                            path: entry.path.clone(),
+                            detail: error.to_string(),
+                        });
+                    }
+                }
+            }
+        }
+        if moved > 0 {
+            log::info!(
+                "spool: moved {moved} item(s) from {} into the KV store collection {COLLECTION}",
+                self.local.root().display()
+            );
+        }
+        Ok(moved)
+    }
+
+    fn items(&self, state: Option<ItemState>) -> Result<Vec<Value>> {
+        self.items_with(state, None)
+    }
+
+    /// Item documents, page by page (`PAGE` per request), optionally only some `fields`.
+    fn items_with(&self, state: Option<ItemState>, fields: Option<&str>) -> Result<Vec<Value>> {
+        let query = match state {
+            Some(state) => json!({"kind": "item", "state": state.as_str()}),
+            None => json!({"kind": "item"}),
+        };
+        let mut all = Vec::new();
+        loop {
+            let page = self.splunkd.kv_query_fields(COLLECTION, &query, all.len(), PAGE, fields)?;
+            let done = page.len() < PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Removes lease documents that expired more than an hour ago.
+    fn collect_leases(&self) -> Result<()> {
+        let cutoff = now_unix() - LEASE_KEEP_S.max(self.lease_s * 10.0);
+        for lease in self.splunkd.kv_query(COLLECTION, &json!({"kind": "lease"}))? {
+            if number(&lease, "expires_unix") < cutoff
+                && let Some(key) = lease.get("_key").and_then(Value::as_str)
+            {
+                self.splunkd.kv_delete(COLLECTION, key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item, as `spool list` shows it (an item under a live lease is in flight).
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        let now = now_unix();
+        let mut listed = Vec::new();
+        for document in self.items(None)? {
+            let id = document.get("_key").and_then(Value::as_str).unwrap_or_default().to_string();
+            let state = match document.get("state").and_then(Value::as_str) {
+                Some("dead") => ItemState::Dead,
+                Some("quarantine") => ItemState::Quarantine,
+                _ if number(&document, "lease_expires_unix") > now => ItemState::Inflight,
+                _ => ItemState::Pending,
+            };
+            let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
+            listed.push(Listed {
+                state,
+                path: pseudo_path(&id),
+                record: parse_record(text.as_bytes(), &id),
+                modified_unix: number(&document, "last_attempt_unix"),
+            });
+        }
+        Ok(listed)
+    }
+
+    /// Dead letters back to pending, due now (`ids` empty: all). Returns requeued and missing ids.
+    pub fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        let dead = self.items(Some(ItemState::Dead))?;
+        let wanted: Vec<String> = if ids.is_empty() {
+            dead.iter()
+                .filter_map(|d| d.get("_key").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        } else {
+            ids.to_vec()
+        };
+        let (mut done, mut missing) = (Vec::new(), Vec::new());
+        for id in wanted {
+            let Some(document) =
+                dead.iter().find(|d| d.get("_key").and_then(Value::as_str) == Some(id.as_str()))
+            else {
+                missing.push(id);
+                continue;
+            };
+            let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
+            let Ok(mut record) = parse_record(text.as_bytes(), &id) else {
+                missing.push(id);
+                continue;
+            };
+            record.reject_class = None;
+            record.flushes = 0;
+            record.next_attempt_unix = now_unix();
+            record.last_error = format!("requeued after: {}", record.last_error);
+            let document = Self::document(&record, ItemState::Pending, generation(document), 0.0)?;
+            self.splunkd.kv_update(COLLECTION, &id, &document)?;
+            done.push(id);
+        }
+        Ok((done, missing))
+    }
+
+    /// Deletes dead letters and quarantined items whose last attempt is older than `older_than`.
+    pub fn purge(&self, older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
+        let cutoff = now_unix() - older_than.as_secs_f64();
+        let mut removed = Vec::new();
+        for document in self.items(None)? {
+            let state = document.get("state").and_then(Value::as_str).unwrap_or_default();
+            if matches!(state, "dead" | "quarantine")
+                && number(&document, "last_attempt_unix") < cutoff
+                && let Some(id) = document.get("_key").and_then(Value::as_str)
+            {
+                self.splunkd.kv_delete(COLLECTION, id)?;
+                removed.push(pseudo_path(id));
+            }
+        }
+        Ok(removed)
+    }
+
+    fn rewrite(&self, claim: &Claim, record: &SpoolRecord, state: ItemState) -> Result<()> {
+        let document = Self::document(record, state, claim.token, 0.0)?;
+        self.splunkd.kv_update(COLLECTION, &claim.id, &document)
+    }
+}
+
+impl Store for KvSpool {
+    fn location(&self) -> String {
+        format!("KV store collection {COLLECTION} (splunkd at {})", self.splunkd.base_url())
+    }
+
+    fn ledger_root(&self) -> &Path {
+        self.local.root()
+    }
+
+    fn scan(&self) -> Result<Scan> {
+        self.migrate()?;
+        self.collect_leases()?;
+        let now = now_unix();
+        let mut pending = Vec::new();
+        for document in self.items_with(Some(ItemState::Pending), Some(SCAN_FIELDS))? {
+            let Some(id) = document.get("_key").and_then(Value::as_str) else { continue };
+            let expires = number(&document, "lease_expires_unix");
+            if expires > now {
+                continue; // another member is sending it
+            }
+            if expires > 0.0 {
+                log::info!(
+                    "spool: KV store item {id} was being sent by {} whose lease expired; taking it over",
+                    document.get("lease_owner").and_then(Value::as_str).unwrap_or("?")
+                );
+            }
+            let target = document.get("target").cloned().map(serde_json::from_value);
+            let record = match (target, document.get("account").and_then(Value::as_str)) {
+                (Some(Ok(target)), Some(account)) => Ok(Summary {
+                    target,
+                    account: account.to_string(),
+                    first_attempt_unix: number(&document, "first_attempt_unix"),
+                    next_attempt_unix: number(&document, "next_attempt_unix"),
+                    remote_hold_unix: number(&document, "remote_hold_unix"),
+                }),
+                // Claimed anyway, so that it is quarantined with a line naming it.
+                _ => Err(format!("KV store item {id} has no readable target and account")),
+            };
+            pending.push(Candidate { id: id.to_string(), token: generation(&document), record });
+        }
+        Ok(Scan { adopted: Vec::new(), pending })
+    }
+
+    fn claim(
+        &self,
+        id: &str,
+        token: u64,
+    ) -> Result<Option<std::result::Result<Claim, Quarantined>>> {
+        let next = token.saturating_add(1);
+        let expires = now_unix() + self.lease_s;
+        let lease = json!({
+            "_key": lease_key(id, next),
+            "kind": "lease",
+            "item": id,
+            "owner": self.owner,
+            "expires_unix": expires,
+        });
+        if !self.splunkd.kv_insert(COLLECTION, &lease, self.conflict_status)? {
+            return Ok(None); // another member took this generation
+        }
+        let Some(mut document) = self.splunkd.kv_get(COLLECTION, id)? else {
+            return Ok(None); // delivered meanwhile
+        };
+        if generation(&document) != token
+            || document.get("state").and_then(Value::as_str) != Some("pending")
+        {
+            return Ok(None);
+        }
+        let text = document.get("record").and_then(Value::as_str).unwrap_or_default().to_string();
+        let record = match parse_record(text.as_bytes(), id) {
+            Ok(record) => record,
+            Err(problem) => {
+                document["state"] = json!("quarantine");
+                self.splunkd.kv_update(COLLECTION, id, &document)?;
+                return Ok(Some(Err(Quarantined {
+                    original: pseudo_path(id),
+                    moved_to: pseudo_path(id),
+                    problem,
+                })));
+            }
+        };
+        document["lease_gen"] = json!(next);
+        document["lease_owner"] = json!(self.owner);
+        document["lease_expires_unix"] = json!(expires);
+        self.splunkd.kv_update(COLLECTION, id, &document)?;
+        Ok(Some(Ok(Claim { id: id.to_string(), path: pseudo_path(id), record, token: next })))
+    }
+
+    fn open_adopted(&self, path: &Path) -> Result<std::result::Result<Claim, Quarantined>> {
+        Err(Error::Internal(format!("no adopted claims in the KV store ({})", path.display())))
+    }
+
+    fn finish_delivered(&self, claim: Claim) -> Result<()> {
+        self.splunkd.kv_delete(COLLECTION, &claim.id)
+    }
+
+    fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<()> {
+        self.rewrite(&claim, record, ItemState::Pending)
+    }
+
+    fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<String> {
+        self.rewrite(&claim, record, ItemState::Dead)?;
+        Ok(format!("{} (KV store {COLLECTION})", claim.id))
+    }
+}
