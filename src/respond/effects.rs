@@ -1,7 +1,8 @@
 //! The effect of each button (PRODUCT §9 "Effects"): acknowledge and false positive change the
 //! notable through the one notable-update interface (`splunk::notable_update`, ES 7 or ES 8);
 //! each effect is followed by the `chat.update` of the clicked message. Notable updates are
-//! idempotent (setting a status twice leaves it as it is) and retried a few times here.
+//! idempotent (setting a status twice leaves it as it is) and retried a few times here;
+//! escalation goes through the delivery layer (`escalate`).
 
 use super::click::{ACK, APPROVE, DENY, ESCALATE, FALSE_POSITIVE, PLAYBOOK};
 use super::{Context, Outcome, Responder, feedback};
@@ -77,7 +78,8 @@ pub fn apply(
             };
             notable(responder, click, &change, "5", &format!("Marked false positive by {by}"))
         }
-        ESCALATE | PLAYBOOK | APPROVE | DENY => Outcome::new(
+        ESCALATE => super::escalate::apply(responder, click, &user.name, context, &by),
+        PLAYBOOK | APPROVE | DENY => Outcome::new(
             "failed",
             format!("{} is not available in this version of StackFlow", click.action_id),
         ),

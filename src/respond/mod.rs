@@ -6,6 +6,7 @@
 
 pub mod click;
 pub mod effects;
+pub mod escalate;
 pub mod feedback;
 pub mod governance;
 pub mod listener;

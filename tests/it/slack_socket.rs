@@ -35,6 +35,25 @@ fn setup() -> Setup {
     Setup { home, emu }
 }
 
+/// `setup()` plus the StackFlow and SOAR accounts escalations and playbooks go to.
+fn setup_with_remotes(extra: &str) -> Setup {
+    let emu = Emulator::start();
+    emu.start_socket_mode();
+    let (home, ca) = SplunkHome::trusting(&emu);
+    let (url, ca) = (emu.url(), ca.display().to_string());
+    home.write_local_conf(&format!(
+        "[slack:default]\napi_url = {url}/api\nca_file = {ca}\nchannel = #soc\n\n\
+         [stackflow:default]\nwebhook_url = {url}/prod/api/webhooks/inbound/splunk\napi_url = {url}/prod/api\nca_file = {ca}\n\n\
+         [soar:default]\nurl = {url}\nca_file = {ca}\n\n{extra}"
+    ));
+    emu.set_secret("stackflow", "slack.default", BOT_TOKEN);
+    emu.set_secret("stackflow", "slack_app.default", APP_TOKEN);
+    emu.set_secret("stackflow", "stackflow.default", "sf-secret");
+    emu.set_secret("stackflow", "stackflow_api.default", "sf-api-token");
+    emu.set_secret("stackflow", "soar.default", "soar-token");
+    Setup { home, emu }
+}
+
 /// The executable splunkd starts for scheme `stackflow_slack_socket`.
 fn input_executable(home: &SplunkHome) -> PathBuf {
     let app = home.app_dir();
@@ -408,4 +427,92 @@ fn unmapped_and_unauthorised_users_change_nothing_and_are_told_why() {
     assert!(!text.contains("stackflow_") && text.contains("open_splunk"), "{text}");
     assert!(text.contains("Marked false positive by <@UCAROL> (carol)"), "{text}");
     assert_clean(&listener.stop());
+}
+
+#[test]
+fn escalate_creates_one_stackflow_incident_with_a_raised_priority() {
+    let setup = setup_with_remotes("");
+    let emu = &setup.emu;
+    responders(&setup);
+    seed(
+        emu,
+        "stackflow_links",
+        &[json!({"_key": "dk-1", "event_id": "NE-1", "search_name": "Brute force",
+            "rule_name": "Brute force on web01", "severity": "high", "sid": "sid-9",
+            "escalate_to": "stackflow", "slack_channel": "C1", "slack_ts": "1.1", "updated": 1})],
+    );
+    let message = post_message(emu, "dk-1");
+    let listener = Listener::start(&setup);
+    emu.socket_send(click("env-e", "UALICE", "stackflow_escalate", "dk-1", &message, "5.1"));
+    wait_for("the escalation receipt", || interactions(&setup.home).len() == 1);
+    let receipt = &interactions(&setup.home)[0];
+    assert_eq!(receipt["outcome"], "done", "{receipt}");
+    assert_eq!(receipt["action"], "escalate");
+    let incidents = emu.stackflow_incidents();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let incident = incidents[0].to_string();
+    // high maps to P2; an escalation is one step higher.
+    assert!(incident.contains("\"P1\""), "{incident}");
+    assert!(incident.contains("NE-1"), "{incident}");
+    assert!(!receipt["remote_id"].as_str().unwrap().is_empty(), "{receipt}");
+    let update = emu.requests_to("/api/chat.update")[0].json();
+    let text = update["blocks"].to_string();
+    assert!(!text.contains("stackflow_escalate") && text.contains("stackflow_ack"), "{text}");
+    assert!(text.contains("Escalated by <@UALICE> (alice)"), "{text}");
+    let replies: Vec<Value> =
+        emu.slack_messages().into_iter().filter(|m| m["thread_ts"] == message.1.as_str()).collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0]["text"].as_str().unwrap().contains("StackFlow incident"), "{replies:?}");
+    // The incident is linked to the notable (found by stackflowsync and the playbook button).
+    let links = emu.kv_records("stackflow_links");
+    assert!(
+        links.iter().any(|l| l["event_id"] == "NE-1" && l.get("stackflow_incident_id").is_some()),
+        "{links:?}"
+    );
+
+    // Another responder escalates the same notable: the delivery layer sends nothing twice.
+    emu.socket_send(click("env-f", "UCAROL", "stackflow_escalate", "dk-1", &message, "5.2"));
+    wait_for("the second receipt", || interactions(&setup.home).len() == 2);
+    assert_eq!(emu.stackflow_incidents().len(), 1);
+    assert!(
+        interactions(&setup.home)[1]["message"].as_str().unwrap().contains("already had"),
+        "{:?}",
+        interactions(&setup.home)[1]
+    );
+    assert_clean(&listener.stop());
+}
+
+#[test]
+fn escalate_to_soar_creates_a_container_and_an_outage_spools_it() {
+    let setup = setup_with_remotes("[delivery]\nmax_attempts = 1\n");
+    let emu = &setup.emu;
+    responders(&setup);
+    seed(
+        emu,
+        "stackflow_links",
+        &[json!({"_key": "dk-1", "event_id": "NE-1", "search_name": "Brute force",
+            "severity": "high", "sid": "sid-9", "escalate_to": "soar", "updated": 1})],
+    );
+    let message = post_message(emu, "dk-1");
+    // SOAR is down for every attempt of this run.
+    emu.fault(
+        "/rest/container",
+        stackflow_emulator::Fault::Status { status: 503, body: String::new(), headers: vec![] },
+        10,
+    );
+    let listener = Listener::start(&setup);
+    emu.socket_send(click("env-s", "UALICE", "stackflow_escalate", "dk-1", &message, "6.1"));
+    wait_for("the escalation receipt", || interactions(&setup.home).len() == 1);
+    let receipt = &interactions(&setup.home)[0];
+    assert!(receipt["message"].as_str().unwrap().contains("queued"), "{receipt}");
+    assert!(emu.soar_containers().is_empty());
+    let pending = crate::delivery::files_in(&setup.home.spool_dir().join("pending"));
+    assert_eq!(pending.len(), 1, "the escalation waits in the spool");
+    assert_clean(&listener.stop());
+    // SOAR is back: the ordinary spool flush delivers it, once.
+    emu.clear_faults();
+    crate::delivery::flush(&setup.home, emu, &[]).assert_code(0);
+    assert_eq!(emu.soar_containers().len(), 1, "{:?}", emu.soar_containers());
+    crate::delivery::flush(&setup.home, emu, &[]).assert_code(0);
+    assert_eq!(emu.soar_containers().len(), 1, "never twice");
 }
