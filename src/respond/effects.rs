@@ -2,7 +2,8 @@
 //! notable through the one notable-update interface (`splunk::notable_update`, ES 7 or ES 8);
 //! each effect is followed by the `chat.update` of the clicked message. Notable updates are
 //! idempotent (setting a status twice leaves it as it is) and retried a few times here;
-//! escalation goes through the delivery layer (`escalate`).
+//! escalation goes through the delivery layer (`escalate`); containment playbooks wait for a
+//! second person's approval (`playbook`).
 
 use super::click::{ACK, APPROVE, DENY, ESCALATE, FALSE_POSITIVE, PLAYBOOK};
 use super::{Context, Outcome, Responder, feedback};
@@ -50,7 +51,8 @@ pub fn apply(
     click: &super::Click,
     user: &SplunkUser,
     context: &Context,
-    _key: &str,
+    key: &str,
+    request: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Outcome {
     let by = format!("<@{}> ({}) at {}", click.user_id, user.name, clock());
     match click.action_id.as_str() {
@@ -79,10 +81,13 @@ pub fn apply(
             notable(responder, click, &change, "5", &format!("Marked false positive by {by}"))
         }
         ESCALATE => super::escalate::apply(responder, click, &user.name, context, &by),
-        PLAYBOOK | APPROVE | DENY => Outcome::new(
-            "failed",
-            format!("{} is not available in this version of StackFlow", click.action_id),
-        ),
+        PLAYBOOK => super::playbook::request(responder, click, &user.name, context, key, &by),
+        APPROVE | DENY => match request {
+            Some(request) => {
+                super::playbook::decide(responder, click, &user.name, context, request, &by)
+            }
+            None => Outcome::new("failed", "no containment request waits for this decision"),
+        },
         other => Outcome::new("failed", format!("unknown action {other}")),
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const MAX_BLOCKS: usize = 50;
 const MAX_TEXT: usize = 3000;
 
-fn cut(text: &str) -> String {
+pub fn cut(text: &str) -> String {
     match text.char_indices().nth(MAX_TEXT - 1) {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
@@ -94,6 +94,23 @@ pub fn update_message(slack: &SlackApi, click: &Click, line: &str) {
 pub fn reply_in_thread(slack: &SlackApi, click: &Click, text: &str) {
     let body =
         json!({"channel": click.channel_id, "thread_ts": click.thread_ts, "text": cut(text)});
+    call(slack, "chat.postMessage", &body);
+}
+
+/// The approval request of a containment playbook, in the message's thread: the question and
+/// *Approve* / *Deny* buttons whose value is the request's interaction key (a reference only).
+pub fn post_approval_request(slack: &SlackApi, click: &Click, text: &str, request_key: &str) {
+    let button = |action_id: &str, label: &str, style: &str| {
+        json!({"type": "button", "action_id": action_id, "style": style, "value": request_key,
+               "text": {"type": "plain_text", "text": label}})
+    };
+    let body = json!({"channel": click.channel_id, "thread_ts": click.thread_ts, "text": cut(text),
+    "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(text)}},
+        {"type": "actions", "elements": [
+            button(super::click::APPROVE, "Approve", "primary"),
+            button(super::click::DENY, "Deny", "danger")]}
+    ]});
     call(slack, "chat.postMessage", &body);
 }
 

@@ -10,6 +10,7 @@ pub mod escalate;
 pub mod feedback;
 pub mod governance;
 pub mod listener;
+pub mod playbook;
 
 use crate::audit::receipts::{ReceiptWriter, line_of};
 use crate::error::{Error, ExitCode};
@@ -183,7 +184,25 @@ impl Responder {
             );
             return Ok(());
         }
-        let context = self.context(reference)?;
+        // A decision's value is the request's interaction key; its context is the request's.
+        let deciding = matches!(click.action_id.as_str(), click::APPROVE | click::DENY);
+        let request = if deciding { playbook::request_record(self, reference)? } else { None };
+        if deciding && request.is_none() {
+            let outcome = Outcome::new("failed", "no containment request waits for this decision");
+            feedback::tell_clicker(&self.slack, click, &format!("Not done: {}", outcome.message));
+            let context = Context { dedupe_key: reference.into(), ..Context::default() };
+            self.receipt(click, None, "", &context, &outcome, audit);
+            return Ok(());
+        }
+        let context = match &request {
+            Some(request) => {
+                self.context(request.get("dedupe_key").and_then(Value::as_str).unwrap_or(""))?
+            }
+            None => self.context(reference)?,
+        };
+        let playbook = playbook.or_else(|| {
+            request.as_ref().and_then(|request| request.get("playbook")).and_then(Value::as_str)
+        });
         let user = match governance::map_user(&self.splunkd, &self.slack, &click.user_id)? {
             Ok(user) => user,
             Err(why) => {
@@ -195,9 +214,16 @@ impl Responder {
             let why = format!("the Splunk user \"{}\" lacks the capability {needed}", user.name);
             return self.refuse(click, &key, Some(&user.name), &context, playbook, &why, audit);
         }
+        if let Some(why) =
+            request.as_ref().and_then(|request| playbook::self_approval(request, click, &user.name))
+        {
+            return self.refuse(click, &key, Some(&user.name), &context, playbook, &why, audit);
+        }
         self.record(&key, envelope_id, click, "started", "", &user.name, &context)?;
-        let outcome = effects::apply(self, click, &user, &context, &key);
-        if outcome.outcome != "denied" {
+        let outcome = effects::apply(self, click, &user, &context, &key, request.as_ref());
+        if outcome.outcome == "awaiting_approval" {
+            // The approval request in the thread is the reply.
+        } else if outcome.outcome != "denied" || click.action_id == click::DENY {
             feedback::reply_in_thread(
                 &self.slack,
                 click,
@@ -283,6 +309,11 @@ impl Responder {
             "splunk_user": splunk_user, "dedupe_key": context.dedupe_key,
             "event_id": context.event_id, "channel": click.channel_id,
             "message_ts": click.message_ts, "value": click.value,
+            "playbook": if click.action_id == click::PLAYBOOK {
+                click.reference_and_playbook().1.unwrap_or("")
+            } else {
+                ""
+            },
             "updated": now.as_secs_f64()});
         self.splunkd.kv_batch_save(INTERACTIONS_COLLECTION, &[record])
     }

@@ -516,3 +516,163 @@ fn escalate_to_soar_creates_a_container_and_an_outage_spools_it() {
     crate::delivery::flush(&setup.home, emu, &[]).assert_code(0);
     assert_eq!(emu.soar_containers().len(), 1, "never twice");
 }
+
+/// The approval request posted in the thread of `message`, as a message to click on.
+fn approval_request(emu: &Emulator, message: &(String, String, Value)) -> (String, String, Value) {
+    let found = emu
+        .slack_messages()
+        .into_iter()
+        .rfind(|m| {
+            m["thread_ts"] == message.1.as_str() && m.to_string().contains("stackflow_approve")
+        })
+        .expect("an approval request in the thread");
+    (message.0.clone(), found["ts"].as_str().unwrap().into(), found["blocks"].clone())
+}
+
+fn button_value(message: &(String, String, Value), action_id: &str) -> String {
+    message
+        .2
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["elements"].as_array().cloned().unwrap_or_default())
+        .find(|e| e["action_id"] == action_id)
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_containment_playbook_runs_once_after_a_second_persons_approval() {
+    let setup = setup_with_remotes("");
+    let emu = &setup.emu;
+    responders(&setup);
+    let container = emu.add_soar_container(json!({"name": "Brute force", "label": "events"}));
+    seed(
+        emu,
+        "stackflow_links",
+        &[
+            json!({"_key": "dk-1", "event_id": "NE-1", "search_name": "Brute force",
+                "playbooks": "block_ip,isolate_host", "updated": 1}),
+            json!({"_key": "soar:default:NE-1", "event_id": "NE-1", "soar_container_id": container,
+                "updated": 2}),
+        ],
+    );
+    seed(
+        emu,
+        "stackflow_slack_users",
+        &[
+            json!({"_key": "UERIN", "splunk_user": "erin"}),
+            json!({"_key": "UDAVE", "splunk_user": "dave"}),
+        ],
+    );
+    emu.add_splunk_user(
+        "erin",
+        "erin@example.com",
+        &["soc_lead"],
+        &["stackflow_respond", "stackflow_approve"],
+    );
+    emu.add_splunk_user("dave", "dave@example.com", &["soc_lead"], &["stackflow_approve"]);
+    let message = post_message(emu, "dk-1");
+    let listener = Listener::start(&setup);
+
+    // A playbook the message did not offer is not asked for.
+    emu.socket_send(click(
+        "env-0",
+        "UERIN",
+        "stackflow_playbook",
+        "dk-1|wipe_disk",
+        &message,
+        "7.0",
+    ));
+    wait_for("the refused request", || interactions(&setup.home).len() == 1);
+    assert_eq!(interactions(&setup.home)[0]["outcome"], "failed");
+
+    emu.socket_send(click(
+        "env-1",
+        "UERIN",
+        "stackflow_playbook",
+        "dk-1|block_ip",
+        &message,
+        "7.1",
+    ));
+    wait_for("the request receipt", || interactions(&setup.home).len() == 2);
+    let receipt = &interactions(&setup.home)[1];
+    assert_eq!(receipt["outcome"], "awaiting_approval", "{receipt}");
+    assert_eq!(receipt["playbook"], "block_ip");
+    assert_eq!(receipt["requested_by"], "erin");
+    let update = emu.requests_to("/api/chat.update").last().unwrap().json();
+    assert!(
+        update["blocks"]
+            .to_string()
+            .contains("Containment *block_ip* requested by <@UERIN> (erin)")
+    );
+    let request = approval_request(emu, &message);
+    let value = button_value(&request, "stackflow_approve");
+    assert!(!value.contains("block_ip") && !value.contains("NE-1"), "a reference only: {value}");
+
+    // The requester may not approve; a user without stackflow_approve may not either.
+    emu.socket_send(click("env-2", "UERIN", "stackflow_approve", &value, &request, "7.2"));
+    emu.socket_send(click("env-3", "UCAROL", "stackflow_approve", &value, &request, "7.3"));
+    wait_for("two refusals", || interactions(&setup.home).len() == 4);
+    let receipts = interactions(&setup.home);
+    assert_eq!(receipts[2]["outcome"], "denied");
+    assert!(receipts[2]["message"].as_str().unwrap().contains("you requested"), "{receipts:?}");
+    assert_eq!(receipts[2]["playbook"], "block_ip");
+    assert_eq!(receipts[3]["outcome"], "denied");
+    assert!(receipts[3]["message"].as_str().unwrap().contains("stackflow_approve"), "{receipts:?}");
+    assert!(emu.soar_playbook_runs().is_empty());
+    let ephemeral = emu.slack_ephemeral();
+    assert!(ephemeral.iter().any(|e| e["user"] == "UERIN"), "{ephemeral:?}");
+
+    // Another approver: the playbook runs on the notable's container, once.
+    emu.socket_send(click("env-4", "UDAVE", "stackflow_approve", &value, &request, "7.4"));
+    wait_for("the approval", || interactions(&setup.home).len() == 5);
+    let receipt = &interactions(&setup.home)[4];
+    assert_eq!(receipt["outcome"], "done", "{receipt}");
+    assert_eq!(receipt["approved_by"], "dave");
+    assert_eq!(receipt["requested_by"], "erin");
+    let runs = emu.soar_playbook_runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["container"], container);
+    assert_eq!(runs[0]["playbook"], "block_ip");
+    assert_eq!(runs[0]["scope"], "new");
+    assert_eq!(receipt["remote_id"], runs[0]["id"].to_string().as_str());
+    let update = emu.requests_to("/api/chat.update").last().unwrap().json();
+    assert_eq!(update["ts"], request.1.as_str());
+    assert!(update["blocks"].to_string().contains("Approved by <@UDAVE> (dave)"), "{update}");
+
+    // Re-delivered, clicked again, or after a restart: never a second run.
+    emu.socket_send(click("env-4", "UDAVE", "stackflow_approve", &value, &request, "7.4"));
+    emu.socket_send(click("env-5", "UDAVE", "stackflow_approve", &value, &request, "7.5"));
+    wait_for("two more receipts", || interactions(&setup.home).len() == 7);
+    assert_clean(&listener.stop());
+    let listener = Listener::start(&setup);
+    emu.socket_send(click("env-6", "UDAVE", "stackflow_approve", &value, &request, "7.6"));
+    wait_for("the receipt after the restart", || interactions(&setup.home).len() == 8);
+    assert!(interactions(&setup.home)[5..].iter().all(|r| r["outcome"] == "duplicate"));
+    assert_eq!(emu.soar_playbook_runs().len(), 1);
+
+    // A second request, denied: recorded, nothing runs.
+    emu.socket_send(click(
+        "env-7",
+        "UERIN",
+        "stackflow_playbook",
+        "dk-1|isolate_host",
+        &message,
+        "7.7",
+    ));
+    wait_for("the second request", || interactions(&setup.home).len() == 9);
+    let second = approval_request(emu, &message);
+    let value = button_value(&second, "stackflow_deny");
+    emu.socket_send(click("env-8", "UDAVE", "stackflow_deny", &value, &second, "7.8"));
+    wait_for("the denial", || interactions(&setup.home).len() == 10);
+    let receipt = &interactions(&setup.home)[9];
+    assert_eq!(receipt["outcome"], "denied", "{receipt}");
+    assert_eq!(receipt["playbook"], "isolate_host");
+    assert_eq!(emu.soar_playbook_runs().len(), 1);
+    let update = emu.requests_to("/api/chat.update").last().unwrap().json();
+    assert!(update["blocks"].to_string().contains("Denied by <@UDAVE> (dave)"), "{update}");
+    assert_clean(&listener.stop());
+}
