@@ -166,14 +166,18 @@ impl Responder {
         let mut audit = Map::new();
         audit.insert("envelope_id".into(), json!(envelope_id));
         audit.insert("interaction_key".into(), json!(key));
-        if let Some(seen) = self.splunkd.kv_get(INTERACTIONS_COLLECTION, &key)?
-            && seen.get("state").and_then(Value::as_str) == Some("done")
-        {
+        // A click seen before is not acted on again — also when its first handling was
+        // interrupted (`started`: a listener stopped mid-click, or another search head's
+        // listener is on it): at most once per click; the clicker may click again.
+        if let Some(seen) = self.splunkd.kv_get(INTERACTIONS_COLLECTION, &key)? {
             let earlier = seen.get("outcome").and_then(Value::as_str).unwrap_or("");
-            let outcome = Outcome::new(
-                "duplicate",
-                format!("seen before (outcome {earlier}); not acted on again"),
-            );
+            let message = match seen.get("state").and_then(Value::as_str) {
+                Some("done") => format!("seen before (outcome {earlier}); not acted on again"),
+                _ => "seen before, its handling interrupted or still running; not acted on \
+                      again (click again if the change is missing)"
+                    .to_string(),
+            };
+            let outcome = Outcome::new("duplicate", message);
             self.receipt(
                 click,
                 None,

@@ -102,6 +102,12 @@ impl Listener {
         Listener { child, started: Instant::now() }
     }
 
+    /// SIGKILL: the listener dies wherever it is (a crash, an OOM kill).
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, then the run as the harness judges any run.
     fn stop(self) -> Run {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
@@ -674,5 +680,35 @@ fn a_containment_playbook_runs_once_after_a_second_persons_approval() {
     assert_eq!(emu.soar_playbook_runs().len(), 1);
     let update = emu.requests_to("/api/chat.update").last().unwrap().json();
     assert!(update["blocks"].to_string().contains("Denied by <@UDAVE> (dave)"), "{update}");
+    assert_clean(&listener.stop());
+}
+
+#[test]
+fn a_listener_killed_in_the_middle_of_a_click_does_not_act_on_it_twice() {
+    let setup = setup();
+    let emu = &setup.emu;
+    responders(&setup);
+    let message = post_message(emu, "dk-1");
+    // The message update hangs: the listener is caught after the notable changed and before
+    // the click was recorded as done.
+    emu.fault("/api/chat.update", stackflow_emulator::Fault::Delay(Duration::from_secs(5)), 1);
+    let listener = Listener::start(&setup);
+    emu.socket_send(click("env-k", "UALICE", "stackflow_ack", "dk-1", &message, "9.1"));
+    wait_for("the notable update", || emu.notable_updates().len() == 1);
+    wait_for("the message update under way", || !emu.requests_to("/api/chat.update").is_empty());
+    listener.kill();
+    assert!(interactions(&setup.home).is_empty(), "killed before its receipt");
+    let records = emu.kv_records("stackflow_interactions");
+    assert_eq!(records[0]["state"], "started", "{records:?}");
+
+    // Slack re-delivers the envelope to the restarted listener: acknowledged, not acted on.
+    let listener = Listener::start(&setup);
+    emu.socket_send(click("env-k", "UALICE", "stackflow_ack", "dk-1", &message, "9.1"));
+    wait_for("the duplicate receipt", || interactions(&setup.home).len() == 1);
+    let receipt = &interactions(&setup.home)[0];
+    assert_eq!(receipt["outcome"], "duplicate", "{receipt}");
+    assert!(receipt["message"].as_str().unwrap().contains("interrupted"), "{receipt}");
+    assert_eq!(emu.notable_updates().len(), 1, "the notable changed once");
+    assert_eq!(acked(emu, "env-k"), 2);
     assert_clean(&listener.stop());
 }
