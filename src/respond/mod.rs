@@ -28,6 +28,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const INTERACTIONS_COLLECTION: &str = "stackflow_interactions";
 pub const LINKS_COLLECTION: &str = "stackflow_links";
 pub const SOURCETYPE: &str = "stackflow:interaction";
+/// Link-record fields copied into each interaction receipt as `notable_<name>`.
+pub const NOTABLE_FIELDS: [&str; 4] = ["host", "src", "dest", "user"];
 /// Interaction receipts are stash files `*.stash_stackflow_interaction` (their own batch input
 /// and props stanza give them their sourcetype).
 pub const EXTENSION: &str = "stash_stackflow_interaction";
@@ -332,30 +334,15 @@ impl Responder {
         outcome: &Outcome,
         extra: Map<String, Value>,
     ) {
-        let action = click.action_id.strip_prefix("stackflow_").unwrap_or(&click.action_id);
-        let mut fields = Map::new();
-        let mut put = |name: &str, value: &str| {
-            fields.insert(name.to_string(), Value::String(value.to_string()));
-        };
-        put("slack_user_id", &click.user_id);
-        put("slack_user", &click.user_name);
-        put("splunk_user", splunk_user.unwrap_or(""));
-        put("action", action);
-        put("playbook", if outcome.playbook.is_empty() { playbook } else { &outcome.playbook });
-        put("event_id", &context.event_id);
-        put("dedupe_key", &context.dedupe_key);
-        put("search_name", context.field("search_name"));
-        put("requested_by", &outcome.requested_by);
-        put("approved_by", &outcome.approved_by);
-        put("outcome", outcome.outcome);
-        put("notable_status_before", context.field("notable_status"));
-        put("notable_status_after", &outcome.notable_status_after);
-        put("remote_id", &outcome.remote_id);
-        put("message", &outcome.message);
-        put("account", &self.account);
-        put("slack_channel", &click.channel_id);
-        put("slack_ts", &click.message_ts);
-        fields.extend(extra);
+        let fields = interaction_fields(
+            click,
+            splunk_user,
+            playbook,
+            context,
+            outcome,
+            &self.account,
+            extra,
+        );
         let Some(writer) = self.receipts.as_mut() else { return };
         let written = line_of(now(), &fields)
             .and_then(|line| writer.push_line(line))
@@ -364,6 +351,51 @@ impl Responder {
             log::error!("interaction receipt not written: {error}");
         }
     }
+}
+
+/// The fields of one `stackflow:interaction` line (PRODUCT §9 "Audit"), `extra` last.
+pub fn interaction_fields(
+    click: &Click,
+    splunk_user: Option<&str>,
+    playbook: &str,
+    context: &Context,
+    outcome: &Outcome,
+    account: &str,
+    extra: Map<String, Value>,
+) -> Map<String, Value> {
+    let action = click.action_id.strip_prefix("stackflow_").unwrap_or(&click.action_id);
+    let mut fields = Map::new();
+    let mut put = |name: &str, value: &str| {
+        fields.insert(name.to_string(), Value::String(value.to_string()));
+    };
+    put("slack_user_id", &click.user_id);
+    put("slack_user", &click.user_name);
+    put("splunk_user", splunk_user.unwrap_or(""));
+    put("action", action);
+    put("playbook", if outcome.playbook.is_empty() { playbook } else { &outcome.playbook });
+    put("event_id", &context.event_id);
+    put("dedupe_key", &context.dedupe_key);
+    put("search_name", context.field("search_name"));
+    // The notable's context as recorded at post time (no search): what the tuning
+    // dashboard groups false positives by. Prefixed so they never read as the clicker's
+    // own `user` or Splunk's `host`.
+    put("rule_name", context.field("rule_name"));
+    put("severity", context.field("severity"));
+    for name in NOTABLE_FIELDS {
+        put(&format!("notable_{name}"), context.field(name));
+    }
+    put("requested_by", &outcome.requested_by);
+    put("approved_by", &outcome.approved_by);
+    put("outcome", outcome.outcome);
+    put("notable_status_before", context.field("notable_status"));
+    put("notable_status_after", &outcome.notable_status_after);
+    put("remote_id", &outcome.remote_id);
+    put("message", &outcome.message);
+    put("account", account);
+    put("slack_channel", &click.channel_id);
+    put("slack_ts", &click.message_ts);
+    fields.extend(extra);
+    fields
 }
 
 fn short_error(error: &Error) -> String {
