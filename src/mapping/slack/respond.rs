@@ -290,6 +290,21 @@ mod tests {
         assert_eq!(elements[0]["value"], "slack:default:#soc:sid1");
         assert_eq!(elements[3]["value"], "slack:default:#soc:sid1|block_ip");
         assert_eq!(link_fields(&request)["event_id"], "E1");
+        // A route's `buttons` choose the buttons of the rows it matches; `none` removes them
+        // (the playbooks stay the alert's).
+        let mut route = crate::mapping::route::Route::parse(
+            "a",
+            &[("buttons".to_string(), "false_positive".to_string())].into_iter().collect(),
+        )
+        .unwrap();
+        let part = params.request_part(&context(&[]), &row, Some(&route)).unwrap();
+        assert_eq!(part["buttons"], json!(["false_positive"]));
+        route.buttons = Some(Vec::new());
+        let part = params.request_part(&context(&[]), &row, Some(&route)).unwrap();
+        assert_eq!(part["buttons"], json!([]));
+        assert_eq!(part["playbooks"], json!(["block_ip"]));
+        let plain = ResponseParams::from_context(&context(&[])).unwrap();
+        assert!(plain.request_part(&context(&[]), &row, Some(&route)).is_none());
         assert_eq!(link_fields(&request)["search_name"], "Brute force");
         // A reference too long for a button value gives no buttons rather than a cut one.
         let mut full = vec![];
