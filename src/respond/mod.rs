@@ -25,6 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Acknowledged envelopes waiting for the click handler; a full queue slows reading (and so
+/// acknowledging) rather than growing without bound.
+const CLICK_QUEUE: usize = 256;
 pub const INTERACTIONS_COLLECTION: &str = "stackflow_interactions";
 pub const LINKS_COLLECTION: &str = "stackflow_links";
 pub const SOURCETYPE: &str = "stackflow:interaction";
@@ -47,7 +50,29 @@ pub fn listen(
         Ok(opened) => opened,
         Err(error) => return crate::cmd::report_error(&error),
     };
-    match listener::run(&client, stop, &mut |envelope| responder.handle(envelope)) {
+    // Clicks are handled on their own thread, in arrival order, so that a slow remote (an
+    // escalation may wait on the delivery layer) never holds up the socket: every envelope is
+    // still read and acknowledged at once. At SIGTERM the clicks already acknowledged are
+    // finished before the process exits.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Envelope>(CLICK_QUEUE);
+    let worker = std::thread::spawn(move || {
+        for envelope in receiver {
+            responder.handle(&envelope);
+        }
+    });
+    let ran = listener::run(&client, stop, &mut |envelope| {
+        if sender.send(envelope.clone()).is_err() {
+            log::error!(
+                "Socket Mode: the click handler stopped; envelope {} dropped",
+                envelope.envelope_id
+            );
+        }
+    });
+    drop(sender);
+    if worker.join().is_err() {
+        log::error!("Socket Mode: the click handler failed");
+    }
+    match ran {
         Ok(stats) => {
             log::info!(
                 "Socket Mode: stopped (account {account}, {} connections, {} envelopes)",

@@ -696,6 +696,11 @@ fn a_listener_killed_in_the_middle_of_a_click_does_not_act_on_it_twice() {
     emu.socket_send(click("env-k", "UALICE", "stackflow_ack", "dk-1", &message, "9.1"));
     wait_for("the notable update", || emu.notable_updates().len() == 1);
     wait_for("the message update under way", || !emu.requests_to("/api/chat.update").is_empty());
+    // A click being handled does not hold up the socket: the next envelope is acknowledged
+    // while the first click still waits on Slack.
+    emu.socket_send(json!({"envelope_id": "env-next", "type": "events_api", "payload": {}}));
+    wait_for("env-next acked", || acked(emu, "env-next") == 1);
+    assert!(interactions(&setup.home).is_empty(), "the first click is still under way");
     listener.kill();
     assert!(interactions(&setup.home).is_empty(), "killed before its receipt");
     let records = emu.kv_records("stackflow_interactions");
