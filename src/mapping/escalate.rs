@@ -8,25 +8,11 @@
 //! mapper's own, `mode=row`: one per notable `event_id`).
 
 use super::AlertContext;
+use super::slack::RESPOND_CONTEXT_FIELDS;
 use super::stackflow::{Priority, SeverityMapping};
 use crate::delivery::TargetKind;
 use crate::splunk::results::{FieldValue, Row};
 use serde_json::{Map, Value};
-
-/// Link-record fields carried into the escalation's row (the context recorded at post time).
-pub const ROW_FIELDS: [&str; 11] = [
-    "event_id",
-    "rule_name",
-    "severity",
-    "urgency",
-    "host",
-    "src",
-    "dest",
-    "user",
-    "mitre_technique",
-    "risk_score",
-    "orig_sid",
-];
 
 /// One step more urgent; P1 stays P1.
 pub fn raised(priority: Priority) -> Priority {
@@ -57,8 +43,10 @@ pub fn escalation(
     let text = |name: &str| {
         link.get(name).and_then(Value::as_str).map(str::trim).filter(|v| !v.is_empty())
     };
-    let mut pairs: Vec<(&str, FieldValue)> = ROW_FIELDS
+    // The row: the context recorded at post time (the mapped priority is replaced below).
+    let mut pairs: Vec<(&str, FieldValue)> = RESPOND_CONTEXT_FIELDS
         .iter()
+        .filter(|name| **name != "stackflow_priority")
         .filter_map(|name| text(name).map(|value| (*name, FieldValue::Single(value.to_string()))))
         .collect();
     if kind == TargetKind::Stackflow {

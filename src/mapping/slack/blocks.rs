@@ -205,6 +205,13 @@ pub fn add_link_buttons(
         };
     push("soar", "Open SOAR container", &soar, &|id| bases.soar_url(id));
     push("stackflow", "Open StackFlow incident", &stackflow, &|id| bases.stackflow_url(id));
+    add_to_actions_block(blocks, buttons, false);
+}
+
+/// Adds `buttons` to the message's buttons block (made when there is none and a block is still
+/// allowed), at the end or — `first` — in front of the buttons already there, while the block
+/// has room (Block Kit: at most 25 elements).
+pub(super) fn add_to_actions_block(blocks: &mut Vec<Value>, buttons: Vec<Value>, first: bool) {
     if buttons.is_empty() {
         return;
     }
@@ -220,11 +227,12 @@ pub fn add_link_buttons(
         None => return,
     };
     if let Some(elements) = blocks[index].get_mut("elements").and_then(Value::as_array_mut) {
-        for button in buttons {
+        for (offset, button) in buttons.into_iter().enumerate() {
             if elements.len() >= limits::ACTIONS_ELEMENTS {
                 break;
             }
-            elements.push(button);
+            let at = if first { offset.min(elements.len()) } else { elements.len() };
+            elements.insert(at, button);
         }
     }
 }

@@ -9,7 +9,7 @@
 //! `<dedupe key>|<playbook>`. Only a message about exactly one row gets them (a digest of many
 //! notables would not say which one a click is about).
 
-use super::{ACTIONS_BLOCK_ID, PARAMS, STANZA, limits, plain, truncate};
+use super::{PARAMS, STANZA, limits, plain, truncate};
 use crate::error::{Error, Result};
 use crate::mapping::AlertContext;
 use crate::mapping::route::Route;
@@ -183,29 +183,8 @@ pub fn add_response_buttons(blocks: &mut Vec<Value>, request: &Value, dedupe_key
             buttons.push(button("stackflow_playbook", &label, &value, Some("danger")));
         }
     }
-    if buttons.is_empty() {
-        return;
-    }
-    let position = blocks
-        .iter()
-        .position(|block| block.get("block_id").and_then(Value::as_str) == Some(ACTIONS_BLOCK_ID));
-    let index = match position {
-        Some(index) => index,
-        None if blocks.len() < limits::MAX_BLOCKS => {
-            blocks.push(json!({"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": []}));
-            blocks.len() - 1
-        }
-        None => return,
-    };
-    if let Some(elements) = blocks[index].get_mut("elements").and_then(Value::as_array_mut) {
-        for (offset, button) in buttons.into_iter().enumerate() {
-            if elements.len() >= limits::ACTIONS_ELEMENTS {
-                break;
-            }
-            // Response buttons first, link buttons after them.
-            elements.insert(offset.min(elements.len()), button);
-        }
-    }
+    // Response buttons first, link buttons after them.
+    super::blocks::add_to_actions_block(blocks, buttons, true);
 }
 
 /// The link-record fields of a posted message: its `respond.context`, as strings.
@@ -225,6 +204,7 @@ pub fn link_fields(request: &Value) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ACTIONS_BLOCK_ID;
     use super::*;
     use crate::splunk::results::FieldValue;
 
