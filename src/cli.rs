@@ -97,6 +97,42 @@ pub enum Command {
         #[arg(long)]
         validate_arguments: bool,
     },
+    /// Slack as a response surface.
+    Slack {
+        #[command(subcommand)]
+        command: SlackCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SlackCommand {
+    /// Keep a Slack Socket Mode connection open and act on button clicks (PRODUCT §9).
+    ///
+    /// As the `stackflow_slack_socket` modular input (bin/stackflow_slack_socket.sh), splunkd
+    /// starts it without `--account`: `--scheme` prints the scheme, `--validate-arguments`
+    /// checks one input, and no flag reads splunkd's XML configuration (session key,
+    /// `[stackflow_slack_socket://<account>]`) on stdin. Run by hand, `--account <name>` reads
+    /// the splunkd session key as the first line of stdin. Connects with the app-level token
+    /// `slack_app.<account>` (apps.connections.open), acknowledges every envelope before acting,
+    /// reconnects with backoff after `disconnect` or a lost socket, and exits 0 on SIGTERM/SIGINT.
+    ///
+    /// Exit codes: 0 stopped by a signal, 2 bad arguments / configuration XML, 4 configuration
+    /// (account, TLS certificate not trusted), 5 credentials (app-level token refused or missing).
+    Listen {
+        /// The [slack:<account>] to listen for (manual run; the modular input takes it from
+        /// its stanza).
+        #[arg(long)]
+        account: Option<String>,
+        /// The local splunkd, for a manual run (default: [splunkd] uri, web.conf mgmtHostPort).
+        #[arg(long)]
+        splunkd_uri: Option<String>,
+        /// Print the modular input scheme (introspection).
+        #[arg(long)]
+        scheme: bool,
+        /// Validate one input's arguments (`<items>` on stdin).
+        #[arg(long)]
+        validate_arguments: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

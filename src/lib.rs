@@ -21,6 +21,7 @@ pub mod error;
 pub mod logging;
 pub mod mapping;
 pub mod remotes;
+pub mod respond;
 pub mod secret;
 pub mod settings;
 pub mod splunk;

@@ -54,6 +54,13 @@ pub fn link_records(report: &DeliveryReport, updated: f64) -> Vec<Value> {
             if let Some(ts) = detail(report, &["slack_ts", "ts"]) {
                 fields.insert("slack_ts".into(), Value::String(ts));
             }
+            // What a click on the message's buttons needs (PRODUCT §9: no search per click).
+            if !fields.is_empty() {
+                let request = report.item.request_value();
+                for (key, value) in crate::mapping::slack::link_fields(&request) {
+                    fields.entry(key).or_insert(value);
+                }
+            }
         }
     }
     if fields.is_empty() {

@@ -189,6 +189,9 @@ fn known_keys(stanza: &str) -> Option<&'static [&'static str]> {
         ("delivery", false) => &["timeout_s", "max_attempts", "spool_dir", "retry_base_s"],
         ("receipts", false) => &["index"],
         ("notables", false) => &["api", "es8_update_path", "es8_notes_path"],
+        ("slack_response", false) => {
+            &["false_positive_disposition", "escalate_account", "playbook_account"]
+        }
         ("limits", false) => {
             &["max_results_bytes", "max_record_bytes", "max_field_bytes", "max_fields"]
         }

@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod check;
 pub mod secret;
+pub mod slack;
 pub mod spool;
 pub mod state;
 pub mod sync;
@@ -61,6 +62,7 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
         }
         Command::Secret { command } => secret::run(command),
         Command::State { scheme, validate_arguments } => state::run(scheme, validate_arguments),
+        Command::Slack { command } => slack::run(command),
     }
 }
 

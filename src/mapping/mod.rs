@@ -2,6 +2,7 @@
 //! everything a mapper needs arrives in `AlertContext` and the rows.
 
 pub mod cef;
+pub mod escalate;
 pub mod redact;
 pub mod route;
 pub mod slack;

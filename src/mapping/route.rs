@@ -3,27 +3,20 @@
 //! `min_severity`, `search_name` (wildcards `*` and `?`, case-insensitive; the row's
 //! `search_name`, else the alert's), `field.<f>` (the row's value, or any value of a multivalue,
 //! matches the wildcard). Effects for Slack: `channel`, `mention` (a user group `S…`, a user
-//! `U…`/`W…`, or `here`/`channel`), `buttons` (`splunk`, `soar`, `stackflow`, or `none`),
+//! `U…`/`W…`, or `here`/`channel`), `buttons` (the response buttons of PRODUCT §9, in the
+//! words of the alert's `buttons` parameter: `ack`, `escalate`, `false_positive`, or `none`),
 //! `suppress = true` (not posted; a receipt with outcome `suppressed`).
 //!
 //! Pure: parsed from the already loaded configuration; no I/O.
 
 use super::AlertContext;
-use super::slack::Severity;
+use super::slack::{Severity, parse_buttons};
 use crate::error::{Error, Result};
 use crate::splunk::conf::{ConfFile, parse_bool};
 use crate::splunk::results::Row;
 use std::collections::BTreeMap;
 
 pub const STANZA_PREFIX: &str = "route:";
-
-/// The buttons a route may keep.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Buttons {
-    pub splunk: bool,
-    pub soar: bool,
-    pub stackflow: bool,
-}
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Route {
@@ -35,7 +28,8 @@ pub struct Route {
     pub channel: Option<String>,
     /// Slack mention markup (`<!subteam^S…>`, `<@U…>`, `<!here>`).
     pub mention: Option<String>,
-    pub buttons: Option<Buttons>,
+    /// The response buttons of the rows it matches (PRODUCT §9 `buttons`; empty = none).
+    pub buttons: Option<Vec<String>>,
     pub suppress: bool,
 }
 
@@ -89,26 +83,6 @@ pub fn mention_markup(value: &str) -> Option<String> {
     }
 }
 
-fn parse_buttons(stanza: &str, value: &str) -> Result<Buttons> {
-    let mut buttons = Buttons { splunk: false, soar: false, stackflow: false };
-    for word in value.split([',', ' ']).map(str::trim).filter(|w| !w.is_empty()) {
-        match word.to_ascii_lowercase().as_str() {
-            "splunk" => buttons.splunk = true,
-            "soar" => buttons.soar = true,
-            "stackflow" => buttons.stackflow = true,
-            "none" => {}
-            other => {
-                return Err(Error::config(
-                    stanza,
-                    "buttons",
-                    format!("\"{other}\" is not one of splunk, soar, stackflow, none"),
-                ));
-            }
-        }
-    }
-    Ok(buttons)
-}
-
 impl Route {
     /// Reads one `[route:<name>]` stanza; unknown keys and bad values are configuration errors.
     pub fn parse(name: &str, section: &BTreeMap<String, String>) -> Result<Route> {
@@ -156,7 +130,7 @@ impl Route {
                         ))
                     })?);
                 }
-                "buttons" => route.buttons = Some(parse_buttons(&stanza, value)?),
+                "buttons" => route.buttons = Some(parse_buttons(value).map_err(bad)?),
                 "suppress" => {
                     route.suppress = parse_bool(value)
                         .ok_or_else(|| bad(format!("\"{value}\" is not a boolean")))?;
@@ -294,12 +268,24 @@ mod tests {
     }
 
     #[test]
+    fn route_buttons_are_the_response_buttons() {
+        let parsed =
+            routes("[route:a]\nbuttons = False_Positive, ack\n[route:b]\nbuttons = none\n")
+                .unwrap();
+        assert_eq!(
+            parsed[0].buttons.as_deref(),
+            Some(&["false_positive".to_string(), "ack".into()][..])
+        );
+        assert_eq!(parsed[1].buttons.as_deref(), Some(&[][..]));
+    }
+
+    #[test]
     fn bad_routes_name_the_stanza_and_key() {
         for (text, key) in [
             ("[route:a]\nmin_risk_score = high\nchannel = #x\n", "min_risk_score"),
             ("[route:a]\nmin_severity = urgent\nchannel = #x\n", "min_severity"),
             ("[route:a]\nmention = soc team\n", "mention"),
-            ("[route:a]\nbuttons = ack\n", "buttons"),
+            ("[route:a]\nbuttons = soar\n", "buttons"),
             ("[route:a]\nsuppress = maybe\n", "suppress"),
             ("[route:a]\nchanel = #x\n", "chanel"),
         ] {

@@ -9,3 +9,4 @@ pub mod rest;
 pub mod results;
 pub mod search_command;
 pub mod splunk_csv;
+pub mod users;

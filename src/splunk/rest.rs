@@ -316,6 +316,19 @@ impl Splunkd {
         self.checked(response, &format!("KV store {collection} batch_save")).map(|_| ())
     }
 
+    /// `GET <splunkd><path>` as JSON; `None` on HTTP 404. `what` names the call in errors.
+    pub fn get_json(&self, path: &str, what: &str) -> Result<Option<serde_json::Value>> {
+        let response = self.get(path);
+        if matches!(&response, Ok(response) if response.status == 404) {
+            return Ok(None);
+        }
+        let response = self.checked(response, what)?;
+        response
+            .json()
+            .map(Some)
+            .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))
+    }
+
     /// Queries a KV store collection with a Mongo-style query object.
     pub fn kv_query(
         &self,
@@ -350,14 +363,7 @@ impl Splunkd {
     /// One document by `_key`; `None` when there is none (HTTP 404).
     pub fn kv_get(&self, collection: &str, key: &str) -> Result<Option<serde_json::Value>> {
         let path = format!("{}?output_mode=json", Self::kv_path(collection, Some(key)));
-        let response = self.get(&path);
-        if matches!(&response, Ok(response) if response.status == 404) {
-            return Ok(None);
-        }
-        let response = self.checked(response, &format!("KV store {collection} GET {key}"))?;
-        response.json().map(Some).ok_or_else(|| {
-            Error::Rejected(format!("KV store {collection} GET {key}: the answer is not JSON"))
-        })
+        self.get_json(&path, &format!("KV store {collection} GET {key}"))
     }
 
     /// Inserts a document (with its `_key`). `Ok(false)` when a document with that key exists:

@@ -146,7 +146,7 @@ pub(super) fn write_updates(
 }
 
 /// Reads the links of event ids, in queries whose URL stays small.
-pub(super) fn read_links(
+pub(crate) fn read_links(
     splunkd: &Splunkd,
     event_ids: &[&str],
 ) -> Result<HashMap<String, Link>, String> {

@@ -10,7 +10,7 @@
 //! getinfo-only spawns do nothing. Remote problems are WARN inspector messages and
 //! `sync_action=error` rows; only bad arguments and protocol errors fail the search.
 
-mod lookup;
+pub(crate) mod lookup;
 pub mod notables;
 pub mod options;
 
@@ -277,9 +277,9 @@ impl<'t> RowKeys<'t> {
 
 /// The link of an event id in `stackflow_links` (merged over its records, newest first).
 #[derive(Debug, Default, Clone)]
-struct Link {
-    soar_id: Option<u64>,
-    incident_id: Option<String>,
+pub(crate) struct Link {
+    pub(crate) soar_id: Option<u64>,
+    pub(crate) incident_id: Option<String>,
 }
 
 /// A lookup failure shared by many rows.

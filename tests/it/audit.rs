@@ -30,6 +30,33 @@ fn app_conf(name: &str) -> ConfFile {
     ConfFile::load_app_conf(&app, name).unwrap()
 }
 
+/// Every parameter an action ships with is on its alert form and in the spec (a parameter the
+/// admin cannot see or look up is not configurable).
+#[test]
+fn every_action_parameter_is_on_the_form_and_in_the_spec() {
+    let conf = app_conf("alert_actions.conf");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("app/stackflow");
+    let spec = std::fs::read_to_string(root.join("README/alert_actions.conf.spec")).unwrap();
+    for stanza in STANZAS {
+        let form =
+            std::fs::read_to_string(root.join(format!("default/data/ui/alerts/{stanza}.html")))
+                .unwrap();
+        let spec_part = spec.split(&format!("[{stanza}]")).nth(1).unwrap_or_default();
+        let spec_part = spec_part.split("\n[").next().unwrap_or_default();
+        let params: Vec<&String> = conf
+            .stanza(stanza)
+            .unwrap()
+            .keys()
+            .filter(|key| key.starts_with("param.") && *key != "param._cam")
+            .collect();
+        assert!(!params.is_empty(), "[{stanza}]");
+        for param in params {
+            assert!(form.contains(&format!("action.{stanza}.{param}\"")), "{stanza}.html: {param}");
+            assert!(spec_part.contains(&format!("\n{param} =")), "spec [{stanza}]: {param}");
+        }
+    }
+}
+
 #[test]
 fn every_action_declares_a_valid_common_action_model() {
     let conf = app_conf("alert_actions.conf");

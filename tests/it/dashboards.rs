@@ -1,7 +1,7 @@
-//! The *Response* and *StackFlow incidents* dashboards query only sourcetypes and fields the
-//! app writes: the fields of the stackflow_state input's events (collected from a real run of
-//! the installed input against the emulators) and of the receipts (the receipt writer's own
-//! serialisation). Every identifier a panel's search reads must be one of those, a field the
+//! The *Response*, *StackFlow incidents* and *Detection tuning* dashboards query only
+//! sourcetypes and fields the app writes: the fields of the stackflow_state input's events
+//! (collected from a real run of the installed input against the emulators), of the receipts
+//! and of the Slack interaction receipts (their writers' own serialisation). Every identifier a panel's search reads must be one of those, a field the
 //! search itself defines (`eval x=`, `as x`), or one Splunk adds (`_time`, `sourcetype`…).
 
 use crate::state::{Input, container, incident, start_run};
@@ -9,11 +9,19 @@ use serde_json::json;
 use stackflow::audit::receipts::Receipt;
 use std::collections::{BTreeMap, BTreeSet};
 
-const DASHBOARDS: [&str; 2] = ["stackflow_response.xml", "stackflow_incidents.xml"];
+const DASHBOARDS: [&str; 3] =
+    ["stackflow_response.xml", "stackflow_incidents.xml", "stackflow_tuning.xml"];
 const SPLUNK_FIELDS: [&str; 7] =
     ["_time", "_raw", "index", "sourcetype", "source", "host", "count"];
 /// SPL commands, functions and keywords the dashboards use.
-const SPL_WORDS: [&str; 27] = [
+const SPL_WORDS: [&str; 34] = [
+    "bin",
+    "span",
+    "xyseries",
+    "untable",
+    "dc",
+    "sum",
+    "head",
     "index",
     "stats",
     "latest",
@@ -74,6 +82,23 @@ fn emitted() -> BTreeMap<String, BTreeSet<String>> {
     };
     let line: serde_json::Value = serde_json::from_str(&receipt.to_line().unwrap()).unwrap();
     fields.insert("stackflow:receipt".into(), line.as_object().unwrap().keys().cloned().collect());
+    let click = stackflow::respond::click::Click::parse(&json!({"type": "block_actions",
+        "user": {"id": "U1", "username": "alice"},
+        "container": {"type": "message", "channel_id": "C1", "message_ts": "1.1"},
+        "actions": [{"action_id": "stackflow_false_positive", "value": "k", "action_ts": "2"}]}))
+    .unwrap();
+    let interaction = stackflow::respond::interaction_fields(
+        &click,
+        Some("alice"),
+        "",
+        &stackflow::respond::Context::default(),
+        &stackflow::respond::Outcome::new("done", ""),
+        "default",
+        serde_json::Map::new(),
+    );
+    let mut keys: BTreeSet<String> = interaction.keys().cloned().collect();
+    keys.insert("time".into());
+    fields.insert(stackflow::respond::SOURCETYPE.into(), keys);
     fields
 }
 
@@ -100,6 +125,11 @@ fn check_query(query: &str, emitted: &BTreeMap<String, BTreeSet<String>>) -> Vec
     let bare = regex::Regex::new(r#""[^"]*"|\$[^$]*\$|index=\w+"#).unwrap().replace_all(query, " ");
     let defined =
         regex::Regex::new(r"(?:\beval\s+|,\s*|\bas\s+)([A-Za-z_]\w*)(?:\s*=[^=]|\b)").unwrap();
+    // `untable <x> <name field> <value field>` defines the last two.
+    let untable = regex::Regex::new(r"\buntable\s+\w+\s+(\w+)\s+(\w+)").unwrap();
+    for capture in untable.captures_iter(&bare) {
+        known.extend([capture[1].to_string(), capture[2].to_string()]);
+    }
     for capture in defined.captures_iter(&bare) {
         let whole = capture.get(0).unwrap().as_str();
         if whole.trim_start().starts_with("as") || whole.contains('=') {

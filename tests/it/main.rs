@@ -21,6 +21,7 @@ mod roles;
 mod saved_search;
 mod secret;
 mod slack;
+mod slack_socket;
 mod soar;
 mod stackflowcheck;
 mod state;

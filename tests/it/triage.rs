@@ -378,9 +378,14 @@ fn routes_send_to_their_channels_and_a_suppressed_alert_leaves_a_receipt() {
         summary_of(&bodies[0])
     );
     assert!(bodies[0]["text"].as_str().unwrap().starts_with("<!subteam^S0614TZR7> "));
+    // A route's `buttons` are the response buttons (PRODUCT §9); the link buttons stay.
     let flat = bodies[1].to_string();
-    assert!(!flat.contains("Open in Splunk"), "buttons = none: {flat}");
-    assert!(bodies[2].to_string().contains("Open in Splunk"), "no route: the default buttons");
+    assert!(!flat.contains("stackflow_ack"), "buttons = none: {flat}");
+    assert!(flat.contains("Open in Splunk"), "buttons = none keeps the links: {flat}");
+    let flat = bodies[2].to_string();
+    for action in ["stackflow_ack", "stackflow_escalate", "stackflow_false_positive"] {
+        assert!(flat.contains(action), "no route: the default buttons: {flat}");
+    }
 
     let receipts = home.receipts();
     let suppressed: Vec<&Value> =

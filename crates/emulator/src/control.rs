@@ -151,6 +151,31 @@ pub(crate) fn handle(shared: &Shared, req: &Request) -> Response {
             lock(&shared.log).items.clear();
             ok()
         }
+        // Socket Mode (started with `--socket-mode`): queue an envelope, read the acks with
+        // their latency (envelope written → ack read, measured here), count connections.
+        ("POST", "socket/send") | ("GET", "socket/acks") | ("GET", "socket/connections") => {
+            let socket = lock(&shared.slack).socket.as_ref().map(|(socket, _)| socket.clone());
+            let Some(socket) = socket else { return bad("Socket Mode is not started") };
+            match sub {
+                "socket/send" => {
+                    socket.send(body);
+                    ok()
+                }
+                "socket/acks" => {
+                    let acks: Vec<Value> = socket
+                        .acks()
+                        .into_iter()
+                        .map(|ack| json!({"envelope_id": ack.envelope_id,
+                            "latency_us": u64::try_from(ack.latency.as_micros()).unwrap_or(u64::MAX)}))
+                        .collect();
+                    Response::json(200, &Value::Array(acks))
+                }
+                _ => {
+                    let (open, opened) = socket.connections();
+                    Response::json(200, &json!({"open": open, "opened": opened}))
+                }
+            }
+        }
         ("POST", "reset") => {
             shared.reset();
             ok()

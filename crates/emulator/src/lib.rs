@@ -9,6 +9,8 @@ mod llm;
 mod proxy;
 mod server;
 mod slack;
+mod socket_mode;
+pub use socket_mode::Ack;
 mod soar;
 pub use proxy::ConnectProxy;
 mod splunkd;
@@ -122,7 +124,10 @@ impl Shared {
         soar.slim = recording_disabled;
         *lock(&self.soar) = soar;
         *lock(&self.stackflow) = stackflow::StackFlow::new();
-        *lock(&self.slack) = slack::Slack::new();
+        let socket = lock(&self.slack).socket.take();
+        let mut slack = slack::Slack::new();
+        slack.socket = socket;
+        *lock(&self.slack) = slack;
         *lock(&self.llm) = llm::Llm::new();
     }
     pub(crate) fn record(&self, r: Recorded) -> Option<u64> {
@@ -316,6 +321,13 @@ impl Emulator {
     pub fn set_username(&self, username: &str) {
         lock(&self.shared.splunkd).username = username.into();
     }
+    /// A Splunk user (`authentication/users/<name>`), with its effective capabilities.
+    pub fn add_splunk_user(&self, name: &str, email: &str, roles: &[&str], capabilities: &[&str]) {
+        lock(&self.shared.splunkd).users.insert(
+            name.into(),
+            serde_json::json!({"email": email, "roles": roles, "capabilities": capabilities}),
+        );
+    }
     /// Emulate Enterprise Security of this version (`None`: not installed).
     pub fn set_es_version(&self, version: Option<&str>) {
         lock(&self.shared.splunkd).es_version = version.map(str::to_string);
@@ -398,6 +410,55 @@ impl Emulator {
     }
     pub fn set_slack_channel_rate_limit(&self, on: bool) {
         lock(&self.shared.slack).rate_limit = on;
+    }
+    /// Starts the Socket Mode WebSocket server (TLS with this emulator's CA when it has one);
+    /// `apps.connections.open` answers with its URL from then on.
+    pub fn start_socket_mode(&self) {
+        let mut slack = lock(&self.shared.slack);
+        if slack.socket.is_none() {
+            let config = self.tls.as_ref().map(|t| t.config.clone());
+            slack.socket =
+                Some((Arc::new(socket_mode::SocketMode::start(config)), self.tls.is_some()));
+        }
+    }
+    fn socket_mode(&self) -> Arc<socket_mode::SocketMode> {
+        let slack = lock(&self.shared.slack);
+        slack.socket.as_ref().map(|(s, _)| s.clone()).expect("start_socket_mode first")
+    }
+    /// Queues an envelope (e.g. an `interactive` one) for the next open connection.
+    pub fn socket_send(&self, envelope: Value) {
+        self.socket_mode().send(envelope);
+    }
+    /// Acknowledgements received, in order.
+    pub fn socket_acks(&self) -> Vec<Ack> {
+        self.socket_mode().acks()
+    }
+    /// (open now, opened since start) Socket Mode connections.
+    pub fn socket_connections(&self) -> (usize, u64) {
+        self.socket_mode().connections()
+    }
+    /// Envelopes not acknowledged yet.
+    pub fn socket_unacked(&self) -> usize {
+        self.socket_mode().unacked()
+    }
+    /// Sends Slack's `disconnect` message on every open connection.
+    pub fn socket_disconnect(&self) {
+        self.socket_mode().disconnect_all();
+    }
+    /// Drops every open connection without a close frame.
+    pub fn socket_drop(&self) {
+        self.socket_mode().drop_all();
+    }
+    pub fn set_slack_app_token(&self, token: &str) {
+        lock(&self.shared.slack).app_token = token.into();
+    }
+    /// A user `users.info` knows (the `user` object, e.g. with `profile.email`).
+    pub fn add_slack_user(&self, id: &str, user: Value) {
+        lock(&self.shared.slack).users.insert(id.into(), user);
+    }
+    /// `chat.postEphemeral` requests received.
+    pub fn slack_ephemeral(&self) -> Vec<Value> {
+        lock(&self.shared.slack).ephemeral.clone()
     }
     pub fn set_slack_known_channels(&self, channels: &[&str]) {
         lock(&self.shared.slack).known = Some(channels.iter().map(|c| c.to_string()).collect());

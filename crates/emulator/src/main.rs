@@ -29,18 +29,20 @@ fn install_signal_handlers() {}
 
 fn usage() -> ! {
     eprintln!(
-        "usage: stackflow-emulator [--plain] [--no-record] [--port N] [--ca-out PATH] [--state-dump PATH]"
+        "usage: stackflow-emulator [--plain] [--no-record] [--port N] [--ca-out PATH] [--state-dump PATH] [--socket-mode]"
     );
     std::process::exit(2)
 }
 
 fn main() {
     let (mut plain, mut port, mut ca_out, mut dump, mut record) = (false, 0u16, None, None, true);
+    let mut socket_mode = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--plain" => plain = true,
             "--no-record" => record = false,
+            "--socket-mode" => socket_mode = true,
             "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--ca-out" => ca_out = Some(args.next().unwrap_or_else(|| usage())),
             "--state-dump" => dump = Some(args.next().unwrap_or_else(|| usage())),
@@ -50,6 +52,9 @@ fn main() {
     install_signal_handlers();
     let emu = Emulator::start_on(port, !plain);
     emu.set_recording(record);
+    if socket_mode {
+        emu.start_socket_mode();
+    }
     let ca_written = ca_out
         .filter(|_| !plain)
         .map(|p| emu.write_ca(p.as_ref()).map_err(|e| format!("{p}: {e}")));

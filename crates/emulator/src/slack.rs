@@ -1,4 +1,5 @@
-//! Slack Web API emulation: `chat.postMessage` and `chat.update` (JSON or form bodies, Bearer or
+//! Slack Web API emulation: `apps.connections.open` (pointing at `socket_mode`), `users.info`,
+//! `chat.postEphemeral`, `chat.postMessage` and `chat.update` (JSON or form bodies, Bearer or
 //! form token), `auth.test`, `conversations.history` (with message `metadata` when
 //! `include_all_metadata` is set) and `conversations.list`, Block Kit limit validation,
 //! known-channel checks, unique `ts` assignment and an optional per-channel 1 message/second
@@ -11,6 +12,14 @@ use std::collections::HashMap;
 
 pub(crate) struct Slack {
     pub token: String,
+    /// The app-level token `apps.connections.open` takes.
+    pub app_token: String,
+    /// The Socket Mode server, once started, and whether it speaks TLS.
+    pub socket: Option<(std::sync::Arc<crate::socket_mode::SocketMode>, bool)>,
+    /// `users.info` answers by user id (the `user` object).
+    pub users: HashMap<String, Value>,
+    /// `chat.postEphemeral` messages received (the request as JSON).
+    pub ephemeral: Vec<Value>,
     pub messages: Vec<Value>,
     pub rate_limit: bool,
     pub known: Option<Vec<String>>,
@@ -28,6 +37,10 @@ impl Slack {
     pub fn new() -> Slack {
         Slack {
             token: "xoxb-test".into(),
+            app_token: "xapp-test".into(),
+            socket: None,
+            users: HashMap::new(),
+            ephemeral: Vec::new(),
             messages: Vec::new(),
             rate_limit: false,
             known: None,
@@ -250,8 +263,60 @@ fn list_channels(s: &Slack, req: &Request) -> Response {
     )
 }
 
+/// `apps.connections.open`: the app-level token only (a bot token is `not_allowed_token_type`).
+fn connections_open(s: &Slack, req: &Request) -> Response {
+    let bearer = req.header("authorization").and_then(|a| a.strip_prefix("Bearer "));
+    match bearer {
+        None => err("not_authed"),
+        Some(t) if t == s.token => err("not_allowed_token_type"),
+        Some(t) if t != s.app_token => err("invalid_auth"),
+        Some(_) => match &s.socket {
+            None => err("socket_mode_not_enabled"),
+            Some((socket, tls)) => {
+                Response::json(200, &json!({"ok": true, "url": socket.url(*tls)}))
+            }
+        },
+    }
+}
+
+/// `users.info`: the seeded user (`user` param), else `user_not_found`.
+fn users_info(s: &Slack, req: &Request) -> Response {
+    let params = match read_params(s, req) {
+        Ok(params) => params,
+        Err(response) => return response,
+    };
+    let user = params.iter().find(|(k, _)| k == "user").map(|(_, v)| v.as_str()).unwrap_or("");
+    match s.users.get(user) {
+        Some(found) => Response::json(200, &json!({"ok": true, "user": found})),
+        None => err("user_not_found"),
+    }
+}
+
+/// `chat.postEphemeral`: recorded; needs `channel`, `user` and `text` or `blocks`.
+fn post_ephemeral(s: &mut Slack, req: &Request) -> Response {
+    let Some(mut msg) = message_body(req) else { return err("invalid_json") };
+    let bearer =
+        req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::to_string);
+    let token = bearer.or_else(|| msg.remove("token").and_then(|t| t.as_str().map(str::to_string)));
+    if token.as_deref() != Some(s.token.as_str()) {
+        return err("invalid_auth");
+    }
+    let has = |k: &str| msg.get(k).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+    if !has("channel") || !has("user") {
+        return err("channel_not_found");
+    }
+    if !has("text") && msg.get("blocks").is_none() {
+        return err("no_text");
+    }
+    s.ephemeral.push(Value::Object(msg));
+    Response::json(200, &json!({"ok": true, "message_ts": "0000000000.000001"}))
+}
+
 pub(crate) fn handle(s: &mut Slack, req: &Request) -> Response {
     match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/api/apps.connections.open") => return connections_open(s, req),
+        ("GET" | "POST", "/api/users.info") => return users_info(s, req),
+        ("POST", "/api/chat.postEphemeral") => return post_ephemeral(s, req),
         ("POST", "/api/auth.test") => return auth_test(s, req),
         ("GET" | "POST", "/api/conversations.history") => return history(s, req),
         ("GET" | "POST", "/api/conversations.list") => return list_channels(s, req),

@@ -1,7 +1,7 @@
 //! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV
 //! store collection data API (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality,
-//! skip/limit/sort=_key), ES 7 `notable_update`, the ES app version, and ES 8's finding update
-//! and notes endpoints.
+//! skip/limit/sort=_key), `authentication/users` (by name, and `search=email=…`), ES 7
+//! `notable_update`, the ES app version, and ES 8's finding update and notes endpoints.
 
 use crate::http::{Request, Response, decode, parse_form};
 use serde_json::{Map, Value, json};
@@ -37,6 +37,8 @@ pub(crate) struct Splunkd {
     pub es8_updates: Vec<Value>,
     /// ES 8 notes: `{"id", "notable_time", "content"}`.
     pub es8_notes: Vec<Value>,
+    /// `authentication/users` entries by name: `{"email", "roles", "capabilities"}`.
+    pub users: BTreeMap<String, Value>,
 }
 
 fn messages(status: u16, kind: &str, text: &str) -> Response {
@@ -68,6 +70,7 @@ impl Splunkd {
             es_version: None,
             es8_updates: Vec::new(),
             es8_notes: Vec::new(),
+            users: BTreeMap::new(),
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
@@ -160,6 +163,32 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
             id,
             "notes",
         ] if m == "POST" && s.es_version.is_some() => es8_note(s, req, &decode(id, false)),
+        ["services", "authentication", "users", name] if m == "GET" => {
+            let name = decode(name, false);
+            match s.users.get(&name) {
+                Some(content) => {
+                    Response::json(200, &json!({"entry": [{"name": name, "content": content}]}))
+                }
+                None => messages(404, "ERROR", &format!("User does not exist: {name}")),
+            }
+        }
+        ["services", "authentication", "users"] if m == "GET" => {
+            // `search=email=<value>`: splunkd's substring match on the field, case-insensitive.
+            let search = req.query_param("search").unwrap_or_default().to_lowercase();
+            let wanted = search.strip_prefix("email=").map(str::to_string);
+            let entries: Vec<Value> = s
+                .users
+                .iter()
+                .filter(|(_, content)| match &wanted {
+                    Some(email) => content["email"]
+                        .as_str()
+                        .is_some_and(|e| e.to_lowercase().contains(email.as_str())),
+                    None => true,
+                })
+                .map(|(name, content)| json!({"name": name, "content": content}))
+                .collect();
+            Response::json(200, &json!({"entry": entries}))
+        }
         ["services", "authentication", "current-context"] if m == "GET" => Response::json(
             200,
             &json!({"entry": [{"name": s.username, "content": {"username": s.username, "roles": s.roles, "capabilities": s.capabilities}}]}),

@@ -205,6 +205,13 @@ pub fn add_link_buttons(
         };
     push("soar", "Open SOAR container", &soar, &|id| bases.soar_url(id));
     push("stackflow", "Open StackFlow incident", &stackflow, &|id| bases.stackflow_url(id));
+    add_to_actions_block(blocks, buttons, false);
+}
+
+/// Adds `buttons` to the message's buttons block (made when there is none and a block is still
+/// allowed), at the end or — `first` — in front of the buttons already there, while the block
+/// has room (Block Kit: at most 25 elements).
+pub(super) fn add_to_actions_block(blocks: &mut Vec<Value>, buttons: Vec<Value>, first: bool) {
     if buttons.is_empty() {
         return;
     }
@@ -220,11 +227,12 @@ pub fn add_link_buttons(
         None => return,
     };
     if let Some(elements) = blocks[index].get_mut("elements").and_then(Value::as_array_mut) {
-        for button in buttons {
+        for (offset, button) in buttons.into_iter().enumerate() {
             if elements.len() >= limits::ACTIONS_ELEMENTS {
                 break;
             }
-            elements.push(button);
+            let at = if first { offset.min(elements.len()) } else { elements.len() };
+            elements.insert(at, button);
         }
     }
 }
@@ -331,19 +339,7 @@ pub fn slack_body(
 ) -> Value {
     let mut blocks: Vec<Value> =
         request.get("blocks").and_then(Value::as_array).cloned().unwrap_or_default();
-    // A route may keep only some buttons (`"buttons": {"soar", "stackflow"}`).
-    let keep = |kind: &str| request.pointer(&format!("/buttons/{kind}")).and_then(Value::as_bool);
-    let mut hints = link_hints(request);
-    let mut records = records.to_vec();
-    for link in hints.iter_mut().chain(records.iter_mut()) {
-        if keep("soar") == Some(false) {
-            link.soar_container_id.clear();
-        }
-        if keep("stackflow") == Some(false) {
-            link.stackflow_incident_id.clear();
-        }
-    }
-    add_link_buttons(&mut blocks, &hints, &records, bases);
+    add_link_buttons(&mut blocks, &link_hints(request), records, bases);
     fit_limits(&mut blocks);
     let text = request.get("text").and_then(Value::as_str).unwrap_or("");
     let text = if text.trim().is_empty() { "Splunk alert" } else { text };

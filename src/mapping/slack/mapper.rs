@@ -17,6 +17,9 @@ pub(super) struct Listed {
 pub struct SlackMapper {
     context: AlertContext,
     params: SlackParams,
+    /// The response buttons (PRODUCT §9) and, in mode=alert, the first listed row's part.
+    respond: ResponseParams,
+    first_respond: Option<Value>,
     /// Rows below `min_severity`.
     below_threshold: u64,
     // mode=alert
@@ -45,9 +48,12 @@ pub(super) const MAX_SUMMARIZED_ROWS: usize = 100_000;
 impl SlackMapper {
     pub fn new(context: AlertContext) -> Result<SlackMapper> {
         let params = SlackParams::from_context(&context)?;
+        let respond = ResponseParams::from_context(&context)?;
         Ok(SlackMapper {
             context,
             params,
+            respond,
+            first_respond: None,
             below_threshold: 0,
             listed: Vec::new(),
             listed_chars: 0,
@@ -183,6 +189,10 @@ impl SlackMapper {
             "blocks": blocks,
             "links": links_json(&views),
         });
+        let first_respond = self.first_respond.take();
+        if let (Some(part), 1, 0) = (first_respond, listed.len(), self.unlisted) {
+            request["respond"] = part;
+        }
         if let Some(llm) = first.and_then(|view| view.llm.clone()) {
             request["llm"] = llm;
         }
@@ -225,6 +235,9 @@ impl SlackMapper {
             "blocks": blocks,
             "links": links_json(&[&view]),
         });
+        if let Some(part) = self.respond.request_part(&self.context, row, route) {
+            request["respond"] = part;
+        }
         if let Some(llm) = view.llm.clone() {
             request["llm"] = llm;
         }
@@ -341,6 +354,10 @@ impl RowMapper for SlackMapper {
                     return Ok(Vec::new());
                 }
                 let view = self.view(row);
+                if self.listed.is_empty() {
+                    self.first_respond =
+                        self.respond.request_part(&self.context, row, route.as_ref());
+                }
                 self.push_alert(view);
                 Ok(Vec::new())
             }
@@ -385,8 +402,8 @@ impl RowMapper for SlackMapper {
 }
 
 /// A route's effects on a built message: a mention before the summary (and in the
-/// notification text), which buttons stay (`"buttons"` tells the target about SOAR/StackFlow),
-/// and the route's name for the record.
+/// notification text) and the route's name for the record. Its `buttons` are the response
+/// buttons of the rows it matches ([`ResponseParams::request_part`]).
 pub fn apply_route(request: &mut Value, route: Option<&Route>) {
     let Some(route) = route else { return };
     request["route"] = Value::String(route.name.clone());
@@ -408,30 +425,6 @@ pub fn apply_route(request: &mut Value, route: Option<&Route>) {
         if let Some(text) = request.get_mut("text") {
             let joined = format!("{mention} {}", text.as_str().unwrap_or(""));
             *text = Value::String(truncate_escaped(&joined, FALLBACK_TEXT_MAX));
-        }
-    }
-    if let Some(buttons) = route.buttons {
-        request["buttons"] = json!({"soar": buttons.soar, "stackflow": buttons.stackflow});
-        if !buttons.splunk
-            && let Some(blocks) = request.get_mut("blocks").and_then(Value::as_array_mut)
-        {
-            for block in blocks.iter_mut() {
-                if block.get("block_id").and_then(Value::as_str) == Some(ACTIONS_BLOCK_ID)
-                    && let Some(elements) = block.get_mut("elements").and_then(Value::as_array_mut)
-                {
-                    elements.retain(|element| {
-                        element.get("action_id").and_then(Value::as_str)
-                            != Some("stackflow_open_splunk")
-                    });
-                }
-            }
-            blocks.retain(|block| {
-                block.get("block_id").and_then(Value::as_str) != Some(ACTIONS_BLOCK_ID)
-                    || block
-                        .get("elements")
-                        .and_then(Value::as_array)
-                        .is_some_and(|e| !e.is_empty())
-            });
         }
     }
 }

@@ -253,6 +253,7 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
 mod blocks;
 mod llm;
 mod mapper;
+mod respond;
 mod storm;
 #[cfg(test)]
 mod tests;
@@ -262,6 +263,7 @@ mod view;
 pub use blocks::*;
 pub use llm::*;
 pub use mapper::*;
+pub use respond::*;
 pub use storm::*;
 pub use text::*;
 pub use view::*;

@@ -4,6 +4,7 @@
 
 pub mod probe;
 pub mod read;
+pub mod socket;
 pub mod summary;
 pub mod write;
 
@@ -63,9 +64,20 @@ pub struct SlackApi {
 impl SlackApi {
     /// Reads the account and its bot token.
     pub fn open(settings: &Settings, splunkd: &Splunkd, account: &str) -> Result<SlackApi> {
+        Self::open_with_secret(settings, splunkd, account, &SlackAccount::secret_user_of(account))
+    }
+
+    /// The same account with another of its tokens (the app-level `slack_app.<account>` that
+    /// Socket Mode's `apps.connections.open` takes).
+    pub fn open_with_secret(
+        settings: &Settings,
+        splunkd: &Splunkd,
+        account: &str,
+        secret_user: &str,
+    ) -> Result<SlackApi> {
         let account = SlackAccount::from_settings(settings, account)?;
         let http = super::http_for(settings, &account.stanza())?;
-        let token = splunkd.secret(&SlackAccount::secret_user_of(&account.name))?;
+        let token = splunkd.secret(secret_user)?;
         Ok(SlackApi { account, token, http })
     }
 

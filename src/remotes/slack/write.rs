@@ -427,6 +427,10 @@ impl Target for SlackTarget {
         let hints = slack::link_hints(&request);
         let records = self.lookup_links(&hints);
         let mut body = slack::slack_body(&request, &channel, &records, &self.bases);
+        if let Some(blocks) = body.get_mut("blocks").and_then(Value::as_array_mut) {
+            slack::add_response_buttons(blocks, &request, &item.dedupe_key);
+            slack::fit_limits(blocks);
+        }
         // Lets a later attempt find this message if the answer to this one is lost.
         body["metadata"] = super::read::message_metadata(&item.dedupe_key);
         match request.get("storm").cloned() {

@@ -304,37 +304,6 @@ impl SoarTarget {
         Ok(posted)
     }
 
-    fn run_playbook(
-        &self,
-        container_id: u64,
-        playbook: &str,
-    ) -> std::result::Result<String, Outcome> {
-        let playbook_id = match playbook.trim().parse::<u64>() {
-            Ok(number) => Value::from(number),
-            Err(_) => Value::from(playbook.trim()),
-        };
-        let body = serde_json::json!({
-            "container_id": container_id,
-            "playbook_id": playbook_id,
-            "scope": "new",
-            "run": true,
-        });
-        let what = format!("SOAR POST /rest/playbook_run (playbook {playbook})");
-        let response = self.api.post("/rest/playbook_run", body.to_string().as_bytes())?;
-        if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
-            return Err(outcome);
-        }
-        let json = response.json().unwrap_or(Value::Null);
-        if let Some(message) = failed_message(&json) {
-            return Err(Outcome::rejected(RejectClass::Remote, format!("{what}: {message}")));
-        }
-        Ok(match json.get("playbook_run_id") {
-            Some(Value::String(id)) => id.clone(),
-            Some(Value::Number(id)) => id.to_string(),
-            _ => String::from("?"),
-        })
-    }
-
     fn deliver(&mut self, item: &DeliveryItem, resend: bool) -> Outcome {
         let request: RequestView<'_> = match serde_json::from_str(item.request.get()) {
             Ok(request) => request,
@@ -421,7 +390,7 @@ impl SoarTarget {
         let mut details = serde_json::Map::new();
         if let Some(playbook) = request.playbook.as_deref().filter(|_| request.last_batch) {
             if (state.created || state.gained) && !state.playbook_ran {
-                match self.run_playbook(id, playbook) {
+                match run_playbook(&self.api, id, playbook) {
                     Ok(run_id) => {
                         if let Some(state) = self.containers.get_mut(&sdi) {
                             state.playbook_ran = true;
@@ -483,6 +452,39 @@ impl Target for SoarTarget {
         }
         self.deliver(item, resend)
     }
+}
+
+/// `POST /rest/playbook_run` on a container, `scope = new` (PRODUCT §4, §9): the run id, or
+/// the classified failure. Used after a container is created and by an approved Slack click.
+pub fn run_playbook(
+    api: &SoarApi,
+    container_id: u64,
+    playbook: &str,
+) -> std::result::Result<String, Outcome> {
+    let playbook_id = match playbook.trim().parse::<u64>() {
+        Ok(number) => Value::from(number),
+        Err(_) => Value::from(playbook.trim()),
+    };
+    let body = serde_json::json!({
+        "container_id": container_id,
+        "playbook_id": playbook_id,
+        "scope": "new",
+        "run": true,
+    });
+    let what = format!("SOAR POST /rest/playbook_run (playbook {playbook})");
+    let response = api.post("/rest/playbook_run", body.to_string().as_bytes())?;
+    if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
+        return Err(outcome);
+    }
+    let json = response.json().unwrap_or(Value::Null);
+    if let Some(message) = failed_message(&json) {
+        return Err(Outcome::rejected(RejectClass::Remote, format!("{what}: {message}")));
+    }
+    Ok(match json.get("playbook_run_id") {
+        Some(Value::String(id)) => id.clone(),
+        Some(Value::Number(id)) => id.to_string(),
+        _ => String::from("?"),
+    })
 }
 
 #[cfg(test)]

@@ -56,7 +56,8 @@
             ],
             secrets: [
                 { prefix: "slack", label: "Bot token (xoxb-…)" },
-                { prefix: "slack_signing", label: "Signing secret" }
+                { prefix: "slack_signing", label: "Signing secret" },
+                { prefix: "slack_app", label: "App-level token for the buttons (xapp-…, Socket Mode)" }
             ]
         }
     };

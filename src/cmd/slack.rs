@@ -1,0 +1,186 @@
+//! `stackflow slack listen`: the `stackflow_slack_socket` modular input as splunkd runs it
+//! (`--scheme`, `--validate-arguments`, or the XML configuration on stdin), or a manual run
+//! with `--account` and the session key on stdin. Glue only: the protocol is
+//! `splunk::modinput`, the connection `remotes::slack::socket`, the work `respond`.
+
+use crate::cli::SlackCommand;
+use crate::error::ExitCode;
+use crate::logging;
+use crate::secret::Secret;
+use crate::settings::Settings;
+use crate::splunk::modinput::{self, Arg, Mode, Scheme, Stanza};
+use crate::splunk::rest::Splunkd;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The scheme name (inputs.conf `[stackflow_slack_socket://<account>]`).
+pub const SCHEME: &str = "stackflow_slack_socket";
+
+fn scheme() -> Scheme {
+    Scheme {
+        title: "StackFlow Slack buttons (Socket Mode)",
+        description: "Keeps a Slack Socket Mode connection open and acts on the buttons of StackFlow's Slack messages.",
+        use_external_validation: true,
+        use_single_instance: false,
+        args: vec![Arg {
+            name: "account",
+            title: "Account",
+            description: "The [slack:<account>] stanza to listen for (default: the input's name).",
+            data_type: "string",
+            required_on_create: false,
+        }],
+    }
+}
+
+/// The account of a stanza: its `account` param, else its name.
+fn account_of(stanza: &Stanza) -> Result<String, String> {
+    let account = stanza.param("account").unwrap_or(stanza.input_name()).trim().to_string();
+    let valid = !account.is_empty()
+        && account.len() <= 100
+        && account.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(account)
+    } else {
+        Err(format!("account \"{account}\" must be 1 to 100 letters, digits, '_', '-' or '.'"))
+    }
+}
+
+pub fn run(command: SlackCommand) -> ExitCode {
+    logging::init(false);
+    let SlackCommand::Listen { account, splunkd_uri, scheme: scheme_flag, validate_arguments } =
+        command;
+    let mode = match (scheme_flag, validate_arguments) {
+        (true, false) => Mode::Scheme,
+        (false, true) => Mode::Validate,
+        (false, false) => Mode::Run,
+        (true, true) => {
+            log::error!("--scheme and --validate-arguments exclude each other");
+            return ExitCode::BadInvocation;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if mode == Mode::Scheme {
+        let _ = stdout.write_all(scheme().to_xml().as_bytes());
+        return ExitCode::Success;
+    }
+    if let Some(account) = account {
+        if mode != Mode::Run {
+            log::error!("--account is for a manual run, without --validate-arguments");
+            return ExitCode::BadInvocation;
+        }
+        let key = super::spool::read_session_key();
+        if key.is_empty() {
+            log::error!("no splunkd session key on stdin (first line)");
+            return ExitCode::Credentials;
+        }
+        let uri = splunkd_uri.unwrap_or_default();
+        return listen(&uri, Secret::new(key), &[account]);
+    }
+    let definition = match modinput::read_definition(std::io::stdin().lock()) {
+        Ok(definition) => definition,
+        Err(error) => {
+            if mode == Mode::Validate {
+                let _ = stdout.write_all(modinput::validation_error(&error.to_string()).as_bytes());
+            }
+            return super::report_error(&error);
+        }
+    };
+    let mut accounts = Vec::new();
+    for stanza in &definition.stanzas {
+        let disabled = stanza.param("disabled").is_some_and(|v| matches!(v, "1" | "true" | "True"));
+        match account_of(stanza) {
+            Ok(account) if !disabled => accounts.push(account),
+            Ok(_) => {}
+            Err(problem) => {
+                if mode == Mode::Validate {
+                    let _ = stdout.write_all(modinput::validation_error(&problem).as_bytes());
+                }
+                log::error!("{SCHEME}://{}: {problem}", stanza.input_name());
+                return ExitCode::BadInvocation;
+            }
+        }
+    }
+    if mode == Mode::Validate {
+        return ExitCode::Success;
+    }
+    drop(stdout);
+    if accounts.is_empty() {
+        log::info!("{SCHEME}: no enabled input in the configuration; nothing to do");
+        return ExitCode::Success;
+    }
+    listen(&definition.server_uri, definition.session_key, &accounts)
+}
+
+/// One listener per account (each on its own thread), until SIGTERM / SIGINT or the parent
+/// process goes away (splunkd's teardown; stdin is at its end after the configuration and
+/// says nothing).
+fn listen(server_uri: &str, session_key: Secret, accounts: &[String]) -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => return super::report_error(&error),
+    };
+    let splunkd = match Splunkd::new(&settings, server_uri, session_key) {
+        Ok(splunkd) => splunkd,
+        Err(error) => return super::report_error(&error),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(error) = signal_hook::flag::register(signal, stop.clone()) {
+            log::warn!("cannot watch signal {signal}: {error}");
+        }
+    }
+    watch_parent(stop.clone());
+    let settings = Arc::new(settings);
+    let workers: Vec<_> = accounts
+        .iter()
+        .map(|account| {
+            let (settings, splunkd, stop, account) =
+                (settings.clone(), splunkd.clone(), stop.clone(), account.clone());
+            std::thread::spawn(move || crate::respond::listen(&settings, &splunkd, &account, &stop))
+        })
+        .collect();
+    let mut code = ExitCode::Success;
+    for worker in workers {
+        code = code.worst(worker.join().unwrap_or(ExitCode::Internal));
+    }
+    stop.store(true, Ordering::SeqCst);
+    code
+}
+
+/// Raises `stop` when the parent process changes (POSIX: the input was orphaned).
+fn watch_parent(stop: Arc<AtomicBool>) {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                if std::os::unix::process::parent_id() != parent {
+                    log::info!("{SCHEME}: parent process gone; stopping");
+                    stop.store(true, Ordering::SeqCst);
+                }
+                std::thread::sleep(crate::respond::listener::POLL);
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = stop;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_of_stanzas() {
+        let stanza = |name: &str, account: Option<&str>| Stanza {
+            name: format!("{SCHEME}://{name}"),
+            app: "stackflow".into(),
+            params: account.map(|a| ("account".to_string(), a.to_string())).into_iter().collect(),
+        };
+        assert_eq!(account_of(&stanza("default", None)).unwrap(), "default");
+        assert_eq!(account_of(&stanza("x", Some("soc-2"))).unwrap(), "soc-2");
+        assert!(account_of(&stanza("x", Some("a/b"))).is_err());
+        assert!(account_of(&stanza("x", Some(&"a".repeat(101)))).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! The effect of each button (PRODUCT §9 "Effects"): acknowledge and false positive change the
+//! notable through the one notable-update interface (`splunk::notable_update`, ES 7 or ES 8);
+//! each effect is followed by the `chat.update` of the clicked message. Notable updates are
+//! idempotent (setting a status twice leaves it as it is) and retried a few times here;
+//! escalation goes through the delivery layer (`escalate`); containment playbooks wait for a
+//! second person's approval (`playbook`).
+
+use super::click::{ACK, APPROVE, DENY, ESCALATE, FALSE_POSITIVE, PLAYBOOK};
+use super::{Context, Outcome, Responder, feedback};
+use crate::splunk::notable_update::{self, NotableChange};
+use crate::splunk::users::SplunkUser;
+use std::time::Duration;
+
+pub const DEFAULT_FALSE_POSITIVE_DISPOSITION: &str = "disposition:3";
+/// Attempts of one notable update before the click is reported failed.
+const NOTABLE_ATTEMPTS: u32 = 3;
+
+/// `[slack_response] false_positive_disposition`: `disposition:<N>`.
+pub fn false_positive_disposition(responder: &Responder) -> Result<String, String> {
+    let value = responder
+        .settings
+        .conf
+        .get_nonempty("slack_response", "false_positive_disposition")
+        .unwrap_or(DEFAULT_FALSE_POSITIVE_DISPOSITION)
+        .trim()
+        .to_string();
+    let valid = value
+        .strip_prefix("disposition:")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()));
+    if valid {
+        Ok(value)
+    } else {
+        Err(format!(
+            "[slack_response] false_positive_disposition = \"{value}\" is not disposition:<number>"
+        ))
+    }
+}
+
+/// "12:03 UTC".
+fn clock() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let day_seconds = now % 86_400;
+    format!("{:02}:{:02} UTC", day_seconds / 3600, (day_seconds % 3600) / 60)
+}
+
+pub fn apply(
+    responder: &Responder,
+    click: &super::Click,
+    user: &SplunkUser,
+    context: &Context,
+    key: &str,
+    request: Option<&serde_json::Map<String, serde_json::Value>>,
+) -> Outcome {
+    let by = format!("<@{}> ({}) at {}", click.user_id, user.name, clock());
+    match click.action_id.as_str() {
+        ACK => {
+            let change = NotableChange {
+                event_ids: vec![context.event_id.clone()],
+                status: Some(2),
+                owner: Some(user.name.clone()),
+                disposition: None,
+                comment: Some(format!("Acknowledged in Slack by {}", user.name)),
+            };
+            notable(responder, click, &change, "2", &format!("Acknowledged by {by}"))
+        }
+        FALSE_POSITIVE => {
+            let disposition = match false_positive_disposition(responder) {
+                Ok(disposition) => disposition,
+                Err(problem) => return Outcome::new("failed", problem),
+            };
+            let change = NotableChange {
+                event_ids: vec![context.event_id.clone()],
+                status: Some(5),
+                owner: None,
+                disposition: Some(disposition),
+                comment: Some(format!("Marked false positive in Slack by {}", user.name)),
+            };
+            notable(responder, click, &change, "5", &format!("Marked false positive by {by}"))
+        }
+        ESCALATE => super::escalate::apply(responder, click, &user.name, context, &by),
+        PLAYBOOK => super::playbook::request(responder, click, &user.name, context, key, &by),
+        APPROVE | DENY => match request {
+            Some(request) => {
+                super::playbook::decide(responder, click, &user.name, context, request, &by)
+            }
+            None => Outcome::new("failed", "no containment request waits for this decision"),
+        },
+        other => Outcome::new("failed", format!("unknown action {other}")),
+    }
+}
+
+/// Applies a notable change (retried), then updates the message with `line`.
+fn notable(
+    responder: &Responder,
+    click: &super::Click,
+    change: &NotableChange,
+    status_after: &str,
+    line: &str,
+) -> Outcome {
+    if change.event_ids.iter().any(|id| id.is_empty()) {
+        return Outcome::new("failed", "the button names no notable event");
+    }
+    let updater = match notable_update::open(&responder.settings, &responder.splunkd) {
+        Ok(updater) => updater,
+        Err(error) => return Outcome::new("failed", format!("notable update: {error}")),
+    };
+    let mut last = String::new();
+    for attempt in 1..=NOTABLE_ATTEMPTS {
+        match updater.update(change) {
+            Ok(()) => {
+                feedback::update_message(&responder.slack, click, line);
+                let mut outcome = Outcome::new("done", line.to_string());
+                outcome.notable_status_after = status_after.to_string();
+                outcome.remote_id = change.event_ids.join(",");
+                return outcome;
+            }
+            Err(problem) => {
+                log::warn!("notable update attempt {attempt}/{NOTABLE_ATTEMPTS}: {problem}");
+                last = problem;
+                if attempt < NOTABLE_ATTEMPTS {
+                    std::thread::sleep(Duration::from_millis(500u64 << attempt.min(4)));
+                }
+            }
+        }
+    }
+    Outcome::new("failed", format!("the notable was not updated: {last}"))
+}

@@ -1,0 +1,153 @@
+//! What the clicker and the channel see (PRODUCT §9 "Feedback in Slack"): the original
+//! message updated in place (`chat.update`: the acted-on buttons give way to a context line),
+//! the outcome as a thread reply (`chat.postMessage` with `thread_ts`), refusals as ephemeral
+//! replies (`chat.postEphemeral`, seen by the clicker only). Failures here are logged, never
+//! undo an effect. Block Kit limits hold: a context element's text is cut to 3000 characters
+//! and at most 50 blocks are kept (Slack "Block Kit" reference).
+
+use super::click::{ACTION_IDS, Click};
+use crate::remotes::slack::SlackApi;
+use serde_json::{Value, json};
+
+const MAX_BLOCKS: usize = 50;
+const MAX_TEXT: usize = 3000;
+
+pub fn cut(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT - 1) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// The message's blocks without the buttons in `remove` (an `actions` block left empty goes),
+/// followed by a context line.
+pub fn updated_blocks(blocks: Option<&Value>, remove: &[&str], line: &str) -> Value {
+    let mut out: Vec<Value> = Vec::new();
+    for block in blocks.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+        if block.get("type").and_then(Value::as_str) == Some("actions") {
+            let kept: Vec<Value> = block
+                .get("elements")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|element| {
+                    let id = element.get("action_id").and_then(Value::as_str).unwrap_or("");
+                    !remove.contains(&id)
+                })
+                .cloned()
+                .collect();
+            if kept.is_empty() {
+                continue;
+            }
+            let mut block = block.clone();
+            block["elements"] = Value::Array(kept);
+            out.push(block);
+        } else {
+            out.push(block.clone());
+        }
+    }
+    out.truncate(MAX_BLOCKS - 1);
+    out.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(line)}]}));
+    Value::Array(out)
+}
+
+/// The buttons that give way after an action: a decided notable (false positive) loses every
+/// response button, an acknowledged one its *Acknowledge*, an escalation its *Escalate*.
+pub fn buttons_removed_by(action_id: &str) -> Vec<&'static str> {
+    match action_id {
+        super::click::FALSE_POSITIVE => ACTION_IDS.to_vec(),
+        super::click::APPROVE | super::click::DENY => {
+            vec![super::click::APPROVE, super::click::DENY]
+        }
+        other => ACTION_IDS.iter().copied().filter(|id| *id == other).collect(),
+    }
+}
+
+fn call(slack: &SlackApi, method: &str, body: &Value) {
+    let bytes = body.to_string().into_bytes();
+    match slack.call(method, &bytes) {
+        Ok(response) => {
+            let json = response.json().unwrap_or_default();
+            if json.get("ok").and_then(Value::as_bool) != Some(true) {
+                let error = json.get("error").and_then(Value::as_str).unwrap_or("no JSON answer");
+                log::warn!("Slack {method}: {error} (HTTP {})", response.status);
+            }
+        }
+        Err(outcome) => {
+            log::warn!("Slack {method}: {}", crate::remotes::response::reason(&outcome))
+        }
+    }
+}
+
+/// `chat.update` of the clicked message.
+pub fn update_message(slack: &SlackApi, click: &Click, line: &str) {
+    let blocks =
+        updated_blocks(click.message_blocks.as_ref(), &buttons_removed_by(&click.action_id), line);
+    let text = if click.message_text.is_empty() { cut(line) } else { click.message_text.clone() };
+    let body = json!({"channel": click.channel_id, "ts": click.message_ts, "text": text,
+                      "blocks": blocks});
+    call(slack, "chat.update", &body);
+}
+
+/// A reply in the message's thread.
+pub fn reply_in_thread(slack: &SlackApi, click: &Click, text: &str) {
+    let body =
+        json!({"channel": click.channel_id, "thread_ts": click.thread_ts, "text": cut(text)});
+    call(slack, "chat.postMessage", &body);
+}
+
+/// The approval request of a containment playbook, in the message's thread: the question and
+/// *Approve* / *Deny* buttons whose value is the request's interaction key (a reference only).
+pub fn post_approval_request(slack: &SlackApi, click: &Click, text: &str, request_key: &str) {
+    let button = |action_id: &str, label: &str, style: &str| {
+        json!({"type": "button", "action_id": action_id, "style": style, "value": request_key,
+               "text": {"type": "plain_text", "text": label}})
+    };
+    let body = json!({"channel": click.channel_id, "thread_ts": click.thread_ts, "text": cut(text),
+    "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": cut(text)}},
+        {"type": "actions", "elements": [
+            button(super::click::APPROVE, "Approve", "primary"),
+            button(super::click::DENY, "Deny", "danger")]}
+    ]});
+    call(slack, "chat.postMessage", &body);
+}
+
+/// An ephemeral reply to the clicker alone.
+pub fn tell_clicker(slack: &SlackApi, click: &Click, text: &str) {
+    let body = json!({"channel": click.channel_id, "user": click.user_id, "text": cut(text)});
+    call(slack, "chat.postEphemeral", &body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::respond::click::{ACK, ESCALATE, FALSE_POSITIVE};
+
+    #[test]
+    fn acted_on_buttons_give_way_to_a_context_line() {
+        let blocks = json!([
+            {"type": "header", "text": {"type": "plain_text", "text": "x"}},
+            {"type": "actions", "elements": [
+                {"type": "button", "action_id": ACK}, {"type": "button", "action_id": ESCALATE},
+                {"type": "button", "action_id": "open_splunk", "url": "https://s"}]}
+        ]);
+        let after = updated_blocks(Some(&blocks), &buttons_removed_by(ACK), "Acknowledged");
+        let ids: Vec<&str> = after[1]["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [ESCALATE, "open_splunk"]);
+        assert_eq!(after[2]["elements"][0]["text"], "Acknowledged");
+        let closed = updated_blocks(Some(&blocks), &buttons_removed_by(FALSE_POSITIVE), "FP");
+        assert_eq!(closed[1]["elements"].as_array().unwrap().len(), 1);
+        let many = Value::Array(vec![json!({"type": "divider"}); 80]);
+        let capped = updated_blocks(Some(&many), &[], &"y".repeat(5000));
+        assert_eq!(capped.as_array().unwrap().len(), MAX_BLOCKS);
+        assert!(capped[49]["elements"][0]["text"].as_str().unwrap().chars().count() <= MAX_TEXT);
+        assert_eq!(updated_blocks(None, &[], "z").as_array().unwrap().len(), 1);
+    }
+}
