@@ -8,10 +8,11 @@
 
 use crate::audit::Audit;
 use crate::delivery::deliverer::Deliverer;
+use crate::delivery::ledger::Ledger;
 use crate::delivery::{DeliveryItem, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
 use crate::mapping::{self, AlertContext};
-use crate::settings::Settings;
+use crate::settings::{Settings, StoreKind};
 use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
 use crate::splunk::rest::Splunkd;
@@ -118,6 +119,11 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         match Splunkd::new(&settings, &payload.server_uri, payload.session_key.clone()) {
             Ok(splunkd) => {
                 let opened = remotes::open(kind, &account, &settings, &splunkd);
+                if delivery.store == StoreKind::KvStore {
+                    // A cluster member: what one member delivered, every member must know.
+                    deliverer = deliverer
+                        .with_ledger(Ledger::in_kvstore(&delivery.spool_dir, splunkd.clone()));
+                }
                 (Some(splunkd), opened)
             }
             Err(error) => (None, Err(error)),

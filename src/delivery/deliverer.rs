@@ -101,6 +101,12 @@ impl Deliverer {
             .with_backoff(Backoff::with_base(delivery.retry_base))
     }
 
+    /// Keeps the ledger somewhere else than the spool folder (the KV store of a cluster).
+    pub fn with_ledger(mut self, ledger: Ledger) -> Deliverer {
+        self.ledger = ledger;
+        self
+    }
+
     pub fn with_backoff(mut self, backoff: Backoff) -> Deliverer {
         self.backoff = backoff;
         self
@@ -116,30 +122,31 @@ impl Deliverer {
     /// if this process is killed mid-send, the next `spool flush` adopts and re-sends it.
     pub fn deliver(&mut self, item: DeliveryItem, target: &mut dyn Target) -> DeliveryReport {
         let first_attempt_unix = now_unix();
-        let write_ahead = if target.needs_ledger() && self.ledger.get(&item.dedupe_key).is_some() {
-            None // a duplicate: nothing will be sent
-        } else {
-            let wait = self.backoff.spool_delay(0, None, jitter_unit());
-            let id = item_id(&item.dedupe_key);
-            let record = SpoolRecordView {
-                version: RECORD_VERSION,
-                id: &id,
-                item: &item,
-                attempts: 0,
-                first_attempt_unix,
-                last_attempt_unix: first_attempt_unix,
-                next_attempt_unix: first_attempt_unix + wait.as_secs_f64(),
-                last_error: "the alert run sending it was interrupted",
-                flushes: 0,
-            };
-            match self.spool.write_ahead(&record) {
-                Ok(claim) => Some(claim),
-                Err(error) => {
-                    log::debug!("{error}; sending without a write-ahead claim");
-                    None
+        let write_ahead =
+            if target.needs_ledger() && matches!(self.ledger.get(&item.dedupe_key), Ok(Some(_))) {
+                None // a duplicate: nothing will be sent
+            } else {
+                let wait = self.backoff.spool_delay(0, None, jitter_unit());
+                let id = item_id(&item.dedupe_key);
+                let record = SpoolRecordView {
+                    version: RECORD_VERSION,
+                    id: &id,
+                    item: &item,
+                    attempts: 0,
+                    first_attempt_unix,
+                    last_attempt_unix: first_attempt_unix,
+                    next_attempt_unix: first_attempt_unix + wait.as_secs_f64(),
+                    last_error: "the alert run sending it was interrupted",
+                    flushes: 0,
+                };
+                match self.spool.write_ahead(&record) {
+                    Ok(claim) => Some(claim),
+                    Err(error) => {
+                        log::debug!("{error}; sending without a write-ahead claim");
+                        None
+                    }
                 }
-            }
-        };
+            };
         let report = self.deliver_claimed(item, target, first_attempt_unix);
         if matches!(report.result, Final::Delivered | Final::Duplicate | Final::Rejected(_)) {
             self.spool.forget_pending(&item_id(&report.item.dedupe_key));

@@ -252,7 +252,7 @@ pub fn run(
     on_end: &mut OnEnd,
 ) -> FlushSummary {
     let started = Instant::now();
-    let ledger = Ledger::new(spool.ledger_root());
+    let ledger = spool.ledger();
     let mut summary = FlushSummary::new(plan.not_due);
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
         HashMap::new();

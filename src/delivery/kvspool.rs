@@ -27,6 +27,7 @@
 //! letters into the collection (`migrate`), which also adopts a file spool left by an earlier
 //! version. No secret is ever written: items carry none.
 
+use super::ledger::Ledger;
 use super::spool::{
     Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, now_unix, parse_record,
 };
@@ -122,12 +123,14 @@ impl KvSpool {
     }
 
     /// Moves the member's local pending items and dead letters (alert runs' spooling, or a file
-    /// spool of an earlier version) into the collection. Each file is claimed first, so a
+    /// spool of an earlier version) into the collection, and its file ledger into
+    /// `stackflow_ledger`. Each file is claimed first, so a
     /// concurrent file flusher never sends it too; it is removed only once the KV store has it.
     pub fn migrate(&self) -> Result<usize> {
         if !self.local.root().exists() {
             return Ok(0);
         }
+        self.ledger().migrate_files()?;
         let mut moved = 0;
         for candidate in Store::scan(&self.local)?.pending {
             let claim = match self.local.claim(&candidate.id)? {
@@ -302,8 +305,8 @@ impl Store for KvSpool {
         format!("KV store collection {COLLECTION} (splunkd at {})", self.splunkd.base_url())
     }
 
-    fn ledger_root(&self) -> &Path {
-        self.local.root()
+    fn ledger(&self) -> Ledger {
+        Ledger::in_kvstore(self.local.root(), self.splunkd.clone())
     }
 
     fn scan(&self) -> Result<Scan> {

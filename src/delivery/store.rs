@@ -4,6 +4,7 @@
 //! in `flush.rs` against this trait.
 
 use super::TargetKind;
+use super::ledger::Ledger;
 use super::spool::{Claim, Quarantined, Spool, SpoolRecord};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -50,8 +51,8 @@ pub struct Scan {
 pub trait Store {
     /// Where the spool is, for log lines (a folder, or `KV store collection stackflow_spool`).
     fn location(&self) -> String;
-    /// The folder of the delivery ledger and sending markers.
-    fn ledger_root(&self) -> &Path;
+    /// The delivery ledger and sending markers that go with this store.
+    fn ledger(&self) -> Ledger;
     /// Checks the store, cleans up after crashes, lists the pending items.
     fn scan(&self) -> Result<Scan>;
     /// Claims a pending item: `Ok(None)` when another flusher has it or it is gone.
@@ -73,8 +74,8 @@ impl Store for Spool {
         self.root().display().to_string()
     }
 
-    fn ledger_root(&self) -> &Path {
-        self.root()
+    fn ledger(&self) -> Ledger {
+        Ledger::new(self.root())
     }
 
     fn scan(&self) -> Result<Scan> {

@@ -18,6 +18,12 @@ const SPOOL: &str = "stackflow_spool";
 /// KV store spool is the default), splunkd reachable for `spool list|requeue|purge`.
 fn member(emu: &Emulator, splunkd: &Emulator, delivery_extra: &str) -> SplunkHome {
     let home = soar_home_with(emu, splunkd, delivery_extra);
+    join_cluster(&home, splunkd);
+    home
+}
+
+/// Makes `home` a search head cluster member whose splunkd (KV store) is `splunkd`.
+pub(crate) fn join_cluster(home: &SplunkHome, splunkd: &Emulator) {
     home.append_local_conf(&format!("\n[splunkd]\nuri = {}\n", splunkd.url()));
     let system_local = home.root.join("etc/system/local");
     std::fs::create_dir_all(&system_local).unwrap();
@@ -26,10 +32,9 @@ fn member(emu: &Emulator, splunkd: &Emulator, delivery_extra: &str) -> SplunkHom
         "[shclustering]\nmode = member\nid = 5E4A6C2B-0000-4000-8000-000000000001\n",
     )
     .unwrap();
-    home
 }
 
-fn unavailable() -> Fault {
+pub(crate) fn unavailable() -> Fault {
     Fault::Status {
         status: 503,
         body: r#"{"failed":true,"message":"down"}"#.into(),
@@ -37,7 +42,7 @@ fn unavailable() -> Fault {
     }
 }
 
-fn items(splunkd: &Emulator) -> Vec<Value> {
+pub(crate) fn items(splunkd: &Emulator) -> Vec<Value> {
     splunkd.kv_records(SPOOL).into_iter().filter(|doc| doc["kind"] == "item").collect()
 }
 
