@@ -8,7 +8,8 @@
 
 use crate::audit::Audit;
 use crate::delivery::deliverer::Deliverer;
-use crate::delivery::ledger::Ledger;
+use crate::delivery::kvspool::KvSpool;
+use crate::delivery::spool::Spool;
 use crate::delivery::{DeliveryItem, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
 use crate::mapping::{self, AlertContext};
@@ -120,9 +121,14 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
             Ok(splunkd) => {
                 let opened = remotes::open(kind, &account, &settings, &splunkd);
                 if delivery.store == StoreKind::KvStore {
-                    // A cluster member: what one member delivered, every member must know.
-                    deliverer = deliverer
-                        .with_ledger(Ledger::in_kvstore(&delivery.spool_dir, splunkd.clone()));
+                    // A cluster member: what this run cannot deliver any member may flush, and
+                    // what one member delivered every member must know.
+                    deliverer = deliverer.with_kvstore(KvSpool::new(
+                        splunkd.clone(),
+                        Spool::new(&delivery.spool_dir),
+                        delivery.lease_s,
+                        delivery.kvstore_conflict_status,
+                    ));
                 }
                 (Some(splunkd), opened)
             }

@@ -22,10 +22,12 @@
 //! generation `g+2`: nothing is lost, and the dedupe key makes that re-send harmless. A new
 //! item starts at a generation from the clock (milliseconds), above any earlier one of its id.
 //!
-//! Alert runs spool to local files, as on a standalone search head (their write-ahead claims
-//! need a local fsync); every flush on a member first moves local pending items and dead
-//! letters into the collection (`migrate`), which also adopts a file spool left by an earlier
-//! version. No secret is ever written: items carry none.
+//! Alert runs on a member put what they cannot deliver straight into the collection (`put`);
+//! only their write-ahead claim of the item being sent is a local file (it needs a local
+//! fsync), and an item the KV store would not take falls back to the local file spool. Every
+//! flush on a member first moves local pending items, dead letters, claims of killed runs and
+//! file ledger entries into the KV store (`migrate`), which also adopts a file spool left by an
+//! earlier version. No secret is ever written: items carry none.
 
 use super::ledger::Ledger;
 use super::spool::{
@@ -132,8 +134,12 @@ impl KvSpool {
         }
         self.ledger().migrate_files()?;
         let mut moved = 0;
-        for candidate in Store::scan(&self.local)?.pending {
-            let claim = match self.local.claim(&candidate.id)? {
+        let scan = Store::scan(&self.local)?;
+        // Write-ahead claims of alert runs killed mid-send are adopted, then moved like the rest.
+        let adopted = scan.adopted.iter().map(|path| self.local.open_adopted(path).map(Some));
+        let pending = scan.pending.iter().map(|candidate| self.local.claim(&candidate.id));
+        for claimed in adopted.chain(pending) {
+            let claim = match claimed? {
                 None => continue,
                 Some(Err(quarantined)) => {
                     log::error!(

@@ -75,10 +75,19 @@ fn an_item_spooled_on_one_member_is_flushed_by_another_and_dead_letters_are_shar
     let a = member(&emu, &splunkd, "max_attempts = 1");
     let b = member(&emu, &splunkd, "max_attempts = 1");
     emu.fault("/rest/container", unavailable(), 2);
-    a.run_alert(SOAR, &alert(&a, &splunkd, &scheduler_sid(1301), 2, "alert")).assert_code(7);
-    // A flushes while SOAR is still down: the item moves into the KV store, still pending.
-    flush(&a, &splunkd, &[]).assert_code(7).assert_line("INFO", "into the KV store");
-    assert!(files_in(&a.spool_dir().join("pending")).is_empty(), "migrated, not orphaned");
+    // The alert run on A spools straight into the KV store, not into A's files.
+    let run = a.run_alert(SOAR, &alert(&a, &splunkd, &scheduler_sid(1301), 2, "alert"));
+    run.assert_code(7);
+    assert!(files_in(&a.spool_dir().join("pending")).is_empty(), "{}", run.stderr);
+    let receipts = a.receipts();
+    assert!(
+        receipts.iter().any(|r| r["outcome"] == "spooled"
+            && r["message"].as_str().is_some_and(|m| m.contains("KV store collection"))),
+        "{receipts:?}"
+    );
+    assert_eq!(items(&splunkd).len(), 1, "{}", run.stderr);
+    // A flushes while SOAR is still down: one probe, the item stays pending.
+    flush(&a, &splunkd, &[]).assert_code(7);
     let pending = items(&splunkd);
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(
@@ -221,4 +230,29 @@ fn a_busy_kv_store_defers_and_loses_nothing() {
     flush(&a, &splunkd, &[]).assert_code(0).assert_line("INFO", "1 delivered");
     assert_eq!(emu.soar_containers().len(), 1);
     assert!(items(&splunkd).is_empty());
+}
+
+#[test]
+fn an_alert_run_killed_mid_send_on_a_member_leaves_its_item_for_the_kv_store() {
+    let emu = Emulator::start();
+    let splunkd = Emulator::start();
+    let a = member(&emu, &splunkd, "max_attempts = 1");
+    // SOAR answers slowly: the run is killed while its write-ahead claim is a local file.
+    emu.set_latency("/rest/container", Duration::from_millis(1500));
+    let payload = alert(&a, &splunkd, &scheduler_sid(1601), 2, "alert");
+    let (exe, args) = a.alert_command(SOAR);
+    let mut action = Command::new(exe);
+    action.args(&args);
+    start_and_kill(&a, action, payload.to_string().into_bytes(), Duration::from_millis(700));
+    assert_eq!(files_in(&a.spool_dir().join("inflight")).len(), 1, "the run's claim is left");
+    assert!(items(&splunkd).is_empty());
+    emu.set_latency("/rest/container", Duration::ZERO);
+    // The member's next flush adopts the claim, moves it into the KV store and delivers it.
+    let run = flush(&a, &splunkd, &["--all"]);
+    run.assert_code(0).assert_line("INFO", "into the KV store collection stackflow_spool");
+    assert!(files_in(&a.spool_dir().join("inflight")).is_empty(), "{}", run.stderr);
+    assert!(items(&splunkd).is_empty(), "{}", run.stderr);
+    let containers = assert_no_duplicates(&emu);
+    assert_eq!(containers.len(), 1);
+    assert_eq!(emu.soar_artifacts().len(), 2, "every row once");
 }

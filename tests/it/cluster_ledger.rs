@@ -70,28 +70,38 @@ fn what_one_member_delivered_no_other_member_sends_again_and_file_ledgers_are_mi
     run(&a, &splunkd, STACKFLOW, 1).assert_code(0);
     assert_eq!(files_in(&a.spool_dir().join("ledger")).len(), 1, "a file ledger entry");
     assert!(ledger_docs(&splunkd, "delivered").is_empty());
-    // A moves to the KV store: its next flush migrates the entry instead of orphaning it.
+    // … and its spool: an item StackFlow refused for now waits in A's files.
+    emu.fault(WEBHOOK, unavailable(), 1);
+    run(&a, &splunkd, STACKFLOW, 3).assert_code(7);
+    assert_eq!(files_in(&a.spool_dir().join("pending")).len(), 1);
+    // A moves to the KV store: its next flush migrates both instead of orphaning them, then
+    // delivers the item from the collection.
     write_conf(&a, &emu, &ca, "");
     join_cluster(&a, &splunkd);
-    flush(&a, &splunkd, &[]).assert_code(0).assert_line("INFO", "ledger entries");
+    let flushed = flush(&a, &splunkd, &["--all"]);
+    flushed.assert_code(0).assert_line("INFO", "ledger entries");
+    flushed.assert_line("INFO", "into the KV store collection stackflow_spool");
+    assert!(files_in(&a.spool_dir().join("pending")).is_empty());
+    assert!(items(&splunkd).is_empty(), "{}", flushed.stderr);
+    assert_eq!(emu.stackflow_incidents().len(), 2, "{}", flushed.stderr);
     let names: Vec<_> = files_in(&a.spool_dir().join("ledger"))
         .into_iter()
         .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
         .collect();
     assert!(names.is_empty(), "migrated, not left behind: {names:?}");
-    assert_eq!(ledger_docs(&splunkd, "delivered").len(), 1);
+    assert_eq!(ledger_docs(&splunkd, "delivered").len(), 2);
     // B runs the same alert: the KV store ledger says it is delivered; nothing is sent.
     let again = run(&b, &splunkd, STACKFLOW, 1);
     again.assert_code(0);
-    assert_eq!(emu.stackflow_incidents().len(), 1, "{}", again.stderr);
-    assert_eq!(emu.requests_to(WEBHOOK).len(), 1);
+    assert_eq!(emu.stackflow_incidents().len(), 2, "{}", again.stderr);
+    assert_eq!(emu.requests_to(WEBHOOK).len(), 3, "1 delivered, 1 refused, 1 delivered");
     assert!(b.receipts().iter().any(|r| r["outcome"] == "duplicate"), "{:?}", b.receipts());
     // Slack, directly in the KV store this time.
     run(&a, &splunkd, SLACK, 2).assert_code(0);
     run(&b, &splunkd, SLACK, 2).assert_code(0);
     assert_eq!(emu.slack_messages().len(), 1);
     assert_eq!(emu.requests_to(POST_MESSAGE).len(), 1);
-    assert_eq!(ledger_docs(&splunkd, "delivered").len(), 2);
+    assert_eq!(ledger_docs(&splunkd, "delivered").len(), 3);
     assert!(ledger_docs(&splunkd, "sending").is_empty(), "markers cleared once answered");
     assert!(files_in(&b.spool_dir().join("ledger")).iter().all(|p| !p.ends_with(".json")));
 }
