@@ -347,6 +347,9 @@ pub fn run(
             summary.left_for_next_run
         );
     }
+    if let Err(error) = spool.settle() {
+        summary = fatal(summary, &error);
+    }
     summary.accounts = accounts.into_values().collect();
     for report in &summary.accounts {
         log_account(report);

@@ -48,7 +48,12 @@ const SCAN_FIELDS: &str = "_key,state,target,account,first_attempt_unix,next_att
 /// Lease documents are removed this long after they expired.
 const LEASE_KEEP_S: f64 = 3600.0;
 
+/// Delivered items whose deletion waits for one batched request, at most this many …
+const DELETE_BATCH: usize = 200;
+
 pub struct KvSpool {
+    /// Delivered items not deleted yet, and since when the oldest waits (`settle`).
+    delivered: std::sync::Mutex<(Vec<String>, Option<std::time::Instant>)>,
     splunkd: Splunkd,
     /// The member's local file spool: migration source and ledger folder.
     local: Spool,
@@ -83,7 +88,7 @@ impl KvSpool {
     pub fn new(splunkd: Splunkd, local: Spool, lease_s: f64, conflict_status: u16) -> KvSpool {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         let owner = format!("{host}:{}:{}", std::process::id(), fresh_generation());
-        KvSpool { splunkd, local, lease_s, conflict_status, owner }
+        KvSpool { delivered: Default::default(), splunkd, local, lease_s, conflict_status, owner }
     }
 
     /// The item document for a record in `state`, holding `generation` with `expires`.
@@ -300,9 +305,25 @@ impl KvSpool {
         Ok(removed)
     }
 
+    fn lock_delivered(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (Vec<String>, Option<std::time::Instant>)> {
+        self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn rewrite(&self, claim: &Claim, record: &SpoolRecord, state: ItemState) -> Result<()> {
         let document = Self::document(record, state, claim.token, 0.0)?;
         self.splunkd.kv_update(COLLECTION, &claim.id, &document)
+    }
+}
+
+impl Drop for KvSpool {
+    fn drop(&mut self) {
+        if let Err(error) = Store::settle(self) {
+            log::warn!(
+                "{error}; the delivered items stay in the KV store until their lease expires, then a flush finds them delivered"
+            );
+        }
     }
 }
 
@@ -398,8 +419,24 @@ impl Store for KvSpool {
         Err(Error::Internal(format!("no adopted claims in the KV store ({})", path.display())))
     }
 
+    /// Deletes in batches (one request per `DELETE_BATCH` items, or sooner once the oldest
+    /// has waited a quarter of the lease): the item stays leased to us meanwhile, and should
+    /// this process die first, the item's re-send after the lease expired finds it delivered
+    /// (SOAR's dedupe, or the ledger written before this call).
     fn finish_delivered(&self, claim: Claim) -> Result<()> {
-        self.splunkd.kv_delete(COLLECTION, &claim.id)
+        let due = {
+            let mut delivered = self.lock_delivered();
+            delivered.0.push(claim.id);
+            let since = *delivered.1.get_or_insert_with(std::time::Instant::now);
+            delivered.0.len() >= DELETE_BATCH || since.elapsed().as_secs_f64() >= self.lease_s / 4.0
+        };
+        if due { self.settle() } else { Ok(()) }
+    }
+
+    fn settle(&self) -> Result<()> {
+        let keys = std::mem::take(&mut self.lock_delivered().0);
+        self.lock_delivered().1 = None;
+        self.splunkd.kv_delete_keys(COLLECTION, &keys)
     }
 
     fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<()> {

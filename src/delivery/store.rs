@@ -67,6 +67,11 @@ pub trait Store {
     fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<()>;
     /// Returns where the dead letter is kept, for the log line.
     fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<String>;
+    /// Makes the removals of delivered items that the store grouped durable (the file store's
+    /// folder sync, the KV store's batched deletes). `finish_delivered` groups them only
+    /// because a delivered item that reappears after a crash is not sent twice: the remote
+    /// deduplicates (SOAR) or the ledger, written before, says it was delivered.
+    fn settle(&self) -> Result<()>;
 }
 
 impl Store for Spool {
@@ -124,6 +129,10 @@ impl Store for Spool {
 
     fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<String> {
         Spool::finish_dead(self, claim, record).map(|path| path.display().to_string())
+    }
+
+    fn settle(&self) -> Result<()> {
+        Spool::settle(self)
     }
 }
 

@@ -173,7 +173,9 @@ fn three_members_flushing_at_once_with_one_killed_mid_send_deliver_every_row_onc
         .iter()
         .filter(|doc| doc["lease_expires_unix"].as_f64().unwrap_or(0.0) > now())
         .count();
-    assert_eq!(leased_by_the_dead, 1, "killed while it held exactly one item");
+    // The item it was sending, and those it had delivered whose deletion was still batched:
+    // all come back once the lease expires, and none is delivered twice (counts below).
+    assert!(leased_by_the_dead >= 1, "killed while it held an item");
     let mut taken_over = false;
     emu.set_latency("/rest/container", Duration::from_millis(20));
     // SOAR flaps while the other two flush at once, run after run, until nothing is left.
