@@ -203,6 +203,10 @@ fn dead_letter(record: &crate::delivery::spool::SpoolRecord, now: f64) -> serde_
     })
 }
 
+/// Receipts a flush keeps in memory per search before writing a stash file: a drain of any
+/// backlog holds at most this many lines (about 1 KB each) per search at once.
+const RECEIPT_BATCH: usize = 500;
+
 fn flush(
     settings: &Settings,
     outbox: &Outbox,
@@ -245,6 +249,7 @@ fn flush(
         let key = (context.action.clone(), context.sid.clone());
         let audit = audits.entry(key).or_insert_with(|| {
             Audit::new(&alert_context_of(&report.item), settings, Some(splunkd.clone()))
+                .with_receipt_batch(RECEIPT_BATCH)
         });
         audit.record(&report);
     };

@@ -217,17 +217,12 @@ impl KvSpool {
         }
     }
 
-    /// Removes lease documents that expired more than an hour ago.
+    /// Removes lease documents that expired more than an hour ago, in one request (a listing
+    /// of every lease would grow with the backlog).
     fn collect_leases(&self) -> Result<()> {
         let cutoff = now_unix() - LEASE_KEEP_S.max(self.lease_s * 10.0);
-        for lease in self.splunkd.kv_query(COLLECTION, &json!({"kind": "lease"}))? {
-            if number(&lease, "expires_unix") < cutoff
-                && let Some(key) = lease.get("_key").and_then(Value::as_str)
-            {
-                self.splunkd.kv_delete(COLLECTION, key)?;
-            }
-        }
-        Ok(())
+        let query = json!({"kind": "lease", "expires_unix": {"$lt": cutoff}});
+        self.splunkd.kv_delete_query(COLLECTION, &query)
     }
 
     /// Every item, as `spool list` shows it (an item under a live lease is in flight).

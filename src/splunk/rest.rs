@@ -410,7 +410,12 @@ impl Splunkd {
         if keys.is_empty() {
             return Ok(());
         }
-        let query = serde_json::json!({"_key": {"$in": keys}});
+        self.kv_delete_query(collection, &serde_json::json!({"_key": {"$in": keys}}))
+    }
+
+    /// Deletes the documents matching `query` (see `kv_delete_keys`). Never call it with an
+    /// empty query: that deletes the whole collection.
+    pub fn kv_delete_query(&self, collection: &str, query: &serde_json::Value) -> Result<()> {
         let auth = self.auth_header();
         let url = format!(
             "{}{}?query={}",
@@ -419,8 +424,7 @@ impl Splunkd {
             url_encode(&query.to_string())
         );
         let response = self.http.delete(&url, &[("Authorization", auth.as_str())]);
-        self.checked(response, &format!("KV store {collection} delete {} keys", keys.len()))
-            .map(|_| ())
+        self.checked(response, &format!("KV store {collection} delete by query")).map(|_| ())
     }
 
     /// `kv_query_page` returning only `fields` when given (KV store REST parameter `fields`),
