@@ -61,6 +61,19 @@ fn assert_no_live_lease(splunkd: &Emulator) {
     }
 }
 
+/// One flush on each of `members` at the same time; each must exit 0 or 7.
+pub(crate) fn flush_at_once(members: &[SplunkHome], splunkd: &Emulator) -> Vec<Run> {
+    let runs: Vec<Run> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            members.iter().map(|home| scope.spawn(|| flush(home, splunkd, &[]))).collect();
+        handles.into_iter().map(|handle| handle.join().unwrap()).collect()
+    });
+    for run in &runs {
+        assert!(run.code == 0 || run.code == 7, "flush: exit {}\n{}", run.code, run.stderr);
+    }
+    runs
+}
+
 fn list_json(home: &SplunkHome) -> Vec<Value> {
     let run =
         home.run_stackflow(&["spool", "list", "--json"], format!("{SESSION_KEY}\n").as_bytes());
@@ -186,15 +199,7 @@ fn three_members_flushing_at_once_with_one_killed_mid_send_deliver_every_row_onc
         if rounds % 2 == 1 {
             emu.fault("/rest/container", unavailable(), 1);
         }
-        let runs: Vec<Run> = std::thread::scope(|scope| {
-            let handles: Vec<_> = members[..2]
-                .iter()
-                .map(|home| scope.spawn(|| flush(home, &splunkd, &[])))
-                .collect();
-            handles.into_iter().map(|handle| handle.join().unwrap()).collect()
-        });
-        for run in runs {
-            assert!(run.code == 0 || run.code == 7, "flush: exit {}\n{}", run.code, run.stderr);
+        for run in flush_at_once(&members[..2], &splunkd) {
             taken_over |= run.stderr.contains("whose lease expired; taking it over");
         }
         if !items(&splunkd).is_empty() {
