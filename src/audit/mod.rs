@@ -93,6 +93,13 @@ impl Audit {
         }
     }
 
+    /// Writes a stash file every `lines` receipts instead of every `receipts::FLUSH_EVERY`
+    /// (`spool flush`: a drain of a large backlog keeps its memory flat).
+    pub fn with_receipt_batch(mut self, lines: usize) -> Audit {
+        self.receipts = self.receipts.take().map(|writer| writer.with_flush_every(lines));
+        self
+    }
+
     /// Called once per row before it is mapped ("Invoking modular action").
     pub fn invoked(&mut self, row: &Row) {
         self.invoked_ids(

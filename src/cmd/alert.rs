@@ -8,10 +8,12 @@
 
 use crate::audit::Audit;
 use crate::delivery::deliverer::Deliverer;
+use crate::delivery::kvspool::KvSpool;
+use crate::delivery::spool::Spool;
 use crate::delivery::{DeliveryItem, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
 use crate::mapping::{self, AlertContext};
-use crate::settings::Settings;
+use crate::settings::{Settings, StoreKind};
 use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
 use crate::splunk::rest::Splunkd;
@@ -118,6 +120,16 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
         match Splunkd::new(&settings, &payload.server_uri, payload.session_key.clone()) {
             Ok(splunkd) => {
                 let opened = remotes::open(kind, &account, &settings, &splunkd);
+                if delivery.store == StoreKind::KvStore {
+                    // A cluster member: what this run cannot deliver any member may flush, and
+                    // what one member delivered every member must know.
+                    deliverer = deliverer.with_kvstore(KvSpool::new(
+                        splunkd.clone(),
+                        Spool::new(&delivery.spool_dir),
+                        delivery.lease_s,
+                        delivery.kvstore_conflict_status,
+                    ));
+                }
                 (Some(splunkd), opened)
             }
             Err(error) => (None, Err(error)),

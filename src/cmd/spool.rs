@@ -14,7 +14,6 @@ use crate::delivery::DeliveryItem;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::delivery::flush::{self, FlushOptions};
 use crate::delivery::kvspool::KvSpool;
-use crate::delivery::ledger::Ledger;
 use crate::delivery::retry::Backoff;
 use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
 use crate::delivery::store::Outbox;
@@ -54,7 +53,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
             let mut summary = FlushCounts::default();
             let options = FlushOptions { all, ..options };
             let code = flush(&settings, &outbox, options, splunkd, splunkd_uri, &mut summary);
-            let ledger = Ledger::new(outbox.store().ledger_root());
+            let ledger = outbox.store().ledger();
             let code = match ledger.expire_hourly(retention) {
                 Ok(0) => code,
                 Ok(removed) => {
@@ -71,7 +70,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
         SpoolCommand::Requeue { ids } => requeue(&outbox, &ids),
         SpoolCommand::Purge { older_than_days } => {
             let code = purge(&outbox, older_than_days);
-            match Ledger::new(outbox.store().ledger_root()).expire(retention) {
+            match outbox.store().ledger().expire(retention) {
                 Ok(removed) => {
                     log::info!(
                         "spool purge: removed {removed} ledger entries delivered more than {} day(s) ago ([delivery] ledger_retention_days)",
@@ -204,6 +203,10 @@ fn dead_letter(record: &crate::delivery::spool::SpoolRecord, now: f64) -> serde_
     })
 }
 
+/// Receipts a flush keeps in memory per search before writing a stash file: a drain of any
+/// backlog holds at most this many lines (about 1 KB each) per search at once.
+const RECEIPT_BATCH: usize = 500;
+
 fn flush(
     settings: &Settings,
     outbox: &Outbox,
@@ -246,6 +249,7 @@ fn flush(
         let key = (context.action.clone(), context.sid.clone());
         let audit = audits.entry(key).or_insert_with(|| {
             Audit::new(&alert_context_of(&report.item), settings, Some(splunkd.clone()))
+                .with_receipt_batch(RECEIPT_BATCH)
         });
         audit.record(&report);
     };

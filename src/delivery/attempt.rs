@@ -32,7 +32,19 @@ pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Targe
         return Attempt { outcome: target.attempt(item), sent: true, ledger_error: None };
     }
     let key = &item.dedupe_key;
-    if let Some(entry) = ledger.get(key) {
+    let unreadable = |error: crate::error::Error| Attempt {
+        outcome: Outcome::retry(
+            format!("the delivery ledger cannot be read now ({error}); not sent until it can be"),
+            None,
+        ),
+        sent: false,
+        ledger_error: None,
+    };
+    let (known, since) = match (ledger.get(key), ledger.sending_since(key)) {
+        (Ok(known), Ok(since)) => (known, since),
+        (Err(error), _) | (_, Err(error)) => return unreadable(error),
+    };
+    if let Some(entry) = known {
         return Attempt {
             outcome: Outcome::Delivered(Delivered {
                 remote_id: entry.remote_id,
@@ -45,7 +57,7 @@ pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Targe
             ledger_error: None,
         };
     }
-    if let Some(started) = ledger.sending_since(key) {
+    if let Some(started) = since {
         match target.find_delivered(item, started.saturating_sub(CLOCK_SKEW_S)) {
             Lookup::Found(mut delivered) => {
                 delivered.duplicate = true;
@@ -84,8 +96,14 @@ pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Targe
         }
     }
     let started = now_unix() as i64;
-    if let Err(error) = ledger.mark_sending(key, started) {
-        log::warn!("{error}; if this attempt's answer is lost, a retry may duplicate the item");
+    match ledger.mark_sending(key, started) {
+        Ok(()) => {}
+        // The KV store ledger does not answer: another member could not tell that this send
+        // happened if its answer were lost, so nothing is sent now.
+        Err(error @ crate::error::Error::Unavailable(_)) => return unreadable(error),
+        Err(error) => {
+            log::warn!("{error}; if this attempt's answer is lost, a retry may duplicate the item")
+        }
     }
     let outcome = target.attempt(item);
     let ledger_error = match &outcome {
@@ -167,7 +185,8 @@ mod tests {
         };
         let first = attempt_once(&ledger, &item, &mut remote);
         assert!(matches!(first.outcome, Outcome::Retry(_)));
-        let marked = ledger.sending_since("k1").expect("the marker outlives a lost answer");
+        let marked =
+            ledger.sending_since("k1").unwrap().expect("the marker outlives a lost answer");
         let second = attempt_once(&ledger, &item, &mut remote);
         match second.outcome {
             Outcome::Delivered(found) => {
@@ -178,8 +197,8 @@ mod tests {
         }
         assert_eq!((remote.sent, second.sent), (1, false), "nothing sent the second time");
         assert_eq!(remote.asked, vec![marked - CLOCK_SKEW_S]);
-        assert_eq!(ledger.sending_since("k1"), None, "cleared once the answer is known");
-        assert_eq!(ledger.get("k1").unwrap().remote_id.as_deref(), Some("INC7"));
+        assert_eq!(ledger.sending_since("k1").unwrap(), None, "cleared once the answer is known");
+        assert_eq!(ledger.get("k1").unwrap().unwrap().remote_id.as_deref(), Some("INC7"));
         let _ = std::fs::remove_dir_all(root);
     }
 
@@ -203,7 +222,7 @@ mod tests {
         let sent = attempt_once(&ledger, &item, &mut remote);
         assert!(matches!(sent.outcome, Outcome::Delivered(ref d) if !d.duplicate));
         assert_eq!(remote.sent, 2);
-        assert_eq!(ledger.sending_since("k2"), None);
+        assert_eq!(ledger.sending_since("k2").unwrap(), None);
         let _ = std::fs::remove_dir_all(root);
     }
 
@@ -218,7 +237,7 @@ mod tests {
             asked: Vec::new(),
         };
         attempt_once(&ledger, &item("k3"), &mut remote);
-        assert_eq!(ledger.sending_since("k3"), None);
+        assert_eq!(ledger.sending_since("k3").unwrap(), None);
         let _ = std::fs::remove_dir_all(root);
     }
 }

@@ -8,9 +8,12 @@
 //! bounded before they meet the clock, so no value of theirs can overflow it.
 
 use super::attempt::attempt_once;
+use super::kvspool::{COLLECTION, KvSpool};
 use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
+use super::spool::ItemState;
 use super::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView, item_id, now_unix};
+use super::store::Store;
 use super::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
 use crate::error::{Error, ExitCode};
 use crate::settings::DeliverySettings;
@@ -77,6 +80,9 @@ impl DeliveryReport {
 
 pub struct Deliverer {
     spool: Spool,
+    /// A cluster member's KV store spool (`[delivery] store = kvstore`): items this run cannot
+    /// deliver go there, so that any member can flush them; the file spool is the fallback.
+    kv: Option<KvSpool>,
     ledger: Ledger,
     max_attempts: u32,
     backoff: Backoff,
@@ -88,6 +94,7 @@ impl Deliverer {
     pub fn new(spool_root: &std::path::Path, max_attempts: u32, budget: Duration) -> Deliverer {
         Deliverer {
             spool: Spool::new(spool_root),
+            kv: None,
             ledger: Ledger::new(spool_root),
             max_attempts: max_attempts.max(1),
             backoff: Backoff::default(),
@@ -99,6 +106,36 @@ impl Deliverer {
     pub fn from_settings(delivery: &DeliverySettings, budget: Duration) -> Deliverer {
         Deliverer::new(&delivery.spool_dir, delivery.max_attempts, budget)
             .with_backoff(Backoff::with_base(delivery.retry_base))
+    }
+
+    /// Spools to the KV store and keeps the ledger there (a search head cluster member). The
+    /// write-ahead claim of an item being sent stays a local file (it needs a local fsync; the
+    /// next flush on this member adopts it after a crash).
+    pub fn with_kvstore(mut self, kv: KvSpool) -> Deliverer {
+        self.ledger = kv.ledger();
+        self.kv = Some(kv);
+        self
+    }
+
+    /// Puts `record` in the KV store when this is a cluster member, else (or when the KV store
+    /// does not take it) in the file spool. Returns where it went.
+    fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<String, Error> {
+        if let Some(kv) = &self.kv {
+            match kv.put(record, state) {
+                Ok(_) => {
+                    return Ok(format!("{} in the KV store collection {COLLECTION}", record.id));
+                }
+                Err(error) => log::warn!(
+                    "the KV store did not take item {} ({error}); keeping it on this member, the next `spool flush` moves it",
+                    record.id
+                ),
+            }
+        }
+        let path = match state {
+            ItemState::Dead => self.spool.put_dead(record)?,
+            _ => self.spool.put_pending(record)?,
+        };
+        Ok(path.display().to_string())
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Deliverer {
@@ -116,30 +153,31 @@ impl Deliverer {
     /// if this process is killed mid-send, the next `spool flush` adopts and re-sends it.
     pub fn deliver(&mut self, item: DeliveryItem, target: &mut dyn Target) -> DeliveryReport {
         let first_attempt_unix = now_unix();
-        let write_ahead = if target.needs_ledger() && self.ledger.get(&item.dedupe_key).is_some() {
-            None // a duplicate: nothing will be sent
-        } else {
-            let wait = self.backoff.spool_delay(0, None, jitter_unit());
-            let id = item_id(&item.dedupe_key);
-            let record = SpoolRecordView {
-                version: RECORD_VERSION,
-                id: &id,
-                item: &item,
-                attempts: 0,
-                first_attempt_unix,
-                last_attempt_unix: first_attempt_unix,
-                next_attempt_unix: first_attempt_unix + wait.as_secs_f64(),
-                last_error: "the alert run sending it was interrupted",
-                flushes: 0,
-            };
-            match self.spool.write_ahead(&record) {
-                Ok(claim) => Some(claim),
-                Err(error) => {
-                    log::debug!("{error}; sending without a write-ahead claim");
-                    None
+        let write_ahead =
+            if target.needs_ledger() && matches!(self.ledger.get(&item.dedupe_key), Ok(Some(_))) {
+                None // a duplicate: nothing will be sent
+            } else {
+                let wait = self.backoff.spool_delay(0, None, jitter_unit());
+                let id = item_id(&item.dedupe_key);
+                let record = SpoolRecordView {
+                    version: RECORD_VERSION,
+                    id: &id,
+                    item: &item,
+                    attempts: 0,
+                    first_attempt_unix,
+                    last_attempt_unix: first_attempt_unix,
+                    next_attempt_unix: first_attempt_unix + wait.as_secs_f64(),
+                    last_error: "the alert run sending it was interrupted",
+                    flushes: 0,
+                };
+                match self.spool.write_ahead(&record) {
+                    Ok(claim) => Some(claim),
+                    Err(error) => {
+                        log::debug!("{error}; sending without a write-ahead claim");
+                        None
+                    }
                 }
-            }
-        };
+            };
         let report = self.deliver_claimed(item, target, first_attempt_unix);
         if matches!(report.result, Final::Delivered | Final::Duplicate | Final::Rejected(_)) {
             self.spool.forget_pending(&item_id(&report.item.dedupe_key));
@@ -258,18 +296,17 @@ impl Deliverer {
         let wait = self.backoff.spool_delay(0, retry_after, jitter_unit());
         let next = now + wait.as_secs_f64();
         let record = spool_record(item, attempts, reason, first_attempt_unix, next, None);
-        let written = self.spool.put_pending(&record);
+        let written = self.put(&record, ItemState::Pending);
         let item = record.item;
         match written {
-            Ok(path) => DeliveryReport {
+            Ok(place) => DeliveryReport {
                 item,
                 result: Final::Spooled,
                 attempts,
                 duration: Duration::ZERO,
                 delivered: None,
                 message: format!(
-                    "not delivered yet ({reason}); spooled as {} for `stackflow spool flush`",
-                    path.display()
+                    "not delivered yet ({reason}); spooled as {place} for `stackflow spool flush`"
                 ),
             },
             Err(error) => lost(item, attempts, reason, &error),
@@ -288,16 +325,16 @@ impl Deliverer {
     ) -> DeliveryReport {
         let now = now_unix();
         let record = spool_record(item, attempts, reason, first_attempt_unix, now, Some(class));
-        let written = self.spool.put_dead(&record);
+        let written = self.put(&record, ItemState::Dead);
         let item = record.item;
         match written {
-            Ok(path) => DeliveryReport {
+            Ok(place) => DeliveryReport {
                 item,
                 result: Final::Rejected(class),
                 attempts,
                 duration: Duration::ZERO,
                 delivered: None,
-                message: format!("{reason} (kept as dead letter {})", path.display()),
+                message: format!("{reason} (kept as dead letter {place})"),
             },
             Err(error) => lost(item, attempts, reason, &error),
         }

@@ -252,7 +252,7 @@ pub fn run(
     on_end: &mut OnEnd,
 ) -> FlushSummary {
     let started = Instant::now();
-    let ledger = Ledger::new(spool.ledger_root());
+    let ledger = spool.ledger();
     let mut summary = FlushSummary::new(plan.not_due);
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
         HashMap::new();
@@ -346,6 +346,9 @@ pub fn run(
             options.max_time.as_secs_f64(),
             summary.left_for_next_run
         );
+    }
+    if let Err(error) = spool.settle() {
+        summary = fatal(summary, &error);
     }
     summary.accounts = accounts.into_values().collect();
     for report in &summary.accounts {

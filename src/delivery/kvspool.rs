@@ -22,11 +22,14 @@
 //! generation `g+2`: nothing is lost, and the dedupe key makes that re-send harmless. A new
 //! item starts at a generation from the clock (milliseconds), above any earlier one of its id.
 //!
-//! Alert runs spool to local files, as on a standalone search head (their write-ahead claims
-//! need a local fsync); every flush on a member first moves local pending items and dead
-//! letters into the collection (`migrate`), which also adopts a file spool left by an earlier
-//! version. No secret is ever written: items carry none.
+//! Alert runs on a member put what they cannot deliver straight into the collection (`put`);
+//! only their write-ahead claim of the item being sent is a local file (it needs a local
+//! fsync), and an item the KV store would not take falls back to the local file spool. Every
+//! flush on a member first moves local pending items, dead letters, claims of killed runs and
+//! file ledger entries into the KV store (`migrate`), which also adopts a file spool left by an
+//! earlier version. No secret is ever written: items carry none.
 
+use super::ledger::Ledger;
 use super::spool::{
     Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, now_unix, parse_record,
 };
@@ -45,7 +48,12 @@ const SCAN_FIELDS: &str = "_key,state,target,account,first_attempt_unix,next_att
 /// Lease documents are removed this long after they expired.
 const LEASE_KEEP_S: f64 = 3600.0;
 
+/// Delivered items whose deletion waits for one batched request, at most this many …
+const DELETE_BATCH: usize = 200;
+
 pub struct KvSpool {
+    /// Delivered items not deleted yet, and since when the oldest waits (`settle`).
+    delivered: std::sync::Mutex<(Vec<String>, Option<std::time::Instant>)>,
     splunkd: Splunkd,
     /// The member's local file spool: migration source and ledger folder.
     local: Spool,
@@ -80,7 +88,7 @@ impl KvSpool {
     pub fn new(splunkd: Splunkd, local: Spool, lease_s: f64, conflict_status: u16) -> KvSpool {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         let owner = format!("{host}:{}:{}", std::process::id(), fresh_generation());
-        KvSpool { splunkd, local, lease_s, conflict_status, owner }
+        KvSpool { delivered: Default::default(), splunkd, local, lease_s, conflict_status, owner }
     }
 
     /// The item document for a record in `state`, holding `generation` with `expires`.
@@ -122,15 +130,21 @@ impl KvSpool {
     }
 
     /// Moves the member's local pending items and dead letters (alert runs' spooling, or a file
-    /// spool of an earlier version) into the collection. Each file is claimed first, so a
+    /// spool of an earlier version) into the collection, and its file ledger into
+    /// `stackflow_ledger`. Each file is claimed first, so a
     /// concurrent file flusher never sends it too; it is removed only once the KV store has it.
     pub fn migrate(&self) -> Result<usize> {
         if !self.local.root().exists() {
             return Ok(0);
         }
+        self.ledger().migrate_files()?;
         let mut moved = 0;
-        for candidate in Store::scan(&self.local)?.pending {
-            let claim = match self.local.claim(&candidate.id)? {
+        let scan = Store::scan(&self.local)?;
+        // Write-ahead claims of alert runs killed mid-send are adopted, then moved like the rest.
+        let adopted = scan.adopted.iter().map(|path| self.local.open_adopted(path).map(Some));
+        let pending = scan.pending.iter().map(|candidate| self.local.claim(&candidate.id));
+        for claimed in adopted.chain(pending) {
+            let claim = match claimed? {
                 None => continue,
                 Some(Err(quarantined)) => {
                     log::error!(
@@ -203,17 +217,12 @@ impl KvSpool {
         }
     }
 
-    /// Removes lease documents that expired more than an hour ago.
+    /// Removes lease documents that expired more than an hour ago, in one request (a listing
+    /// of every lease would grow with the backlog).
     fn collect_leases(&self) -> Result<()> {
         let cutoff = now_unix() - LEASE_KEEP_S.max(self.lease_s * 10.0);
-        for lease in self.splunkd.kv_query(COLLECTION, &json!({"kind": "lease"}))? {
-            if number(&lease, "expires_unix") < cutoff
-                && let Some(key) = lease.get("_key").and_then(Value::as_str)
-            {
-                self.splunkd.kv_delete(COLLECTION, key)?;
-            }
-        }
-        Ok(())
+        let query = json!({"kind": "lease", "expires_unix": {"$lt": cutoff}});
+        self.splunkd.kv_delete_query(COLLECTION, &query)
     }
 
     /// Every item, as `spool list` shows it (an item under a live lease is in flight).
@@ -291,9 +300,25 @@ impl KvSpool {
         Ok(removed)
     }
 
+    fn lock_delivered(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (Vec<String>, Option<std::time::Instant>)> {
+        self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn rewrite(&self, claim: &Claim, record: &SpoolRecord, state: ItemState) -> Result<()> {
         let document = Self::document(record, state, claim.token, 0.0)?;
         self.splunkd.kv_update(COLLECTION, &claim.id, &document)
+    }
+}
+
+impl Drop for KvSpool {
+    fn drop(&mut self) {
+        if let Err(error) = Store::settle(self) {
+            log::warn!(
+                "{error}; the delivered items stay in the KV store until their lease expires, then a flush finds them delivered"
+            );
+        }
     }
 }
 
@@ -302,8 +327,8 @@ impl Store for KvSpool {
         format!("KV store collection {COLLECTION} (splunkd at {})", self.splunkd.base_url())
     }
 
-    fn ledger_root(&self) -> &Path {
-        self.local.root()
+    fn ledger(&self) -> Ledger {
+        Ledger::in_kvstore(self.local.root(), self.splunkd.clone())
     }
 
     fn scan(&self) -> Result<Scan> {
@@ -389,8 +414,24 @@ impl Store for KvSpool {
         Err(Error::Internal(format!("no adopted claims in the KV store ({})", path.display())))
     }
 
+    /// Deletes in batches (one request per `DELETE_BATCH` items, or sooner once the oldest
+    /// has waited a quarter of the lease): the item stays leased to us meanwhile, and should
+    /// this process die first, the item's re-send after the lease expired finds it delivered
+    /// (SOAR's dedupe, or the ledger written before this call).
     fn finish_delivered(&self, claim: Claim) -> Result<()> {
-        self.splunkd.kv_delete(COLLECTION, &claim.id)
+        let due = {
+            let mut delivered = self.lock_delivered();
+            delivered.0.push(claim.id);
+            let since = *delivered.1.get_or_insert_with(std::time::Instant::now);
+            delivered.0.len() >= DELETE_BATCH || since.elapsed().as_secs_f64() >= self.lease_s / 4.0
+        };
+        if due { self.settle() } else { Ok(()) }
+    }
+
+    fn settle(&self) -> Result<()> {
+        let keys = std::mem::take(&mut self.lock_delivered().0);
+        self.lock_delivered().1 = None;
+        self.splunkd.kv_delete_keys(COLLECTION, &keys)
     }
 
     fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<()> {

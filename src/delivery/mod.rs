@@ -11,6 +11,7 @@ pub mod classify;
 pub mod deliverer;
 pub mod flush;
 pub mod http;
+pub mod kvledger;
 pub mod kvspool;
 pub mod ledger;
 pub mod retry;

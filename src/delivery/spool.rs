@@ -154,6 +154,17 @@ pub struct Recovery {
 
 pub struct Spool {
     root: PathBuf,
+    /// Claims of delivered items were removed from `inflight/` since its last folder sync
+    /// (`finish_delivered` groups those syncs; `settle`, or dropping the spool, does it).
+    unsynced_removals: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Err(error) = self.settle() {
+            log::warn!("{error}");
+        }
+    }
 }
 
 /// A file-name-safe id for a dedupe key: a 128-bit FNV-1a hash in hex.
@@ -244,7 +255,7 @@ fn tmp_pid(name: &str) -> Option<u32> {
 
 impl Spool {
     pub fn new(root: impl Into<PathBuf>) -> Spool {
-        Spool { root: root.into() }
+        Spool { root: root.into(), unsynced_removals: Default::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -469,9 +480,25 @@ impl Spool {
         }
     }
 
-    /// The item went through: drop the claim.
+    /// The item went through: drop the claim. The folder is synced by `settle`, once for many
+    /// items (see `Store::settle` for why that cannot cause a second send).
     pub fn finish_delivered(&self, claim: Claim) -> Result<()> {
-        self.drop_claim(&claim.path)
+        match fs::remove_file(&claim.path) {
+            Ok(()) => {}
+            Err(error) if is_not_found(&error) => {}
+            Err(error) => return Err(spool_error(&claim.path, error)),
+        }
+        self.unsynced_removals.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Syncs `inflight/` if claims were removed since the last sync.
+    pub fn settle(&self) -> Result<()> {
+        if self.unsynced_removals.swap(false, Ordering::Relaxed) {
+            let dir = self.inflight_dir();
+            sync_dir(&dir).map_err(|error| spool_error(&dir, error))?;
+        }
+        Ok(())
     }
 
     /// Not yet: the item (with its new attempt count and due time) goes back to `pending/`,

@@ -4,6 +4,7 @@
 //! in `flush.rs` against this trait.
 
 use super::TargetKind;
+use super::ledger::Ledger;
 use super::spool::{Claim, Quarantined, Spool, SpoolRecord};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -50,8 +51,8 @@ pub struct Scan {
 pub trait Store {
     /// Where the spool is, for log lines (a folder, or `KV store collection stackflow_spool`).
     fn location(&self) -> String;
-    /// The folder of the delivery ledger and sending markers.
-    fn ledger_root(&self) -> &Path;
+    /// The delivery ledger and sending markers that go with this store.
+    fn ledger(&self) -> Ledger;
     /// Checks the store, cleans up after crashes, lists the pending items.
     fn scan(&self) -> Result<Scan>;
     /// Claims a pending item: `Ok(None)` when another flusher has it or it is gone.
@@ -66,6 +67,11 @@ pub trait Store {
     fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<()>;
     /// Returns where the dead letter is kept, for the log line.
     fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<String>;
+    /// Makes the removals of delivered items that the store grouped durable (the file store's
+    /// folder sync, the KV store's batched deletes). `finish_delivered` groups them only
+    /// because a delivered item that reappears after a crash is not sent twice: the remote
+    /// deduplicates (SOAR) or the ledger, written before, says it was delivered.
+    fn settle(&self) -> Result<()>;
 }
 
 impl Store for Spool {
@@ -73,8 +79,8 @@ impl Store for Spool {
         self.root().display().to_string()
     }
 
-    fn ledger_root(&self) -> &Path {
-        self.root()
+    fn ledger(&self) -> Ledger {
+        Ledger::new(self.root())
     }
 
     fn scan(&self) -> Result<Scan> {
@@ -123,6 +129,10 @@ impl Store for Spool {
 
     fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<String> {
         Spool::finish_dead(self, claim, record).map(|path| path.display().to_string())
+    }
+
+    fn settle(&self) -> Result<()> {
+        Spool::settle(self)
     }
 }
 

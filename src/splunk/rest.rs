@@ -409,6 +409,30 @@ impl Splunkd {
         self.checked(response, &format!("KV store {collection} delete {key}")).map(|_| ())
     }
 
+    /// Deletes the documents whose `_key` is one of `keys`, in one request: `DELETE` on the
+    /// collection with a `query` deletes what matches it (splunk-sdk-python,
+    /// `KVStoreCollectionData.delete(query)`); keys already gone are fine.
+    pub fn kv_delete_keys(&self, collection: &str, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.kv_delete_query(collection, &serde_json::json!({"_key": {"$in": keys}}))
+    }
+
+    /// Deletes the documents matching `query` (see `kv_delete_keys`). Never call it with an
+    /// empty query: that deletes the whole collection.
+    pub fn kv_delete_query(&self, collection: &str, query: &serde_json::Value) -> Result<()> {
+        let auth = self.auth_header();
+        let url = format!(
+            "{}{}?query={}",
+            self.base,
+            Self::kv_path(collection, None),
+            url_encode(&query.to_string())
+        );
+        let response = self.http.delete(&url, &[("Authorization", auth.as_str())]);
+        self.checked(response, &format!("KV store {collection} delete by query")).map(|_| ())
+    }
+
     /// `kv_query_page` returning only `fields` when given (KV store REST parameter `fields`),
     /// so that a page of large documents stays small.
     pub fn kv_query_fields(

@@ -8,6 +8,7 @@ mod audit;
 mod check;
 mod cim;
 mod cluster;
+mod cluster_ledger;
 mod dashboards;
 mod delivery;
 mod duplicates;

@@ -1,16 +1,35 @@
 //! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV
 //! store collection data API (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality,
-//! skip/limit/sort=_key), `authentication/users` (by name, and `search=email=…`), ES 7
-//! `notable_update`, the ES app version, and ES 8's finding update and notes endpoints.
+//! skip/limit/sort=_key/fields, delete by key or by query), `authentication/users` (by name, and
+//! `search=email=…`), ES 7 `notable_update`, the ES app version, and ES 8's finding update and
+//! notes endpoints.
 
 use crate::http::{Request, Response, decode, parse_form};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 
+/// One collection: documents in insertion order (the order an unsorted query answers in) and
+/// an index by `_key`, so that get, replace and delete stay O(log n) at a large backlog (a
+/// delete used to rebuild the index: the spool benchmark's KV drain was quadratic).
 #[derive(Default)]
 struct Collection {
-    records: Vec<Value>,
-    index: HashMap<String, usize>,
+    records: BTreeMap<u64, Value>,
+    index: HashMap<String, u64>,
+    next_seq: u64,
+}
+
+impl Collection {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.index.get(key).and_then(|seq| self.records.get(seq))
+    }
+    fn all(&self) -> Vec<Value> {
+        self.records.values().cloned().collect()
+    }
+    fn remove(&mut self, key: &str) {
+        if let Some(seq) = self.index.remove(key) {
+            self.records.remove(&seq);
+        }
+    }
 }
 
 pub(crate) struct Splunkd {
@@ -83,12 +102,10 @@ impl Splunkd {
         self.secrets.get(&format!("{realm}:{username}:")).map(|(_, _, pw)| pw.clone())
     }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
-        self.kv.get(collection).map(|c| c.records.clone()).unwrap_or_default()
+        self.kv.get(collection).map(Collection::all).unwrap_or_default()
     }
     pub fn kv_json(&self) -> Value {
-        Value::Object(
-            self.kv.iter().map(|(k, c)| (k.clone(), Value::Array(c.records.clone()))).collect(),
-        )
+        Value::Object(self.kv.iter().map(|(k, c)| (k.clone(), Value::Array(c.all()))).collect())
     }
     fn upsert(
         &mut self,
@@ -111,10 +128,13 @@ impl Splunkd {
         obj.entry("_user").or_insert_with(|| "nobody".into());
         let c = self.kv.entry(collection.to_string()).or_default();
         match c.index.get(&key) {
-            Some(&i) => c.records[i] = rec,
+            Some(&seq) => {
+                c.records.insert(seq, rec);
+            }
             None => {
-                c.index.insert(key.clone(), c.records.len());
-                c.records.push(rec);
+                c.next_seq += 1;
+                c.index.insert(key.clone(), c.next_seq);
+                c.records.insert(c.next_seq, rec);
             }
         }
         Ok(key)
@@ -357,40 +377,78 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 .and_then(|v| v.parse().ok())
                 .filter(|&l| l > 0)
                 .unwrap_or(usize::MAX);
-            let recs = s.kv.get(coll).map(|c| c.records.as_slice()).unwrap_or_default();
-            let mut found: Vec<&Value> = recs.iter().filter(|r| matches(r, &query)).collect();
+            let mut found: Vec<&Value> =
+                s.kv.get(coll)
+                    .map(|c| c.records.values().filter(|r| matches(r, &query)).collect())
+                    .unwrap_or_default();
             if req.query_param("sort").as_deref() == Some("_key") {
                 found.sort_by_key(|r| r.get("_key").and_then(Value::as_str).unwrap_or_default());
             }
-            let out: Vec<&Value> = found.into_iter().skip(skip).take(limit).collect();
+            let fields = req.query_param("fields").filter(|f| !f.is_empty());
+            let out: Vec<Value> = found
+                .into_iter()
+                .skip(skip)
+                .take(limit)
+                .map(|r| match &fields {
+                    Some(fields) => project(r, fields),
+                    None => r.clone(),
+                })
+                .collect();
             Ok(Response::json(200, &json!(out)))
         }
         ("GET", [key]) => {
             let key = decode(key, false);
-            match s.kv.get(coll).and_then(|c| c.index.get(&key).map(|&i| &c.records[i])) {
+            match s.kv.get(coll).and_then(|c| c.get(&key)) {
                 Some(r) => Ok(Response::json(200, r)),
                 None => Err(messages(404, "ERROR", &format!("Could not find object id={key}"))),
             }
         }
-        ("DELETE", []) => {
-            s.kv.remove(coll);
-            Ok(Response::raw(200, Vec::new()))
-        }
+        // With `query`, only what matches it (splunk-sdk-python `KVStoreCollectionData.delete`).
+        ("DELETE", []) => match req.query_param("query").filter(|q| !q.is_empty()) {
+            None => {
+                s.kv.remove(coll);
+                Ok(Response::raw(200, Vec::new()))
+            }
+            Some(q) => match serde_json::from_str::<Value>(&q) {
+                Err(e) => Err(messages(400, "ERROR", &format!("Invalid query: {e}"))),
+                Ok(query) => {
+                    if let Some(c) = s.kv.get_mut(coll) {
+                        let doomed: Vec<String> = c
+                            .records
+                            .values()
+                            .filter(|r| matches(r, &query))
+                            .filter_map(|r| r.get("_key").and_then(Value::as_str))
+                            .map(str::to_string)
+                            .collect();
+                        for key in doomed {
+                            c.remove(&key);
+                        }
+                    }
+                    Ok(Response::raw(200, Vec::new()))
+                }
+            },
+        },
         ("DELETE", [key]) => {
             let key = decode(key, false);
-            let c = s.kv.entry(coll.to_string()).or_default();
-            c.records.retain(|r| r.get("_key").and_then(Value::as_str) != Some(key.as_str()));
-            c.index = c
-                .records
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| Some((r.get("_key")?.as_str()?.to_string(), i)))
-                .collect();
+            if let Some(c) = s.kv.get_mut(coll) {
+                c.remove(&key);
+            }
             Ok(Response::raw(200, Vec::new()))
         }
         _ => Err(messages(404, "ERROR", "Not Found")),
     };
     result.unwrap_or_else(|e| e)
+}
+
+/// The `fields` of a query answer (comma-separated; `_key` always), as the KV store returns.
+fn project(rec: &Value, fields: &str) -> Value {
+    let mut out = Map::new();
+    for field in fields.split(',').map(str::trim).chain(["_key"]) {
+        if let Some(value) = rec.get(field) {
+            out.insert(field.to_string(), value.clone());
+        }
+    }
+    Value::Object(out)
 }
 
 /// KV store query subset: `$or`, `$and`, per-field `$in`/`$eq`/`$ne`, plain equality

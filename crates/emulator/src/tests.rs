@@ -213,6 +213,19 @@ fn splunkd_passwords_kv_and_notables() {
     assert_eq!(q(r#"{"$or":[{"event_id":"e1"},{"event_id":"e4"}]}"#), 2);
     assert_eq!(q(r#"{"event_id":"e1","n":2}"#), 1);
     assert_eq!(emu.kv_records("sf_state")[0]["n"], 2);
+    // `fields` keeps only those (and `_key`); DELETE with a query removes only what matches,
+    // and the other documents stay readable by key and in insertion order.
+    let path = format!("{base}?query=%7B%7D&fields=event_id&output_mode=json");
+    let projected = call(&emu, "GET", &path, &[SPLUNK], b"").json();
+    assert_eq!(projected[0], json!({"_key": "a", "event_id": "e1"}));
+    let doomed = r#"{"_key":{"$in":["a","nope"]}}"#.replace('"', "%22");
+    let r = call(&emu, "DELETE", &format!("{base}?query={doomed}"), &[SPLUNK], b"");
+    assert_eq!(r.status, 200);
+    let keys: Vec<Value> = emu.kv_records("sf_state").iter().map(|r| r["_key"].clone()).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert_eq!(keys[0], "b");
+    assert_eq!(call(&emu, "GET", &format!("{base}/a"), &[SPLUNK], b"").status, 404);
+    assert_eq!(call(&emu, "GET", &format!("{base}/{key}"), &[SPLUNK], b"").status, 200);
 
     let form = "ruleUIDs=id%401&ruleUIDs=id2&status=5&comment=closed+by+StackFlow&output_mode=json";
     let r = call(&emu, "POST", "/services/notable_update", &[SPLUNK], form.as_bytes());
