@@ -15,11 +15,11 @@ bench_install_and_emulate() {
   APP="$WORK/splunk/etc/apps/stackflow"
   mkdir -p "$APP/linux_x86_64/bin" "$APP/local" "$WORK/splunk/var/log/splunk" "$WORK/splunk/var/spool/splunk"
   cp -R app/stackflow/. "$APP/"
-  cp target/release/stackflow "$APP/linux_x86_64/bin/stackflow"
+  cp "${CARGO_TARGET_DIR:-target}/release/stackflow" "$APP/linux_x86_64/bin/stackflow"
   chmod 755 "$APP"/bin/* "$APP/linux_x86_64/bin/stackflow" 2>/dev/null || true
   # The emulator runs until its stdin (fd 9) closes.
   mkfifo "$WORK/emu.in"
-  target/release/stackflow-emulator --no-record --ca-out "$WORK/ca.pem" < "$WORK/emu.in" > "$WORK/emu.out" 2>"$WORK/emu.err" &
+  "${CARGO_TARGET_DIR:-target}/release/stackflow-emulator" --no-record --ca-out "$WORK/ca.pem" < "$WORK/emu.in" > "$WORK/emu.out" 2>"$WORK/emu.err" &
   EMU_PID=$!
   exec 9>"$WORK/emu.in"
   for _ in $(seq 100); do grep -q listening "$WORK/emu.out" 2>/dev/null && break; sleep 0.05; done
