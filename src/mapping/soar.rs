@@ -211,24 +211,39 @@ fn rule_name(row: &Row) -> Option<&str> {
 }
 
 /// A canonical, order-independent encoding of a row's fields (internal ones left out).
-fn canonical_row(row: &Row, out: &mut Vec<u8>) {
+fn canonical_row(row: &Row, out: &mut impl sha2::Digest) {
     let mut fields: Vec<(&str, &FieldValue)> =
         row.fields().filter(|(name, _)| !cef::is_internal(name)).collect();
-    fields.sort_by(|a, b| a.0.cmp(b.0));
+    fields.sort_unstable_by(|a, b| a.0.cmp(b.0));
     for (name, value) in fields {
-        out.extend_from_slice(&(name.len() as u64).to_be_bytes());
-        out.extend_from_slice(name.as_bytes());
-        let values = value.values();
-        out.extend_from_slice(&(values.len() as u64).to_be_bytes());
-        for value in values {
-            out.extend_from_slice(&(value.len() as u64).to_be_bytes());
-            out.extend_from_slice(value.as_bytes());
+        out.update((name.len() as u64).to_be_bytes());
+        out.update(name.as_bytes());
+        match value {
+            FieldValue::Single(value) => {
+                out.update(1u64.to_be_bytes());
+                out.update((value.len() as u64).to_be_bytes());
+                out.update(value.as_bytes());
+            }
+            FieldValue::Multi(values) => {
+                out.update((values.len() as u64).to_be_bytes());
+                for value in values {
+                    out.update((value.len() as u64).to_be_bytes());
+                    out.update(value.as_bytes());
+                }
+            }
         }
     }
 }
 
-fn short_hash(bytes: &[u8]) -> String {
-    sha256(bytes)[..16].iter().map(|byte| format!("{byte:02x}")).collect()
+/// Lower-case hex of `bytes`, without a formatting call per byte.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 /// The row's own identity: its `event_id`, else a hash of its fields (stable: sorted fields).
@@ -236,9 +251,10 @@ pub fn row_identity(row: &Row) -> String {
     if let Some(event_id) = row.str("event_id") {
         return event_id.to_string();
     }
-    let mut bytes = Vec::new();
-    canonical_row(row, &mut bytes);
-    short_hash(&bytes)
+    // Fed to the hash as it is produced, so no buffer of the row is built.
+    let mut hasher = sha2::Sha256::new();
+    canonical_row(row, &mut hasher);
+    hex(&hasher.finalize()[..16])
 }
 
 /// Container SDI for `grouping=row`: the row's `event_id`, else a hash of sid + rid + row.
@@ -246,13 +262,13 @@ pub fn row_container_sdi(row: &Row, sid: &str) -> String {
     if let Some(event_id) = row.str("event_id") {
         return event_id.to_string();
     }
-    let mut bytes = Vec::new();
+    let mut hasher = sha2::Sha256::new();
     for part in [sid, row.rid.as_str()] {
-        bytes.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        bytes.extend_from_slice(part.as_bytes());
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
     }
-    canonical_row(row, &mut bytes);
-    short_hash(&bytes)
+    canonical_row(row, &mut hasher);
+    hex(&hasher.finalize()[..16])
 }
 
 /// Container SDI for `grouping=alert`: the sid, plus `:<result_id>` for per-result alerts.
@@ -343,8 +359,13 @@ pub fn row_artifacts(
                 severity: severity.to_string(),
                 source_data_identifier,
                 cef,
-                cef_types: cef_types.clone(),
-                data: data.clone(),
+                // The last (usually only) artifact takes them; earlier ones get copies.
+                cef_types: if index + 1 == count {
+                    std::mem::take(&mut cef_types)
+                } else {
+                    cef_types.clone()
+                },
+                data: if index + 1 == count { std::mem::take(&mut data) } else { data.clone() },
                 run_automation: false,
             }
         })
@@ -538,11 +559,6 @@ impl RowMapper for SoarMapper {
             None => Ok(Vec::new()),
         }
     }
-}
-
-/// SHA-256 (FIPS 180-4), for source data identifiers.
-fn sha256(message: &[u8]) -> [u8; 32] {
-    sha2::Sha256::digest(message).into()
 }
 
 #[cfg(test)]

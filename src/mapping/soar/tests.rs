@@ -39,8 +39,15 @@ fn run(mapper: &mut SoarMapper, rows: &[Row]) -> Vec<DeliveryItem> {
     items
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+/// The digest the SDIs use; the vectors below also check `hex`.
+fn sha256(message: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(message).into()
+}
+
+#[test]
+fn hex_is_lower_case_two_digits_per_byte() {
+    assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+    assert_eq!(hex(&[]), "");
 }
 
 #[test]
