@@ -12,8 +12,10 @@ use crate::cli::{AlertKind, Cli, Command};
 use crate::delivery::TargetKind;
 use crate::error::ExitCode;
 use crate::logging;
+use crate::splunk::modinput::{self, Definition, Mode, Scheme};
 use clap::Parser;
 use std::ffi::OsString;
+use std::io::Write;
 
 /// splunkd may put `--execute` anywhere in argv (after `alert.execute.cmd.arg.N`); lift it out
 /// so that the parser sees a regular command line.
@@ -67,6 +69,36 @@ pub fn run(args: Vec<OsString>, execute_flag: bool) -> ExitCode {
 }
 
 /// Logs an error the way every command reports a stop: ERROR (or FATAL for data at risk).
+/// A modular input's start as splunkd drives it (PRODUCT §12, §9): the mode of its flags
+/// (`None` = usage error, already logged), the scheme printed for `--scheme`.
+pub fn modinput_mode(
+    scheme_flag: bool,
+    validate_flag: bool,
+    scheme: impl FnOnce() -> Scheme,
+) -> Result<Mode, ExitCode> {
+    let Some(mode) = Mode::from_flags(scheme_flag, validate_flag) else {
+        log::error!("--scheme and --validate-arguments exclude each other");
+        return Err(ExitCode::BadInvocation);
+    };
+    if mode == Mode::Scheme {
+        let _ = std::io::stdout().lock().write_all(scheme().to_xml().as_bytes());
+        return Err(ExitCode::Success);
+    }
+    Ok(mode)
+}
+
+/// The configuration splunkd writes on a modular input's stdin; an unreadable one is
+/// reported (as `<error>` too when splunkd asked for a validation).
+pub fn modinput_definition(mode: Mode) -> Result<Definition, ExitCode> {
+    modinput::read_definition(std::io::stdin().lock()).map_err(|error| {
+        if mode == Mode::Validate {
+            let message = modinput::validation_error(&error.to_string());
+            let _ = std::io::stdout().lock().write_all(message.as_bytes());
+        }
+        report_error(&error)
+    })
+}
+
 pub fn report_error(error: &crate::error::Error) -> ExitCode {
     let code = error.exit_code();
     if code == ExitCode::DataAtRisk || code == ExitCode::Internal {

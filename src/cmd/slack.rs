@@ -50,20 +50,10 @@ pub fn run(command: SlackCommand) -> ExitCode {
     logging::init(false);
     let SlackCommand::Listen { account, splunkd_uri, scheme: scheme_flag, validate_arguments } =
         command;
-    let mode = match (scheme_flag, validate_arguments) {
-        (true, false) => Mode::Scheme,
-        (false, true) => Mode::Validate,
-        (false, false) => Mode::Run,
-        (true, true) => {
-            log::error!("--scheme and --validate-arguments exclude each other");
-            return ExitCode::BadInvocation;
-        }
+    let mode = match super::modinput_mode(scheme_flag, validate_arguments, scheme) {
+        Ok(mode) => mode,
+        Err(code) => return code,
     };
-    let mut stdout = std::io::stdout().lock();
-    if mode == Mode::Scheme {
-        let _ = stdout.write_all(scheme().to_xml().as_bytes());
-        return ExitCode::Success;
-    }
     if let Some(account) = account {
         if mode != Mode::Run {
             log::error!("--account is for a manual run, without --validate-arguments");
@@ -77,15 +67,11 @@ pub fn run(command: SlackCommand) -> ExitCode {
         let uri = splunkd_uri.unwrap_or_default();
         return listen(&uri, Secret::new(key), &[account]);
     }
-    let definition = match modinput::read_definition(std::io::stdin().lock()) {
+    let definition = match super::modinput_definition(mode) {
         Ok(definition) => definition,
-        Err(error) => {
-            if mode == Mode::Validate {
-                let _ = stdout.write_all(modinput::validation_error(&error.to_string()).as_bytes());
-            }
-            return super::report_error(&error);
-        }
+        Err(code) => return code,
     };
+    let mut stdout = std::io::stdout().lock();
     let mut accounts = Vec::new();
     for stanza in &definition.stanzas {
         let disabled = stanza.param("disabled").is_some_and(|v| matches!(v, "1" | "true" | "True"));

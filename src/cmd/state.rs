@@ -68,29 +68,15 @@ fn scheme() -> Scheme {
 
 pub fn run(scheme_flag: bool, validate_flag: bool) -> ExitCode {
     logging::init(false);
-    let mode = match (scheme_flag, validate_flag) {
-        (true, false) => Mode::Scheme,
-        (false, true) => Mode::Validate,
-        (false, false) => Mode::Run,
-        (true, true) => {
-            log::error!("--scheme and --validate-arguments exclude each other");
-            return ExitCode::BadInvocation;
-        }
+    let mode = match super::modinput_mode(scheme_flag, validate_flag, scheme) {
+        Ok(mode) => mode,
+        Err(code) => return code,
+    };
+    let definition = match super::modinput_definition(mode) {
+        Ok(definition) => definition,
+        Err(code) => return code,
     };
     let mut stdout = std::io::stdout().lock();
-    if mode == Mode::Scheme {
-        let _ = stdout.write_all(scheme().to_xml().as_bytes());
-        return ExitCode::Success;
-    }
-    let definition = match modinput::read_definition(std::io::stdin().lock()) {
-        Ok(definition) => definition,
-        Err(error) => {
-            if mode == Mode::Validate {
-                let _ = stdout.write_all(modinput::validation_error(&error.to_string()).as_bytes());
-            }
-            return super::report_error(&error);
-        }
-    };
     if mode == Mode::Validate {
         for stanza in &definition.stanzas {
             if let Err(problem) = InputOptions::from_stanza(stanza) {

@@ -31,13 +31,14 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode of an argument list (program name excluded); `None` for anything else.
-    pub fn from_args(args: &[String]) -> Option<Mode> {
-        match args {
-            [] => Some(Mode::Run),
-            [flag] if flag == "--scheme" => Some(Mode::Scheme),
-            [flag] if flag == "--validate-arguments" => Some(Mode::Validate),
-            _ => None,
+    /// The mode of the two flags splunkd may pass (`--scheme`, `--validate-arguments`);
+    /// `None` when both are set, which splunkd never does.
+    pub fn from_flags(scheme: bool, validate_arguments: bool) -> Option<Mode> {
+        match (scheme, validate_arguments) {
+            (false, false) => Some(Mode::Run),
+            (true, false) => Some(Mode::Scheme),
+            (false, true) => Some(Mode::Validate),
+            (true, true) => None,
         }
     }
 }

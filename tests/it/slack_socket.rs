@@ -5,11 +5,11 @@
 //! ephemeral replies, KV records) and from the interaction receipts. The listener is stopped
 //! with SIGTERM, as splunkd does.
 
-use crate::support::{Run, SESSION_KEY, SplunkHome, spawn};
+use crate::support::{Run, SESSION_KEY, SplunkHome, modinput_config, spawn};
 use serde_json::{Value, json};
 use stackflow_emulator::Emulator;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -54,36 +54,13 @@ fn setup_with_remotes(extra: &str) -> Setup {
     Setup { home, emu }
 }
 
-/// The executable splunkd starts for scheme `stackflow_slack_socket`.
 fn input_executable(home: &SplunkHome) -> PathBuf {
-    let app = home.app_dir();
-    for dir in [app.join(crate::support::PLATFORM_DIR).join("bin"), app.join("bin")] {
-        for extension in ["", ".sh"] {
-            let candidate = dir.join(format!("stackflow_slack_socket{extension}"));
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!("splunkd would find no executable for modular input stackflow_slack_socket");
+    home.modinput_executable("stackflow_slack_socket")
 }
 
 fn config_xml(emu: &Emulator) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<input>
-  <server_host>sh1</server_host>
-  <server_uri>{}</server_uri>
-  <session_key>{SESSION_KEY}</session_key>
-  <checkpoint_dir>/nonexistent</checkpoint_dir>
-  <configuration>
-    <stanza name="stackflow_slack_socket://default" app="stackflow">
-      <param name="interval">0</param><param name="index">stackflow</param><param name="disabled">0</param>
-    </stanza>
-  </configuration>
-</input>"#,
-        emu.url()
-    )
+    let stanza = "stackflow_slack_socket://default";
+    modinput_config(&emu.url(), Path::new("/nonexistent"), stanza, 0, &[])
 }
 
 /// A running listener.

@@ -3,7 +3,7 @@
 //! with splunkd's XML configuration on stdin, against SOAR / StackFlow emulators whose objects
 //! change between polls; events parsed from the `<stream>` on stdout.
 
-use crate::support::{Run, SESSION_KEY, SplunkHome};
+use crate::support::{Run, SESSION_KEY, SplunkHome, modinput_config};
 use crate::sync::{Setup, seed_links, setup};
 use serde_json::{Value, json};
 use stackflow_emulator::{Emulator, Fault};
@@ -51,40 +51,12 @@ fn events(stdout: &str) -> Vec<Event> {
     found
 }
 
-/// The executable splunkd starts for scheme `stackflow_state`.
 fn input_executable(home: &SplunkHome) -> PathBuf {
-    let app = home.app_dir();
-    let extensions: &[&str] = if cfg!(windows) { &[".exe", ".cmd", ".bat"] } else { &["", ".sh"] };
-    for dir in [app.join(crate::support::PLATFORM_DIR).join("bin"), app.join("bin")] {
-        for extension in extensions {
-            let candidate = dir.join(format!("stackflow_state{extension}"));
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-    }
-    panic!("splunkd would find no executable for modular input stackflow_state");
+    home.modinput_executable("stackflow_state")
 }
 
 fn config_xml(emu: &Emulator, checkpoint_dir: &Path, params: &[(&str, &str)]) -> String {
-    let params: String =
-        params.iter().map(|(k, v)| format!("<param name=\"{k}\">{v}</param>")).collect();
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<input>
-  <server_host>sh1</server_host>
-  <server_uri>{}</server_uri>
-  <session_key>{SESSION_KEY}</session_key>
-  <checkpoint_dir>{}</checkpoint_dir>
-  <configuration>
-    <stanza name="stackflow_state://default" app="stackflow">
-      <param name="interval">300</param><param name="index">stackflow</param><param name="disabled">0</param>{params}
-    </stanza>
-  </configuration>
-</input>"#,
-        emu.url(),
-        checkpoint_dir.display()
-    )
+    modinput_config(&emu.url(), checkpoint_dir, "stackflow_state://default", 300, params)
 }
 
 pub(crate) struct Input {

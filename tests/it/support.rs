@@ -180,17 +180,31 @@ impl SplunkHome {
             }
             return (app.join("bin").join(cmd), args);
         }
+        match self.executable(stanza) {
+            Some(exe) => (exe, vec!["--execute".to_string()]),
+            None => panic!("no executable for alert action {stanza} in {}", app.display()),
+        }
+    }
+
+    /// The executable splunkd finds for `name` (an alert action or a modular input's scheme):
+    /// the platform directory first, then `bin/`, with the platform's extensions.
+    pub fn executable(&self, name: &str) -> Option<PathBuf> {
+        let app = self.app_dir();
         let extensions: &[&str] =
             if cfg!(windows) { &[".exe", ".cmd", ".bat"] } else { &["", ".sh"] };
-        for dir in [app.join(PLATFORM_DIR).join("bin"), app.join("bin")] {
-            for extension in extensions {
-                let candidate = dir.join(format!("{stanza}{extension}"));
-                if candidate.is_file() {
-                    return (candidate, vec!["--execute".to_string()]);
-                }
-            }
-        }
-        panic!("no executable for alert action {stanza} in {}", app.display());
+        [app.join(PLATFORM_DIR).join("bin"), app.join("bin")].into_iter().find_map(|dir| {
+            extensions
+                .iter()
+                .map(|extension| dir.join(format!("{name}{extension}")))
+                .find(|candidate| candidate.is_file())
+        })
+    }
+
+    /// The executable splunkd starts for a modular input's scheme.
+    pub fn modinput_executable(&self, scheme: &str) -> PathBuf {
+        self.executable(scheme).unwrap_or_else(|| {
+            panic!("splunkd would find no executable for modular input {scheme}")
+        })
     }
 
     /// Runs an alert action as splunkd does: payload on stdin, `--execute`, SPLUNK_HOME set.
@@ -524,4 +538,32 @@ pub fn payload(
 /// A scheduler sid like splunkd's.
 pub fn scheduler_sid(n: u32) -> String {
     format!("scheduler__admin__search__RMD5aa11bb22cc33dd44_at_1763750000_{n}")
+}
+
+/// The configuration splunkd writes on a modular input's stdin: one enabled stanza with the
+/// given params after `interval`, `index` and `disabled`.
+pub fn modinput_config(
+    server_uri: &str,
+    checkpoint_dir: &Path,
+    stanza: &str,
+    interval: u32,
+    params: &[(&str, &str)],
+) -> String {
+    let params: String =
+        params.iter().map(|(k, v)| format!("<param name=\"{k}\">{v}</param>")).collect();
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<input>
+  <server_host>sh1</server_host>
+  <server_uri>{server_uri}</server_uri>
+  <session_key>{SESSION_KEY}</session_key>
+  <checkpoint_dir>{}</checkpoint_dir>
+  <configuration>
+    <stanza name="{stanza}" app="stackflow">
+      <param name="interval">{interval}</param><param name="index">stackflow</param><param name="disabled">0</param>{params}
+    </stanza>
+  </configuration>
+</input>"#,
+        checkpoint_dir.display()
+    )
 }

@@ -9,8 +9,8 @@
 //! `<dedupe key>|<playbook>`. Only a message about exactly one row gets them (a digest of many
 //! notables would not say which one a click is about).
 
-use super::{PARAMS, STANZA, limits, plain, truncate};
-use crate::error::{Error, Result};
+use super::{limits, param_error, plain, truncate};
+use crate::error::Result;
 use crate::mapping::AlertContext;
 use crate::mapping::route::Route;
 use crate::splunk::results::Row;
@@ -36,15 +36,6 @@ pub const RESPOND_CONTEXT_FIELDS: [&str; 12] = [
 const CONTEXT_VALUE_MAX: usize = 300;
 /// Playbook names are SOAR names (`repo/name`), kept short.
 const PLAYBOOK_MAX: usize = 100;
-
-fn param_error(key: &str, problem: impl Into<String>) -> Error {
-    Error::Config {
-        file: PARAMS.into(),
-        stanza: STANZA.into(),
-        key: format!("param.{key}"),
-        problem: problem.into(),
-    }
-}
 
 /// A `buttons` list — the alert parameter and a `[route:<name>]`'s `buttons` effect alike:
 /// `ack`, `escalate`, `false_positive` separated by commas (order kept, repeats dropped), or
