@@ -9,6 +9,7 @@
 
 use super::{Click, Context, INTERACTIONS_COLLECTION, Outcome, Responder, feedback};
 use crate::remotes::soar::SoarApi;
+use crate::remotes::soar::read::SoarReader;
 use crate::remotes::soar::write::run_playbook;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -151,7 +152,11 @@ pub fn decide(
     finish(outcome)
 }
 
-/// Runs the playbook on the notable's SOAR container, retrying temporary failures.
+/// Runs the playbook on the notable's SOAR container, retrying temporary failures — but never
+/// twice: a reset or timeout may come after SOAR queued the run, so before each retry the
+/// container's newest run is compared with the one seen before the first attempt, and a new
+/// run there is taken as this one (PRODUCT §9 "never duplicated"; SOAR has no idempotency key
+/// for `POST /rest/playbook_run`).
 fn run(responder: &Responder, context: &Context, playbook: &str) -> Outcome {
     let links =
         match crate::sync::lookup::read_links(&responder.splunkd, &[context.event_id.as_str()]) {
@@ -168,21 +173,40 @@ fn run(responder: &Responder, context: &Context, playbook: &str) -> Outcome {
         Ok(api) => api,
         Err(error) => return Outcome::new("failed", format!("SOAR account: {error}")),
     };
+    let started = |run_id: String| {
+        let mut outcome = Outcome::new(
+            "done",
+            format!("Playbook {playbook} run {run_id} started on SOAR container {container}"),
+        );
+        outcome.remote_id = run_id;
+        outcome
+    };
+    let mut reader = SoarReader::new(api);
+    // Without knowing the runs before, a lost answer cannot be told apart from a failed
+    // request, so there is then no retry.
+    let before = reader.newest_playbook_run(container).ok();
     let mut last = String::new();
     for attempt in 1..=RUN_ATTEMPTS {
-        match run_playbook(&api, container, playbook) {
-            Ok(run_id) => {
-                let mut outcome = Outcome::new(
-                    "done",
-                    format!(
-                        "Playbook {playbook} run {run_id} started on SOAR container {container}"
-                    ),
-                );
-                outcome.remote_id = run_id;
-                return outcome;
+        if attempt > 1 {
+            match (before, reader.newest_playbook_run(container)) {
+                (Some(before), Ok(now)) if now > before => {
+                    let run_id = now.map(|id| id.to_string()).unwrap_or_default();
+                    return started(run_id);
+                }
+                (Some(_), Ok(_)) => {}
+                _ => {
+                    last = format!(
+                        "{last}; not retried: SOAR could not say whether it started the run"
+                    );
+                    break;
+                }
             }
+        }
+        match run_playbook(reader.api(), container, playbook) {
+            Ok(run_id) => return started(run_id),
             Err(crate::delivery::Outcome::Retry(retry)) if attempt < RUN_ATTEMPTS => {
                 log::warn!("playbook run attempt {attempt}/{RUN_ATTEMPTS}: {}", retry.reason);
+                last = retry.reason;
                 std::thread::sleep(Duration::from_millis(500u64 << attempt.min(4)));
             }
             Err(outcome) => {

@@ -7,7 +7,7 @@
 
 use crate::support::{Run, SESSION_KEY, SplunkHome, modinput_config, spawn};
 use serde_json::{Value, json};
-use stackflow_emulator::Emulator;
+use stackflow_emulator::{Emulator, Fault};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -526,8 +526,9 @@ fn button_value(message: &(String, String, Value), action_id: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn a_containment_playbook_runs_once_after_a_second_persons_approval() {
+/// A notable linked to a SOAR container, offering two playbooks; erin may request and
+/// approve, dave may approve.
+fn playbook_setup() -> (Setup, u64, (String, String, Value)) {
     let setup = setup_with_remotes("");
     let emu = &setup.emu;
     responders(&setup);
@@ -558,6 +559,13 @@ fn a_containment_playbook_runs_once_after_a_second_persons_approval() {
     );
     emu.add_splunk_user("dave", "dave@example.com", &["soc_lead"], &["stackflow_approve"]);
     let message = post_message(emu, "dk-1");
+    (setup, container, message)
+}
+
+#[test]
+fn a_containment_playbook_runs_once_after_a_second_persons_approval() {
+    let (setup, container, message) = playbook_setup();
+    let emu = &setup.emu;
     let listener = Listener::start(&setup);
 
     // A playbook the message did not offer is not asked for.
@@ -692,5 +700,65 @@ fn a_listener_killed_in_the_middle_of_a_click_does_not_act_on_it_twice() {
     assert!(receipt["message"].as_str().unwrap().contains("interrupted"), "{receipt}");
     assert_eq!(emu.notable_updates().len(), 1, "the notable changed once");
     assert_eq!(acked(emu, "env-k"), 2);
+    assert_clean(&listener.stop());
+}
+
+#[test]
+fn an_approved_playbook_whose_answer_is_lost_runs_once() {
+    let (setup, container, message) = playbook_setup();
+    let emu = &setup.emu;
+    let listener = Listener::start(&setup);
+    emu.socket_send(click(
+        "env-1",
+        "UERIN",
+        "stackflow_playbook",
+        "dk-1|block_ip",
+        &message,
+        "8.1",
+    ));
+    wait_for("the request receipt", || interactions(&setup.home).len() == 1);
+    let request = approval_request(emu, &message);
+    let value = button_value(&request, "stackflow_approve");
+    // SOAR queues the run, then the connection is reset before the answer: a blind retry
+    // would start the containment a second time.
+    emu.fault("/rest/playbook_run", Fault::ResetAfterProcessing, 1);
+    emu.socket_send(click("env-2", "UDAVE", "stackflow_approve", &value, &request, "8.2"));
+    wait_for("the approval", || interactions(&setup.home).len() == 2);
+    let receipt = &interactions(&setup.home)[1];
+    let runs = emu.soar_playbook_runs();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["container"], container);
+    assert_eq!(receipt["outcome"], "done", "{receipt}");
+    assert_eq!(receipt["remote_id"], runs[0]["id"].to_string().as_str());
+
+    // A refused answer (503) is retried: SOAR shows no new run, so the request is sent again.
+    emu.socket_send(click(
+        "env-3",
+        "UERIN",
+        "stackflow_playbook",
+        "dk-1|isolate_host",
+        &message,
+        "8.3",
+    ));
+    wait_for("the second request", || interactions(&setup.home).len() == 3);
+    let second = approval_request(emu, &message);
+    let value = button_value(&second, "stackflow_approve");
+    emu.fault(
+        "/rest/playbook_run",
+        Fault::Status { status: 503, body: "{}".into(), headers: vec![] },
+        1,
+    );
+    emu.socket_send(click("env-4", "UDAVE", "stackflow_approve", &value, &second, "8.4"));
+    wait_for("the second approval", || interactions(&setup.home).len() == 4);
+    let receipt = &interactions(&setup.home)[3];
+    assert_eq!(receipt["outcome"], "done", "{receipt}");
+    let runs = emu.soar_playbook_runs();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(runs[1]["playbook"], "isolate_host");
+    assert_eq!(
+        emu.requests_to("/rest/playbook_run").iter().filter(|r| r.method == "POST").count(),
+        3,
+        "one lost answer (not retried), one 503 and its retry"
+    );
     assert_clean(&listener.stop());
 }

@@ -118,6 +118,11 @@ impl SoarReader {
         &self.api.account
     }
 
+    /// The authenticated connection, for a write between reads.
+    pub fn api(&self) -> &SoarApi {
+        &self.api
+    }
+
     /// `<url>/mission/<id>`, the container's page in SOAR's UI.
     pub fn container_url(&self, id: u64) -> String {
         self.api.account.container_url(id)
@@ -174,6 +179,15 @@ impl SoarReader {
             }
         }
         Ok(latest.into_iter().map(|(container, (_, status))| (container, status)).collect())
+    }
+
+    /// The id of the newest playbook run on one container (`None`: it has none), one request.
+    /// An approved Slack playbook asks this before and after an attempt whose answer was lost,
+    /// so that a run SOAR did start is not started again.
+    pub fn newest_playbook_run(&mut self, container: u64) -> Result<Option<u64>, String> {
+        let runs = format!("container/{container}/playbook_runs");
+        let (data, _) = self.page(&runs, "sort=id&order=desc", "page_size=1", 0)?;
+        Ok(data.iter().filter_map(|run| run.get("id").and_then(remote::as_u64)).max())
     }
 
     /// The containers (by id) or playbook runs (by container id) among `ids` that changed at or
