@@ -11,7 +11,10 @@
 # the first envelope, and again after the run). The floor, measured first in the same run with
 # the same envelopes: bench/socket_floor.py, a client that only acknowledges.
 #
-# usage: bench/slack_socket_bench.sh [ENVELOPES]
+# Then EFFECTS (default 200) authorised Acknowledge clicks, one at a time, are timed from the
+# envelope's send to the notable update at the emulated splunkd (target: within 1 s).
+#
+# usage: [EFFECTS=200] bench/slack_socket_bench.sh [ENVELOPES]
 # Output: a markdown table on stdout (paste into docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -101,14 +104,52 @@ send "$N" "$N"
 sleep 2
 IDLE_AFTER=$(rss_kb)
 ACKS=$(control /_emulator/socket/acks)
+# Effect latency (PRODUCT §14: an interaction's effect requested within 1 s of the click):
+# EFFECTS authorised Acknowledge clicks, one at a time, each timed from the envelope's send
+# to the notable update arriving at the emulated splunkd.
+control /_emulator/config '{"splunk_users": {"analyst": {"email": "analyst@example.com",
+  "roles": ["stackflow_responder"], "capabilities": ["stackflow_respond", "edit_notable_events"]}}}' >/dev/null
+EFFECTS=$(python3 - "$URL" "$WORK/ca.pem" "${EFFECTS:-200}" <<'PY'
+import json, ssl, sys, time, urllib.request
+url, ca, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = ssl.create_default_context(cafile=ca)
+def call(path, body=None, auth=False):
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Splunk test-session-key"
+    req = urllib.request.Request(url + path, data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET", headers=headers)
+    return json.loads(urllib.request.urlopen(req, context=ctx).read())
+kv = "/servicesNS/nobody/stackflow/storage/collections/data/%s/batch_save"
+call(kv % "stackflow_slack_users", [{"_key": "UBENCHOK", "splunk_user": "analyst"}], auth=True)
+call(kv % "stackflow_links", [{"_key": "dkok-%d" % i, "event_id": "NE-%d" % i, "search_name": "Bench",
+                               "slack_channel": "C1", "slack_ts": "3.%06d" % i, "updated": 1} for i in range(m)], auth=True)
+updates = lambda: len(call("/_emulator/state?lists=0")["notable_updates"])
+start = updates()
+latencies = []
+for i in range(m):
+    payload = {"type": "block_actions", "user": {"id": "UBENCHOK", "username": "analyst"},
+               "container": {"type": "message", "channel_id": "C1", "message_ts": "3.%06d" % i},
+               "channel": {"id": "C1"}, "message": {"ts": "3.%06d" % i, "text": "x", "blocks": []},
+               "actions": [{"action_id": "stackflow_ack", "value": "dkok-%d" % i, "type": "button", "action_ts": "4.%d" % i}]}
+    t0 = time.perf_counter()
+    call("/_emulator/socket/send", {"envelope_id": "effect-%d" % i, "type": "interactive", "payload": payload})
+    deadline = t0 + 30
+    while updates() < start + i + 1:
+        if time.perf_counter() > deadline:
+            sys.exit("click %d changed no notable" % i)
+    latencies.append((time.perf_counter() - t0) * 1000.0)
+print(json.dumps(latencies))
+PY
+)
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 kill -TERM $LISTENER; wait $LISTENER || true
 # The refusal path really ran: one audit receipt per interactive envelope.
 RECEIPTS=$(cat "$WORK"/splunk/var/spool/splunk/*.stash_stackflow_interaction 2>/dev/null | grep -c '"outcome":"denied"' || true)
-python3 - "$ACKS" "$N" "$IDLE_BEFORE" "$IDLE_AFTER" "$LOAD" "$RECEIPTS" "$FLOOR_RSS" <<'PY'
+python3 - "$ACKS" "$N" "$IDLE_BEFORE" "$IDLE_AFTER" "$LOAD" "$RECEIPTS" "$FLOOR_RSS" "$EFFECTS" <<'PY'
 import json, sys
 acks, n, before, after, load = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-receipts, floor_rss = int(sys.argv[6]), int(sys.argv[7])
+receipts, floor_rss, effects = int(sys.argv[6]), int(sys.argv[7]), sorted(json.loads(sys.argv[8]))
 assert receipts == n // 2, ("refusal receipts", receipts, n // 2)
 assert len(acks) == 2 * n, (len(acks), 2 * n)
 def stats(part):
@@ -122,6 +163,10 @@ print("| client | envelopes | ack p50 (ms) | ack p99 (ms) | ack max (ms) | idle 
 print("|---|---:|---:|---:|---:|---:|---:|")
 print("| floor: ack-only Python client | %d | %.2f | %.2f | %.2f | %.1f | — |" % ((n,) + floor + (floor_rss / 1024.0,)))
 print("| `stackflow slack listen` (modular input) | %d | %.2f | %.2f | %.2f | %.1f | %.1f |" % ((n,) + ours + (before / 1024.0, after / 1024.0)))
+print()
+pct = lambda p: effects[min(len(effects) - 1, int(round(p / 100.0 * len(effects) + 0.5)) - 1)]
+print("Click to notable update (authorised Acknowledge, %d clicks one at a time): p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+      % (len(effects), pct(50), pct(99), effects[-1]))
 print()
 print("Load average (1/5/15 min) at the end of the run: %s" % load)
 PY

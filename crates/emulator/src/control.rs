@@ -63,6 +63,13 @@ fn apply_config(shared: &Shared, c: &Value) {
     if let Some(status) = c.get("kv_conflict_status").and_then(Value::as_u64) {
         lock(&shared.splunkd).kv_conflict_status = status as u16;
     }
+    // `{"splunk_users": {"<name>": {"email", "roles", "capabilities"}}}`, as `add_splunk_user`.
+    if let Some(users) = c.get("splunk_users").and_then(Value::as_object) {
+        let mut splunkd = lock(&shared.splunkd);
+        for (name, user) in users {
+            splunkd.users.insert(name.clone(), user.clone());
+        }
+    }
     let mut soar = lock(&shared.soar);
     soar.token = s("soar_token").unwrap_or(soar.token.clone());
     soar.dedupe = b("soar_artifact_dedupe").unwrap_or(soar.dedupe);
