@@ -21,7 +21,7 @@ use super::deliverer::{DeliveryReport, Final};
 use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
 use super::spool::{Claim, SpoolRecord, now_unix};
-use super::store::{Candidate, Store};
+use super::store::{Candidate, Claimed, Store};
 use super::{Outcome, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
 use std::collections::{BTreeMap, HashMap};
@@ -266,14 +266,34 @@ pub fn run(
     }
     let mut sent = 0usize;
     let mut bound_hit = false;
-    for work in plan.work {
-        if let Work::Pending { pair: Some(pair), .. } = &work {
+    // Claims taken ahead (`Store::claim_ahead`), by item id, with when they were taken.
+    let mut ahead: HashMap<String, (Claimed, Instant)> = HashMap::new();
+    for index in 0..plan.work.len() {
+        let work = &plan.work[index];
+        if let Work::Pending { pair: Some(pair), id, .. } = work {
             let down = accounts.get(pair).is_some_and(|r| r.state == AccountState::Down);
             if !down && !bound_hit {
                 bound_hit = sent >= options.max_items || started.elapsed() >= options.max_time;
             }
             if down || bound_hit {
-                // Not tried: its remote is down (one probe per run), or the run is over.
+                // Not tried: its remote is down (one probe per run), or the run is over. A
+                // claim taken ahead for it is given back untouched.
+                match ahead.remove(id) {
+                    Some((Some(Ok(claim)), _)) => {
+                        let record = claim.record.clone();
+                        if let Err(error) = spool.finish_retry(claim, &record) {
+                            return fatal(summary, &error);
+                        }
+                    }
+                    Some((Some(Err(quarantined)), _)) => {
+                        log_quarantined(&quarantined);
+                        summary.quarantined += 1;
+                        summary.exit = summary.exit.worst(ExitCode::DataAtRisk);
+                        continue;
+                    }
+                    Some((None, _)) => continue, // another flusher has it, or it is gone
+                    None => {}
+                }
                 let report = accounts.entry(pair.clone()).or_insert_with(|| {
                     AccountReport::new(pair.0, &pair.1, AccountState::NotReached)
                 });
@@ -286,9 +306,32 @@ pub fn run(
                 continue;
             }
         }
-        let claimed = match &work {
+        let claimed = match work {
             Work::Adopted(path) => spool.open_adopted(path).map(Some),
-            Work::Pending { id, token, .. } => spool.claim(id, *token),
+            Work::Pending { id, token, pair } => {
+                if pair.is_some() && !ahead.contains_key(id) && spool.claim_ahead() > 1 {
+                    let budget = options.max_items.saturating_sub(sent);
+                    let wanted =
+                        claim_list(&plan.work[index..], &accounts, spool.claim_ahead(), budget);
+                    match spool.claim_many(&wanted) {
+                        Ok(answers) => {
+                            let now = Instant::now();
+                            for ((id, _), answer) in wanted.into_iter().zip(answers) {
+                                ahead.insert(id, (answer, now));
+                            }
+                        }
+                        Err(error) => return fatal(summary, &error),
+                    }
+                }
+                match ahead.remove(id) {
+                    // Waited too long for its turn: a new lease (next generation) before sending.
+                    Some((Some(Ok(claim)), at)) if at.elapsed() >= spool.claim_hold() => {
+                        spool.claim(id, claim.token)
+                    }
+                    Some((answer, _)) => Ok(answer),
+                    None => spool.claim(id, *token),
+                }
+            }
         };
         let claim = match claimed {
             Ok(None) => continue, // another flusher took it, or it is gone
@@ -356,6 +399,27 @@ pub fn run(
     }
     log_summary(spool, &summary);
     summary
+}
+
+/// The pending items a flush claims ahead from `work` on: at most `most` (and `budget`, the
+/// items the run may still send), skipping unreadable items and accounts found down.
+fn claim_list(
+    work: &[Work],
+    accounts: &BTreeMap<(TargetKind, String), AccountReport>,
+    most: usize,
+    budget: usize,
+) -> Vec<(String, u64)> {
+    work.iter()
+        .filter_map(|work| match work {
+            Work::Pending { id, token, pair: Some(pair) }
+                if !accounts.get(pair).is_some_and(|r| r.state == AccountState::Down) =>
+            {
+                Some((id.clone(), *token))
+            }
+            _ => None,
+        })
+        .take(most.min(budget.max(1)))
+        .collect()
 }
 
 impl AccountReport {
