@@ -21,6 +21,9 @@
 //! leaves `lease_expires_unix` in the past once `lease_s` has passed, and the next flusher takes
 //! generation `g+2`: nothing is lost, and the dedupe key makes that re-send harmless. A new
 //! item starts at a generation from the clock (milliseconds), above any earlier one of its id.
+//! A flush claims `CLAIM_AHEAD` items at once (`claim_many`): a lease insert each, then one `$in`
+//! query reads the items won and one `batch_save` writes their leases; `flush.rs` renews a claim
+//! that waited a quarter of the lease before sending it, and gives back the ones it does not send.
 //!
 //! Alert runs on a member put what they cannot deliver straight into the collection (`put`);
 //! only their write-ahead claim of the item being sent is a local file (it needs a local
