@@ -5,14 +5,22 @@
 # emulator's splunkd KV store). Reports items/s; the §14 target is >= 1,000 items/s.
 #
 # usage: bench/spool_bench.sh [ITEMS]
-# Output: a markdown table on stdout (paste into docs/benchmarks.md).
+# Output: a markdown table on stdout (paste into docs/benchmarks.md), with the load average
+# before and after each store's run.
+# Profiling: STORES="kvstore" BIN=profiling WRAP="perf record -g -o /tmp/flush.data" runs only
+# the named stores, installs target/<BIN>/stackflow (`cargo build --profile profiling`), and
+# runs the timed flush under WRAP (then the figures include the wrapper's overhead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ITEMS=${1:-10000}
+STORES=${STORES:-file kvstore}
 
 cargo build --release -q -p stackflow -p stackflow-emulator
 source bench/lib.sh
 bench_install_and_emulate spool
+if [ -n "${BIN:-}" ]; then
+  cp "${CARGO_TARGET_DIR:-target}/$BIN/stackflow" "$APP/linux_x86_64/bin/stackflow"
+fi
 
 control() { # control PATH JSON
   python3 - "$URL" "$WORK/ca.pem" "$1" "$2" <<'PY'
@@ -89,9 +97,9 @@ flush_max_s = 3600
 CONF
 }
 
-echo "| store | items | wall s | items/s | CPU s | peak RSS (MB) | containers at SOAR | exit |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-for store in file kvstore; do
+echo "| store | items | wall s | items/s | CPU s | peak RSS (MB) | containers at SOAR | exit | load avg before → after |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+for store in $STORES; do
   # Seeded as file spool items (a KV store member's alert run would spool into the KV store).
   conf file
   seed
@@ -102,12 +110,15 @@ for store in file kvstore; do
     env SPLUNK_HOME="$WORK/splunk" "$APP/linux_x86_64/bin/stackflow" spool flush < "$WORK/session_key" >/dev/null 2>&1 || true
     [ -z "$(ls "$WORK/splunk/var/spool/stackflow/pending")" ] || { echo "migration left files" >&2; exit 1; }
   fi
-  result=$(python3 bench/measure.py "$WORK/session_key" -- env SPLUNK_HOME="$WORK/splunk" "$APP/linux_x86_64/bin/stackflow" spool flush --splunkd-uri "$URL")
+  load_before=$(cut -d' ' -f1 /proc/loadavg)
+  # shellcheck disable=SC2086 # WRAP is a command prefix, split on purpose
+  result=$(python3 bench/measure.py "$WORK/session_key" -- env SPLUNK_HOME="$WORK/splunk" ${WRAP:-} "$APP/linux_x86_64/bin/stackflow" spool flush --splunkd-uri "$URL")
+  load_after=$(cut -d' ' -f1 /proc/loadavg)
   containers=$(count 's["soar"]["containers_count"]')
-  python3 - "$store" "$ITEMS" "$result" "$containers" <<'PY'
+  python3 - "$store" "$ITEMS" "$result" "$containers" "$load_before → $load_after" <<'PY'
 import json, sys
-store, items, result, containers = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
-print("| %s | %d | %.3f | %.0f | %.3f | %.1f | %s | %d |" % (store, items, result["seconds"], items / result["seconds"],
-      result["cpu_seconds"], result["peak_rss_mb"], containers, result["exit"]))
+store, items, result, containers, load = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+print("| %s | %d | %.3f | %.0f | %.3f | %.1f | %s | %d | %s |" % (store, items, result["seconds"], items / result["seconds"],
+      result["cpu_seconds"], result["peak_rss_mb"], containers, result["exit"], load))
 PY
 done

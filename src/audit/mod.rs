@@ -6,6 +6,7 @@
 //! one receipt when the item that carried it ended. Nothing here can fail a run: a file or KV
 //! store that cannot be written is a WARN line, the exit code stays the items' own.
 
+pub mod drain;
 pub mod links;
 pub mod llm;
 pub mod modalert;
@@ -117,65 +118,18 @@ impl Audit {
 
     /// Called once per item after delivery ended.
     pub fn record(&mut self, report: &DeliveryReport) {
-        self.stderr_line(report);
-        let context = &report.item.context;
-        let fallback;
-        let rows: &[RowRef] = if context.rows.is_empty() {
-            fallback = [RowRef {
-                rid: context.rid.clone(),
-                orig_sid: context.orig_sid.clone(),
-                orig_rid: context.orig_rid.clone(),
-                event_id: context.event_id.clone(),
-            }];
-            &fallback
-        } else {
-            &context.rows
-        };
-        let (level, status, signature) = status_of(report.result, report.item.target);
-        let delivered = report.delivered.as_ref();
-        let remote_id = delivered.and_then(|d| d.remote_id.clone()).unwrap_or_default();
-        let remote_url = delivered.and_then(|d| d.remote_url.clone()).unwrap_or_default();
-        let duration_ms = report.duration.as_millis() as u64;
-        let mut extra = vec![
-            ("outcome", report.result.outcome_word().to_string()),
-            ("attempts", report.attempts.to_string()),
-            ("duration", duration_ms.to_string()),
-            ("dedupe_key", report.item.dedupe_key.clone()),
-            ("remote_id", remote_id.clone()),
-            ("remote_url", remote_url.clone()),
-        ];
-        if !report.result.is_success() {
-            extra.push(("message", report.message.clone()));
-        }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        for row in rows {
-            let ids = self.log.invocation.row_ids(&row.rid, &row.orig_sid, &row.orig_rid);
-            self.log.message(level, &signature, status, Some(&ids), &extra);
-            let receipt = Receipt {
-                time: now,
-                action: self.action.clone(),
-                account: report.item.account.clone(),
-                sid: self.log.invocation.sid.clone(),
-                rid: ids.rid,
-                orig_sid: ids.orig_sid,
-                orig_rid: ids.orig_rid,
-                event_id: row.event_id.clone(),
-                search_name: context.search_name.clone(),
-                dedupe_key: report.item.dedupe_key.clone(),
-                remote_id: remote_id.clone(),
-                remote_url: remote_url.clone(),
-                outcome: report.result.outcome_word().to_string(),
-                attempts: report.attempts,
-                duration_ms,
-                message: report.message.clone(),
-                target: receipts::detail(report, &["target"]),
-                slack_channel: receipts::detail(report, &["slack_channel", "channel"]),
-                slack_ts: receipts::detail(report, &["slack_ts", "ts"]),
-            };
-            self.push_receipt(&receipt);
-        }
-        self.links.push(links::link_records(report, now.as_secs_f64()));
-        self.log.flush();
+        // The log's own invocation names the lines; it is taken out for the call so that the
+        // log can be written meanwhile (nothing is cloned per item).
+        let invocation = std::mem::take(&mut self.log.invocation);
+        record_item(
+            report,
+            &self.action,
+            &invocation,
+            &mut self.log,
+            self.receipts.as_mut(),
+            &mut self.links,
+        );
+        self.log.invocation = invocation;
     }
 
     /// A row a `[route:<name>]` suppressed (PRODUCT §13): counted in a receipt with outcome
@@ -211,35 +165,7 @@ impl Audit {
     }
 
     fn push_receipt(&mut self, receipt: &Receipt) {
-        let Some(writer) = self.receipts.as_mut() else {
-            return;
-        };
-        if let Err(error) = writer.push(receipt) {
-            log::warn!("receipts: {error}");
-        }
-    }
-
-    fn stderr_line(&self, report: &DeliveryReport) {
-        let remote = report
-            .delivered
-            .as_ref()
-            .and_then(|delivered| delivered.remote_id.clone())
-            .map(|id| format!(" remote_id={id}"))
-            .unwrap_or_default();
-        let line = format!(
-            "action={} rid={} outcome={} attempts={}{remote}: {}",
-            self.action,
-            report.item.context.rid,
-            report.result.outcome_word(),
-            report.attempts,
-            report.message
-        );
-        match report.result {
-            Final::Delivered | Final::Duplicate => log::info!("{line}"),
-            Final::Spooled => log::warn!("{line}"),
-            Final::Rejected(_) => log::error!("{line}"),
-            Final::Lost => crate::logging::fatal(&line),
-        }
+        push_receipt(self.receipts.as_mut(), receipt);
     }
 
     /// Writes what was collected (receipts, links). Errors are logged, never fatal: the items
@@ -279,4 +205,107 @@ impl Drop for Audit {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+fn push_receipt(writer: Option<&mut ReceiptWriter>, receipt: &Receipt) {
+    let Some(writer) = writer else {
+        return;
+    };
+    if let Err(error) = writer.push(receipt) {
+        log::warn!("receipts: {error}");
+    }
+}
+
+fn stderr_line(action: &str, report: &DeliveryReport) {
+    let remote = report
+        .delivered
+        .as_ref()
+        .and_then(|delivered| delivered.remote_id.clone())
+        .map(|id| format!(" remote_id={id}"))
+        .unwrap_or_default();
+    let line = format!(
+        "action={action} rid={} outcome={} attempts={}{remote}: {}",
+        report.item.context.rid,
+        report.result.outcome_word(),
+        report.attempts,
+        report.message
+    );
+    match report.result {
+        Final::Delivered | Final::Duplicate => log::info!("{line}"),
+        Final::Spooled => log::warn!("{line}"),
+        Final::Rejected(_) => log::error!("{line}"),
+        Final::Lost => crate::logging::fatal(&line),
+    }
+}
+
+/// What one ended item leaves behind: the stderr line, a status line per row in `log` (naming
+/// `invocation`'s search), a receipt per row, and its links. Returns the receipts pushed.
+fn record_item(
+    report: &DeliveryReport,
+    action: &str,
+    invocation: &Invocation,
+    log: &mut ModAlertLog,
+    mut receipts: Option<&mut ReceiptWriter>,
+    links: &mut LinkWriter,
+) -> usize {
+    stderr_line(action, report);
+    let context = &report.item.context;
+    let fallback;
+    let rows: &[RowRef] = if context.rows.is_empty() {
+        fallback = [RowRef {
+            rid: context.rid.clone(),
+            orig_sid: context.orig_sid.clone(),
+            orig_rid: context.orig_rid.clone(),
+            event_id: context.event_id.clone(),
+        }];
+        &fallback
+    } else {
+        &context.rows
+    };
+    let (level, status, signature) = status_of(report.result, report.item.target);
+    let delivered = report.delivered.as_ref();
+    let remote_id = delivered.and_then(|d| d.remote_id.clone()).unwrap_or_default();
+    let remote_url = delivered.and_then(|d| d.remote_url.clone()).unwrap_or_default();
+    let duration_ms = report.duration.as_millis() as u64;
+    let mut extra = vec![
+        ("outcome", report.result.outcome_word().to_string()),
+        ("attempts", report.attempts.to_string()),
+        ("duration", duration_ms.to_string()),
+        ("dedupe_key", report.item.dedupe_key.clone()),
+        ("remote_id", remote_id.clone()),
+        ("remote_url", remote_url.clone()),
+    ];
+    if !report.result.is_success() {
+        extra.push(("message", report.message.clone()));
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    for row in rows {
+        let ids = invocation.row_ids(&row.rid, &row.orig_sid, &row.orig_rid);
+        log.message_for(invocation, level, &signature, status, Some(&ids), &extra);
+        let receipt = Receipt {
+            time: now,
+            action: action.to_string(),
+            account: report.item.account.clone(),
+            sid: invocation.sid.clone(),
+            rid: ids.rid,
+            orig_sid: ids.orig_sid,
+            orig_rid: ids.orig_rid,
+            event_id: row.event_id.clone(),
+            search_name: context.search_name.clone(),
+            dedupe_key: report.item.dedupe_key.clone(),
+            remote_id: remote_id.clone(),
+            remote_url: remote_url.clone(),
+            outcome: report.result.outcome_word().to_string(),
+            attempts: report.attempts,
+            duration_ms,
+            message: report.message.clone(),
+            target: receipts::detail(report, &["target"]),
+            slack_channel: receipts::detail(report, &["slack_channel", "channel"]),
+            slack_ts: receipts::detail(report, &["slack_ts", "ts"]),
+        };
+        push_receipt(receipts.as_deref_mut(), &receipt);
+    }
+    links.push(links::link_records(report, now.as_secs_f64()));
+    log.flush();
+    rows.len()
 }

@@ -378,10 +378,29 @@ impl ModAlertLog {
     ) {
         let line =
             format_line(SystemTime::now(), level, &self.invocation, signature, status, row, extra);
+        self.write(&line);
+    }
+
+    /// Writes one line of another invocation to this log's file: `spool flush` keeps one file
+    /// per action for the items of many searches, each line naming its own search.
+    pub fn message_for(
+        &mut self,
+        invocation: &Invocation,
+        level: Level,
+        signature: &str,
+        status: &str,
+        row: Option<&RowIds>,
+        extra: &[(&str, String)],
+    ) {
+        let line = format_line(SystemTime::now(), level, invocation, signature, status, row, extra);
+        self.write(&line);
+    }
+
+    fn write(&mut self, line: &str) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        if let Err(error) = file.write_line(&line)
+        if let Err(error) = file.write_line(line)
             && !self.failed
         {
             self.failed = true;

@@ -8,9 +8,8 @@
 //! the worst item's code (0 all sent, 7 some still pending, 6/5/4 some rejected, 8 the spool is
 //! unusable or an item file was corrupt).
 
-use crate::audit::Audit;
+use crate::audit::drain::DrainAudit;
 use crate::cli::SpoolCommand;
-use crate::delivery::DeliveryItem;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::delivery::flush::{self, FlushOptions};
 use crate::delivery::kvspool::KvSpool;
@@ -19,12 +18,10 @@ use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
 use crate::delivery::store::Outbox;
 use crate::error::{Error, ExitCode};
 use crate::logging;
-use crate::mapping::AlertContext;
 use crate::remotes;
 use crate::secret::Secret;
 use crate::settings::{Settings, StoreKind};
 use crate::splunk::rest::Splunkd;
-use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -203,8 +200,9 @@ fn dead_letter(record: &crate::delivery::spool::SpoolRecord, now: f64) -> serde_
     })
 }
 
-/// Receipts a flush keeps in memory per search before writing a stash file: a drain of any
-/// backlog holds at most this many lines (about 1 KB each) per search at once.
+/// Receipts a flush keeps in memory before writing a stash file: a drain of any backlog holds
+/// at most this many lines (about 1 KB each) at once, and writes (and fsyncs) one file per this
+/// many items.
 const RECEIPT_BATCH: usize = 500;
 
 fn flush(
@@ -242,21 +240,12 @@ fn flush(
     log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
     let mut open = |kind, account: &str| remotes::open(kind, account, settings, &splunkd);
     // Items that end here leave the same trail as in an alert run: a receipt, the
-    // ModularAction status line Incident Review reads, and the links (one audit per search).
-    let mut audits: HashMap<(String, String), Audit> = HashMap::new();
-    let mut on_end = |report: DeliveryReport| {
-        let context = &report.item.context;
-        let key = (context.action.clone(), context.sid.clone());
-        let audit = audits.entry(key).or_insert_with(|| {
-            Audit::new(&alert_context_of(&report.item), settings, Some(splunkd.clone()))
-                .with_receipt_batch(RECEIPT_BATCH)
-        });
-        audit.record(&report);
-    };
+    // ModularAction status line Incident Review reads, and the links, in memory that does not
+    // grow with the number of searches in the backlog.
+    let mut audit = DrainAudit::new(settings, Some(splunkd.clone()), RECEIPT_BATCH);
+    let mut on_end = |report: DeliveryReport| audit.record(&report);
     let summary = flush::run(spool, plan, &options, &mut open, &mut on_end);
-    for audit in audits.values_mut() {
-        audit.finish();
-    }
+    audit.finish();
     counts.delivered = summary.delivered;
     counts.duplicates = summary.duplicates;
     counts.rejected = summary.rejected;
@@ -294,21 +283,6 @@ fn open_splunkd(
             }
             Err(code)
         }
-    }
-}
-
-/// The alert run an item came from, as far as its context tells (for its audit trail).
-fn alert_context_of(item: &DeliveryItem) -> AlertContext {
-    let context = &item.context;
-    AlertContext {
-        action: context.action.clone(),
-        sid: context.sid.clone(),
-        search_name: context.search_name.clone(),
-        app: context.app.clone(),
-        owner: context.owner.clone(),
-        results_link: context.results_link.clone(),
-        params: [("account".to_string(), item.account.clone())].into_iter().collect(),
-        ..AlertContext::default()
     }
 }
 

@@ -13,17 +13,25 @@
 //! `prepare` (check the spool is usable, remove crash leftovers, adopt abandoned claims, pick
 //! the due items) and `run` (claim, send, finish, log one line per item and a summary). Safe to
 //! run concurrently with alert actions and other flushers: see the claim protocol in `spool.rs`.
+//! A store may claim several items ahead of sending them (`Store::claim_ahead`: the KV store
+//! leases 50 with one read and one write); a claim whose account is found down, or that the
+//! run's bound leaves unsent, is given back untouched, and one that waited past
+//! `Store::claim_hold` is claimed anew before it is sent.
 //! Targets are opened through a caller-supplied function, once per (target, account), so that
 //! secrets are read at send time and tests can use in-process fakes.
+
+mod report;
 
 use super::attempt::attempt_once;
 use super::deliverer::{DeliveryReport, Final};
 use super::ledger::Ledger;
 use super::retry::{Backoff, bounded_retry_after, jitter_unit};
 use super::spool::{Claim, SpoolRecord, now_unix};
-use super::store::{Candidate, Store};
+use super::store::{Candidate, Claimed, Store};
 use super::{Outcome, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
+pub use report::{AccountReport, AccountState};
+use report::{log_account, log_summary};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -113,38 +121,6 @@ impl FlushSummary {
             exit: ExitCode::Success,
         }
     }
-}
-
-/// What a flush learnt about one remote account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountState {
-    /// The remote answered (delivered, or rejected items on their merits).
-    Up,
-    /// The probe (or an item of the drain) was told to retry later, or the account could not
-    /// be opened: its other items were not tried in this run.
-    Down,
-    /// The remote asked (Retry-After) not to be contacted before `next_probe_unix`.
-    Held,
-    /// The run hit its bound before reaching this account.
-    NotReached,
-}
-
-/// One line of the per-account report of a flush.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct AccountReport {
-    pub target: &'static str,
-    pub account: String,
-    pub state: AccountState,
-    pub delivered: usize,
-    pub duplicates: usize,
-    pub rejected: usize,
-    /// Items of this account still pending after the run.
-    pub pending: usize,
-    /// When the next probe may happen: `None` = at the next flush.
-    pub next_probe_unix: Option<f64>,
-    /// Why the account is down (the last answer), empty when up.
-    pub reason: String,
 }
 
 /// Sort key of a pending item within its account: due items first, then oldest first.
@@ -266,14 +242,34 @@ pub fn run(
     }
     let mut sent = 0usize;
     let mut bound_hit = false;
-    for work in plan.work {
-        if let Work::Pending { pair: Some(pair), .. } = &work {
+    // Claims taken ahead (`Store::claim_ahead`), by item id, with when they were taken.
+    let mut ahead: HashMap<String, (Claimed, Instant)> = HashMap::new();
+    for index in 0..plan.work.len() {
+        let work = &plan.work[index];
+        if let Work::Pending { pair: Some(pair), id, .. } = work {
             let down = accounts.get(pair).is_some_and(|r| r.state == AccountState::Down);
             if !down && !bound_hit {
                 bound_hit = sent >= options.max_items || started.elapsed() >= options.max_time;
             }
             if down || bound_hit {
-                // Not tried: its remote is down (one probe per run), or the run is over.
+                // Not tried: its remote is down (one probe per run), or the run is over. A
+                // claim taken ahead for it is given back untouched.
+                match ahead.remove(id) {
+                    Some((Some(Ok(claim)), _)) => {
+                        let record = claim.record.clone();
+                        if let Err(error) = spool.finish_retry(claim, &record) {
+                            return fatal(summary, &error);
+                        }
+                    }
+                    Some((Some(Err(quarantined)), _)) => {
+                        log_quarantined(&quarantined);
+                        summary.quarantined += 1;
+                        summary.exit = summary.exit.worst(ExitCode::DataAtRisk);
+                        continue;
+                    }
+                    Some((None, _)) => continue, // another flusher has it, or it is gone
+                    None => {}
+                }
                 let report = accounts.entry(pair.clone()).or_insert_with(|| {
                     AccountReport::new(pair.0, &pair.1, AccountState::NotReached)
                 });
@@ -286,9 +282,32 @@ pub fn run(
                 continue;
             }
         }
-        let claimed = match &work {
+        let claimed = match work {
             Work::Adopted(path) => spool.open_adopted(path).map(Some),
-            Work::Pending { id, token, .. } => spool.claim(id, *token),
+            Work::Pending { id, token, pair } => {
+                if pair.is_some() && !ahead.contains_key(id) && spool.claim_ahead() > 1 {
+                    let budget = options.max_items.saturating_sub(sent);
+                    let wanted =
+                        claim_list(&plan.work[index..], &accounts, spool.claim_ahead(), budget);
+                    match spool.claim_many(&wanted) {
+                        Ok(answers) => {
+                            let now = Instant::now();
+                            for ((id, _), answer) in wanted.into_iter().zip(answers) {
+                                ahead.insert(id, (answer, now));
+                            }
+                        }
+                        Err(error) => return fatal(summary, &error),
+                    }
+                }
+                match ahead.remove(id) {
+                    // Waited too long for its turn: a new lease (next generation) before sending.
+                    Some((Some(Ok(claim)), at)) if at.elapsed() >= spool.claim_hold() => {
+                        spool.claim(id, claim.token)
+                    }
+                    Some((answer, _)) => Ok(answer),
+                    None => spool.claim(id, *token),
+                }
+            }
         };
         let claim = match claimed {
             Ok(None) => continue, // another flusher took it, or it is gone
@@ -358,45 +377,25 @@ pub fn run(
     summary
 }
 
-impl AccountReport {
-    fn new(kind: TargetKind, account: &str, state: AccountState) -> AccountReport {
-        AccountReport {
-            target: kind.as_str(),
-            account: account.to_string(),
-            state,
-            delivered: 0,
-            duplicates: 0,
-            rejected: 0,
-            pending: 0,
-            next_probe_unix: None,
-            reason: String::new(),
-        }
-    }
-}
-
-/// One line per account: delivered, still down (and why), when the next probe happens.
-fn log_account(report: &AccountReport) {
-    let next = match report.next_probe_unix {
-        Some(at) => format!("next probe after {}", crate::civil_time::iso8601_utc(at as i64)),
-        None => "next probe at the next flush".to_string(),
-    };
-    let head = format!(
-        "spool: {} account {}: {} delivered, {} already there, {} rejected, {} pending",
-        report.target,
-        report.account,
-        report.delivered,
-        report.duplicates,
-        report.rejected,
-        report.pending
-    );
-    match report.state {
-        AccountState::Up => log::info!("{head}; the remote answers"),
-        AccountState::Down => log::warn!("{head}; still down ({}); {next}", report.reason),
-        AccountState::Held => log::info!("{head}; held by the remote's Retry-After; {next}"),
-        AccountState::NotReached => {
-            log::info!("{head}; not reached in this flush (bound); {next}")
-        }
-    }
+/// The pending items a flush claims ahead from `work` on: at most `most` (and `budget`, the
+/// items the run may still send), skipping unreadable items and accounts found down.
+fn claim_list(
+    work: &[Work],
+    accounts: &BTreeMap<(TargetKind, String), AccountReport>,
+    most: usize,
+    budget: usize,
+) -> Vec<(String, u64)> {
+    work.iter()
+        .filter_map(|work| match work {
+            Work::Pending { id, token, pair: Some(pair) }
+                if !accounts.get(pair).is_some_and(|r| r.state == AccountState::Down) =>
+            {
+                Some((id.clone(), *token))
+            }
+            _ => None,
+        })
+        .take(most.min(budget.max(1)))
+        .collect()
 }
 
 enum Step {
@@ -561,24 +560,6 @@ fn fatal(mut summary: FlushSummary, error: &Error) -> FlushSummary {
     ));
     summary.exit = ExitCode::DataAtRisk;
     summary
-}
-
-fn log_summary(spool: &dyn Store, summary: &FlushSummary) {
-    let line = format!(
-        "spool flush: {} delivered, {} already there, {} still pending, {} rejected (dead letters), {} quarantined, {} not due yet (spool {})",
-        summary.delivered,
-        summary.duplicates,
-        summary.still_pending,
-        summary.rejected,
-        summary.quarantined,
-        summary.not_due,
-        spool.location()
-    );
-    match summary.exit {
-        ExitCode::Success => log::info!("{line}"),
-        ExitCode::Deferred => log::warn!("{line}"),
-        _ => log::error!("{line}"),
-    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@
 //! leaves `lease_expires_unix` in the past once `lease_s` has passed, and the next flusher takes
 //! generation `g+2`: nothing is lost, and the dedupe key makes that re-send harmless. A new
 //! item starts at a generation from the clock (milliseconds), above any earlier one of its id.
+//! A flush claims `CLAIM_AHEAD` items at once (`claim_many`): a lease insert each, then one `$in`
+//! query reads the items won and one `batch_save` writes their leases; `flush.rs` renews a claim
+//! that waited a quarter of the lease before sending it, and gives back the ones it does not send.
 //!
 //! Alert runs on a member put what they cannot deliver straight into the collection (`put`);
 //! only their write-ahead claim of the item being sent is a local file (it needs a local
@@ -33,11 +36,13 @@ use super::ledger::Ledger;
 use super::spool::{
     Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, now_unix, parse_record,
 };
-use super::store::{Candidate, Scan, Store, Summary};
+use super::store::{Candidate, Claimed, Scan, Store, Summary};
 use crate::error::{Error, Result};
 use crate::splunk::rest::Splunkd;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The collection of items and leases (collections.conf).
 pub const COLLECTION: &str = "stackflow_spool";
@@ -50,6 +55,17 @@ const LEASE_KEEP_S: f64 = 3600.0;
 
 /// Delivered items whose deletion waits for one batched request, at most this many …
 const DELETE_BATCH: usize = 200;
+
+/// Pending items a flush leases at once (`Store::claim_ahead`): a member that dies holds at
+/// most this many until their leases expire.
+const CLAIM_AHEAD: usize = 50;
+
+/// What became of an item whose lease generation was won.
+enum Taken {
+    Gone,
+    Quarantined(Quarantined),
+    Leased(Box<Claim>, Value),
+}
 
 pub struct KvSpool {
     /// Delivered items not deleted yet, and since when the oldest waits (`settle`).
@@ -306,6 +322,57 @@ impl KvSpool {
         self.delivered.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Inserts the lease document of generation `next`: `false` when another member has it.
+    fn insert_lease(&self, id: &str, next: u64, expires: f64) -> Result<bool> {
+        let lease = json!({
+            "_key": lease_key(id, next),
+            "kind": "lease",
+            "item": id,
+            "owner": self.owner,
+            "expires_unix": expires,
+        });
+        self.splunkd.kv_insert(COLLECTION, &lease, self.conflict_status)
+    }
+
+    /// After winning generation `next` of an item read at `token`: the item as read now
+    /// (`None`: gone) is let go when it moved on, quarantined when unreadable, else returned
+    /// with our lease written into it, to be saved before anything is sent.
+    fn take(
+        &self,
+        id: &str,
+        token: u64,
+        next: u64,
+        expires: f64,
+        document: Option<Value>,
+    ) -> Result<Taken> {
+        let Some(mut document) = document else {
+            return Ok(Taken::Gone); // delivered meanwhile
+        };
+        if generation(&document) != token
+            || document.get("state").and_then(Value::as_str) != Some("pending")
+        {
+            return Ok(Taken::Gone);
+        }
+        let text = document.get("record").and_then(Value::as_str).unwrap_or_default().to_string();
+        let record = match parse_record(text.as_bytes(), id) {
+            Ok(record) => record,
+            Err(problem) => {
+                document["state"] = json!("quarantine");
+                self.splunkd.kv_update(COLLECTION, id, &document)?;
+                return Ok(Taken::Quarantined(Quarantined {
+                    original: pseudo_path(id),
+                    moved_to: pseudo_path(id),
+                    problem,
+                }));
+            }
+        };
+        document["lease_gen"] = json!(next);
+        document["lease_owner"] = json!(self.owner);
+        document["lease_expires_unix"] = json!(expires);
+        let claim = Claim { id: id.to_string(), path: pseudo_path(id), record, token: next };
+        Ok(Taken::Leased(Box::new(claim), document))
+    }
+
     fn rewrite(&self, claim: &Claim, record: &SpoolRecord, state: ItemState) -> Result<()> {
         let document = Self::document(record, state, claim.token, 0.0)?;
         self.splunkd.kv_update(COLLECTION, &claim.id, &document)
@@ -372,42 +439,69 @@ impl Store for KvSpool {
     ) -> Result<Option<std::result::Result<Claim, Quarantined>>> {
         let next = token.saturating_add(1);
         let expires = now_unix() + self.lease_s;
-        let lease = json!({
-            "_key": lease_key(id, next),
-            "kind": "lease",
-            "item": id,
-            "owner": self.owner,
-            "expires_unix": expires,
-        });
-        if !self.splunkd.kv_insert(COLLECTION, &lease, self.conflict_status)? {
+        if !self.insert_lease(id, next, expires)? {
             return Ok(None); // another member took this generation
         }
-        let Some(mut document) = self.splunkd.kv_get(COLLECTION, id)? else {
-            return Ok(None); // delivered meanwhile
-        };
-        if generation(&document) != token
-            || document.get("state").and_then(Value::as_str) != Some("pending")
-        {
-            return Ok(None);
-        }
-        let text = document.get("record").and_then(Value::as_str).unwrap_or_default().to_string();
-        let record = match parse_record(text.as_bytes(), id) {
-            Ok(record) => record,
-            Err(problem) => {
-                document["state"] = json!("quarantine");
+        let document = self.splunkd.kv_get(COLLECTION, id)?;
+        match self.take(id, token, next, expires, document)? {
+            Taken::Gone => Ok(None),
+            Taken::Quarantined(quarantined) => Ok(Some(Err(quarantined))),
+            Taken::Leased(claim, document) => {
                 self.splunkd.kv_update(COLLECTION, id, &document)?;
-                return Ok(Some(Err(Quarantined {
-                    original: pseudo_path(id),
-                    moved_to: pseudo_path(id),
-                    problem,
-                })));
+                Ok(Some(Ok(*claim)))
             }
-        };
-        document["lease_gen"] = json!(next);
-        document["lease_owner"] = json!(self.owner);
-        document["lease_expires_unix"] = json!(expires);
-        self.splunkd.kv_update(COLLECTION, id, &document)?;
-        Ok(Some(Ok(Claim { id: id.to_string(), path: pseudo_path(id), record, token: next })))
+        }
+    }
+
+    /// One lease insert per item (the only conditional write), then one `$in` query for the
+    /// items won and one `batch_save` writing their leases: about one round trip per item
+    /// instead of three.
+    fn claim_many(&self, wanted: &[(String, u64)]) -> Result<Vec<Claimed>> {
+        let expires = now_unix() + self.lease_s;
+        let mut won = Vec::new();
+        for (index, (id, token)) in wanted.iter().enumerate() {
+            if self.insert_lease(id, token.saturating_add(1), expires)? {
+                won.push(index);
+            }
+        }
+        let mut answers: Vec<Claimed> =
+            std::iter::repeat_with(|| None).take(wanted.len()).collect();
+        if won.is_empty() {
+            return Ok(answers);
+        }
+        let keys: Vec<&str> = won.iter().map(|&index| wanted[index].0.as_str()).collect();
+        let mut documents: HashMap<String, Value> = HashMap::new();
+        for document in self.splunkd.kv_query(COLLECTION, &json!({"_key": {"$in": keys}}))? {
+            if let Some(key) = document.get("_key").and_then(Value::as_str) {
+                documents.insert(key.to_string(), document);
+            }
+        }
+        let mut leased = Vec::with_capacity(won.len());
+        for index in won {
+            let (id, token) = &wanted[index];
+            let document = documents.remove(id);
+            answers[index] =
+                match self.take(id, *token, token.saturating_add(1), expires, document)? {
+                    Taken::Gone => None,
+                    Taken::Quarantined(quarantined) => Some(Err(quarantined)),
+                    Taken::Leased(claim, document) => {
+                        leased.push(document);
+                        Some(Ok(*claim))
+                    }
+                };
+        }
+        // An upsert, like `kv_update`: only the holder of a generation writes its item.
+        self.splunkd.kv_batch_save(COLLECTION, &leased)?;
+        Ok(answers)
+    }
+
+    fn claim_ahead(&self) -> usize {
+        CLAIM_AHEAD
+    }
+
+    /// A quarter of the lease: an item is sent with at least three quarters of it left.
+    fn claim_hold(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_s / 4.0)
     }
 
     fn open_adopted(&self, path: &Path) -> Result<std::result::Result<Claim, Quarantined>> {

@@ -8,6 +8,10 @@ use super::ledger::Ledger;
 use super::spool::{Claim, Quarantined, Spool, SpoolRecord};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What claiming one pending item gave: `None` when another flusher has it or it is gone.
+pub type Claimed = Option<std::result::Result<Claim, Quarantined>>;
 
 /// A pending item a store found: its id, the token its claim must present (the KV store's lease
 /// generation; 0 for files), and what the flusher's plan needs of its record when readable
@@ -61,6 +65,22 @@ pub trait Store {
         id: &str,
         token: u64,
     ) -> Result<Option<std::result::Result<Claim, Quarantined>>>;
+    /// Claims several pending items, in order; one answer per item as `claim` gives it. The KV
+    /// store leases them with one conditional insert each but reads them with one query and
+    /// writes their leases with one `batch_save`; other stores claim one by one.
+    fn claim_many(&self, wanted: &[(String, u64)]) -> Result<Vec<Claimed>> {
+        wanted.iter().map(|(id, token)| self.claim(id, *token)).collect()
+    }
+    /// How many pending items a flush claims before sending the first of them (1: each just
+    /// before it is sent). A process that dies holds at most this many leases.
+    fn claim_ahead(&self) -> usize {
+        1
+    }
+    /// How long a claim taken ahead may wait to be sent: an older one is claimed again (a new
+    /// lease) before sending, so that an item is never sent under a lease about to expire.
+    fn claim_hold(&self) -> Duration {
+        Duration::MAX
+    }
     /// Opens a claim adopted by `scan`.
     fn open_adopted(&self, path: &Path) -> Result<std::result::Result<Claim, Quarantined>>;
     fn finish_delivered(&self, claim: Claim) -> Result<()>;

@@ -263,3 +263,43 @@ fn an_alert_run_killed_mid_send_on_a_member_leaves_its_item_for_the_kv_store() {
     assert_eq!(containers.len(), 1);
     assert_eq!(emu.soar_artifacts().len(), 2, "every row once");
 }
+
+#[test]
+fn claims_taken_ahead_that_wait_past_a_quarter_of_the_lease_are_renewed_and_sent_once() {
+    let emu = Emulator::start();
+    let splunkd = Emulator::start();
+    let members: Vec<SplunkHome> =
+        (0..2).map(|_| member(&emu, &splunkd, "max_attempts = 1\nlease_s = 1")).collect();
+    const ALERTS: usize = 6;
+    emu.fault("/rest/container", unavailable(), ALERTS);
+    for n in 0..ALERTS {
+        let home = &members[n % 2];
+        home.run_alert(SOAR, &alert(home, &splunkd, &scheduler_sid(1700 + n as u32), 2, "alert"))
+            .assert_code(7);
+    }
+    emu.fault("/rest/container", unavailable(), 2);
+    for home in &members {
+        flush(home, &splunkd, &[]).assert_code(7);
+    }
+    assert_eq!(items(&splunkd).len(), ALERTS);
+    // Every container request takes at least 150 ms, so the third item a flush claimed ahead
+    // has waited more than a quarter of the 1 s lease when its turn comes: it is claimed
+    // again (the next generation) before it is sent.
+    emu.set_latency("/rest/container", Duration::from_millis(150));
+    let mut rounds = 0;
+    while !items(&splunkd).is_empty() {
+        rounds += 1;
+        assert!(rounds <= 6, "not drained after {rounds} rounds: {:?}", items(&splunkd));
+        flush_at_once(&members, &splunkd);
+    }
+    let mut leases: std::collections::HashMap<(String, String), usize> = Default::default();
+    for doc in splunkd.kv_records(SPOOL).into_iter().filter(|doc| doc["kind"] == "lease") {
+        let key = (doc["item"].as_str().unwrap().to_string(), doc["owner"].to_string());
+        *leases.entry(key).or_default() += 1;
+    }
+    assert!(leases.values().any(|&n| n >= 2), "a claim renewed by its holder: {leases:?}");
+    let containers = assert_no_duplicates(&emu);
+    assert_eq!(containers.len(), ALERTS, "every alert delivered exactly once");
+    assert_eq!(emu.soar_artifacts().len(), ALERTS * 2, "every row exactly once");
+    assert_no_live_lease(&splunkd);
+}

@@ -30,6 +30,34 @@ impl Collection {
             self.records.remove(&seq);
         }
     }
+    /// The records matching `query`, in insertion order. A query on `_key` alone (`{"_key":
+    /// k}` or `{"_key": {"$in": [...]}}`, as the spool's claims and batched deletes send) is
+    /// answered from the key index, as the KV store answers it from its `_key` index; any
+    /// other query scans the collection.
+    fn matching(&self, query: &Value) -> Vec<&Value> {
+        match keys_of(query) {
+            Some(keys) => {
+                let mut seqs: Vec<u64> =
+                    keys.iter().filter_map(|key| self.index.get(*key).copied()).collect();
+                seqs.sort_unstable();
+                seqs.dedup();
+                seqs.iter().filter_map(|seq| self.records.get(seq)).collect()
+            }
+            None => self.records.values().filter(|r| matches(r, query)).collect(),
+        }
+    }
+}
+
+/// The keys of a query on `_key` alone; `None` for any other query.
+fn keys_of(query: &Value) -> Option<Vec<&str>> {
+    let object = query.as_object().filter(|object| object.len() == 1)?;
+    match object.get("_key")? {
+        Value::String(key) => Some(vec![key.as_str()]),
+        Value::Object(condition) if condition.len() == 1 => {
+            condition.get("$in")?.as_array()?.iter().map(Value::as_str).collect()
+        }
+        _ => None,
+    }
 }
 
 pub(crate) struct Splunkd {
@@ -378,9 +406,7 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 .filter(|&l| l > 0)
                 .unwrap_or(usize::MAX);
             let mut found: Vec<&Value> =
-                s.kv.get(coll)
-                    .map(|c| c.records.values().filter(|r| matches(r, &query)).collect())
-                    .unwrap_or_default();
+                s.kv.get(coll).map(|c| c.matching(&query)).unwrap_or_default();
             if req.query_param("sort").as_deref() == Some("_key") {
                 found.sort_by_key(|r| r.get("_key").and_then(Value::as_str).unwrap_or_default());
             }
@@ -414,9 +440,8 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 Ok(query) => {
                     if let Some(c) = s.kv.get_mut(coll) {
                         let doomed: Vec<String> = c
-                            .records
-                            .values()
-                            .filter(|r| matches(r, &query))
+                            .matching(&query)
+                            .into_iter()
                             .filter_map(|r| r.get("_key").and_then(Value::as_str))
                             .map(str::to_string)
                             .collect();

@@ -209,6 +209,9 @@ fn splunkd_passwords_kv_and_notables() {
         call(&emu, "GET", &path, &[SPLUNK], b"").json().as_array().unwrap().len()
     };
     assert_eq!(q(r#"{"_key":{"$in":["a","b","nope"]}}"#), 2);
+    // Answered from the key index: each record once, whatever the keys' order or repeats.
+    assert_eq!(q(r#"{"_key":{"$in":["b","a","b"]}}"#), 2);
+    assert_eq!(q(r#"{"_key":"b"}"#), 1);
     assert_eq!(q(r#"{"event_id":{"$in":["e3"]}}"#), 1);
     assert_eq!(q(r#"{"$or":[{"event_id":"e1"},{"event_id":"e4"}]}"#), 2);
     assert_eq!(q(r#"{"event_id":"e1","n":2}"#), 1);

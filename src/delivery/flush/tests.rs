@@ -294,3 +294,111 @@ fn abandoning_gives_adopted_claims_back() {
     assert_eq!(files(&spool.inflight_dir()), 0);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The file spool claiming `n` items ahead, as the KV store does (`Store::claim_ahead`).
+struct Ahead {
+    spool: Spool,
+    n: usize,
+}
+
+impl Store for Ahead {
+    fn location(&self) -> String {
+        self.spool.location()
+    }
+    fn ledger(&self) -> Ledger {
+        Store::ledger(&self.spool)
+    }
+    fn scan(&self) -> Result<super::super::store::Scan> {
+        Store::scan(&self.spool)
+    }
+    fn claim(&self, id: &str, token: u64) -> Result<Claimed> {
+        Store::claim(&self.spool, id, token)
+    }
+    fn claim_ahead(&self) -> usize {
+        self.n
+    }
+    fn open_adopted(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<std::result::Result<Claim, super::super::spool::Quarantined>> {
+        Store::open_adopted(&self.spool, path)
+    }
+    fn finish_delivered(&self, claim: Claim) -> Result<()> {
+        Store::finish_delivered(&self.spool, claim)
+    }
+    fn finish_retry(&self, claim: Claim, record: &SpoolRecord) -> Result<()> {
+        Store::finish_retry(&self.spool, claim, record)
+    }
+    fn finish_dead(&self, claim: Claim, record: &SpoolRecord) -> Result<String> {
+        Store::finish_dead(&self.spool, claim, record)
+    }
+    fn settle(&self) -> Result<()> {
+        Store::settle(&self.spool)
+    }
+}
+
+fn flush_ahead(
+    store: &Ahead,
+    options: &FlushOptions,
+    target: &Arc<Mutex<Scripted>>,
+) -> FlushSummary {
+    let plan = prepare(store, options).unwrap();
+    let target = target.clone();
+    let mut open = move |_: TargetKind, _: &str| -> Result<Box<dyn Target>> {
+        Ok(Box::new(Shared(target.clone())))
+    };
+    run(store, plan, options, &mut open, &mut |_| {})
+}
+
+#[test]
+fn claims_taken_ahead_are_sent_in_order() {
+    let root = temp_root("flush-ahead-order");
+    let store = Ahead { spool: Spool::new(&root), n: 3 };
+    for n in 0..7 {
+        store.spool.put_pending(&aged(&format!("item{n}"), 100.0 - n as f64, 0.0)).unwrap();
+    }
+    let target = Arc::new(Mutex::new(Scripted::new(vec![])));
+    let summary = flush_ahead(&store, &options(false), &target);
+    assert_eq!((summary.delivered, summary.exit), (7, ExitCode::Success));
+    let expected: Vec<String> = (0..7).map(|n| format!("item{n}")).collect();
+    assert_eq!(target.lock().unwrap().sent, expected);
+    assert_eq!(files(&store.spool.pending_dir()) + files(&store.spool.inflight_dir()), 0);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn claims_taken_ahead_for_an_account_found_down_are_given_back_unsent() {
+    let root = temp_root("flush-ahead-down");
+    let store = Ahead { spool: Spool::new(&root), n: 4 };
+    for n in 0..5 {
+        store.spool.put_pending(&aged(&format!("soar{n}"), 100.0 - n as f64, 0.0)).unwrap();
+    }
+    let mut other = aged("other-account", 50.0, 0.0);
+    other.item.account = "second".into();
+    store.spool.put_pending(&other).unwrap();
+    let target = Arc::new(Mutex::new(Scripted::new(
+        (0..6).map(|_| Outcome::retry("connection refused", None)).collect(),
+    )));
+    let summary = flush_ahead(&store, &options(false), &target);
+    assert_eq!((summary.still_pending, summary.exit), (6, ExitCode::Deferred));
+    assert_eq!(target.lock().unwrap().sent.len(), 2, "one probe per account, nothing more");
+    let states: Vec<_> = summary.accounts.iter().map(|a| (a.state, a.pending)).collect();
+    assert_eq!(states, vec![(AccountState::Down, 5), (AccountState::Down, 1)]);
+    assert_eq!((files(&store.spool.pending_dir()), files(&store.spool.inflight_dir())), (6, 0));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[test]
+fn claims_taken_ahead_stay_within_the_runs_item_bound() {
+    let root = temp_root("flush-ahead-bound");
+    let store = Ahead { spool: Spool::new(&root), n: 5 };
+    for n in 0..5 {
+        store.spool.put_pending(&aged(&format!("item{n}"), 100.0 - n as f64, 0.0)).unwrap();
+    }
+    let target = Arc::new(Mutex::new(Scripted::new(vec![])));
+    let bounded = FlushOptions { max_items: 2, ..options(false) };
+    let summary = flush_ahead(&store, &bounded, &target);
+    assert_eq!((summary.delivered, summary.left_for_next_run), (2, 3));
+    assert_eq!((files(&store.spool.pending_dir()), files(&store.spool.inflight_dir())), (3, 0));
+    let _ = std::fs::remove_dir_all(&root);
+}
