@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: `stackflow alert soar` vs its floor (examples/soar_floor.rs: gunzip + CSV + the same
-# CEF mapping + JSON + TLS posts of 500-artifact batches, nothing else) and a Python peer
+# CEF mapping written as JSON by the action's own ArtifactWriter + TLS posts of up to 500 artifacts,
+# nothing else) and a Python peer
 # (gzip + csv + json + requests) on the same results file and the same loopback SOAR emulator.
 # Reports wall and CPU time (user + system), peak RSS, and the ratios against floor and peer.
 #

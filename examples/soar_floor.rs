@@ -1,18 +1,21 @@
 //! The floor of the alert-action benchmark: the least work that turns a Splunk results file
 //! into SOAR artifacts on the wire, with the crates and mapping code the action uses — gunzip +
-//! CSV parse (`ResultsReader`), the CEF mapping (`mapping::soar::row_artifacts`), serde_json
-//! encoding straight into the request body and a keep-alive ureq/rustls POST of 500-artifact
-//! batches — and nothing else: no validation pass, receipts, logs, spool or pre-checks.
+//! CSV parse (`ResultsReader`, one row value read into again and again), the CEF mapping
+//! written as JSON straight into the request body (`mapping::soar::ArtifactWriter`, the
+//! action's own mapping code) and a keep-alive ureq/rustls POST of up to 500 artifacts (a row's
+//! artifacts never split, as in the action) — and nothing else: no validation pass, receipts,
+//! logs, spool or pre-checks.
 //!
 //! usage: `soar_floor RESULTS.csv.gz URL CA_FILE` with the SOAR token in `SOAR_TOKEN` (never in
 //! argv); prints one JSON line `{"rows":…,"artifacts":…,"requests":…}`.
 
 use stackflow::delivery::http::{HttpClient, HttpOptions};
 use stackflow::mapping::cef::FieldMapping;
-use stackflow::mapping::soar::{self, BATCH_ARTIFACTS};
+use stackflow::mapping::soar::{self, ArtifactWriter, BATCH_ARTIFACTS};
 use stackflow::settings::TlsSettings;
-use stackflow::splunk::results::{Limits, ResultsReader};
+use stackflow::splunk::results::{Limits, ResultsReader, Row};
 use std::error::Error;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,34 +59,37 @@ fn main() -> Result<(), Box<dyn Error>> {
         .ok_or("the container reply has no id")?;
 
     let artifact_url = format!("{url}/rest/artifact");
-    let prefix = format!("{{\"container_id\":{container_id},");
-    let mapping = FieldMapping::default();
+    // `container_id` opens each artifact's object, as the action splices it in.
+    let open = format!("{{\"container_id\":{container_id},");
+    let mut writer = ArtifactWriter::new(FieldMapping::default());
     let (mut rows, mut artifacts, mut requests, mut in_body) = (0u64, 0u64, 0u64, 0usize);
     let mut body = Vec::with_capacity(1 << 20);
     body.push(b'[');
-    for row in ResultsReader::open(Path::new(path), None, Limits::default())? {
-        let row = row?;
+    let mut name = String::new();
+    let mut reader = ResultsReader::open(Path::new(path), None, Limits::default())?;
+    let Some(header) = reader.header().cloned() else {
+        return Err("the results file has no header".into());
+    };
+    let mut row = Row::empty(header);
+    while reader.read_into(&mut row)? {
         rows += 1;
         let severity = soar::row_severity(&row);
-        let name = format!("Splunk result {}", row.rid);
-        for artifact in soar::row_artifacts(&row, &mapping, &name, &severity) {
-            if in_body == BATCH_ARTIFACTS {
-                body.push(b']');
-                post(&client, &artifact_url, &token, &body)?;
-                requests += 1;
-                body.truncate(1);
-                in_body = 0;
-            }
-            if in_body > 0 {
-                body.push(b',');
-            }
-            // `container_id` spliced in front of the artifact's own fields, as the action does.
-            let start = body.len();
-            serde_json::to_writer(&mut body, &artifact)?;
-            body.splice(start..start + 1, prefix.bytes());
-            in_body += 1;
-            artifacts += 1;
+        name.clear();
+        write!(name, "Splunk result {}", row.rid)?;
+        // A row's artifacts go in one request, as the action batches them.
+        let mark = body.len();
+        let added = writer.write(&row, &name, &severity, &mut body, in_body > 0, open.as_bytes());
+        if in_body > 0 && in_body + added > BATCH_ARTIFACTS {
+            let moved = body.split_off(mark);
+            body.push(b']');
+            post(&client, &artifact_url, &token, &body)?;
+            requests += 1;
+            body.truncate(1);
+            body.extend_from_slice(&moved[1..]);
+            in_body = 0;
         }
+        in_body += added;
+        artifacts += added as u64;
     }
     if in_body > 0 {
         body.push(b']');

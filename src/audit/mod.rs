@@ -20,7 +20,7 @@ use crate::splunk::rest::Splunkd;
 use crate::splunk::results::Row;
 use links::LinkWriter;
 use modalert::{Invocation, Level, ModAlertLog};
-use receipts::{Receipt, ReceiptWriter};
+use receipts::{Receipt, ReceiptRef, ReceiptWriter};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Collects what each run must leave behind in Splunk.
@@ -279,31 +279,38 @@ fn record_item(
         extra.push(("message", report.message.clone()));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let target = receipts::detail(report, &["target"]);
+    let slack_channel = receipts::detail(report, &["slack_channel", "channel"]);
+    let slack_ts = receipts::detail(report, &["slack_ts", "ts"]);
     for row in rows {
         let ids = invocation.row_ids(&row.rid, &row.orig_sid, &row.orig_rid);
         log.message_for(invocation, level, &signature, status, Some(&ids), &extra);
-        let receipt = Receipt {
+        let receipt = ReceiptRef {
             time: now,
-            action: action.to_string(),
-            account: report.item.account.clone(),
-            sid: invocation.sid.clone(),
-            rid: ids.rid,
-            orig_sid: ids.orig_sid,
-            orig_rid: ids.orig_rid,
-            event_id: row.event_id.clone(),
-            search_name: context.search_name.clone(),
-            dedupe_key: report.item.dedupe_key.clone(),
-            remote_id: remote_id.clone(),
-            remote_url: remote_url.clone(),
-            outcome: report.result.outcome_word().to_string(),
+            action,
+            account: &report.item.account,
+            sid: &invocation.sid,
+            rid: &ids.rid,
+            orig_sid: &ids.orig_sid,
+            orig_rid: &ids.orig_rid,
+            event_id: &row.event_id,
+            search_name: &context.search_name,
+            dedupe_key: &report.item.dedupe_key,
+            remote_id: &remote_id,
+            remote_url: &remote_url,
+            outcome: report.result.outcome_word(),
             attempts: report.attempts,
             duration_ms,
-            message: report.message.clone(),
-            target: receipts::detail(report, &["target"]),
-            slack_channel: receipts::detail(report, &["slack_channel", "channel"]),
-            slack_ts: receipts::detail(report, &["slack_ts", "ts"]),
+            message: &report.message,
+            target: target.as_deref(),
+            slack_channel: slack_channel.as_deref(),
+            slack_ts: slack_ts.as_deref(),
         };
-        push_receipt(receipts.as_deref_mut(), &receipt);
+        if let Some(writer) = receipts.as_deref_mut()
+            && let Err(error) = writer.push_ref(&receipt)
+        {
+            log::warn!("receipts: {error}");
+        }
     }
     links.push(links::link_records(report, now.as_secs_f64()));
     log.flush();

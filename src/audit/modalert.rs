@@ -215,9 +215,42 @@ pub fn format_line(
     row: Option<&RowIds>,
     extra: &[(&str, String)],
 ) -> String {
+    let mut line = String::new();
+    format_line_into(&mut line, &asctime(time), level, invocation, signature, status, row, extra);
+    line
+}
+
+/// Appends `value` escaped (see `escape_value`) to `out`.
+fn push_escaped(out: &mut String, value: &str) {
+    if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n' | b'\r')) {
+        out.push_str(value);
+        return;
+    }
+    out.push_str(&escape_value(value));
+}
+
+/// `format_line` into a reused buffer, with the time already formatted by `asctime`.
+#[allow(clippy::too_many_arguments)]
+fn format_line_into(
+    line: &mut String,
+    asctime: &str,
+    level: Level,
+    invocation: &Invocation,
+    signature: &str,
+    status: &str,
+    row: Option<&RowIds>,
+    extra: &[(&str, String)],
+) {
     let none = RowIds::default();
     let row = row.unwrap_or(&none);
-    let digest_mode = invocation.digest_mode.to_string();
+    let digest_mode = if invocation.digest_mode == 1 { "1" } else { "0" };
+    let digest_owned;
+    let digest_mode = if invocation.digest_mode > 1 {
+        digest_owned = invocation.digest_mode.to_string();
+        digest_owned.as_str()
+    } else {
+        digest_mode
+    };
     let fixed: [(&str, &str); 13] = [
         ("worker", &invocation.worker),
         ("signature", signature),
@@ -229,14 +262,17 @@ pub fn format_line(
         ("orig_rid", &row.orig_rid),
         ("app", &invocation.app),
         ("user", &invocation.user),
-        ("digest_mode", &digest_mode),
+        ("digest_mode", digest_mode),
         ("action_mode", invocation.action_mode),
         ("action_status", status),
     ];
     let mut extra: Vec<&(&str, String)> =
         extra.iter().filter(|(key, _)| !FIELD_ORDER.contains(key) && is_key(key)).collect();
     extra.sort_by(|a, b| a.0.cmp(b.0));
-    let mut line = format!("{} {} sendmodaction -", asctime(time), level.as_str());
+    line.push_str(asctime);
+    line.push(' ');
+    line.push_str(level.as_str());
+    line.push_str(" sendmodaction -");
     let pairs = fixed
         .iter()
         .map(|(key, value)| (*key, *value))
@@ -248,10 +284,9 @@ pub fn format_line(
         line.push(' ');
         line.push_str(key);
         line.push_str("=\"");
-        line.push_str(&escape_value(value));
+        push_escaped(line, value);
         line.push('"');
     }
-    line
 }
 
 fn is_key(key: &str) -> bool {
@@ -278,19 +313,19 @@ impl RotatingFile {
 
     /// Appends `line` and a line end, rotating first when the file would reach `max_bytes`.
     pub fn write_line(&mut self, line: &str) -> std::io::Result<()> {
-        let record = format!("{line}\n");
+        let record_len = line.len() as u64 + 1;
         if self.file.is_none() {
             self.open()?;
         }
-        if self.max_bytes > 0 && self.size > 0 && self.size + record.len() as u64 >= self.max_bytes
-        {
+        if self.max_bytes > 0 && self.size > 0 && self.size + record_len >= self.max_bytes {
             self.rotate()?;
         }
         let Some(file) = self.file.as_mut() else {
             return Err(std::io::Error::other("log file not open"));
         };
-        file.write_all(record.as_bytes())?;
-        self.size += record.len() as u64;
+        file.write_all(line.as_bytes())?;
+        file.write_all(b"\n")?;
+        self.size += record_len;
         Ok(())
     }
 
@@ -341,6 +376,10 @@ pub struct ModAlertLog {
     pub invocation: Invocation,
     file: Option<RotatingFile>,
     failed: bool,
+    /// The line being written, reused.
+    line: String,
+    /// The last `asctime` and the millisecond it shows (lines come many per millisecond).
+    time: (u128, String),
 }
 
 impl ModAlertLog {
@@ -349,7 +388,13 @@ impl ModAlertLog {
         let file = log_dir.map(|dir| {
             RotatingFile::new(dir.join(format!("{stanza}_modalert.log")), MAX_BYTES, BACKUP_COUNT)
         });
-        ModAlertLog { invocation, file, failed: false }
+        ModAlertLog {
+            invocation,
+            file,
+            failed: false,
+            line: String::new(),
+            time: (0, String::new()),
+        }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -376,9 +421,10 @@ impl ModAlertLog {
         row: Option<&RowIds>,
         extra: &[(&str, String)],
     ) {
-        let line =
-            format_line(SystemTime::now(), level, &self.invocation, signature, status, row, extra);
-        self.write(&line);
+        // The log's own invocation is taken out for the call (nothing cloned per line).
+        let invocation = std::mem::take(&mut self.invocation);
+        self.message_for(&invocation, level, signature, status, row, extra);
+        self.invocation = invocation;
     }
 
     /// Writes one line of another invocation to this log's file: `spool flush` keeps one file
@@ -392,15 +438,26 @@ impl ModAlertLog {
         row: Option<&RowIds>,
         extra: &[(&str, String)],
     ) {
-        let line = format_line(SystemTime::now(), level, invocation, signature, status, row, extra);
-        self.write(&line);
-    }
-
-    fn write(&mut self, line: &str) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        if let Err(error) = file.write_line(line)
+        let now = SystemTime::now();
+        let millis = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        if self.time.1.is_empty() || self.time.0 != millis {
+            self.time = (millis, asctime(now));
+        }
+        self.line.clear();
+        format_line_into(
+            &mut self.line,
+            &self.time.1,
+            level,
+            invocation,
+            signature,
+            status,
+            row,
+            extra,
+        );
+        if let Err(error) = file.write_line(&self.line)
             && !self.failed
         {
             self.failed = true;

@@ -17,7 +17,7 @@ use crate::settings::{Settings, StoreKind};
 use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
 use crate::splunk::rest::Splunkd;
-use crate::splunk::results::{Limits, ResultsReader};
+use crate::splunk::results::{Limits, ResultsReader, Row};
 use crate::{logging, remotes};
 use std::path::Path;
 use std::time::Duration;
@@ -222,26 +222,29 @@ struct RowIds {
 /// Rows read without completing an item are still handed over after this many.
 const HAND_OVER_ROWS: usize = 512;
 
-/// Streams the rows through the mapper; stops early only if the deliverer has gone away.
+/// Streams the rows through the mapper (one `Row` read into again and again); stops early only
+/// if the deliverer has gone away.
 fn map_rows(
-    rows: ResultsReader,
+    mut rows: ResultsReader,
     mapper: &mut dyn mapping::RowMapper,
     sender: &std::sync::mpsc::SyncSender<Work>,
 ) -> Result<()> {
     let stopped = || Error::Internal("the delivery thread stopped".into());
     let mut invoked = Vec::with_capacity(HAND_OVER_ROWS);
-    for row in rows {
-        let row = row?;
-        invoked.push(RowIds {
-            rid: row.rid.clone(),
-            orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
-            orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
-        });
-        let items = mapper.push(&row)?;
-        let suppressed = mapper.take_suppressed();
-        if !items.is_empty() || !suppressed.is_empty() || invoked.len() >= HAND_OVER_ROWS {
-            let work = Work { invoked: std::mem::take(&mut invoked), items, suppressed };
-            sender.send(work).map_err(|_| stopped())?;
+    if let Some(header) = rows.header().cloned() {
+        let mut row = Row::empty(header);
+        while rows.read_into(&mut row)? {
+            invoked.push(RowIds {
+                rid: row.rid.clone(),
+                orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
+                orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
+            });
+            let items = mapper.push(&row)?;
+            let suppressed = mapper.take_suppressed();
+            if !items.is_empty() || !suppressed.is_empty() || invoked.len() >= HAND_OVER_ROWS {
+                let work = Work { invoked: std::mem::take(&mut invoked), items, suppressed };
+                sender.send(work).map_err(|_| stopped())?;
+            }
         }
     }
     let items = mapper.finish()?;

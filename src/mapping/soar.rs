@@ -18,6 +18,9 @@ use serde_json::{Map, Value};
 use sha2::Digest;
 use std::collections::BTreeMap;
 
+mod wire;
+pub use wire::ArtifactWriter;
+
 /// Artifacts per item for `grouping=alert` (one JSON array POST each).
 pub const BATCH_ARTIFACTS: usize = 500;
 /// A row's multivalue CEF fields expand to at most this many artifacts.
@@ -381,21 +384,28 @@ fn row_ref(row: &Row) -> RowRef {
     }
 }
 
-/// A container batch being filled (`grouping=alert`).
+/// A container batch being filled (`grouping=alert`): the request's JSON text up to and
+/// including the artifacts written so far.
 struct Batch {
-    container: ContainerSpec,
-    artifacts: Vec<Artifact>,
+    text: Vec<u8>,
+    artifacts: usize,
     context: ItemContext,
     index: u32,
 }
 
+/// `"run_automation":false}`, the end of every artifact `ArtifactWriter` writes.
+const AUTOMATION_OFF: &[u8] = b"\"run_automation\":false}";
+
 pub struct SoarMapper {
     context: AlertContext,
     params: SoarParams,
-    /// The alert's container (`grouping=alert`), set by the first row.
-    container: Option<ContainerSpec>,
+    /// The alert's container (`grouping=alert`), set by the first row, and its JSON text.
+    container: Option<(ContainerSpec, String)>,
     batch: Option<Batch>,
     next_index: u32,
+    writer: ArtifactWriter,
+    /// The artifact name of a row without `rule_name` (`Splunk result <rid>`), reused.
+    name: String,
 }
 
 impl SoarMapper {
@@ -406,7 +416,16 @@ impl SoarMapper {
                 "the payload has no sid, which names the SOAR container (grouping=alert)".into(),
             ));
         }
-        Ok(SoarMapper { context, params, container: None, batch: None, next_index: 0 })
+        let writer = ArtifactWriter::new(params.field_mapping.clone());
+        Ok(SoarMapper {
+            context,
+            params,
+            container: None,
+            batch: None,
+            next_index: 0,
+            writer,
+            name: String::new(),
+        })
     }
 
     fn severity(&self, row: &Row) -> String {
@@ -450,103 +469,137 @@ impl SoarMapper {
         }
     }
 
-    fn artifact_name(row: &Row) -> String {
-        rule_name(row).map(str::to_string).unwrap_or_else(|| format!("Splunk result {}", row.rid))
+    /// A batch's text up to its first artifact: `{"container":…,"artifacts":[`.
+    fn open_batch(container_json: &str, capacity: usize) -> Vec<u8> {
+        let mut text = Vec::with_capacity(capacity);
+        text.extend_from_slice(b"{\"container\":");
+        text.extend_from_slice(container_json.as_bytes());
+        text.extend_from_slice(b",\"artifacts\":[");
+        text
     }
 
-    fn item(&self, request: SoarRequest, context: ItemContext) -> Result<DeliveryItem> {
-        let dedupe_key = match self.params.grouping {
-            Grouping::Alert => {
-                format!("{}:{}", request.container.source_data_identifier, request.batch)
+    /// Closes a batch's text into the item's request, as `encode_request` on the equivalent
+    /// `SoarRequest` would write it (`run_automation` on its last artifact when `last`). The
+    /// caller sets the dedupe key.
+    fn emit(&self, batch: Batch, last: bool) -> Result<DeliveryItem> {
+        let mut text = batch.text;
+        if last && batch.artifacts > 0 {
+            let Some(start) = text.len().checked_sub(AUTOMATION_OFF.len()) else {
+                return Err(Error::Internal("a SOAR batch ends without an artifact".into()));
+            };
+            if &text[start..] != AUTOMATION_OFF {
+                return Err(Error::Internal("a SOAR artifact ends unexpectedly".into()));
             }
-            Grouping::Row => request.container.source_data_identifier.clone(),
-        };
-        let request = DeliveryItem::encode_request(&request)?;
+            text.truncate(text.len() - b"false}".len());
+            text.extend_from_slice(b"true}");
+        }
+        text.extend_from_slice(b"],\"batch\":");
+        text.extend_from_slice(batch.index.to_string().as_bytes());
+        text.extend_from_slice(if last {
+            b",\"last_batch\":true"
+        } else {
+            b",\"last_batch\":false"
+        });
+        if let Some(playbook) = self.params.playbook.as_deref().filter(|_| last) {
+            text.extend_from_slice(b",\"playbook\":");
+            wire::json_str(&mut text, playbook);
+        }
+        text.push(b'}');
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::Internal("a SOAR request is not UTF-8".into()))?;
+        let request = serde_json::value::RawValue::from_string(text)
+            .map_err(|error| Error::Internal(format!("cannot encode a request: {error}")))?;
         Ok(DeliveryItem {
             target: TargetKind::Soar,
             account: self.context.account().to_string(),
-            dedupe_key,
+            dedupe_key: String::new(),
             request,
-            context,
+            context: batch.context,
         })
-    }
-
-    fn emit(&self, batch: Batch, last: bool) -> Result<DeliveryItem> {
-        let mut artifacts = batch.artifacts;
-        if last && let Some(artifact) = artifacts.last_mut() {
-            artifact.run_automation = true;
-        }
-        let request = SoarRequest {
-            container: batch.container,
-            artifacts,
-            batch: batch.index,
-            last_batch: last,
-            playbook: if last { self.params.playbook.clone() } else { None },
-        };
-        self.item(request, batch.context)
     }
 }
 
 impl RowMapper for SoarMapper {
     fn push(&mut self, row: &Row) -> Result<Vec<DeliveryItem>> {
-        let severity = self.severity(row);
-        let artifacts =
-            row_artifacts(row, &self.params.field_mapping, &Self::artifact_name(row), &severity);
+        let rule = rule_name(row);
+        if rule.is_none() {
+            use std::fmt::Write as _;
+            self.name.clear();
+            let _ = write!(self.name, "Splunk result {}", row.rid);
+        }
         match self.params.grouping {
             Grouping::Row => {
                 let container = self.container(row, row_container_sdi(row, &self.context.sid));
-                let artifacts = artifacts
-                    .into_iter()
-                    .map(|artifact| Artifact { severity: container.severity.clone(), ..artifact })
-                    .collect();
-                let batch = Batch {
-                    container,
-                    artifacts,
-                    context: self.context.item_context(&[row]),
-                    index: 0,
-                };
-                Ok(vec![self.emit(batch, true)?])
+                let container_json = serde_json::to_string(&container).map_err(|error| {
+                    Error::Internal(format!("cannot encode a request: {error}"))
+                })?;
+                let mut text = Self::open_batch(&container_json, container_json.len() + 4096);
+                let name = rule.unwrap_or(&self.name);
+                let artifacts =
+                    self.writer.write(row, name, &container.severity, &mut text, false, b"{");
+                let batch =
+                    Batch { text, artifacts, context: self.context.item_context(&[row]), index: 0 };
+                let mut item = self.emit(batch, true)?;
+                item.dedupe_key = container.source_data_identifier;
+                Ok(vec![item])
             }
             Grouping::Alert => {
                 let mut ready = Vec::new();
-                let full = self
-                    .batch
-                    .as_ref()
-                    .is_some_and(|batch| batch.artifacts.len() + artifacts.len() > BATCH_ARTIFACTS);
-                if full && let Some(batch) = self.batch.take() {
-                    ready.push(self.emit(batch, false)?);
+                if self.container.is_none() {
+                    let container = self.container(row, alert_container_sdi(&self.context));
+                    let json = serde_json::to_string(&container).map_err(|error| {
+                        Error::Internal(format!("cannot encode a request: {error}"))
+                    })?;
+                    self.container = Some((container, json));
                 }
+                let Some((container, container_json)) = self.container.as_ref() else {
+                    return Err(Error::Internal("no SOAR container".into()));
+                };
                 let mut batch = match self.batch.take() {
                     Some(mut batch) => {
                         batch.context.rows.push(row_ref(row));
                         batch
                     }
                     None => {
-                        let container = match &self.container {
-                            Some(container) => container.clone(),
-                            None => {
-                                let container =
-                                    self.container(row, alert_container_sdi(&self.context));
-                                self.container = Some(container.clone());
-                                container
-                            }
-                        };
                         let index = self.next_index;
                         self.next_index += 1;
                         Batch {
-                            container,
-                            artifacts: Vec::with_capacity(BATCH_ARTIFACTS),
+                            text: Self::open_batch(container_json, 1 << 20),
+                            artifacts: 0,
                             context: self.context.item_context(&[row]),
                             index,
                         }
                     }
                 };
-                let severity = &batch.container.severity;
-                let artifacts: Vec<Artifact> = artifacts
-                    .into_iter()
-                    .map(|artifact| Artifact { severity: severity.clone(), ..artifact })
-                    .collect();
-                batch.artifacts.extend(artifacts);
+                let mark = batch.text.len();
+                let name = rule.unwrap_or(&self.name);
+                let added = self.writer.write(
+                    row,
+                    name,
+                    &container.severity,
+                    &mut batch.text,
+                    batch.artifacts > 0,
+                    b"{",
+                );
+                if batch.artifacts > 0 && batch.artifacts + added > BATCH_ARTIFACTS {
+                    // The row does not fit: the batch goes without it, the row starts the next.
+                    let moved = batch.text.split_off(mark);
+                    batch.context.rows.pop();
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    let mut next = Batch {
+                        text: Self::open_batch(container_json, 1 << 20),
+                        artifacts: added,
+                        context: self.context.item_context(&[row]),
+                        index,
+                    };
+                    // Without the comma that separated it from the previous artifact.
+                    next.text.extend_from_slice(&moved[1..]);
+                    let full = std::mem::replace(&mut batch, next);
+                    ready.push(self.emit_alert(full, false)?);
+                } else {
+                    batch.artifacts += added;
+                }
                 self.batch = Some(batch);
                 Ok(ready)
             }
@@ -555,9 +608,24 @@ impl RowMapper for SoarMapper {
 
     fn finish(&mut self) -> Result<Vec<DeliveryItem>> {
         match self.batch.take() {
-            Some(batch) => Ok(vec![self.emit(batch, true)?]),
+            Some(batch) => Ok(vec![self.emit_alert(batch, true)?]),
             None => Ok(Vec::new()),
         }
+    }
+}
+
+impl SoarMapper {
+    /// `emit` for `grouping=alert`: the dedupe key is the container's SDI and the batch number.
+    fn emit_alert(&self, batch: Batch, last: bool) -> Result<DeliveryItem> {
+        let index = batch.index;
+        let mut item = self.emit(batch, last)?;
+        let sdi = self
+            .container
+            .as_ref()
+            .map(|(container, _)| container.source_data_identifier.as_str())
+            .unwrap_or_default();
+        item.dedupe_key = format!("{sdi}:{index}");
+        Ok(item)
     }
 }
 

@@ -77,6 +77,11 @@ pub struct Header {
 }
 
 impl Header {
+    /// The position of a data field in `names` (and so for `Row::at`).
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
     fn from_record(record: &csv::StringRecord) -> Header {
         let mut position: HashMap<&str, usize> = HashMap::new();
         for (column, name) in record.iter().enumerate() {
@@ -99,12 +104,18 @@ impl Header {
 }
 
 /// One result row: its id and its decoded fields. Empty cells are absent fields.
+///
+/// A row can be read again and again into the same value (`ResultsReader::read_into`): the
+/// strings of its cells keep their capacity, so a long file is read without allocating per
+/// field.
 #[derive(Clone, Debug)]
 pub struct Row {
     /// 0-based row number, or the per-result alert's `result_id`.
     pub rid: String,
     header: Arc<Header>,
-    values: Vec<Option<FieldValue>>,
+    /// One value per data field of the header; only those marked in `present` are the row's.
+    values: Vec<FieldValue>,
+    present: Vec<bool>,
 }
 
 impl Row {
@@ -114,13 +125,31 @@ impl Row {
         let index = names.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect();
         let columns = (0..names.len()).map(|i| (i, None)).collect();
         let header = Arc::new(Header { names, columns, index });
-        let values =
-            pairs.iter().map(|(_, value)| Some(value.clone()).filter(|v| !v.is_empty())).collect();
-        Row { rid: rid.to_string(), header, values }
+        let values = pairs.iter().map(|(_, value)| value.clone()).collect();
+        let present = pairs.iter().map(|(_, value)| !value.is_empty()).collect();
+        Row { rid: rid.to_string(), header, values, present }
+    }
+
+    /// A row of `header` with no fields yet, to be filled by `ResultsReader::read_into`.
+    pub fn empty(header: Arc<Header>) -> Row {
+        Row { rid: String::new(), header, values: Vec::new(), present: Vec::new() }
+    }
+
+    /// The column layout this row was read with (shared by every row of a file).
+    pub fn header(&self) -> &Arc<Header> {
+        &self.header
+    }
+
+    /// The value of the `index`-th data field of the header (`Header::names`), if present.
+    pub fn at(&self, index: usize) -> Option<&FieldValue> {
+        match self.present.get(index) {
+            Some(true) => self.values.get(index),
+            _ => None,
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&FieldValue> {
-        self.header.index.get(name).and_then(|&i| self.values[i].as_ref())
+        self.header.index.get(name).and_then(|&i| self.at(i))
     }
 
     /// The first value of a field that is present and not empty.
@@ -133,12 +162,12 @@ impl Row {
         self.header
             .names
             .iter()
-            .zip(&self.values)
-            .filter_map(|(name, value)| Some((name.as_str(), value.as_ref()?)))
+            .zip(self.values.iter().zip(&self.present))
+            .filter_map(|(name, (value, present))| present.then_some((name.as_str(), value)))
     }
 
     pub fn len(&self) -> usize {
-        self.values.iter().filter(|value| value.is_some()).count()
+        self.present.iter().filter(|present| **present).count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -659,25 +688,72 @@ impl ResultsReader {
         self.header.as_ref()
     }
 
-    fn decode(&self, header: &Arc<Header>) -> Vec<Option<FieldValue>> {
-        header
-            .columns
-            .iter()
-            .map(|&(column, mv_column)| {
-                let plain = self.record.get(column).unwrap_or("");
-                let encoded = mv_column.and_then(|mv| self.record.get(mv)).unwrap_or("");
-                if !encoded.is_empty()
-                    && let Some(values) = decode_multivalue(encoded)
-                {
-                    return Some(if values.len() == 1 {
-                        FieldValue::Single(values.into_iter().next().unwrap_or_default())
-                    } else {
-                        FieldValue::Multi(values)
-                    });
+    /// Decodes the current record into `row`, reusing the strings it already holds.
+    fn decode_into(&self, row: &mut Row) {
+        let header = &*row.header;
+        let count = header.columns.len();
+        row.values.resize_with(count, || FieldValue::Single(String::new()));
+        row.present.resize(count, false);
+        for (i, &(column, mv_column)) in header.columns.iter().enumerate() {
+            let plain = self.record.get(column).unwrap_or("");
+            let encoded = mv_column.and_then(|mv| self.record.get(mv)).unwrap_or("");
+            if !encoded.is_empty()
+                && let Some(mut values) = decode_multivalue(encoded)
+            {
+                row.values[i] = if values.len() == 1 {
+                    FieldValue::Single(values.pop().unwrap_or_default())
+                } else {
+                    FieldValue::Multi(values)
+                };
+                row.present[i] = true;
+                continue;
+            }
+            if plain.is_empty() {
+                row.present[i] = false;
+                continue;
+            }
+            match &mut row.values[i] {
+                FieldValue::Single(value) => {
+                    value.clear();
+                    value.push_str(plain);
                 }
-                (!plain.is_empty()).then(|| FieldValue::Single(plain.to_string()))
-            })
-            .collect()
+                other => *other = FieldValue::Single(plain.to_string()),
+            }
+            row.present[i] = true;
+        }
+    }
+
+    /// Reads the next row into `row` (made by `Row::empty` or read into before), reusing its
+    /// storage: `Ok(false)` at the end of the file. After an error, nothing more is read.
+    pub fn read_into(&mut self, row: &mut Row) -> Result<bool> {
+        let Some(header) = &self.header else {
+            return Ok(false);
+        };
+        match self.reader.read_record(&mut self.record) {
+            Ok(false) => Ok(false),
+            Ok(true) => {
+                if !Arc::ptr_eq(&row.header, header) {
+                    *row = Row::empty(header.clone());
+                }
+                row.rid.clear();
+                match &self.result_id {
+                    Some(result_id) => row.rid.push_str(result_id),
+                    None => {
+                        use std::fmt::Write as _;
+                        let _ = write!(row.rid, "{}", self.next_row);
+                    }
+                }
+                self.next_row += 1;
+                self.decode_into(row);
+                Ok(true)
+            }
+            Err(error) => {
+                let header = self.header_record.as_byte_record();
+                let error = describe_csv_error(&self.path, error, self.next_row, Some(header));
+                self.header = None;
+                Err(error)
+            }
+        }
     }
 }
 
@@ -685,24 +761,11 @@ impl Iterator for ResultsReader {
     type Item = Result<Row>;
 
     fn next(&mut self) -> Option<Result<Row>> {
-        let header = self.header.clone()?;
-        match self.reader.read_record(&mut self.record) {
+        let mut row = Row::empty(self.header.clone()?);
+        match self.read_into(&mut row) {
+            Ok(true) => Some(Ok(row)),
             Ok(false) => None,
-            Ok(true) => {
-                let rid = match &self.result_id {
-                    Some(result_id) => result_id.clone(),
-                    None => self.next_row.to_string(),
-                };
-                self.next_row += 1;
-                let values = self.decode(&header);
-                Some(Ok(Row { rid, header, values }))
-            }
-            Err(error) => {
-                let header = self.header_record.as_byte_record();
-                let error = describe_csv_error(&self.path, error, self.next_row, Some(header));
-                self.header = None;
-                Some(Err(error))
-            }
+            Err(error) => Some(Err(error)),
         }
     }
 }

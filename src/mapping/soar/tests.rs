@@ -26,8 +26,12 @@ fn context(params: &[(&str, &str)]) -> AlertContext {
     }
 }
 
+/// The item's request, checked to be byte for byte what serde_json writes for it (the mapper
+/// writes the JSON text itself).
 fn request(item: &DeliveryItem) -> SoarRequest {
-    serde_json::from_str(item.request.get()).unwrap()
+    let request: SoarRequest = serde_json::from_str(item.request.get()).unwrap();
+    assert_eq!(DeliveryItem::encode_request(&request).unwrap().get(), item.request.get());
+    request
 }
 
 fn run(mapper: &mut SoarMapper, rows: &[Row]) -> Vec<DeliveryItem> {
@@ -36,6 +40,9 @@ fn run(mapper: &mut SoarMapper, rows: &[Row]) -> Vec<DeliveryItem> {
         items.extend(mapper.push(row).unwrap());
     }
     items.extend(mapper.finish().unwrap());
+    for item in &items {
+        request(item);
+    }
     items
 }
 
@@ -427,4 +434,80 @@ fn unicode_and_newlines_pass_through_unchanged() {
     let artifacts = row_artifacts(&row, &FieldMapping::default(), "n", "low");
     assert_eq!(artifacts[0].cef["destinationUserName"], text);
     assert_eq!(artifacts[0].data["note"], text);
+}
+
+/// `ArtifactWriter` against the reference, `serde_json` on `row_artifacts`.
+fn assert_wire_matches(row: &Row, mapping: &cef::FieldMapping) {
+    let mut writer = ArtifactWriter::new(mapping.clone());
+    for (name, severity) in [("Splunk result 7", "high"), ("na\"me\n\u{1}é", "low")] {
+        let mut ours = b"[".to_vec();
+        let count = writer.write(row, name, severity, &mut ours, false, b"{");
+        ours.push(b']');
+        let reference = row_artifacts(row, mapping, name, severity);
+        assert_eq!(count, reference.len());
+        assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&reference).unwrap());
+    }
+}
+
+#[test]
+fn written_artifacts_are_the_bytes_of_the_reference_mapping() {
+    let default = cef::FieldMapping::default();
+    let overrides = cef::FieldMapping::parse("dest_ip=sourceAddress,user=,sig=cs1").unwrap();
+    let rows = [
+        Row::from_pairs("0", &[("src", one("10.0.0.1")), ("user", one("bob"))]),
+        Row::from_pairs(
+            "1",
+            &[
+                ("_time", one("1763750000.000")),
+                ("src", many(&["10.0.0.1", "", "10.0.0.2", "10.0.0.1"])),
+                ("dest", many(&["192.168.0.1", "192.168.0.2"])),
+                ("src_ip", one("10.9.9.9")),
+                ("dest_ip", one("172.16.0.1")),
+                ("zeta", many(&["a", "", "b"])),
+                ("alpha", one("quote \" backslash \\ tab \t nl \n ctl \u{7f}\u{1f} ü")),
+                ("date_hour", one("3")),
+                ("sig", one("x")),
+                ("_raw", one("raw")),
+            ],
+        ),
+        Row::from_pairs(
+            "2",
+            &[
+                (
+                    "src",
+                    many(
+                        &(0..12)
+                            .map(|i| format!("10.0.0.{i}"))
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+                (
+                    "dest",
+                    many(
+                        &(0..12)
+                            .map(|i| format!("10.1.0.{i}"))
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+                ("user", many(&["", ""])),
+                ("event_id", one("E-1")),
+                ("file_hash", one("abc")),
+            ],
+        ),
+        Row::from_pairs("3", &[("src", many(&["", ""])), ("src_ip", one("10.0.0.3"))]),
+        Row::from_pairs("4", &[("punct", one("..")), ("linecount", one("1"))]),
+        Row::from_pairs("5", &[]),
+        // A field named twice (rows built by hand only): written through the reference.
+        Row::from_pairs("6", &[("x", one("1")), ("src", one("10.0.0.1")), ("x", one("2"))]),
+    ];
+    for row in &rows {
+        assert_wire_matches(row, &default);
+        assert_wire_matches(row, &overrides);
+    }
 }
