@@ -195,6 +195,7 @@ mod tests {
                     rows,
                     ..ItemContext::default()
                 },
+                list_index: None,
             },
             result,
             attempts: 1,

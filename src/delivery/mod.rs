@@ -20,6 +20,8 @@ pub mod store;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Which remote an item is for. The spool stores this name to rebuild the target on flush.
@@ -102,8 +104,43 @@ pub struct DeliveryItem {
     /// spool and read by its target without being rebuilt as a tree of values.
     pub request: Box<RawValue>,
     pub context: ItemContext,
+    /// The mapper's map of `request`, kept with the item in the process that mapped it so that
+    /// its target does not parse the text again; never spooled (an item read back from the
+    /// spool has none, and its target parses and checks it in full).
+    #[serde(skip)]
+    pub list_index: Option<Arc<ListIndex>>,
 }
 
+/// Where the parts of a request whose bulk is one JSON list (SOAR's artifacts) lie in its
+/// text, as its mapper wrote them: the list, each element, and each element's identifier.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListIndex {
+    /// The list's contents, between its `[` and `]`.
+    pub list: Range<usize>,
+    pub elements: Vec<ListElement>,
+    /// The elements' identifiers, one after the other (`ListElement::id` are ranges of it).
+    pub ids: String,
+}
+
+/// One element of an indexed list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListElement {
+    /// The element's JSON text in the request.
+    pub text: Range<usize>,
+    /// Its identifier (SOAR: the source data identifier) in `ListIndex::ids`.
+    pub id: Range<usize>,
+    /// Marked by the mapper (SOAR: the artifact that runs automation).
+    pub flagged: bool,
+}
+
+impl ListIndex {
+    /// The identifier of `element`.
+    pub fn id(&self, element: &ListElement) -> Option<&str> {
+        self.ids.get(element.id.clone())
+    }
+}
+
+/// Items are equal when their content is: the in-process `list_index` is not part of it.
 impl PartialEq for DeliveryItem {
     fn eq(&self, other: &Self) -> bool {
         self.target == other.target

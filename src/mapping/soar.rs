@@ -10,13 +10,14 @@
 
 use super::cef::{self, FieldMapping};
 use super::{AlertContext, RowMapper};
-use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
+use crate::delivery::{DeliveryItem, ItemContext, ListElement, ListIndex, RowRef, TargetKind};
 use crate::error::{Error, Result};
 use crate::splunk::results::{FieldValue, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Digest;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 mod wire;
 pub use wire::ArtifactWriter;
@@ -391,6 +392,31 @@ struct Batch {
     artifacts: usize,
     context: ItemContext,
     index: u32,
+    /// Where each artifact and its SDI are, for the SOAR client (`DeliveryItem::list_index`).
+    list: ListIndex,
+}
+
+impl Batch {
+    fn new(container_json: &str, capacity: usize, context: ItemContext, index: u32) -> Batch {
+        let text = SoarMapper::open_batch(container_json, capacity);
+        let list = ListIndex { list: text.len()..text.len(), ..ListIndex::default() };
+        Batch { text, artifacts: 0, context, index, list }
+    }
+
+    /// Indexes the artifacts `writer` just wrote, `shift` bytes further on in `text` than
+    /// where it wrote them (negative when they moved back).
+    fn index_written(&mut self, writer: &ArtifactWriter, shift: isize) {
+        for (text, sdi) in writer.written() {
+            let from = self.list.ids.len();
+            self.list.ids.push_str(sdi);
+            self.list.elements.push(ListElement {
+                text: text.start.saturating_add_signed(shift)
+                    ..text.end.saturating_add_signed(shift),
+                id: from..self.list.ids.len(),
+                flagged: false,
+            });
+        }
+    }
 }
 
 /// `"run_automation":false}`, the end of every artifact `ArtifactWriter` writes.
@@ -483,6 +509,7 @@ impl SoarMapper {
     /// caller sets the dedupe key.
     fn emit(&self, batch: Batch, last: bool) -> Result<DeliveryItem> {
         let mut text = batch.text;
+        let mut list = batch.list;
         if last && batch.artifacts > 0 {
             let Some(start) = text.len().checked_sub(AUTOMATION_OFF.len()) else {
                 return Err(Error::Internal("a SOAR batch ends without an artifact".into()));
@@ -492,7 +519,12 @@ impl SoarMapper {
             }
             text.truncate(text.len() - b"false}".len());
             text.extend_from_slice(b"true}");
+            if let Some(element) = list.elements.last_mut() {
+                element.text.end = text.len();
+                element.flagged = true;
+            }
         }
+        list.list.end = text.len();
         text.extend_from_slice(b"],\"batch\":");
         text.extend_from_slice(batch.index.to_string().as_bytes());
         text.extend_from_slice(if last {
@@ -515,6 +547,7 @@ impl SoarMapper {
             dedupe_key: String::new(),
             request,
             context: batch.context,
+            list_index: Some(Arc::new(list)),
         })
     }
 }
@@ -533,12 +566,16 @@ impl RowMapper for SoarMapper {
                 let container_json = serde_json::to_string(&container).map_err(|error| {
                     Error::Internal(format!("cannot encode a request: {error}"))
                 })?;
-                let mut text = Self::open_batch(&container_json, container_json.len() + 4096);
+                let mut batch = Batch::new(
+                    &container_json,
+                    container_json.len() + 4096,
+                    self.context.item_context(&[row]),
+                    0,
+                );
                 let name = rule.unwrap_or(&self.name);
-                let artifacts =
-                    self.writer.write(row, name, &container.severity, &mut text, false, b"{");
-                let batch =
-                    Batch { text, artifacts, context: self.context.item_context(&[row]), index: 0 };
+                batch.artifacts =
+                    self.writer.write(row, name, &container.severity, &mut batch.text, false, b"{");
+                batch.index_written(&self.writer, 0);
                 let mut item = self.emit(batch, true)?;
                 item.dedupe_key = container.source_data_identifier;
                 Ok(vec![item])
@@ -563,12 +600,12 @@ impl RowMapper for SoarMapper {
                     None => {
                         let index = self.next_index;
                         self.next_index += 1;
-                        Batch {
-                            text: Self::open_batch(container_json, 1 << 20),
-                            artifacts: 0,
-                            context: self.context.item_context(&[row]),
+                        Batch::new(
+                            container_json,
+                            1 << 20,
+                            self.context.item_context(&[row]),
                             index,
-                        }
+                        )
                     }
                 };
                 let mark = batch.text.len();
@@ -587,18 +624,22 @@ impl RowMapper for SoarMapper {
                     batch.context.rows.pop();
                     let index = self.next_index;
                     self.next_index += 1;
-                    let mut next = Batch {
-                        text: Self::open_batch(container_json, 1 << 20),
-                        artifacts: added,
-                        context: self.context.item_context(&[row]),
+                    let mut next = Batch::new(
+                        container_json,
+                        1 << 20,
+                        self.context.item_context(&[row]),
                         index,
-                    };
+                    );
+                    next.artifacts = added;
                     // Without the comma that separated it from the previous artifact.
+                    let shift = next.text.len() as isize - (mark as isize + 1);
                     next.text.extend_from_slice(&moved[1..]);
+                    next.index_written(&self.writer, shift);
                     let full = std::mem::replace(&mut batch, next);
                     ready.push(self.emit_alert(full, false)?);
                 } else {
                     batch.artifacts += added;
+                    batch.index_written(&self.writer, 0);
                 }
                 self.batch = Some(batch);
                 Ok(ready)

@@ -301,6 +301,7 @@ impl IncidentMapper {
             dedupe_key,
             request: DeliveryItem::raw_from_value(&request),
             context: self.context.item_context(&[row]),
+            list_index: None,
         }
     }
 }

@@ -327,6 +327,7 @@ fn report(
             dedupe_key: format!("dk-{}", rows[0].rid),
             request: DeliveryItem::raw_from_value(&Value::Null),
             context: item_context,
+            list_index: None,
         },
         result,
         attempts: 2,

@@ -29,6 +29,7 @@ fn report(sid: &str, n: usize) -> DeliveryReport {
                 search_name: format!("search of {sid}"),
                 ..ItemContext::default()
             },
+            list_index: None,
         },
         result: Final::Delivered,
         attempts: 1,

@@ -20,6 +20,7 @@ pub(crate) fn item(key: &str) -> DeliveryItem {
         dedupe_key: key.into(),
         request: DeliveryItem::raw_from_value(&serde_json::json!({"container": {"name": key}})),
         context: ItemContext { action: "stackflow_soar".into(), ..ItemContext::default() },
+        list_index: None,
     }
 }
 
@@ -164,4 +165,46 @@ fn an_unusable_spool_is_an_error_naming_the_path() {
     assert!(error.to_string().contains(&root.display().to_string()), "{error}");
     assert!(spool.check_usable().is_err());
     let _ = fs::remove_file(&root);
+}
+
+#[cfg(unix)]
+#[test]
+fn write_ahead_claims_reuse_one_file_and_leave_nothing_behind() {
+    use std::os::unix::fs::MetadataExt;
+    let root = temp_root("write-ahead");
+    let spool = Spool::new(&root);
+    let mut inodes = Vec::new();
+    for key in ["batch:0", "batch:1", "batch:2"] {
+        let owned = record(key);
+        let view = SpoolRecordView {
+            version: owned.version,
+            id: &owned.id,
+            item: &owned.item,
+            attempts: 0,
+            first_attempt_unix: owned.first_attempt_unix,
+            last_attempt_unix: owned.last_attempt_unix,
+            next_attempt_unix: owned.next_attempt_unix,
+            last_error: "the alert run sending it was interrupted",
+            flushes: 0,
+        };
+        let claim = spool.write_ahead(&view).unwrap();
+        // What a flusher would adopt if this process died now: the whole record.
+        assert_eq!(
+            names(&spool.inflight_dir()),
+            vec![format!("{}.{}.json", owned.id, std::process::id())]
+        );
+        let read: SpoolRecord = serde_json::from_slice(&fs::read(&claim.path).unwrap()).unwrap();
+        assert_eq!(read.item, owned.item);
+        inodes.push(fs::metadata(&claim.path).unwrap().ino());
+        spool.drop_write_ahead(claim);
+        assert!(
+            names(&spool.inflight_dir()).is_empty(),
+            "a dropped claim leaves inflight/ at once"
+        );
+        assert_eq!(names(&spool.tmp_dir()).len(), 1, "kept for the next claim");
+    }
+    assert!(inodes.windows(2).all(|pair| pair[0] == pair[1]), "one file, overwritten: {inodes:?}");
+    drop(spool);
+    assert!(names(&root.join("tmp")).is_empty(), "the kept file goes with the spool");
+    let _ = fs::remove_dir_all(&root);
 }

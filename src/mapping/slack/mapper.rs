@@ -116,6 +116,7 @@ impl SlackMapper {
             dedupe_key,
             request: DeliveryItem::raw_from_value(&request),
             context,
+            list_index: None,
         }
     }
 

@@ -31,7 +31,36 @@ fn context(params: &[(&str, &str)]) -> AlertContext {
 fn request(item: &DeliveryItem) -> SoarRequest {
     let request: SoarRequest = serde_json::from_str(item.request.get()).unwrap();
     assert_eq!(DeliveryItem::encode_request(&request).unwrap().get(), item.request.get());
+    assert_index_matches(item, &request);
     request
+}
+
+/// The item's list index against a full parse of its text: the list's bounds, each artifact's
+/// bytes, SDI and automation flag.
+fn assert_index_matches(item: &DeliveryItem, request: &SoarRequest) {
+    #[derive(serde::Deserialize)]
+    struct View<'a> {
+        #[serde(borrow)]
+        artifacts: Vec<&'a serde_json::value::RawValue>,
+    }
+    let text = item.request.get();
+    let index = item.list_index.as_deref().expect("a SOAR item carries its list index");
+    let view: View<'_> = serde_json::from_str(text).unwrap();
+    assert_eq!(
+        &text[..index.list.start],
+        text.split_once("\"artifacts\":[").unwrap().0.to_string() + "\"artifacts\":["
+    );
+    let joined: Vec<&str> = view.artifacts.iter().map(|raw| raw.get()).collect();
+    assert_eq!(&text[index.list.clone()], joined.join(","));
+    assert_eq!(&text[index.list.end..index.list.end + 1], "]");
+    assert_eq!(index.elements.len(), request.artifacts.len());
+    for ((element, raw), artifact) in
+        index.elements.iter().zip(&view.artifacts).zip(&request.artifacts)
+    {
+        assert_eq!(&text[element.text.clone()], raw.get());
+        assert_eq!(index.id(element), Some(artifact.source_data_identifier.as_str()));
+        assert_eq!(element.flagged, artifact.run_automation);
+    }
 }
 
 fn run(mapper: &mut SoarMapper, rows: &[Row]) -> Vec<DeliveryItem> {
@@ -442,9 +471,18 @@ fn assert_wire_matches(row: &Row, mapping: &cef::FieldMapping) {
     for (name, severity) in [("Splunk result 7", "high"), ("na\"me\n\u{1}é", "low")] {
         let mut ours = b"[".to_vec();
         let count = writer.write(row, name, severity, &mut ours, false, b"{");
+        let written: Vec<(String, String)> = writer
+            .written()
+            .map(|(text, sdi)| (String::from_utf8(ours[text].to_vec()).unwrap(), sdi.to_string()))
+            .collect();
         ours.push(b']');
         let reference = row_artifacts(row, mapping, name, severity);
         assert_eq!(count, reference.len());
+        let expected: Vec<(String, String)> = reference
+            .iter()
+            .map(|a| (serde_json::to_string(a).unwrap(), a.source_data_identifier.clone()))
+            .collect();
+        assert_eq!(written, expected, "what `written` says the call wrote");
         assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&reference).unwrap());
     }
 }
@@ -503,6 +541,10 @@ fn written_artifacts_are_the_bytes_of_the_reference_mapping() {
         Row::from_pairs("3", &[("src", many(&["", ""])), ("src_ip", one("10.0.0.3"))]),
         Row::from_pairs("4", &[("punct", one("..")), ("linecount", one("1"))]),
         Row::from_pairs("5", &[]),
+        Row::from_pairs(
+            "7",
+            &[("event_id", one("E\"7\\\n")), ("src", many(&["10.0.0.1", "10.0.0.2"]))],
+        ),
         // A field named twice (rows built by hand only): written through the reference.
         Row::from_pairs("6", &[("x", one("1")), ("src", one("10.0.0.1")), ("x", one("2"))]),
     ];

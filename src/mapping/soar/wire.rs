@@ -12,6 +12,7 @@ use super::{Artifact, MAX_ARTIFACTS_PER_ROW, hex, row_artifacts};
 use crate::mapping::cef::{self, FieldMapping};
 use crate::splunk::results::{FieldValue, Header, Row};
 use sha2::Digest;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// What one data field of the header is to the mapping.
@@ -108,6 +109,9 @@ pub struct ArtifactWriter {
     /// `"cef_types":{…},"data":{…},"run_automation":false}` of the current row.
     tail: Vec<u8>,
     identity: String,
+    /// The artifacts of the last `write`: their text in its `out`, their SDI in `written_sdis`.
+    written: Vec<(Range<usize>, Range<usize>)>,
+    written_sdis: String,
 }
 
 /// Appends `text` as a JSON string (serde_json's escaping, so the bytes are its bytes).
@@ -166,7 +170,24 @@ impl ArtifactWriter {
             values: Vec::new(),
             tail: Vec::new(),
             identity: String::new(),
+            written: Vec::new(),
+            written_sdis: String::new(),
         }
+    }
+
+    /// The artifacts the last `write` appended: each one's bytes in that call's `out` and its
+    /// source data identifier (what `SoarMapper` indexes for the SOAR client).
+    pub fn written(&self) -> impl Iterator<Item = (Range<usize>, &str)> + '_ {
+        self.written
+            .iter()
+            .map(|(text, sdi)| (text.clone(), self.written_sdis.get(sdi.clone()).unwrap_or("")))
+    }
+
+    /// Records an artifact just written to `out[start..]` with the SDI `sdi`.
+    fn record(&mut self, start: usize, end: usize, sdi: &str) {
+        let from = self.written_sdis.len();
+        self.written_sdis.push_str(sdi);
+        self.written.push((start..end, from..self.written_sdis.len()));
     }
 
     /// Appends the row's artifacts to `out` as JSON objects separated by commas (a comma
@@ -189,8 +210,19 @@ impl ArtifactWriter {
         let Some(plan) = self.plan.as_ref() else {
             return 0;
         };
+        self.written.clear();
+        self.written_sdis.clear();
         if plan.duplicates {
-            return write_through_serde(row, &self.mapping, name, severity, out, comma_first, open);
+            let artifacts: Vec<Artifact> = row_artifacts(row, &self.mapping, name, severity);
+            for (index, artifact) in artifacts.iter().enumerate() {
+                if index > 0 || comma_first {
+                    out.push(b',');
+                }
+                let start = out.len();
+                write_through_serde(artifact, out, open);
+                self.record(start, out.len(), &artifact.source_data_identifier);
+            }
+            return artifacts.len();
         }
         // Which field becomes what: the first field (in file order) with non-empty values
         // takes its CEF key; a later one for the same key goes to `data`.
@@ -325,21 +357,20 @@ impl ArtifactWriter {
                 *pick = rest % len;
                 rest /= len;
             }
+            let start = out.len();
             out.extend_from_slice(open);
             out.extend_from_slice(b"\"name\":");
             json_str(out, name);
             out.extend_from_slice(b",\"label\":\"event\",\"severity\":");
             json_str(out, severity);
             out.extend_from_slice(b",\"source_data_identifier\":");
+            let sdi_start = self.written_sdis.len();
+            self.written_sdis.push_str(&self.identity);
             if count > 1 {
-                let mut sdi = String::with_capacity(self.identity.len() + 4);
-                sdi.push_str(&self.identity);
-                sdi.push(':');
-                sdi.push_str(&index.to_string());
-                json_str(out, &sdi);
-            } else {
-                json_str(out, &self.identity);
+                use std::fmt::Write as _;
+                let _ = write!(self.written_sdis, ":{index}");
             }
+            json_str(out, &self.written_sdis[sdi_start..]);
             out.extend_from_slice(b",\"cef\":{");
             for (n, &slot) in self.slot_order.iter().enumerate() {
                 if n > 0 {
@@ -354,30 +385,17 @@ impl ArtifactWriter {
             }
             out.push(b'}');
             out.extend_from_slice(&self.tail);
+            self.written.push((start..out.len(), sdi_start..self.written_sdis.len()));
         }
         count
     }
 }
 
-/// The reference path (`row_artifacts` + serde_json), for rows naming a field twice.
-fn write_through_serde(
-    row: &Row,
-    mapping: &FieldMapping,
-    name: &str,
-    severity: &str,
-    out: &mut Vec<u8>,
-    comma_first: bool,
-    open: &[u8],
-) -> usize {
-    let artifacts: Vec<Artifact> = row_artifacts(row, mapping, name, severity);
-    for (index, artifact) in artifacts.iter().enumerate() {
-        if index > 0 || comma_first {
-            out.push(b',');
-        }
-        let start = out.len();
-        // Serialising these types into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, artifact);
-        out.splice(start..start + 1, open.iter().copied());
-    }
-    artifacts.len()
+/// The reference path (`serde_json` on an artifact of `row_artifacts`), for rows naming a field
+/// twice: the artifact opening with `open` instead of `{`.
+fn write_through_serde(artifact: &Artifact, out: &mut Vec<u8>, open: &[u8]) {
+    let start = out.len();
+    // Serialising these types into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, artifact);
+    out.splice(start..start + 1, open.iter().copied());
 }

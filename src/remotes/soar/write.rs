@@ -14,7 +14,7 @@
 use super::claim::ContainerClaims;
 use super::{SoarApi, filter_batches, string_literal};
 use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
+use crate::delivery::{Delivered, DeliveryItem, ListIndex, Outcome, RejectClass, Target};
 use crate::error::Result;
 use crate::mapping::soar::ContainerSpec;
 use crate::settings::Settings;
@@ -22,6 +22,7 @@ use crate::splunk::rest::{Splunkd, url_encode};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 /// Containers remembered per run; past this the cache starts afresh (a forgotten container
@@ -81,17 +82,89 @@ struct RequestView<'a> {
     playbook: Option<String>,
 }
 
+/// Everything of a request but its artifacts.
+#[derive(Deserialize)]
+struct RequestHead {
+    container: ContainerSpec,
+    batch: u32,
+    last_batch: bool,
+    #[serde(default)]
+    playbook: Option<String>,
+}
+
 /// The two facts of an artifact the client decides on.
 #[derive(Deserialize)]
-struct ArtifactKeys {
-    source_data_identifier: String,
+struct ArtifactKeys<'a> {
+    #[serde(borrow)]
+    source_data_identifier: Cow<'a, str>,
     #[serde(default)]
     run_automation: bool,
 }
 
+/// An artifact as stored: its JSON text and the two facts the client decides on.
 struct WireArtifact<'a> {
-    raw: &'a RawValue,
-    keys: ArtifactKeys,
+    text: &'a str,
+    sdi: Cow<'a, str>,
+    run_automation: bool,
+}
+
+/// An item's request: from the mapper's index when the item was mapped in this process (the
+/// artifacts are not parsed again: the mapper wrote them and checked the whole text), else by
+/// parsing and checking all of it (an item read back from the spool).
+fn read_request(
+    item: &DeliveryItem,
+) -> std::result::Result<(RequestHead, Vec<WireArtifact<'_>>), Outcome> {
+    let text = item.request.get();
+    if let Some(found) = item.list_index.as_deref().and_then(|index| from_index(text, index)) {
+        return Ok(found);
+    }
+    let not_sent = |what: String| {
+        Outcome::rejected(
+            RejectClass::Remote,
+            format!("item {} {what}; it was not sent", item.dedupe_key),
+        )
+    };
+    let request: RequestView<'_> = serde_json::from_str(text)
+        .map_err(|error| not_sent(format!("is not a SOAR request ({error})")))?;
+    let mut artifacts = Vec::with_capacity(request.artifacts.len());
+    for raw in &request.artifacts {
+        let keys: ArtifactKeys<'_> = serde_json::from_str(raw.get())
+            .map_err(|error| not_sent(format!("holds an artifact that is not valid ({error})")))?;
+        artifacts.push(WireArtifact {
+            text: raw.get(),
+            sdi: keys.source_data_identifier,
+            run_automation: keys.run_automation,
+        });
+    }
+    let head = RequestHead {
+        container: request.container,
+        batch: request.batch,
+        last_batch: request.last_batch,
+        playbook: request.playbook,
+    };
+    Ok((head, artifacts))
+}
+
+/// The request as its index describes it: the head parsed from the text around the list,
+/// the artifacts taken as indexed. `None` when the index does not fit the text.
+fn from_index<'a>(
+    text: &'a str,
+    index: &'a ListIndex,
+) -> Option<(RequestHead, Vec<WireArtifact<'a>>)> {
+    let around = [text.get(..index.list.start)?, text.get(index.list.end..)?].concat();
+    let head: RequestHead = serde_json::from_str(&around).ok()?;
+    let artifacts = index
+        .elements
+        .iter()
+        .map(|element| {
+            Some(WireArtifact {
+                text: text.get(element.text.clone())?,
+                sdi: Cow::Borrowed(index.id(element)?),
+                run_automation: element.flagged,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((head, artifacts))
 }
 
 impl WireArtifact<'_> {
@@ -102,8 +175,8 @@ impl WireArtifact<'_> {
         run_automation: bool,
         out: &mut Vec<u8>,
     ) -> std::result::Result<(), String> {
-        let text = self.raw.get();
-        if run_automation == self.keys.run_automation {
+        let text = self.text;
+        if run_automation == self.run_automation {
             let Some(rest) = text.strip_prefix('{') else {
                 return Err("an artifact is not a JSON object".into());
             };
@@ -196,10 +269,7 @@ impl SoarTarget {
         container_id: u64,
         artifacts: &[WireArtifact<'_>],
     ) -> std::result::Result<HashSet<String>, Outcome> {
-        let sdis: Vec<&str> = artifacts
-            .iter()
-            .map(|artifact| artifact.keys.source_data_identifier.as_str())
-            .collect();
+        let sdis: Vec<&str> = artifacts.iter().map(|artifact| artifact.sdi.as_ref()).collect();
         let mut present = HashSet::new();
         let literals: Vec<String> = sdis.iter().map(|sdi| string_literal(sdi)).collect();
         for (batch, _) in filter_batches(&literals) {
@@ -238,7 +308,7 @@ impl SoarTarget {
         artifacts: &[&WireArtifact<'_>],
         automation: Option<usize>,
     ) -> std::result::Result<Posted, Outcome> {
-        let capacity = artifacts.iter().map(|a| a.raw.get().len() + 32).sum::<usize>() + 2;
+        let capacity = artifacts.iter().map(|a| a.text.len() + 32).sum::<usize>() + 2;
         let mut body = Vec::with_capacity(capacity);
         body.push(b'[');
         for (index, artifact) in artifacts.iter().enumerate() {
@@ -305,33 +375,10 @@ impl SoarTarget {
     }
 
     fn deliver(&mut self, item: &DeliveryItem, resend: bool) -> Outcome {
-        let request: RequestView<'_> = match serde_json::from_str(item.request.get()) {
+        let (request, artifacts) = match read_request(item) {
             Ok(request) => request,
-            Err(error) => {
-                return Outcome::rejected(
-                    RejectClass::Remote,
-                    format!(
-                        "item {} is not a SOAR request ({error}); it was not sent",
-                        item.dedupe_key
-                    ),
-                );
-            }
+            Err(outcome) => return outcome,
         };
-        let mut artifacts = Vec::with_capacity(request.artifacts.len());
-        for raw in &request.artifacts {
-            match serde_json::from_str::<ArtifactKeys>(raw.get()) {
-                Ok(keys) => artifacts.push(WireArtifact { raw, keys }),
-                Err(error) => {
-                    return Outcome::rejected(
-                        RejectClass::Remote,
-                        format!(
-                            "item {} holds an artifact that is not valid ({error}); it was not sent",
-                            item.dedupe_key
-                        ),
-                    );
-                }
-            }
-        }
         let sdi = request.container.source_data_identifier.clone();
         // Held until the batch (and the playbook) is done: another process waits, then finds
         // the artifacts present instead of posting them again.
@@ -355,12 +402,10 @@ impl SoarTarget {
                 Err(outcome) => return with_context(outcome, id),
             }
         }
-        let to_post: Vec<&WireArtifact<'_>> = artifacts
-            .iter()
-            .filter(|artifact| !present.contains(&artifact.keys.source_data_identifier))
-            .collect();
+        let to_post: Vec<&WireArtifact<'_>> =
+            artifacts.iter().filter(|artifact| !present.contains(artifact.sdi.as_ref())).collect();
         let already = artifacts.len() - to_post.len();
-        let wants_automation = artifacts.iter().any(|artifact| artifact.keys.run_automation);
+        let wants_automation = artifacts.iter().any(|artifact| artifact.run_automation);
         let automation = if wants_automation { to_post.len().checked_sub(1) } else { None };
         let mut posted = Posted::default();
         if !to_post.is_empty() {
@@ -490,6 +535,89 @@ pub fn run_playbook(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::soar::SoarMapper;
+    use crate::mapping::{AlertContext, RowMapper};
+    use crate::splunk::results::{FieldValue, Row};
+    use std::sync::Arc;
+
+    /// Items as an alert run maps them: 1,001 rows, one with two `src` values and an escaped
+    /// `event_id`, in batches of up to 500 artifacts with the playbook on the last.
+    fn mapped_items() -> Vec<DeliveryItem> {
+        let context = AlertContext {
+            action: "stackflow_soar".into(),
+            sid: "scheduler__admin__search__RMD5_at_1763750000_7".into(),
+            search_name: "Brute Force".into(),
+            params: [("playbook".to_string(), "7".to_string())].into_iter().collect(),
+            ..AlertContext::default()
+        };
+        let mut mapper = SoarMapper::new(context).unwrap();
+        let mut items = Vec::new();
+        for n in 0..1001 {
+            let src = if n == 499 {
+                FieldValue::Multi(vec!["10.0.0.1".into(), "10.0.0.2".into()])
+            } else {
+                FieldValue::Single(format!("10.1.{}.{}", n / 256, n % 256))
+            };
+            let event_id = FieldValue::Single(format!("E\"{n}\\"));
+            items.extend(
+                mapper
+                    .push(&Row::from_pairs(&n.to_string(), &[("src", src), ("event_id", event_id)]))
+                    .unwrap(),
+            );
+        }
+        items.extend(mapper.finish().unwrap());
+        items
+    }
+
+    /// Container SDI, batch, last batch, playbook, and each artifact's text, SDI, automation.
+    type Summary = (String, u32, bool, Option<String>, Vec<(String, String, bool)>);
+
+    fn summary(item: &DeliveryItem) -> Summary {
+        let (head, artifacts) =
+            read_request(item).unwrap_or_else(|_| panic!("{} reads", item.dedupe_key));
+        let artifacts = artifacts
+            .into_iter()
+            .map(|a| (a.text.to_string(), a.sdi.into_owned(), a.run_automation))
+            .collect();
+        (
+            head.container.source_data_identifier,
+            head.batch,
+            head.last_batch,
+            head.playbook,
+            artifacts,
+        )
+    }
+
+    #[test]
+    fn the_mappers_index_reads_as_the_full_parse_does() {
+        let items = mapped_items();
+        assert_eq!(items.len(), 3);
+        for item in &items {
+            let index = item.list_index.as_deref().expect("mapped items carry their index");
+            assert!(from_index(item.request.get(), index).is_some(), "the index fits");
+            let parsed = DeliveryItem { list_index: None, ..item.clone() };
+            assert_eq!(summary(item), summary(&parsed));
+        }
+        let last = summary(&items[2]);
+        assert_eq!((last.1, last.2, last.3.as_deref()), (2, true, Some("7")));
+        assert!(last.4.last().unwrap().2, "the last artifact runs automation");
+        assert_eq!(summary(&items[0]).4[0].1, "E\"0\\");
+    }
+
+    #[test]
+    fn an_index_that_does_not_fit_the_text_is_not_used() {
+        let item = mapped_items().remove(0);
+        let mut index = (**item.list_index.as_ref().unwrap()).clone();
+        index.list.end = item.request.get().len() + 1;
+        assert!(from_index(item.request.get(), &index).is_none());
+        let broken = DeliveryItem { list_index: Some(Arc::new(index)), ..item.clone() };
+        assert_eq!(summary(&broken), summary(&item));
+        let mut index = (**item.list_index.as_ref().unwrap()).clone();
+        index.elements[3].id = 0..index.ids.len() + 1;
+        assert!(from_index(item.request.get(), &index).is_none());
+        let broken = DeliveryItem { list_index: Some(Arc::new(index)), ..item.clone() };
+        assert_eq!(summary(&broken), summary(&item));
+    }
 
     #[test]
     fn failed_is_authoritative() {
