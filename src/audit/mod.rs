@@ -19,7 +19,7 @@ use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
 use crate::splunk::results::Row;
 use links::LinkWriter;
-use modalert::{Invocation, Level, ModAlertLog};
+use modalert::{Invocation, Level, LineTemplate, ModAlertLog, RowIds};
 use receipts::{Receipt, ReceiptRef, ReceiptWriter};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -282,9 +282,11 @@ fn record_item(
     let target = receipts::detail(report, &["target"]);
     let slack_channel = receipts::detail(report, &["slack_channel", "channel"]);
     let slack_ts = receipts::detail(report, &["slack_ts", "ts"]);
+    let line = LineTemplate::new(level, invocation, &signature, status, &extra);
+    let mut ids = RowIds::default();
     for row in rows {
-        let ids = invocation.row_ids(&row.rid, &row.orig_sid, &row.orig_rid);
-        log.message_for(invocation, level, &signature, status, Some(&ids), &extra);
+        invocation.fill_row_ids(&mut ids, &row.rid, &row.orig_sid, &row.orig_rid);
+        log.write(&line, Some(&ids));
         let receipt = ReceiptRef {
             time: now,
             action,

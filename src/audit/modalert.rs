@@ -106,22 +106,26 @@ impl Invocation {
         }
     }
 
-    /// A row's rid as the log and receipts show it: `<rid>.<snapshot>` for real-time alerts.
-    pub fn rid(&self, rid: &str) -> String {
-        if self.sid_snapshot.is_empty() {
-            rid.to_string()
-        } else {
-            format!("{rid}.{}", self.sid_snapshot)
-        }
+    /// The identifiers of a row, with the snapshot applied to its rid: `<rid>.<snapshot>` for
+    /// real-time alerts, as the log and receipts show it.
+    pub fn row_ids(&self, rid: &str, orig_sid: &str, orig_rid: &str) -> RowIds {
+        let mut ids = RowIds::default();
+        self.fill_row_ids(&mut ids, rid, orig_sid, orig_rid);
+        ids
     }
 
-    /// The identifiers of a row, with the snapshot applied to its rid.
-    pub fn row_ids(&self, rid: &str, orig_sid: &str, orig_rid: &str) -> RowIds {
-        RowIds {
-            orig_sid: orig_sid.to_string(),
-            rid: self.rid(rid),
-            orig_rid: orig_rid.to_string(),
+    /// `row_ids` into `ids`, reusing its strings (one alert writes them for every row).
+    pub fn fill_row_ids(&self, ids: &mut RowIds, rid: &str, orig_sid: &str, orig_rid: &str) {
+        ids.orig_sid.clear();
+        ids.orig_sid.push_str(orig_sid);
+        ids.rid.clear();
+        ids.rid.push_str(rid);
+        if !self.sid_snapshot.is_empty() {
+            ids.rid.push('.');
+            ids.rid.push_str(&self.sid_snapshot);
         }
+        ids.orig_rid.clear();
+        ids.orig_rid.push_str(orig_rid);
     }
 }
 
@@ -241,51 +245,89 @@ fn format_line_into(
     row: Option<&RowIds>,
     extra: &[(&str, String)],
 ) {
-    let none = RowIds::default();
-    let row = row.unwrap_or(&none);
-    let digest_mode = if invocation.digest_mode == 1 { "1" } else { "0" };
-    let digest_owned;
-    let digest_mode = if invocation.digest_mode > 1 {
-        digest_owned = invocation.digest_mode.to_string();
-        digest_owned.as_str()
-    } else {
-        digest_mode
-    };
-    let fixed: [(&str, &str); 13] = [
-        ("worker", &invocation.worker),
-        ("signature", signature),
-        ("action_name", &invocation.action_name),
-        ("search_name", &invocation.search_name),
-        ("sid", &invocation.sid),
-        ("orig_sid", &row.orig_sid),
-        ("rid", &row.rid),
-        ("orig_rid", &row.orig_rid),
-        ("app", &invocation.app),
-        ("user", &invocation.user),
-        ("digest_mode", digest_mode),
-        ("action_mode", invocation.action_mode),
-        ("action_status", status),
-    ];
-    let mut extra: Vec<&(&str, String)> =
-        extra.iter().filter(|(key, _)| !FIELD_ORDER.contains(key) && is_key(key)).collect();
-    extra.sort_by(|a, b| a.0.cmp(b.0));
-    line.push_str(asctime);
-    line.push(' ');
-    line.push_str(level.as_str());
-    line.push_str(" sendmodaction -");
-    let pairs = fixed
-        .iter()
-        .map(|(key, value)| (*key, *value))
-        .chain(extra.iter().map(|(k, v)| (*k, v.as_str())));
-    for (key, value) in pairs {
-        if value.is_empty() {
-            continue;
+    LineTemplate::new(level, invocation, signature, status, extra).render_into(line, asctime, row);
+}
+
+/// Appends ` key="value"` (escaped) to `out`, or nothing for an empty value.
+fn push_pair(out: &mut String, key: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    out.push(' ');
+    out.push_str(key);
+    out.push_str("=\"");
+    push_escaped(out, value);
+    out.push('"');
+}
+
+/// A status line with everything but the time and the row's ids rendered: the lines of one
+/// item's rows differ only there, and an alert writes one line per row.
+pub struct LineTemplate {
+    /// Level, `sendmodaction -` and the pairs before `orig_sid`.
+    head: String,
+    /// The pairs after `orig_rid`.
+    tail: String,
+}
+
+impl LineTemplate {
+    pub fn new(
+        level: Level,
+        invocation: &Invocation,
+        signature: &str,
+        status: &str,
+        extra: &[(&str, String)],
+    ) -> LineTemplate {
+        let digest_owned;
+        let digest_mode = match invocation.digest_mode {
+            0 => "0",
+            1 => "1",
+            other => {
+                digest_owned = other.to_string();
+                digest_owned.as_str()
+            }
+        };
+        let mut head = String::with_capacity(256);
+        head.push(' ');
+        head.push_str(level.as_str());
+        head.push_str(" sendmodaction -");
+        for (key, value) in [
+            ("worker", invocation.worker.as_str()),
+            ("signature", signature),
+            ("action_name", &invocation.action_name),
+            ("search_name", &invocation.search_name),
+            ("sid", &invocation.sid),
+        ] {
+            push_pair(&mut head, key, value);
         }
-        line.push(' ');
-        line.push_str(key);
-        line.push_str("=\"");
-        push_escaped(line, value);
-        line.push('"');
+        let mut tail = String::with_capacity(256);
+        for (key, value) in [
+            ("app", invocation.app.as_str()),
+            ("user", &invocation.user),
+            ("digest_mode", digest_mode),
+            ("action_mode", invocation.action_mode),
+            ("action_status", status),
+        ] {
+            push_pair(&mut tail, key, value);
+        }
+        let mut extra: Vec<&(&str, String)> =
+            extra.iter().filter(|(key, _)| !FIELD_ORDER.contains(key) && is_key(key)).collect();
+        extra.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in extra {
+            push_pair(&mut tail, key, value);
+        }
+        LineTemplate { head, tail }
+    }
+
+    /// Appends the line for `row` (none: a line about the whole run) at time `asctime`.
+    pub fn render_into(&self, line: &mut String, asctime: &str, row: Option<&RowIds>) {
+        line.push_str(asctime);
+        line.push_str(&self.head);
+        if let Some(row) = row {
+            push_pair(line, "orig_sid", &row.orig_sid);
+            push_pair(line, "rid", &row.rid);
+            push_pair(line, "orig_rid", &row.orig_rid);
+        }
+        line.push_str(&self.tail);
     }
 }
 
@@ -438,6 +480,14 @@ impl ModAlertLog {
         row: Option<&RowIds>,
         extra: &[(&str, String)],
     ) {
+        if self.file.is_some() {
+            let template = LineTemplate::new(level, invocation, signature, status, extra);
+            self.write(&template, row);
+        }
+    }
+
+    /// Writes the line of `template` for `row`, at the current time.
+    pub fn write(&mut self, template: &LineTemplate, row: Option<&RowIds>) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
@@ -447,16 +497,7 @@ impl ModAlertLog {
             self.time = (millis, asctime(now));
         }
         self.line.clear();
-        format_line_into(
-            &mut self.line,
-            &self.time.1,
-            level,
-            invocation,
-            signature,
-            status,
-            row,
-            extra,
-        );
+        template.render_into(&mut self.line, &self.time.1, row);
         if let Err(error) = file.write_line(&self.line)
             && !self.failed
         {
@@ -575,7 +616,10 @@ mod tests {
             ..AlertContext::default()
         };
         let invocation = Invocation::new(&context, "w".into());
-        assert_eq!(invocation.rid("2"), "2.4");
+        assert_eq!(invocation.row_ids("2", "", "").rid, "2.4");
+        let mut ids = invocation.row_ids("9", "a", "b");
+        invocation.fill_row_ids(&mut ids, "2", "", "");
+        assert_eq!(ids, RowIds { rid: "2.4".into(), ..RowIds::default() });
         assert_eq!(invocation.action_mode, "saved");
     }
 

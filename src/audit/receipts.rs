@@ -137,7 +137,7 @@ pub struct ReceiptWriter {
     staging_dir: PathBuf,
     /// The waiting receipt lines, each ending in `\n`, in the form they are written (one
     /// buffer, so a flush writes it as it is instead of copying every line again).
-    text: String,
+    text: Vec<u8>,
     /// Lines in `text`.
     pending: usize,
     flush_every: usize,
@@ -154,7 +154,7 @@ impl ReceiptWriter {
             extension: EXTENSION.to_string(),
             spool_dir: splunk_home.join("var").join("spool").join("splunk"),
             staging_dir: splunk_home.join("var").join("run").join("stackflow").join("receipts"),
-            text: String::new(),
+            text: Vec::new(),
             pending: 0,
             flush_every: FLUSH_EVERY,
             written: Vec::new(),
@@ -200,20 +200,19 @@ impl ReceiptWriter {
 
     /// `push` for a borrowed receipt: its line is written straight into the waiting text.
     pub fn push_ref(&mut self, receipt: &ReceiptRef<'_>) -> Result<()> {
-        let rest = serde_json::to_string(receipt)
-            .map_err(|error| Error::Internal(format!("receipt: {error}")))?;
-        let body = rest.strip_prefix('{').unwrap_or(&rest);
-        let separator = if body == "}" { "" } else { "," };
-        use std::fmt::Write as _;
+        use std::io::Write as _;
         let time = receipt.time;
-        let _ = write!(
-            self.text,
-            "{{\"time\":{}.{:06}{separator}",
-            time.as_secs(),
-            time.subsec_micros()
-        );
-        self.text.push_str(body);
-        self.text.push('\n');
+        let start = self.text.len();
+        let _ = write!(self.text, "{{\"time\":{}.{:06}", time.as_secs(), time.subsec_micros());
+        // The struct's own `{` becomes the comma after the time (it always has fields).
+        let fields = self.text.len();
+        let written = serde_json::to_writer(&mut self.text, receipt);
+        if written.is_err() || self.text.get(fields) != Some(&b'{') {
+            self.text.truncate(start);
+            return Err(Error::Internal("receipt: cannot encode".into()));
+        }
+        self.text[fields] = b',';
+        self.text.push(b'\n');
         self.pending += 1;
         if self.pending >= self.flush_every {
             self.flush()?;
@@ -232,8 +231,8 @@ impl ReceiptWriter {
     }
 
     fn append(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.text.push('\n');
+        self.text.extend_from_slice(line.as_bytes());
+        self.text.push(b'\n');
         self.pending += 1;
     }
 
@@ -246,7 +245,7 @@ impl ReceiptWriter {
         let mut header = header_line_for(&self.index, &self.sourcetype);
         header.push('\n');
         let count = self.pending;
-        let written = self.write_atomically(&[header.as_bytes(), self.text.as_bytes()]);
+        let written = self.write_atomically(&[header.as_bytes(), &self.text]);
         self.text.clear();
         self.pending = 0;
         let path = written.map_err(|error| Error::Io {
@@ -376,7 +375,10 @@ mod tests {
             let home = std::env::temp_dir();
             let mut writer = ReceiptWriter::new(&home, "main");
             writer.push_ref(&borrowed(&r)).unwrap();
-            assert_eq!(writer.text, format!("{}\n", r.to_line().unwrap()));
+            assert_eq!(
+                String::from_utf8(writer.text.clone()).unwrap(),
+                format!("{}\n", r.to_line().unwrap())
+            );
             writer.text.clear();
             writer.pending = 0;
         }

@@ -102,7 +102,7 @@ pub struct DeliveryItem {
     /// Target-specific request (SOAR container + artifacts, StackFlow payload, Slack message),
     /// kept as JSON text: an item is serialised once by its mapper and then written to the
     /// spool and read by its target without being rebuilt as a tree of values.
-    pub request: Box<RawValue>,
+    pub request: RequestJson,
     pub context: ItemContext,
     /// The mapper's map of `request`, kept with the item in the process that mapped it so that
     /// its target does not parse the text again; never spooled (an item read back from the
@@ -146,28 +146,69 @@ impl PartialEq for DeliveryItem {
         self.target == other.target
             && self.account == other.account
             && self.dedupe_key == other.dedupe_key
-            && self.request.get() == other.request.get()
+            && self.request == other.request
             && self.context == other.context
     }
 }
 
 impl DeliveryItem {
     /// Serialises a target's request into an item's JSON text.
-    pub fn encode_request<T: Serialize>(request: &T) -> crate::error::Result<Box<RawValue>> {
-        serde_json::value::to_raw_value(request).map_err(|error| {
+    pub fn encode_request<T: Serialize>(request: &T) -> crate::error::Result<RequestJson> {
+        serde_json::to_string(request).map(RequestJson::encoded).map_err(|error| {
             crate::error::Error::Internal(format!("cannot encode a request: {error}"))
         })
     }
 
     /// A request already built as a JSON value (Slack, StackFlow: one small request per item).
-    pub fn raw_from_value(value: &serde_json::Value) -> Box<RawValue> {
+    pub fn raw_from_value(value: &serde_json::Value) -> RequestJson {
         // Serialising a `Value` cannot fail: its keys are strings and its numbers finite.
-        serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned())
+        RequestJson::encoded(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
     }
 
     /// The request as a JSON value (small requests; SOAR batches deserialise into their type).
     pub fn request_value(&self) -> serde_json::Value {
         serde_json::from_str(self.request.get()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A request's JSON text: one JSON value. Made in this process only by serde_json's encoder or
+/// by a mapper writing JSON with its escaping (SOAR batches, up to a megabyte each, where a
+/// second pass to check the text would cost as much as writing it), so it is taken as it is;
+/// read back from a spool file or the KV store it is checked in full (`Deserialize` goes
+/// through `RawValue`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestJson(Box<str>);
+
+impl RequestJson {
+    /// Text written by serde_json or with its escaping (see the type's doc). Debug builds, and
+    /// so every test, check it.
+    pub(crate) fn encoded(text: String) -> RequestJson {
+        debug_assert!(
+            serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok(),
+            "a request is not one JSON value"
+        );
+        RequestJson(text.into_boxed_str())
+    }
+
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Written as the JSON value it is (not as a string). Checked through `RawValue` here, which
+/// costs a pass over the text: the alert's write-ahead, which writes every item, goes through
+/// `spool::record` instead.
+impl Serialize for RequestJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.0.to_string()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        Ok(RequestJson(raw.into()))
     }
 }
 

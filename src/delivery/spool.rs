@@ -23,67 +23,25 @@
 //! claims whose process is gone (again by one atomic rename) and sends them: the dedupe key
 //! makes that re-send harmless. No secret is ever written: items carry none.
 //!
-//! (About 670 lines with its docs: one job, the file protocol; its tests live in `spool/tests.rs`.)
+//! (One job, the file protocol: the record format is in `spool/record.rs`, the tests in
+//! `spool/tests.rs`.)
 
-use super::{DeliveryItem, RejectClass};
+mod record;
+
+pub use record::{RECORD_VERSION, SpoolRecord, SpoolRecordView};
+
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Format version of the files, for future migrations.
-pub const RECORD_VERSION: u32 = 1;
-
 /// Where no process table can be read, a claim or temp file this old is presumed abandoned.
 const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// What the spool keeps about one item.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SpoolRecord {
-    pub version: u32,
-    pub id: String,
-    pub item: DeliveryItem,
-    /// Attempts so far, in the alert run and by flushes.
-    pub attempts: u32,
-    pub first_attempt_unix: f64,
-    pub last_attempt_unix: f64,
-    /// Not to be re-sent before this time (per-item backoff).
-    pub next_attempt_unix: f64,
-    pub last_error: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reject_class: Option<RejectClass>,
-    /// Flush attempts that ended in "retry later"; drives the spool backoff.
-    #[serde(default)]
-    pub flushes: u32,
-    /// The remote asked (Retry-After) not to be contacted before this time: while any item of
-    /// an account carries a later one, flushes do not probe that account (0: no such request).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub remote_hold_unix: f64,
-}
-
-fn is_zero(value: &f64) -> bool {
-    *value == 0.0
-}
-
-/// A `SpoolRecord` that borrows its item, so that writing the alert run's write-ahead claim
-/// costs one serialisation and no copy of a possibly large request. Same JSON as `SpoolRecord`.
-#[derive(Debug, Serialize)]
-pub struct SpoolRecordView<'a> {
-    pub version: u32,
-    pub id: &'a str,
-    pub item: &'a DeliveryItem,
-    pub attempts: u32,
-    pub first_attempt_unix: f64,
-    pub last_attempt_unix: f64,
-    pub next_attempt_unix: f64,
-    pub last_error: &'a str,
-    pub flushes: u32,
-}
 
 /// An alert run's claim file in `inflight/`.
 #[derive(Debug)]
@@ -458,7 +416,7 @@ impl Spool {
             // Straight into the file (truncated when recycled): a SOAR batch is up to a
             // megabyte, not worth a copy.
             let mut file = std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp_path)?);
-            serde_json::to_writer(&mut file, record)?;
+            record.write_json(&mut file)?;
             file.into_inner().map_err(std::io::IntoInnerError::into_error)?;
             fs::rename(&tmp_path, &path)
         })();

@@ -10,7 +10,9 @@
 
 use super::cef::{self, FieldMapping};
 use super::{AlertContext, RowMapper};
-use crate::delivery::{DeliveryItem, ItemContext, ListElement, ListIndex, RowRef, TargetKind};
+use crate::delivery::{
+    DeliveryItem, ItemContext, ListElement, ListIndex, RequestJson, RowRef, TargetKind,
+};
 use crate::error::{Error, Result};
 use crate::splunk::results::{FieldValue, Row};
 use serde::{Deserialize, Serialize};
@@ -539,8 +541,8 @@ impl SoarMapper {
         text.push(b'}');
         let text = String::from_utf8(text)
             .map_err(|_| Error::Internal("a SOAR request is not UTF-8".into()))?;
-        let request = serde_json::value::RawValue::from_string(text)
-            .map_err(|error| Error::Internal(format!("cannot encode a request: {error}")))?;
+        // Every piece was written by serde_json or `wire`'s JSON writer (serde_json's escaping).
+        let request = RequestJson::encoded(text);
         Ok(DeliveryItem {
             target: TargetKind::Soar,
             account: self.context.account().to_string(),

@@ -1,7 +1,7 @@
 //! Unit tests of `spool`.
 
 use super::*;
-use crate::delivery::{ItemContext, TargetKind};
+use crate::delivery::{DeliveryItem, ItemContext, RejectClass, TargetKind};
 
 pub(crate) fn temp_root(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!(

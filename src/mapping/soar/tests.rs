@@ -553,3 +553,29 @@ fn written_artifacts_are_the_bytes_of_the_reference_mapping() {
         assert_wire_matches(row, &overrides);
     }
 }
+
+#[test]
+fn json_strings_are_serde_jsons_for_every_special_byte_anywhere() {
+    // Each escaped byte at every position of strings around the 16-byte chunk boundary, and
+    // the plain strings around it, come out as serde_json writes them.
+    for special in (0u8..0x20).chain([b'"', b'\\']) {
+        for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 40] {
+            let plain = "a".repeat(len);
+            let mut out = Vec::new();
+            wire::json_str(&mut out, &plain);
+            assert_eq!(out, serde_json::to_vec(&plain).unwrap());
+            for at in 0..len {
+                let mut bytes = plain.clone().into_bytes();
+                bytes[at] = special;
+                let text = String::from_utf8(bytes).unwrap();
+                let mut out = Vec::new();
+                wire::json_str(&mut out, &text);
+                assert_eq!(
+                    out,
+                    serde_json::to_vec(&text).unwrap(),
+                    "{special:#x} at {at} of {len}"
+                );
+            }
+        }
+    }
+}

@@ -114,9 +114,23 @@ pub struct ArtifactWriter {
     written_sdis: String,
 }
 
+/// Whether `bytes` hold a control character, `"` or `\\` (what JSON strings escape). Checked
+/// 16 bytes at a time without an early exit, so the compiler can vectorise it: most values have
+/// nothing to escape, and this check runs on every value of every row.
+fn needs_json_escape(bytes: &[u8]) -> bool {
+    let special = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    let mut chunks = bytes.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |found, &b| found | special(b)) {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| special(b))
+}
+
 /// Appends `text` as a JSON string (serde_json's escaping, so the bytes are its bytes).
 pub(crate) fn json_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_json_escape(text.as_bytes()) {
         out.reserve(text.len() + 2);
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());

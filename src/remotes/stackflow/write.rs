@@ -131,22 +131,14 @@ impl StackflowTarget {
 
 impl Target for StackflowTarget {
     fn attempt(&mut self, item: &DeliveryItem) -> Outcome {
-        let body = match serde_json::to_vec(&item.request) {
-            Ok(body) => body,
-            Err(error) => {
-                return Outcome::rejected(
-                    RejectClass::Remote,
-                    format!("cannot encode the incident: {error}"),
-                );
-            }
-        };
+        let body = item.request.get().as_bytes();
         log::debug!("POST {} dedupe_key={}", self.webhook_url, item.dedupe_key);
         let headers = [
             ("Content-Type", "application/json"),
             ("Accept", "application/json"),
             ("X-StackFlow-Secret", self.secret.expose()),
         ];
-        match self.http.post(self.webhook_url.as_str(), &headers, &body) {
+        match self.http.post(self.webhook_url.as_str(), &headers, body) {
             Ok(response) => self.judge(&response, now_unix()),
             Err(error) => classify_transport(&error, &self.what()),
         }

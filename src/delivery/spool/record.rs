@@ -1,0 +1,165 @@
+//! What one spool file holds (`SpoolRecord`), and the alert run's fast way to write one
+//! (`SpoolRecordView::write_json`): every item an alert sends is first written as a claim, and
+//! a SOAR batch is up to a megabyte of JSON that must not be checked again on the way.
+
+use crate::delivery::{DeliveryItem, RejectClass};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
+
+/// Format version of the files, for future migrations.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What the spool keeps about one item.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpoolRecord {
+    pub version: u32,
+    pub id: String,
+    pub item: DeliveryItem,
+    /// Attempts so far, in the alert run and by flushes.
+    pub attempts: u32,
+    pub first_attempt_unix: f64,
+    pub last_attempt_unix: f64,
+    /// Not to be re-sent before this time (per-item backoff).
+    pub next_attempt_unix: f64,
+    pub last_error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_class: Option<RejectClass>,
+    /// Flush attempts that ended in "retry later"; drives the spool backoff.
+    #[serde(default)]
+    pub flushes: u32,
+    /// The remote asked (Retry-After) not to be contacted before this time: while any item of
+    /// an account carries a later one, flushes do not probe that account (0: no such request).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub remote_hold_unix: f64,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+/// A `SpoolRecord` (without reject class or hold) that borrows its item: the alert run's
+/// write-ahead claim, written with `write_json`.
+#[derive(Debug)]
+pub struct SpoolRecordView<'a> {
+    pub version: u32,
+    pub id: &'a str,
+    pub item: &'a DeliveryItem,
+    pub attempts: u32,
+    pub first_attempt_unix: f64,
+    pub last_attempt_unix: f64,
+    pub next_attempt_unix: f64,
+    pub last_error: &'a str,
+    pub flushes: u32,
+}
+
+impl SpoolRecordView<'_> {
+    /// Writes the JSON serde_json writes for the `SpoolRecord` with these values, field by
+    /// field, with the item's request copied as it is: `RequestJson`'s `Serialize` would check
+    /// it again first (see there), and this runs for every item of every alert.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        let item = self.item;
+        out.write_all(b"{")?;
+        field(out, "version", &self.version)?;
+        out.write_all(b",")?;
+        field(out, "id", self.id)?;
+        out.write_all(b",\"item\":{")?;
+        field(out, "target", &item.target)?;
+        out.write_all(b",")?;
+        field(out, "account", &item.account)?;
+        out.write_all(b",")?;
+        field(out, "dedupe_key", &item.dedupe_key)?;
+        out.write_all(b",\"request\":")?;
+        out.write_all(item.request.get().as_bytes())?;
+        out.write_all(b",")?;
+        field(out, "context", &item.context)?;
+        out.write_all(b"},")?;
+        field(out, "attempts", &self.attempts)?;
+        out.write_all(b",")?;
+        field(out, "first_attempt_unix", &self.first_attempt_unix)?;
+        out.write_all(b",")?;
+        field(out, "last_attempt_unix", &self.last_attempt_unix)?;
+        out.write_all(b",")?;
+        field(out, "next_attempt_unix", &self.next_attempt_unix)?;
+        out.write_all(b",")?;
+        field(out, "last_error", self.last_error)?;
+        out.write_all(b",")?;
+        field(out, "flushes", &self.flushes)?;
+        out.write_all(b"}")
+    }
+}
+
+/// `"key":value`, the value as serde_json writes it.
+fn field<T: Serialize + ?Sized>(out: &mut impl Write, key: &str, value: &T) -> io::Result<()> {
+    out.write_all(b"\"")?;
+    out.write_all(key.as_bytes())?;
+    out.write_all(b"\":")?;
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{ItemContext, RowRef, TargetKind};
+
+    fn view_of(record: &SpoolRecord) -> SpoolRecordView<'_> {
+        SpoolRecordView {
+            version: record.version,
+            id: &record.id,
+            item: &record.item,
+            attempts: record.attempts,
+            first_attempt_unix: record.first_attempt_unix,
+            last_attempt_unix: record.last_attempt_unix,
+            next_attempt_unix: record.next_attempt_unix,
+            last_error: &record.last_error,
+            flushes: record.flushes,
+        }
+    }
+
+    #[test]
+    fn a_view_is_written_as_serde_writes_its_record_and_reads_back_as_it() {
+        let request = serde_json::json!({
+            "container": {"name": "a \"quoted\"\nname", "data": {"x": [1, 2.5, null]}},
+            "artifacts": [{"cef": {"msg": "tab\there \\ é 😀"}}],
+            "last_batch": true
+        });
+        let item = DeliveryItem {
+            target: TargetKind::Soar,
+            account: "prod \"eu\"".into(),
+            dedupe_key: "sid:0\u{1}".into(),
+            request: DeliveryItem::raw_from_value(&request),
+            context: ItemContext {
+                sid: "scheduler__admin".into(),
+                rows: vec![RowRef {
+                    rid: "7".into(),
+                    event_id: "e\r1".into(),
+                    ..RowRef::default()
+                }],
+                ..ItemContext::default()
+            },
+            list_index: None,
+        };
+        let record = SpoolRecord {
+            version: RECORD_VERSION,
+            id: "abc".into(),
+            item,
+            attempts: 3,
+            first_attempt_unix: 1_700_000_000.123_456,
+            last_attempt_unix: 1_700_000_001.5,
+            next_attempt_unix: 1e10,
+            last_error: "it said \"no\"".into(),
+            reject_class: None,
+            flushes: 2,
+            remote_hold_unix: 0.0,
+        };
+        let mut written = Vec::new();
+        view_of(&record).write_json(&mut written).unwrap();
+        assert_eq!(
+            String::from_utf8(written.clone()).unwrap(),
+            serde_json::to_string(&record).unwrap()
+        );
+        let read: SpoolRecord = serde_json::from_slice(&written).unwrap();
+        assert_eq!(read.item, record.item);
+        assert_eq!(read.item.request_value(), request);
+        assert_eq!((read.attempts, read.flushes, read.last_error), (3, 2, record.last_error));
+    }
+}
