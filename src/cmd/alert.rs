@@ -156,6 +156,8 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     // Rows are read and mapped on this thread while the previous items are delivered on
     // another, so a slow remote and the CSV work overlap; the bounded channel keeps memory flat.
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Work>(4);
+    // Sent requests' buffers go back to the mapper (`RowMapper::reuse`).
+    let (give_back, given_back) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
     let results_file = ResultsReader::open(results_path, payload.result_id.as_deref(), limits)?;
     let (mapped, exit) = std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
@@ -182,12 +184,16 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
                     };
                     exit = exit.worst(report.exit_code());
                     audit.record(&report);
+                    let buffer = report.item.request.into_bytes();
+                    if buffer.capacity() >= REUSED_BUFFER_BYTES {
+                        let _ = give_back.try_send(buffer);
+                    }
                 }
             }
             audit.finish();
             exit
         });
-        let mapped = map_rows(results_file, mapper.as_mut(), &sender);
+        let mapped = map_rows(results_file, mapper.as_mut(), &sender, &given_back);
         drop(sender);
         let exit = worker.join().unwrap_or(ExitCode::Internal);
         (mapped, exit)
@@ -219,6 +225,10 @@ struct RowIds {
     orig_rid: String,
 }
 
+/// Request buffers at least this large are handed back to the mapper (SOAR batches; the small
+/// requests of the other targets are not worth the trip).
+const REUSED_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Rows read without completing an item are still handed over after this many.
 const HAND_OVER_ROWS: usize = 512;
 
@@ -228,6 +238,7 @@ fn map_rows(
     mut rows: ResultsReader,
     mapper: &mut dyn mapping::RowMapper,
     sender: &std::sync::mpsc::SyncSender<Work>,
+    given_back: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> Result<()> {
     let stopped = || Error::Internal("the delivery thread stopped".into());
     let mut invoked = Vec::with_capacity(HAND_OVER_ROWS);
@@ -239,6 +250,9 @@ fn map_rows(
                 orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
                 orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
             });
+            while let Ok(buffer) = given_back.try_recv() {
+                mapper.reuse(buffer);
+            }
             let items = mapper.push(&row)?;
             let suppressed = mapper.take_suppressed();
             if !items.is_empty() || !suppressed.is_empty() || invoked.len() >= HAND_OVER_ROWS {

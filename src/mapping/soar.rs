@@ -399,8 +399,15 @@ struct Batch {
 }
 
 impl Batch {
-    fn new(container_json: &str, capacity: usize, context: ItemContext, index: u32) -> Batch {
-        let text = SoarMapper::open_batch(container_json, capacity);
+    /// A batch written into `buffer` (one handed back by `reuse`) when there is one.
+    fn new(
+        container_json: &str,
+        buffer: Option<Vec<u8>>,
+        capacity: usize,
+        context: ItemContext,
+        index: u32,
+    ) -> Batch {
+        let text = SoarMapper::open_batch(container_json, buffer.unwrap_or_default(), capacity);
         let list = ListIndex { list: text.len()..text.len(), ..ListIndex::default() };
         Batch { text, artifacts: 0, context, index, list }
     }
@@ -421,6 +428,9 @@ impl Batch {
     }
 }
 
+/// Sent batches' buffers kept for the next ones: the delivery thread holds a few items at once.
+const SPARE_BUFFERS: usize = 2;
+
 /// `"run_automation":false}`, the end of every artifact `ArtifactWriter` writes.
 const AUTOMATION_OFF: &[u8] = b"\"run_automation\":false}";
 
@@ -434,6 +444,8 @@ pub struct SoarMapper {
     writer: ArtifactWriter,
     /// The artifact name of a row without `rule_name` (`Splunk result <rid>`), reused.
     name: String,
+    /// Buffers of sent batches (`RowMapper::reuse`), at most `SPARE_BUFFERS`.
+    spare: Vec<Vec<u8>>,
 }
 
 impl SoarMapper {
@@ -453,6 +465,7 @@ impl SoarMapper {
             next_index: 0,
             writer,
             name: String::new(),
+            spare: Vec::new(),
         })
     }
 
@@ -498,8 +511,9 @@ impl SoarMapper {
     }
 
     /// A batch's text up to its first artifact: `{"container":…,"artifacts":[`.
-    fn open_batch(container_json: &str, capacity: usize) -> Vec<u8> {
-        let mut text = Vec::with_capacity(capacity);
+    fn open_batch(container_json: &str, mut text: Vec<u8>, capacity: usize) -> Vec<u8> {
+        text.clear();
+        text.reserve(capacity);
         text.extend_from_slice(b"{\"container\":");
         text.extend_from_slice(container_json.as_bytes());
         text.extend_from_slice(b",\"artifacts\":[");
@@ -570,6 +584,7 @@ impl RowMapper for SoarMapper {
                 })?;
                 let mut batch = Batch::new(
                     &container_json,
+                    None,
                     container_json.len() + 4096,
                     self.context.item_context(&[row]),
                     0,
@@ -604,6 +619,7 @@ impl RowMapper for SoarMapper {
                         self.next_index += 1;
                         Batch::new(
                             container_json,
+                            self.spare.pop(),
                             1 << 20,
                             self.context.item_context(&[row]),
                             index,
@@ -628,6 +644,7 @@ impl RowMapper for SoarMapper {
                     self.next_index += 1;
                     let mut next = Batch::new(
                         container_json,
+                        self.spare.pop(),
                         1 << 20,
                         self.context.item_context(&[row]),
                         index,
@@ -653,6 +670,12 @@ impl RowMapper for SoarMapper {
         match self.batch.take() {
             Some(batch) => Ok(vec![self.emit_alert(batch, true)?]),
             None => Ok(Vec::new()),
+        }
+    }
+
+    fn reuse(&mut self, buffer: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS {
+            self.spare.push(buffer);
         }
     }
 }

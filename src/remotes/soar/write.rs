@@ -47,6 +47,8 @@ pub struct SoarTarget {
     containers: HashMap<String, ContainerState>,
     /// The item of the previous attempt: attempting it again means a re-send.
     last_attempted: Option<String>,
+    /// The artifacts' request body, reused from batch to batch (about a megabyte each).
+    body: Vec<u8>,
 }
 
 /// SOAR's own error text when a body says `"failed": true`.
@@ -210,7 +212,13 @@ impl SoarTarget {
     }
 
     pub fn with_api(api: SoarApi, claims: ContainerClaims) -> SoarTarget {
-        SoarTarget { api, claims, containers: HashMap::new(), last_attempted: None }
+        SoarTarget {
+            api,
+            claims,
+            containers: HashMap::new(),
+            last_attempted: None,
+            body: Vec::new(),
+        }
     }
 
     /// Creates the container or finds it by its source data identifier.
@@ -303,13 +311,15 @@ impl SoarTarget {
 
     /// Posts artifacts as one JSON array; `automation` marks the one that runs automation.
     fn post_artifacts(
-        &self,
+        &mut self,
         container_id: u64,
         artifacts: &[&WireArtifact<'_>],
         automation: Option<usize>,
     ) -> std::result::Result<Posted, Outcome> {
         let capacity = artifacts.iter().map(|a| a.text.len() + 32).sum::<usize>() + 2;
-        let mut body = Vec::with_capacity(capacity);
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        body.reserve(capacity);
         body.push(b'[');
         for (index, artifact) in artifacts.iter().enumerate() {
             if index > 0 {
@@ -326,7 +336,9 @@ impl SoarTarget {
         }
         body.push(b']');
         let what = "SOAR POST /rest/artifact";
-        let response = self.api.post("/rest/artifact", &body)?;
+        let response = self.api.post("/rest/artifact", &body);
+        self.body = body;
+        let response = response?;
         let json = response.json().unwrap_or(Value::Null);
         let per_item = matches!(response.status, 200..=299 | 400) && json.is_array();
         if !per_item {
