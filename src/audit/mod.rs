@@ -31,6 +31,9 @@ pub struct Audit {
     receipts: Option<ReceiptWriter>,
     links: LinkWriter,
     finished: bool,
+    /// The "Invoking modular action" line (one per row), rendered once, and its row's ids.
+    invoking: Option<LineTemplate>,
+    row_ids: RowIds,
 }
 
 /// How the product names a target in messages.
@@ -91,6 +94,8 @@ impl Audit {
             receipts: home.map(|home| ReceiptWriter::new(home, &settings.receipts_index())),
             links: LinkWriter::new(splunkd),
             finished: false,
+            invoking: None,
+            row_ids: RowIds::default(),
         }
     }
 
@@ -112,8 +117,12 @@ impl Audit {
 
     /// `invoked` for a row known by its ids.
     pub fn invoked_ids(&mut self, rid: &str, orig_sid: &str, orig_rid: &str) {
-        let ids = self.log.invocation.row_ids(rid, orig_sid, orig_rid);
-        self.log.message(Level::Info, "Invoking modular action", "", Some(&ids), &[]);
+        let invocation = &self.log.invocation;
+        let line = self.invoking.get_or_insert_with(|| {
+            LineTemplate::new(Level::Info, invocation, "Invoking modular action", "", &[])
+        });
+        invocation.fill_row_ids(&mut self.row_ids, rid, orig_sid, orig_rid);
+        self.log.write(line, Some(&self.row_ids));
     }
 
     /// Called once per item after delivery ended.

@@ -164,8 +164,8 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
             let mut exit = ExitCode::Success;
             for work in receiver {
                 let Work { invoked, items, suppressed } = work;
-                for row in &invoked {
-                    audit.invoked_ids(&row.rid, &row.orig_sid, &row.orig_rid);
+                for (rid, orig_sid, orig_rid) in invoked.iter() {
+                    audit.invoked_ids(rid, orig_sid, orig_rid);
                 }
                 for row in &suppressed {
                     audit.suppressed(row, &account);
@@ -213,16 +213,52 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
 /// the last hand-over (for their "Invoking" lines) and the items they completed. Handing over
 /// in batches keeps thread wake-ups to one per batch instead of one per row.
 struct Work {
-    invoked: Vec<RowIds>,
+    invoked: InvokedRows,
     items: Vec<DeliveryItem>,
     /// Rows a route suppressed (receipts with outcome `suppressed`).
     suppressed: Vec<mapping::Suppressed>,
 }
 
-struct RowIds {
-    rid: String,
-    orig_sid: String,
-    orig_rid: String,
+/// The ids (rid, orig_sid, orig_rid) of rows read, one after the other in one string: three
+/// strings per row would be three allocations per row.
+#[derive(Default)]
+struct InvokedRows {
+    text: String,
+    /// Where each row's three ids end in `text`.
+    ends: Vec<[usize; 3]>,
+}
+
+impl InvokedRows {
+    fn with_capacity(rows: usize) -> InvokedRows {
+        InvokedRows { text: String::with_capacity(rows * 16), ends: Vec::with_capacity(rows) }
+    }
+
+    fn push(&mut self, ids: [&str; 3]) {
+        let mut ends = [0; 3];
+        for (end, id) in ends.iter_mut().zip(ids) {
+            self.text.push_str(id);
+            *end = self.text.len();
+        }
+        self.ends.push(ends);
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&[rid, orig_sid, orig_rid]| {
+            let ids =
+                (&self.text[start..rid], &self.text[rid..orig_sid], &self.text[orig_sid..orig_rid]);
+            start = orig_rid;
+            ids
+        })
+    }
 }
 
 /// Request buffers at least this large are handed back to the mapper (SOAR batches; the small
@@ -241,22 +277,24 @@ fn map_rows(
     given_back: &std::sync::mpsc::Receiver<Vec<u8>>,
 ) -> Result<()> {
     let stopped = || Error::Internal("the delivery thread stopped".into());
-    let mut invoked = Vec::with_capacity(HAND_OVER_ROWS);
+    let mut invoked = InvokedRows::with_capacity(HAND_OVER_ROWS);
     if let Some(header) = rows.header().cloned() {
         let mut row = Row::empty(header);
         while rows.read_into(&mut row)? {
-            invoked.push(RowIds {
-                rid: row.rid.clone(),
-                orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),
-                orig_rid: row.str("orig_rid").unwrap_or_default().to_string(),
-            });
+            invoked.push([
+                &row.rid,
+                row.str("orig_sid").unwrap_or_default(),
+                row.str("orig_rid").unwrap_or_default(),
+            ]);
             while let Ok(buffer) = given_back.try_recv() {
                 mapper.reuse(buffer);
             }
             let items = mapper.push(&row)?;
             let suppressed = mapper.take_suppressed();
             if !items.is_empty() || !suppressed.is_empty() || invoked.len() >= HAND_OVER_ROWS {
-                let work = Work { invoked: std::mem::take(&mut invoked), items, suppressed };
+                let invoked =
+                    std::mem::replace(&mut invoked, InvokedRows::with_capacity(HAND_OVER_ROWS));
+                let work = Work { invoked, items, suppressed };
                 sender.send(work).map_err(|_| stopped())?;
             }
         }
@@ -328,5 +366,19 @@ mod tests {
         assert_eq!(budget, MAX_MAXTIME - Duration::from_secs(30));
         assert!(std::time::Instant::now().checked_add(budget).is_some());
         let _ = std::fs::remove_dir_all(&app);
+    }
+
+    #[test]
+    fn invoked_rows_give_back_each_rows_ids_empty_ones_included() {
+        let mut rows = InvokedRows::with_capacity(1);
+        assert!(rows.is_empty());
+        rows.push(["0", "", ""]);
+        rows.push(["17", "scheduler__a", "3"]);
+        rows.push(["", "", "é"]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows.iter().collect::<Vec<_>>(),
+            vec![("0", "", ""), ("17", "scheduler__a", "3"), ("", "", "é")]
+        );
     }
 }

@@ -413,11 +413,17 @@ impl Spool {
         let written = (|| {
             fs::create_dir_all(&tmp_dir)?;
             fs::create_dir_all(self.inflight_dir())?;
-            // Straight into the file (truncated when recycled): a SOAR batch is up to a
-            // megabyte, not worth a copy.
-            let mut file = std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp_path)?);
-            record.write_json(&mut file)?;
-            file.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+            // Straight into the file: a SOAR batch is up to a megabyte, not worth a copy. A
+            // recycled file is overwritten and then cut to length rather than truncated first,
+            // so its page-cache pages and blocks are reused, not freed and allocated again for
+            // every batch (a torn file here is still in tmp/, which no reader looks at).
+            let file =
+                fs::OpenOptions::new().write(true).create(true).truncate(false).open(&tmp_path)?;
+            let mut writer = std::io::BufWriter::with_capacity(64 * 1024, file);
+            record.write_json(&mut writer)?;
+            let mut file = writer.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+            let length = std::io::Seek::stream_position(&mut file)?;
+            file.set_len(length)?;
             fs::rename(&tmp_path, &path)
         })();
         if let Err(error) = written {

@@ -174,7 +174,8 @@ fn write_ahead_claims_reuse_one_file_and_leave_nothing_behind() {
     let root = temp_root("write-ahead");
     let spool = Spool::new(&root);
     let mut inodes = Vec::new();
-    for key in ["batch:0", "batch:1", "batch:2"] {
+    // Each shorter than the one before: the reused file must not keep the previous tail.
+    for key in ["batch:0 with a longer key than the others", "batch:1", "b:2"] {
         let owned = record(key);
         let view = SpoolRecordView {
             version: owned.version,
