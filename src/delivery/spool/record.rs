@@ -58,42 +58,59 @@ impl SpoolRecordView<'_> {
     /// it again first (see there), and this runs for every item of every alert.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
         let item = self.item;
-        out.write_all(b"{")?;
-        field(out, "version", &self.version)?;
-        out.write_all(b",")?;
-        field(out, "id", self.id)?;
-        out.write_all(b",\"item\":{")?;
-        field(out, "target", &item.target)?;
-        out.write_all(b",")?;
-        field(out, "account", &item.account)?;
-        out.write_all(b",")?;
-        field(out, "dedupe_key", &item.dedupe_key)?;
-        out.write_all(b",\"request\":")?;
-        out.write_all(item.request.get().as_bytes())?;
-        out.write_all(b",")?;
-        field(out, "context", &item.context)?;
-        out.write_all(b"},")?;
-        field(out, "attempts", &self.attempts)?;
-        out.write_all(b",")?;
-        field(out, "first_attempt_unix", &self.first_attempt_unix)?;
-        out.write_all(b",")?;
-        field(out, "last_attempt_unix", &self.last_attempt_unix)?;
-        out.write_all(b",")?;
-        field(out, "next_attempt_unix", &self.next_attempt_unix)?;
-        out.write_all(b",")?;
-        field(out, "last_error", self.last_error)?;
-        out.write_all(b",")?;
-        field(out, "flushes", &self.flushes)?;
-        out.write_all(b"}")
+        let mut record = Object::open(out)?;
+        record.field("version", &self.version)?;
+        record.field("id", self.id)?;
+        record.key("item")?;
+        let mut fields = Object::open(record.out)?;
+        fields.field("target", &item.target)?;
+        fields.field("account", &item.account)?;
+        fields.field("dedupe_key", &item.dedupe_key)?;
+        fields.key("request")?;
+        fields.out.write_all(item.request.get().as_bytes())?;
+        fields.field("context", &item.context)?;
+        fields.close()?;
+        record.field("attempts", &self.attempts)?;
+        record.field("first_attempt_unix", &self.first_attempt_unix)?;
+        record.field("last_attempt_unix", &self.last_attempt_unix)?;
+        record.field("next_attempt_unix", &self.next_attempt_unix)?;
+        record.field("last_error", self.last_error)?;
+        record.field("flushes", &self.flushes)?;
+        record.close()
     }
 }
 
-/// `"key":value`, the value as serde_json writes it.
-fn field<T: Serialize + ?Sized>(out: &mut impl Write, key: &str, value: &T) -> io::Result<()> {
-    out.write_all(b"\"")?;
-    out.write_all(key.as_bytes())?;
-    out.write_all(b"\":")?;
-    serde_json::to_writer(&mut *out, value).map_err(io::Error::other)
+/// A JSON object being written: `{`, then `"key":value` pairs with commas between, then `}`.
+struct Object<'w, W: Write> {
+    out: &'w mut W,
+    empty: bool,
+}
+
+impl<'w, W: Write> Object<'w, W> {
+    fn open(out: &'w mut W) -> io::Result<Self> {
+        out.write_all(b"{")?;
+        Ok(Object { out, empty: true })
+    }
+
+    /// `"key":` (after a comma unless first); the caller writes the value.
+    fn key(&mut self, key: &str) -> io::Result<()> {
+        if !std::mem::take(&mut self.empty) {
+            self.out.write_all(b",")?;
+        }
+        self.out.write_all(b"\"")?;
+        self.out.write_all(key.as_bytes())?;
+        self.out.write_all(b"\":")
+    }
+
+    /// `"key":value`, the value as serde_json writes it.
+    fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> io::Result<()> {
+        self.key(key)?;
+        serde_json::to_writer(&mut *self.out, value).map_err(io::Error::other)
+    }
+
+    fn close(self) -> io::Result<()> {
+        self.out.write_all(b"}")
+    }
 }
 
 #[cfg(test)]
