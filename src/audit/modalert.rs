@@ -209,21 +209,6 @@ pub fn asctime(time: SystemTime) -> String {
     )
 }
 
-/// One log line (without the line end).
-pub fn format_line(
-    time: SystemTime,
-    level: Level,
-    invocation: &Invocation,
-    signature: &str,
-    status: &str,
-    row: Option<&RowIds>,
-    extra: &[(&str, String)],
-) -> String {
-    let mut line = String::new();
-    format_line_into(&mut line, &asctime(time), level, invocation, signature, status, row, extra);
-    line
-}
-
 /// Appends `value` escaped (see `escape_value`) to `out`.
 fn push_escaped(out: &mut String, value: &str) {
     if !value.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n' | b'\r')) {
@@ -231,21 +216,6 @@ fn push_escaped(out: &mut String, value: &str) {
         return;
     }
     out.push_str(&escape_value(value));
-}
-
-/// `format_line` into a reused buffer, with the time already formatted by `asctime`.
-#[allow(clippy::too_many_arguments)]
-fn format_line_into(
-    line: &mut String,
-    asctime: &str,
-    level: Level,
-    invocation: &Invocation,
-    signature: &str,
-    status: &str,
-    row: Option<&RowIds>,
-    extra: &[(&str, String)],
-) {
-    LineTemplate::new(level, invocation, signature, status, extra).render_into(line, asctime, row);
 }
 
 /// Appends ` key="value"` (escaped) to `out`, or nothing for an empty value.
@@ -513,6 +483,25 @@ impl ModAlertLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One whole line (without the line end), as `ModAlertLog` writes it at `time`.
+    fn format_line(
+        time: SystemTime,
+        level: Level,
+        invocation: &Invocation,
+        signature: &str,
+        status: &str,
+        row: Option<&RowIds>,
+        extra: &[(&str, String)],
+    ) -> String {
+        let mut line = String::new();
+        LineTemplate::new(level, invocation, signature, status, extra).render_into(
+            &mut line,
+            &asctime(time),
+            row,
+        );
+        line
+    }
     use std::time::Duration;
 
     fn invocation() -> Invocation {
