@@ -50,6 +50,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
             let mut summary = FlushCounts::default();
             let options = FlushOptions { all, ..options };
             let code = flush(&settings, &outbox, options, splunkd, splunkd_uri, &mut summary);
+            sweep_stale_claims(&settings);
             let ledger = outbox.store().ledger();
             let code = match ledger.expire_hourly(retention) {
                 Ok(0) => code,
@@ -78,6 +79,21 @@ pub fn run(command: SpoolCommand) -> ExitCode {
                 Err(error) => code.worst(spool_unusable(&outbox, &error)),
             }
         }
+    }
+}
+
+/// Removes the per-container lock files of SOAR (and Slack storm) claims nobody has used for
+/// a day; they would otherwise pile up, one per container ever sent to.
+fn sweep_stale_claims(settings: &Settings) {
+    let Ok(delivery) = settings.delivery() else {
+        return;
+    };
+    let removed = remotes::soar::claim::ContainerClaims::sweep_stale(&delivery.spool_dir);
+    if removed > 0 {
+        log::info!(
+            "spool flush: removed {removed} claim lock files unused for a day from {}",
+            remotes::soar::claim::claims_dir(&delivery.spool_dir).display()
+        );
     }
 }
 

@@ -637,3 +637,35 @@ fn concurrent_flushers_send_each_item_once() {
     assert_eq!(emu.soar_artifacts().len(), ROWS);
     assert_spool_clean(&home);
 }
+
+#[test]
+fn flush_removes_claim_lock_files_unused_for_a_day_and_claims_still_work() {
+    let emu = Emulator::start();
+    let splunkd = Emulator::start();
+    let home = soar_home_with(&emu, &splunkd, "max_attempts = 1");
+    home.run_alert(SOAR, &alert(&home, &splunkd, &scheduler_sid(114), 1, "alert")).assert_code(0);
+    let locks = home.spool_dir().join("locks");
+    let used = files_in(&locks);
+    assert_eq!(used.len(), 1, "the container's claim leaves its lock file: {used:?}");
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+    let age = |path: &std::path::Path| {
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(two_days_ago).unwrap()
+    };
+    age(&used[0]);
+    let fresh = locks.join("soar-fresh.lock");
+    std::fs::write(&fresh, b"").unwrap();
+    let other = locks.join("notes.txt");
+    std::fs::write(&other, b"").unwrap();
+    age(&other);
+
+    let run = home.run_stackflow(&["spool", "flush"], b"");
+    run.assert_code(0).assert_line("INFO", "removed 1 claim lock files unused for a day");
+    assert!(!used[0].exists(), "the stale lock file is removed");
+    assert!(fresh.exists() && other.exists(), "recent lock files and other files stay");
+
+    // The same container again: the claim makes a new lock file, and nothing is posted twice.
+    home.run_alert(SOAR, &alert(&home, &splunkd, &scheduler_sid(114), 1, "alert")).assert_code(0);
+    assert!(used[0].exists());
+    assert_eq!(emu.soar_containers().len(), 1);
+    assert_eq!(emu.soar_artifacts().len(), 1);
+}

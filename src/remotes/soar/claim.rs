@@ -14,6 +14,12 @@
 //!
 //! The claim is local to one machine; on a search head cluster the KV store spool's leases
 //! keep members from sending the same item (PRODUCT §11).
+//!
+//! Every container leaves its lock file behind (a drain of ten thousand items, ten thousand
+//! files), so `spool flush` removes those nobody holds and nobody has taken anew for a day
+//! (`sweep_stale`). A process may have opened such a file just before it went: a claim
+//! therefore counts only once the locked file is still the one at the path, else it opens the
+//! path again (the usual rule for lock files that get removed).
 
 use crate::delivery::Outcome;
 use crate::delivery::spool::item_id;
@@ -21,12 +27,20 @@ use crate::error::{Error, Result};
 use crate::settings::Settings;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How often a waiting process tries the lock again.
 const POLL: Duration = Duration::from_millis(20);
+
+/// Lock files that no new holder has taken for this long are removed by `spool flush`.
+pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The folder of the claims under a spool folder.
+pub fn claims_dir(spool_dir: &Path) -> PathBuf {
+    spool_dir.join("locks")
+}
 
 /// Where the claims of one account live, and how long to wait for one.
 pub struct ContainerClaims {
@@ -79,7 +93,7 @@ impl ContainerClaims {
     pub fn new(settings: &Settings, account: &str) -> Result<ContainerClaims> {
         let delivery = settings.delivery()?;
         Ok(ContainerClaims {
-            dir: delivery.spool_dir.join("locks"),
+            dir: claims_dir(&delivery.spool_dir),
             account: account.to_string(),
             prefix: "soar",
             what: "SOAR container",
@@ -110,14 +124,19 @@ impl ContainerClaims {
     /// Waits (up to the patience) for the claim on the container with this SDI. A claim that
     /// cannot be had is a retry: the item stays spooled and nothing is posted twice.
     pub fn claim(&self, container_sdi: &str) -> std::result::Result<Claim, Outcome> {
-        let file = self.open(container_sdi).map_err(|error| {
+        let cannot_open = |error: Error| {
             Outcome::retry(format!("cannot take the {} claim: {error}", self.what), None)
-        })?;
+        };
+        let mut file = self.open(container_sdi).map_err(cannot_open)?;
         let deadline = Instant::now() + self.patience;
         loop {
             match file.try_lock() {
+                Ok(()) if !still_at(&file, &self.path(container_sdi)) => {
+                    // Removed by a sweep after this process opened it: a lock on a file
+                    // nobody else will open again is no claim.
+                    file = self.open(container_sdi).map_err(cannot_open)?;
+                }
                 Ok(()) => {
-                    let mut file = file;
                     // Unreadable token: assume the worst (someone else held it).
                     let others_since = take_turn(&mut file).unwrap_or(true);
                     return Ok(Claim { _file: file, others_since });
@@ -145,6 +164,41 @@ impl ContainerClaims {
         }
     }
 
+    /// Removes the lock files under `spool_dir` that nobody holds and that no new holder has
+    /// taken for `STALE_AFTER` (each is removed while this process holds its lock); returns
+    /// how many. Files it cannot read or lock are left for a later run.
+    pub fn sweep_stale(spool_dir: &Path) -> usize {
+        let Ok(entries) = std::fs::read_dir(claims_dir(spool_dir)) else {
+            return 0;
+        };
+        let now = std::time::SystemTime::now();
+        let stale = |path: &Path| {
+            std::fs::metadata(path)
+                .and_then(|metadata| metadata.modified())
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .is_some_and(|age| age >= STALE_AFTER)
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|extension| extension != "lock") || !stale(&path) {
+                continue;
+            }
+            let Ok(file) = OpenOptions::new().read(true).write(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok()
+                && still_at(&file, &path)
+                && stale(&path)
+                && std::fs::remove_file(&path).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn path(&self, container_sdi: &str) -> PathBuf {
         let name = format!(
             "{}-{}.lock",
@@ -168,6 +222,24 @@ impl ContainerClaims {
             .open(&path)
             .map_err(|error| Error::Spool { path, detail: format!("cannot open: {error}") })
     }
+}
+
+/// Whether `path` still names `file` (not removed, not replaced by another file).
+#[cfg(unix)]
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+        _ => false,
+    }
+}
+
+/// On Windows a file removed while open is pending deletion until its last handle closes, and
+/// cannot be looked up or opened meanwhile: a claim then opens the path again (and, until the
+/// removal completes, the item is retried later).
+#[cfg(not(unix))]
+fn still_at(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 #[cfg(test)]
@@ -197,5 +269,47 @@ mod tests {
         assert!(claims.claim("sid-1").unwrap().others_since);
         assert!(!claims.claim("sid-1").unwrap().others_since);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_sweep_removes_only_unheld_lock_files_unused_for_a_day() {
+        let spool = std::env::temp_dir().join(format!("stackflow-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&spool);
+        let claims =
+            ContainerClaims::in_dir(claims_dir(&spool), "default", Duration::from_millis(60));
+        assert_eq!(ContainerClaims::sweep_stale(&spool), 0, "no folder yet");
+        let old = std::time::SystemTime::now() - STALE_AFTER - Duration::from_secs(60);
+        let age = |sdi: &str| {
+            let file = OpenOptions::new().write(true).open(claims.path(sdi)).unwrap();
+            file.set_modified(old).unwrap();
+        };
+        drop(claims.claim("released").unwrap());
+        drop(claims.claim("recent").unwrap());
+        let held = claims.claim("held").unwrap();
+        age("released");
+        age("held");
+        assert_eq!(ContainerClaims::sweep_stale(&spool), 1);
+        assert!(!claims.path("released").exists());
+        assert!(claims.path("recent").exists() && claims.path("held").exists());
+        drop(held);
+        assert!(claims.claim("released").unwrap().others_since, "a new file, a new turn");
+        let _ = std::fs::remove_dir_all(&spool);
+    }
+
+    #[test]
+    fn a_lock_file_removed_after_it_was_opened_is_no_claim() {
+        let spool = std::env::temp_dir().join(format!("stackflow-moved-{}", std::process::id()));
+        let claims =
+            ContainerClaims::in_dir(claims_dir(&spool), "default", Duration::from_millis(60));
+        let opened = claims.open("sdi").unwrap();
+        let path = claims.path("sdi");
+        assert!(still_at(&opened, &path));
+        std::fs::remove_file(&path).unwrap();
+        assert!(!still_at(&opened, &path), "removed");
+        std::fs::write(&path, b"").unwrap();
+        assert!(!still_at(&opened, &path), "replaced by another file");
+        let claim = claims.claim("sdi").unwrap();
+        assert!(still_at(&claim._file, &path));
+        let _ = std::fs::remove_dir_all(&spool);
     }
 }
