@@ -2,6 +2,7 @@
 //! (`SpoolRecordView::write_json`): every item an alert sends is first written as a claim, and
 //! a SOAR batch is up to a megabyte of JSON that must not be checked again on the way.
 
+use super::item_id;
 use crate::delivery::{DeliveryItem, RejectClass};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
@@ -111,6 +112,19 @@ impl<'w, W: Write> Object<'w, W> {
     fn close(self) -> io::Result<()> {
         self.out.write_all(b"}")
     }
+}
+
+/// Parses an item file; `id` (when not empty) must match the record's id.
+pub(crate) fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolRecord, String> {
+    let record: SpoolRecord = serde_json::from_slice(bytes)
+        .map_err(|error| format!("not a spool item ({} bytes): {error}", bytes.len()))?;
+    if !id.is_empty() && record.id != id {
+        return Err(format!("its id {} does not match its file name", record.id));
+    }
+    if record.id != item_id(&record.item.dedupe_key) {
+        return Err("its id does not match its dedupe key".to_string());
+    }
+    Ok(record)
 }
 
 #[cfg(test)]
