@@ -1,6 +1,7 @@
 //! Unit tests of `sync`.
 
 use super::*;
+use crate::splunk::splunk_csv::Table;
 
 #[test]
 fn keys_come_from_fields_receipts_and_event_ids() {
