@@ -200,12 +200,12 @@ impl RequestJson {
     }
 }
 
-/// Written as the JSON value it is (not as a string). Checked through `RawValue` here, which
-/// costs a pass over the text: the alert's write-ahead, which writes every item, goes through
-/// `spool::record` instead.
+/// Written as the JSON value it is (not as a string). Checked through a borrowed `RawValue`
+/// here, which costs a pass over the text: the alert's write-ahead, which writes every item,
+/// goes through `spool::record` instead.
 impl Serialize for RequestJson {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(self.0.clone()).map_err(serde::ser::Error::custom)?;
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
         raw.serialize(serializer)
     }
 }
