@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod keys;
+
 pub const CONF_NAME: &str = "stackflow.conf";
 pub const DEFAULT_SPLUNKD_URI: &str = "https://127.0.0.1:8089";
 
@@ -20,6 +22,21 @@ pub struct Settings {
     pub conf: ConfFile,
     pub app_dir: Option<PathBuf>,
     pub splunk_home: Option<PathBuf>,
+}
+
+/// One account stanza: its keys are read through `get`, which knows the one table.
+#[derive(Debug)]
+pub struct Section<'a> {
+    conf: &'a ConfFile,
+    stanza: String,
+    settings: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Section<'a> {
+    pub fn get(&self, key: &str) -> Option<&'a String> {
+        self.conf.assert_documented(&self.stanza, key);
+        self.settings.get(key)
+    }
 }
 
 /// TLS policy for one remote: verification on unless turned off, optional private CA bundle.
@@ -67,7 +84,7 @@ impl Settings {
             None => ConfFile::default(),
         };
         let splunk_home = conf::splunk_home(app_dir.as_deref());
-        Ok(Settings { conf, app_dir, splunk_home })
+        Ok(Settings::from_conf(conf, app_dir, splunk_home))
     }
 
     pub fn from_conf(
@@ -75,13 +92,16 @@ impl Settings {
         app_dir: Option<PathBuf>,
         splunk_home: Option<PathBuf>,
     ) -> Settings {
+        let mut conf = conf;
+        // Readers use only documented keys (PRODUCT §15): checked on every read in debug builds.
+        conf.set_schema(keys::is_known);
         Settings { conf, app_dir, splunk_home }
     }
 
     /// The `[<kind>:<account>]` stanza, or a configuration error that lists the accounts that do exist.
-    pub fn account(&self, kind: &str, account: &str) -> Result<&BTreeMap<String, String>> {
+    pub fn account(&self, kind: &str, account: &str) -> Result<Section<'_>> {
         let stanza = format!("{kind}:{account}");
-        self.conf.stanza(&stanza).ok_or_else(|| {
+        let settings = self.conf.stanza(&stanza).ok_or_else(|| {
             let prefix = format!("{kind}:");
             let known: Vec<&str> = self
                 .conf
@@ -94,7 +114,8 @@ impl Settings {
                 "",
                 format!("unknown {kind} account \"{account}\" (configured: {known})"),
             )
-        })
+        })?;
+        Ok(Section { conf: &self.conf, stanza, settings })
     }
 
     /// `verify_ssl` and `ca_file` of a stanza. A CA file that does not exist is a configuration

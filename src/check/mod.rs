@@ -173,32 +173,6 @@ fn conf_files(report: &mut Report, settings: &Settings) -> ConfFile {
     }
 }
 
-/// The keys each stanza kind understands (README/stackflow.conf.spec).
-fn known_keys(stanza: &str) -> Option<&'static [&'static str]> {
-    let kind = stanza.split(':').next().unwrap_or(stanza);
-    let has_account = stanza.contains(':');
-    Some(match (kind, has_account) {
-        ("soar", true) => &["url", "verify_ssl", "ca_file", "label"],
-        ("stackflow", true) => &["webhook_url", "api_url", "verify_ssl", "ca_file"],
-        ("slack", true) => &["api_url", "channel", "verify_ssl", "ca_file"],
-        ("llm", true) => {
-            &["url", "model", "timeout_s", "max_tokens", "redact_ips", "verify_ssl", "ca_file"]
-        }
-        ("splunkd", false) => &["uri", "verify_ssl", "ca_file"],
-        ("proxy", false) => &["url"],
-        ("delivery", false) => &["timeout_s", "max_attempts", "spool_dir", "retry_base_s"],
-        ("receipts", false) => &["index"],
-        ("notables", false) => &["api", "es8_update_path", "es8_notes_path"],
-        ("slack_response", false) => {
-            &["false_positive_disposition", "escalate_account", "playbook_account"]
-        }
-        ("limits", false) => {
-            &["max_results_bytes", "max_record_bytes", "max_field_bytes", "max_fields"]
-        }
-        _ => return None,
-    })
-}
-
 /// Unknown stanzas and keys are most often typos (`verfy_ssl`): they are ignored, so say so.
 fn check_known_keys(report: &mut Report, settings: &Settings) {
     for name in settings.conf.stanza_names() {
@@ -216,19 +190,21 @@ fn check_known_keys(report: &mut Report, settings: &Settings) {
         if name.starts_with(crate::mapping::route::STANZA_PREFIX) {
             continue; // checked whole by check_routes
         }
-        let Some(known) = known_keys(name) else {
-            report.warn(&what, "unknown stanza, ignored (accounts are [soar:<name>], [stackflow:<name>], [slack:<name>])");
+        let Some(kind) = crate::settings::keys::kind_of(name) else {
+            let known: Vec<String> =
+                crate::settings::keys::STANZAS.iter().map(|kind| kind.header()).collect();
+            report.warn(&what, format!("unknown stanza, ignored (known: {})", known.join(" ")));
             continue;
         };
         let unknown: Vec<&str> =
-            stanza.keys().map(String::as_str).filter(|key| !known.contains(key)).collect();
+            stanza.keys().map(String::as_str).filter(|key| !kind.knows(key)).collect();
         if !unknown.is_empty() {
             report.warn(
                 &what,
                 format!(
                     "unknown setting(s) ignored: {} (known: {})",
                     unknown.join(", "),
-                    known.join(", ")
+                    kind.spec_keys().join(", ")
                 ),
             );
         }

@@ -13,10 +13,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One conf file (or the merge of several layers): stanza → key → value.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ConfFile {
     stanzas: BTreeMap<String, BTreeMap<String, String>>,
+    /// The file's documented keys, when its reader knows them: in debug builds a read of any
+    /// other key is a bug (a setting `stackflow check` would call unknown), so it panics.
+    schema: Option<Schema>,
 }
+
+/// Whether `(stanza, key)` is documented.
+pub type Schema = fn(&str, &str) -> bool;
+
+impl PartialEq for ConfFile {
+    fn eq(&self, other: &ConfFile) -> bool {
+        self.stanzas == other.stanzas
+    }
+}
+
+impl Eq for ConfFile {}
 
 impl ConfFile {
     /// Parses conf text. Settings before the first stanza header go to `default`, as in Splunk.
@@ -95,7 +109,23 @@ impl ConfFile {
         }
     }
 
+    /// Declares the documented keys: reads of others panic in debug builds (see `schema`).
+    pub fn set_schema(&mut self, schema: Schema) {
+        self.schema = Some(schema);
+    }
+
+    /// Panics in debug builds when a reader asks for a key its file does not document.
+    pub fn assert_documented(&self, stanza: &str, key: &str) {
+        if let Some(documented) = self.schema {
+            debug_assert!(
+                documented(stanza, key),
+                "[{stanza}] {key} is read but not documented (settings::keys, the one table)"
+            );
+        }
+    }
+
     pub fn get(&self, stanza: &str, key: &str) -> Option<&str> {
+        self.assert_documented(stanza, key);
         self.stanzas.get(stanza).and_then(|settings| settings.get(key)).map(String::as_str)
     }
 

@@ -281,3 +281,39 @@ fn routes_and_llm_accounts_are_validated() {
     });
     assert!(!unknown, "routes and llm accounts are known stanzas: {}", run.stdout);
 }
+
+/// PRODUCT §15 "One table of settings": every key `README/stackflow.conf.spec` documents is
+/// known to `check` (here a cluster's `[delivery]` stanza, the [limits], [notables],
+/// [slack_response], an `[llm:…]` account and a route), while a typo still gets its WARN.
+#[test]
+fn documented_keys_are_never_called_unknown() {
+    let emulator = Emulator::start();
+    let home = setup_with(&emulator, &emulator.url(), "");
+    let conf = std::fs::read_to_string(home.app_dir().join("local/stackflow.conf")).unwrap();
+    let url = emulator.url();
+    home.write_local_conf(&format!(
+        "{conf}\n[delivery]\ntimeout_s = 30\nmax_attempts = 5\nretry_base_s = 0.5\n\
+         flush_max_items = 5000\nflush_max_s = 50\nstore = kvstore\nlease_s = 120\n\
+         kvstore_conflict_status = 409\nledger_retention_days = 14\nspool_dir =\n\n\
+         [limits]\nmax_results_bytes = 2147483648\nmax_record_bytes = 67108864\n\
+         max_field_bytes = 16777216\nmax_fields = 10000\n\n\
+         [notables]\napi = auto\n\n\
+         [slack_response]\nfalse_positive_disposition = disposition:3\n\
+         escalate_account = default\nplaybook_account = default\n\n\
+         [llm:default]\nurl = {url}/v1/chat/completions\nmodel = m\ntimeout_s = 8\n\
+         max_tokens = 300\nredact_ips = true\nverify_ssl = true\n\n\
+         [route:10_critical]\nfield.dest_priority = critical\nchannel = #soc-critical\n\n\
+         [receipts]\nindex = stackflow\n"
+    ));
+    emulator.set_secret("stackflow", "llm.default", "llm-key");
+    let run = check(&home, KEY);
+    assert!(
+        !run.stdout.contains("unknown"),
+        "a documented key was called unknown:\n{}",
+        run.stdout
+    );
+
+    home.write_local_conf(&format!("{conf}\n[delivery]\nflush_max_z = 50\n"));
+    let run = check(&home, KEY);
+    assert_line(&run, "[delivery]", "WARN", "unknown setting(s) ignored: flush_max_z");
+}

@@ -91,3 +91,38 @@ fn notable_updates_need_stackflow_admins_capability() {
     assert_eq!(sync::field(&sync::table(&replies[1]), 0, "sync_action"), "updated", "{stderr}");
     assert_eq!(emulator.notable_updates().len(), 2, "one update per target status");
 }
+
+/// PRODUCT §15 "Roles grant only what they need": the Slack roles hold their own capability and
+/// the `stackflow` index, never `list_storage_passwords` (not even through an imported role),
+/// and the README shipped inside the app lists every role, naming `list_storage_passwords`
+/// for each one that grants it.
+#[test]
+fn slack_roles_never_grant_storage_passwords_and_the_app_readme_lists_every_role() {
+    let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("app/stackflow");
+    let authorize =
+        ConfFile::parse_str(&std::fs::read_to_string(app.join("default/authorize.conf")).unwrap());
+    for (role, own) in
+        [("stackflow_responder", "stackflow_respond"), ("stackflow_approver", "stackflow_approve")]
+    {
+        let granted = role_capabilities(role);
+        assert!(granted.contains(&own.to_string()), "{role}: {granted:?}");
+        assert!(!granted.iter().any(|c| c == "list_storage_passwords"), "{role}: {granted:?}");
+        assert!(!granted.iter().any(|c| c == "stackflow_read_credentials"), "{role}: {granted:?}");
+        let stanza = format!("role_{role}");
+        assert_eq!(authorize.get(&stanza, "srchIndexesAllowed"), Some("stackflow"), "{role}");
+    }
+
+    let readme = std::fs::read_to_string(app.join("README.md")).unwrap();
+    let roles: Vec<&str> =
+        authorize.stanza_names().filter_map(|name| name.strip_prefix("role_")).collect();
+    assert!(roles.len() >= 4, "{roles:?}");
+    for role in roles {
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{role}` |")))
+            .unwrap_or_else(|| panic!("app/stackflow/README.md has no row for role {role}"));
+        if role_capabilities(role).iter().any(|c| c == "list_storage_passwords") {
+            assert!(row.contains("list_storage_passwords"), "{role}'s row must name it: {row}");
+        }
+    }
+}
