@@ -194,4 +194,12 @@ fn check_names_each_scope_the_bot_token_lacks() {
         assert!(warned.iter().all(|line| !line.contains(granted)), "{granted}: {warned:?}");
     }
     assert!(emulator.slack_messages().is_empty(), "check posts nothing");
+    // The installed app offers the manifest that grants them all.
+    let manifest = home.app_dir().join("appserver/static/slack_app_manifest.json");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    let bot = manifest["oauth_config"]["scopes"]["bot"].as_array().unwrap();
+    for scope in ["chat:write", "channels:history", "groups:history", "groups:read"] {
+        assert!(bot.iter().any(|granted| granted == scope), "{scope}");
+    }
 }
