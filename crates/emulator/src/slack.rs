@@ -357,10 +357,10 @@ fn users_info(s: &Slack, req: &Request, granted: &[String]) -> Response {
     match s.users.get(user) {
         Some(found) => {
             let mut found = found.clone();
-            if !granted.iter().any(|g| g == "users:read.email") {
-                if let Some(profile) = found.get_mut("profile").and_then(Value::as_object_mut) {
-                    profile.remove("email");
-                }
+            if !granted.iter().any(|g| g == "users:read.email")
+                && let Some(profile) = found.get_mut("profile").and_then(Value::as_object_mut)
+            {
+                profile.remove("email");
             }
             Response::json(200, &json!({"ok": true, "user": found}))
         }

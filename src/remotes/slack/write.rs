@@ -162,13 +162,13 @@ fn response_details(json: &Value) -> String {
 
 /// A refused call: its outcome, and Slack's error code when Slack answered `ok: false`.
 struct Refused {
-    outcome: Outcome,
+    outcome: Box<Outcome>,
     code: Option<String>,
 }
 
 impl From<Outcome> for Refused {
     fn from(outcome: Outcome) -> Refused {
-        Refused { outcome, code: None }
+        Refused { outcome: Box::new(outcome), code: None }
     }
 }
 
@@ -215,7 +215,7 @@ impl SlackTarget {
                 &response,
                 &response_details(&json),
             );
-            return Err(Refused { outcome, code: Some(code.to_string()) });
+            return Err(Refused { outcome: Box::new(outcome), code: Some(code.to_string()) });
         }
         Ok(json)
     }
@@ -227,7 +227,7 @@ impl SlackTarget {
         self.last_post.insert(channel.to_string(), Instant::now());
         let json = match result {
             Ok(json) => json,
-            Err(refused) => return refused.outcome,
+            Err(refused) => return *refused.outcome,
         };
         let ts = json.get("ts").and_then(Value::as_str).unwrap_or("").to_string();
         let channel_id = json.get("channel").and_then(Value::as_str).unwrap_or(channel).to_string();
@@ -318,7 +318,7 @@ impl SlackTarget {
                             "stackflow_slack: the storm message in {channel} ts={ts} cannot be updated ({code}); posting a new one"
                         );
                     }
-                    Err(refused) => return refused.outcome,
+                    Err(refused) => return *refused.outcome,
                 }
             }
         }
