@@ -17,6 +17,8 @@
 
 mod blocks;
 mod knobs;
+#[cfg(test)]
+mod tests;
 pub(crate) use knobs::apply_config;
 
 use crate::http::{Request, Response, parse_form};
