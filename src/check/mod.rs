@@ -564,7 +564,16 @@ fn check_slack(report: &mut Report, settings: &Settings, secrets: &Secrets, acco
     let what = SlackAccount::stanza_of(account);
     let user = SlackAccount::secret_user_of(account);
     match SlackApi::open(settings, &secrets.splunkd, account) {
-        Ok(api) => probed(report, &what, slack::probe::auth_test(&api)),
+        Ok(api) => {
+            // The response buttons are set up when the listener's app-level token is stored.
+            let app_token = slack::socket::app_token_user_of(account);
+            let buttons = secrets.splunkd.secret(&app_token).is_ok();
+            let (result, warnings) = slack::probe::check(&api, buttons);
+            probed(report, &what, result);
+            for warning in warnings {
+                report.warn(&what, warning);
+            }
+        }
         Err(error) => open_failed(report, &what, secrets, &user, &error),
     }
 }

@@ -3,6 +3,11 @@
 //! the *sending* marker written before the request leaves, and — when an earlier attempt's
 //! answer was lost — a lookup on the remote before anything is sent again. Shared by the alert
 //! run's deliverer and `spool flush`.
+//!
+//! The marker stays only while the outcome is truly unknown (PRODUCT §15): an answer that says
+//! the request was not taken (429, `ratelimited`, a refused connection, a refusal) clears it,
+//! and a lookup that cannot work for a lasting reason sends again with a WARN naming the
+//! possible duplicate — an alert is never held forever for bookkeeping.
 
 use super::ledger::{Ledger, LedgerEntry};
 use super::spool::now_unix;
@@ -90,8 +95,11 @@ pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Targe
                     ledger_error: None,
                 };
             }
+            Lookup::Impossible(reason) => log::warn!(
+                "{key}: an earlier attempt's answer was lost and the remote cannot be asked whether it arrived ({reason}); sending again: possible duplicate of {key} (see docs/delivery.md)"
+            ),
             Lookup::Unsupported => log::warn!(
-                "{key}: an earlier attempt's answer was lost and this account cannot look the item up (see docs/delivery.md); sending again, which may duplicate it"
+                "{key}: an earlier attempt's answer was lost and this account cannot look the item up (see docs/delivery.md); sending again: possible duplicate of {key}"
             ),
         }
     }
@@ -108,8 +116,13 @@ pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Targe
     let outcome = target.attempt(item);
     let ledger_error = match &outcome {
         Outcome::Delivered(delivered) => record(ledger, key, delivered),
-        // The remote refused: nothing was created.
+        // The remote refused, or said it did not take the request: nothing was created, and
+        // the next attempt sends directly.
         Outcome::Rejected(_) => {
+            ledger.clear_sending(key);
+            None
+        }
+        Outcome::Retry(retry) if !retry.maybe_taken => {
             ledger.clear_sending(key);
             None
         }
@@ -223,6 +236,47 @@ mod tests {
         assert!(matches!(sent.outcome, Outcome::Delivered(ref d) if !d.duplicate));
         assert_eq!(remote.sent, 2);
         assert_eq!(ledger.sending_since("k2").unwrap(), None);
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_known_answer_clears_the_marker_and_the_next_attempt_sends_directly() {
+        let root = temp_root("attempt-429");
+        let ledger = Ledger::new(&root);
+        let item = item("k4");
+        let mut remote = Remote {
+            attempts: vec![
+                Outcome::not_taken("HTTP 429: ratelimited", None),
+                Outcome::Delivered(delivered("M2")),
+            ],
+            lookups: Vec::new(),
+            sent: 0,
+            asked: Vec::new(),
+        };
+        attempt_once(&ledger, &item, &mut remote);
+        assert_eq!(ledger.sending_since("k4").unwrap(), None, "a 429 is an answer");
+        let sent = attempt_once(&ledger, &item, &mut remote);
+        assert!(matches!(sent.outcome, Outcome::Delivered(ref d) if !d.duplicate));
+        assert!(remote.asked.is_empty(), "no lookup");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn a_lookup_that_cannot_work_sends_again() {
+        let root = temp_root("attempt-impossible");
+        let ledger = Ledger::new(&root);
+        let item = item("k5");
+        let mut remote = Remote {
+            attempts: vec![Outcome::retry("reset", None), Outcome::Delivered(delivered("M3"))],
+            lookups: vec![Lookup::Impossible("missing_scope".into())],
+            sent: 0,
+            asked: Vec::new(),
+        };
+        attempt_once(&ledger, &item, &mut remote);
+        let again = attempt_once(&ledger, &item, &mut remote);
+        assert!(matches!(again.outcome, Outcome::Delivered(ref d) if !d.duplicate));
+        assert_eq!((remote.sent, remote.asked.len()), (2, 1));
+        assert_eq!(ledger.sending_since("k5").unwrap(), None);
         let _ = std::fs::remove_dir_all(root);
     }
 

@@ -2,7 +2,10 @@
 //! retry later, or rejected (PRODUCT §5).
 //!
 //! Retry: 408, 429, 5xx except 501, timeouts, refused or reset connections, an interrupted TLS
-//! handshake. Rejected: other 4xx with the server's own message; 401/403 as credentials; a
+//! handshake. Of those, the answers that say the request was not taken (408, 429, 503, a
+//! refused connection, an unknown host, a TLS failure, which comes before the request is
+//! written) are `Outcome::not_taken`: a remote without dedupe is then sent to directly on the
+//! next attempt; a timeout, a reset or another 5xx may have come after the remote acted. Rejected: other 4xx with the server's own message; 401/403 as credentials; a
 //! certificate we do not trust as configuration. Bodies (SOAR `failed` and
 //! `existing_container_id`, Slack `ok:false`, …) are judged by each target on top of the
 //! status; the local splunkd's answers to secret reads go through the same table
@@ -28,7 +31,8 @@ pub fn classify_status(response: &HttpResponse, what: &str) -> StatusClass {
             RejectClass::Credentials,
             format!("{what}: HTTP {status}: {}", server_message(response)),
         )),
-        408 | 429 => StatusClass::Failed(Outcome::retry(
+        // "Request Timeout", "Too Many Requests", "Service Unavailable": not processed.
+        408 | 429 | 503 => StatusClass::Failed(Outcome::not_taken(
             format!("{what}: HTTP {status}: {}", server_message(response)),
             response.retry_after(),
         )),
@@ -51,11 +55,12 @@ pub fn classify_status(response: &HttpResponse, what: &str) -> StatusClass {
 pub fn classify_transport(error: &TransportError, what: &str) -> Outcome {
     use TransportErrorKind as Kind;
     match error.kind {
-        Kind::Timeout
-        | Kind::ConnectionRefused
-        | Kind::ConnectionReset
-        | Kind::TlsInterrupted
-        | Kind::HostNotFound => Outcome::retry(format!("{what}: {}", error.message), None),
+        Kind::ConnectionRefused | Kind::TlsInterrupted | Kind::HostNotFound => {
+            Outcome::not_taken(format!("{what}: {}", error.message), None)
+        }
+        Kind::Timeout | Kind::ConnectionReset => {
+            Outcome::retry(format!("{what}: {}", error.message), None)
+        }
         Kind::CertificateNotTrusted => Outcome::rejected(
             RejectClass::Configuration,
             format!(
@@ -188,6 +193,34 @@ mod tests {
         for (kind, expected) in cases {
             let error = TransportError { kind, message: "m".into() };
             assert_eq!(outcome_word(&classify_transport(&error, "x")), expected, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn only_answers_that_say_so_are_not_taken() {
+        let taken = |outcome: Outcome| match outcome {
+            Outcome::Retry(retry) => retry.maybe_taken,
+            other => panic!("{other:?}"),
+        };
+        for (status, maybe) in [(408, false), (429, false), (503, false), (500, true), (502, true)]
+        {
+            let StatusClass::Failed(outcome) = classify_status(&response(status, "", &[]), "x")
+            else {
+                panic!("{status}")
+            };
+            assert_eq!(taken(outcome), maybe, "{status}");
+        }
+        use TransportErrorKind as Kind;
+        for (kind, maybe) in [
+            (Kind::ConnectionRefused, false),
+            (Kind::HostNotFound, false),
+            (Kind::TlsInterrupted, false),
+            (Kind::Timeout, true),
+            (Kind::ConnectionReset, true),
+            (Kind::Other, true),
+        ] {
+            let error = TransportError { kind, message: "m".into() };
+            assert_eq!(taken(classify_transport(&error, "x")), maybe, "{kind:?}");
         }
     }
 

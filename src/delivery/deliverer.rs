@@ -490,6 +490,7 @@ pub(crate) mod tests {
         let mut target = Scripted::new(vec![Outcome::Retry(crate::delivery::RetryLater {
             reason: "HTTP 429".into(),
             after,
+            maybe_taken: false,
         })]);
         let mut deliverer = Deliverer::new(&root, 1, Duration::MAX);
         let report = deliverer.deliver(item("j"), &mut target);

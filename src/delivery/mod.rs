@@ -242,6 +242,11 @@ pub struct RetryLater {
     /// The remote's `Retry-After`, when it said (at most `retry::MAX_RETRY_AFTER` when built
     /// with `Outcome::retry`; the deliverer and the flusher bound it again all the same).
     pub after: Option<Duration>,
+    /// Whether the remote may have acted on the request (a timeout or reset after it was
+    /// written, an ambiguous answer). False when the answer says it was not taken (429,
+    /// `ratelimited`, a refused connection, a TLS failure before the request): for a remote
+    /// without dedupe the sending marker is then cleared and the next attempt sends directly.
+    pub maybe_taken: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,6 +272,17 @@ impl Outcome {
         Outcome::Retry(RetryLater {
             reason: reason.into(),
             after: retry::bounded_retry_after(after),
+            maybe_taken: true,
+        })
+    }
+
+    /// Retry later, the remote having said that it did not take the request (see
+    /// `RetryLater::maybe_taken`).
+    pub fn not_taken(reason: impl Into<String>, after: Option<Duration>) -> Outcome {
+        Outcome::Retry(RetryLater {
+            reason: reason.into(),
+            after: retry::bounded_retry_after(after),
+            maybe_taken: false,
         })
     }
 
@@ -305,9 +321,13 @@ pub enum Lookup {
     Found(Delivered),
     /// It does not: sending is safe.
     Absent,
-    /// The question could not be answered now (remote down, lookup refused): the item waits
+    /// The question could not be answered now (remote down, rate limited): the item waits
     /// rather than risk a duplicate.
     Unknown(String),
+    /// The question cannot be answered for a lasting reason (a missing scope, a channel the
+    /// bot has not joined, no read-back token): the item is sent again with a WARN naming the
+    /// possible duplicate, never held forever for bookkeeping (PRODUCT §15).
+    Impossible(String),
     /// This remote or account cannot be asked (e.g. no read-back API configured): the item is
     /// sent, and the possible duplicate is logged.
     Unsupported,

@@ -1,5 +1,6 @@
 //! No duplicates on remotes that do not deduplicate (StackFlow's webhook, Slack) when an
-//! answer is lost, nor on SOAR artifacts when two runs race: the installed action and
+//! answer is lost — a known answer such as a 429 is not a lost one, and a look-up that cannot
+//! work sends again with a WARN — nor on SOAR artifacts when two runs race: the installed action and
 //! `spool flush` run as splunkd runs them, against emulators that act and then reset the
 //! connection (`Fault::ResetAfterProcessing`) or answer late while the flusher is killed.
 
@@ -109,6 +110,77 @@ fn a_lost_answer_and_a_remote_that_cannot_be_asked_wait_instead_of_duplicating()
     flushed.assert_code(0);
     assert_eq!(emu.stackflow_incidents().len(), 1, "{}", flushed.stderr);
     assert_eq!(emu.requests_to(WEBHOOK).len(), 1);
+}
+
+#[test]
+fn a_429_from_stackflow_is_an_answer_and_the_next_attempt_sends_without_a_look_up() {
+    let emu = Emulator::start();
+    let home = stackflow_home(&emu, true);
+    emu.fault(WEBHOOK, Fault::RetryAfter { status: 429, seconds: 0 }, 1);
+    let run = run_action(&home, &emu, "stackflow_incident", 7);
+    run.assert_code(0).assert_levelled_stderr();
+    assert_eq!(emu.stackflow_incidents().len(), 1);
+    assert_eq!(emu.requests_to(WEBHOOK).len(), 2, "refused once, then created");
+    assert!(
+        emu.requests_to("/prod/api/incidents").is_empty(),
+        "a 429 says the incident was not created: nothing to look up\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn without_an_incidents_api_token_a_lost_answer_is_sent_again_with_a_warning() {
+    let emu = Emulator::start();
+    let home = stackflow_home(&emu, false);
+    emu.fault(WEBHOOK, Fault::ResetAfterProcessing, 1);
+    let run = run_action(&home, &emu, "stackflow_incident", 8);
+    run.assert_code(0).assert_levelled_stderr();
+    assert_eq!(emu.stackflow_incidents().len(), 2, "sent again: {}", run.stderr);
+    let warning = run
+        .stderr
+        .lines()
+        .find(|line| line.contains("WARN") && line.contains("possible duplicate"))
+        .unwrap_or_else(|| panic!("no WARN naming the possible duplicate: {}", run.stderr));
+    assert!(warning.contains("stackflow_api.default"), "{warning}");
+}
+
+#[test]
+fn the_stackflow_look_up_reads_every_page_of_matches() {
+    let emu = Emulator::start();
+    let home = stackflow_home(&emu, true);
+    std::fs::write(
+        home.app_dir().join("local").join("stackflow.conf"),
+        std::fs::read_to_string(home.app_dir().join("local").join("stackflow.conf"))
+            .unwrap()
+            .replace("max_attempts = 3", "max_attempts = 1"),
+    )
+    .unwrap();
+    emu.fault(WEBHOOK, Fault::ResetAfterProcessing, 1);
+    run_action(&home, &emu, "stackflow_incident", 9).assert_code(7);
+    let created = emu.stackflow_incidents()[0].clone();
+    let key = created["payload"]["dedupe_key"].as_str().expect("the stored dedupe key").to_string();
+    // 250 incidents that mention the key (full-text matches) but are not ours come first: the
+    // incident the lost answer created is on the second page of 200.
+    for n in 0..250 {
+        let mut decoy = created.clone();
+        decoy["id"] =
+            json!(if n == 0 { created["id"].clone() } else { json!(format!("DECOY{n}")) });
+        decoy["payload"]["dedupe_key"] = json!(format!("other-{n}"));
+        decoy["description"] = json!(format!("see {key}"));
+        emu.add_stackflow_incident(decoy);
+    }
+    let mut ours = created.clone();
+    ours["id"] = json!("INC9999999");
+    emu.add_stackflow_incident(ours);
+    let flushed = flush(&home, &emu, &["--all"]);
+    flushed.assert_code(0);
+    assert_eq!(emu.requests_to(WEBHOOK).len(), 1, "found, not sent again: {}", flushed.stderr);
+    assert_eq!(emu.requests_to("/prod/api/incidents").len(), 2, "two pages");
+    let receipts = home.receipts();
+    assert!(
+        receipts.iter().any(|r| r["remote_id"] == "INC9999999" && r["outcome"] == "duplicate"),
+        "{receipts:?}"
+    );
 }
 
 #[test]

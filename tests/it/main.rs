@@ -22,6 +22,7 @@ mod roles;
 mod saved_search;
 mod secret;
 mod slack;
+mod slack_remote;
 mod slack_socket;
 mod soar;
 mod stackflowcheck;

@@ -413,7 +413,7 @@ fn slack_channel_not_found_is_rejected_with_a_fix() {
         &[detection_row(0, "high")],
         json!({"channel": "#nope"}),
     );
-    run.assert_code(6).assert_line("ERROR", "channel_not_found").assert_line("ERROR", "\"#nope\"");
+    run.assert_code(4).assert_line("ERROR", "channel_not_found").assert_line("ERROR", "\"#nope\"");
     run.assert_line("ERROR", "severity_channels");
     assert!(messages(&emulator).is_empty());
     assert_eq!(dead_letters(&home), 1, "kept as a dead letter");

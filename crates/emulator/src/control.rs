@@ -89,6 +89,7 @@ fn apply_config(shared: &Shared, c: &Value) {
     {
         slack.known = Some(k);
     }
+    crate::slack::apply_config(&mut slack, c);
     if let Some(r) = b("recording") {
         lock(&shared.log).disabled = !r;
     }

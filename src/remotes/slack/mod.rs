@@ -2,6 +2,7 @@
 //! (`slack.<account>`, sent as `Authorization: Bearer`), and one Web API call. `write` posts
 //! messages (the delivery target), `probe` is what `stackflow check` asks (`auth.test`).
 
+pub mod errors;
 pub mod probe;
 pub mod read;
 pub mod socket;

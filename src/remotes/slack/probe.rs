@@ -1,40 +1,180 @@
 //! `stackflow check` for a Slack account: `auth.test` with the bot token, which checks the
-//! token without posting anything.
+//! token without posting anything, and the scopes Slack says the token holds (its
+//! `x-oauth-scopes` response header) against the scopes the configured features need.
+//!
+//! [`BOT_SCOPES`] is the one list of the bot scopes the product uses: the Slack app manifest
+//! shipped in the app (`appserver/static/slack_app_manifest.json`) holds exactly these, which a
+//! test checks.
 
+use super::errors::{self, ErrorClass};
 use super::{SlackAccount, SlackApi};
 use crate::error::ExitCode;
 use crate::remotes::probe::{ProbeFailure, ProbeResult, credentials_hint, failure, judge};
 use serde_json::Value;
 
-pub fn auth_test(api: &SlackApi) -> ProbeResult {
+/// Which feature needs a scope, and so when `check` asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Every Slack account: alerts are posted, and a lost answer is looked up.
+    Always,
+    /// The response buttons (Socket Mode listener, an app-level token stored).
+    Buttons,
+    /// Optional: posting to public channels the bot has not joined.
+    Optional,
+    /// The slash command and the war room (PRODUCT §16–§17).
+    Investigation,
+}
+
+/// A bot scope the product uses: name, when it is needed, and what for.
+pub struct Scope {
+    pub name: &'static str,
+    pub need: Need,
+    pub used_for: &'static str,
+}
+
+/// Every bot scope the product uses (Slack's scope reference for each name).
+pub const BOT_SCOPES: &[Scope] = &[
+    Scope {
+        name: "chat:write",
+        need: Need::Always,
+        used_for: "posting alerts (chat.postMessage, chat.update)",
+    },
+    Scope {
+        name: "chat:write.public",
+        need: Need::Optional,
+        used_for: "posting to public channels the bot has not joined",
+    },
+    Scope {
+        name: "channels:history",
+        need: Need::Always,
+        used_for: "the duplicate check after a lost answer (conversations.history, public channels)",
+    },
+    Scope {
+        name: "groups:history",
+        need: Need::Always,
+        used_for: "the duplicate check after a lost answer (conversations.history, private channels)",
+    },
+    Scope {
+        name: "channels:read",
+        need: Need::Always,
+        used_for: "the duplicate check's channel id (conversations.list, public channels)",
+    },
+    Scope {
+        name: "groups:read",
+        need: Need::Always,
+        used_for: "the duplicate check's channel id (conversations.list, private channels)",
+    },
+    Scope {
+        name: "users:read",
+        need: Need::Buttons,
+        used_for: "who clicked a button (users.info)",
+    },
+    Scope {
+        name: "users:read.email",
+        need: Need::Buttons,
+        used_for: "mapping a clicking Slack user to a Splunk user by e-mail",
+    },
+    Scope { name: "commands", need: Need::Investigation, used_for: "the /stackflow slash command" },
+    Scope {
+        name: "channels:manage",
+        need: Need::Investigation,
+        used_for: "opening a war room channel",
+    },
+    Scope {
+        name: "groups:write",
+        need: Need::Investigation,
+        used_for: "opening a private war room channel",
+    },
+    Scope {
+        name: "pins:write",
+        need: Need::Investigation,
+        used_for: "pinning the war room's summary",
+    },
+    Scope {
+        name: "usergroups:read",
+        need: Need::Investigation,
+        used_for: "inviting the on-call user group",
+    },
+];
+
+/// `auth.test`, then one WARN line per scope a configured feature needs and the token lacks
+/// (`buttons`: the response buttons are set up). No WARN when Slack does not say the scopes.
+pub fn check(api: &SlackApi, buttons: bool) -> (ProbeResult, Vec<String>) {
     let hint = credentials_hint(&SlackAccount::secret_user_of(&api.account.name));
-    let response = api.call("auth.test", b"").map_err(|outcome| failure(outcome, &hint))?;
-    judge(&response, "Slack auth.test", &hint)?;
+    let response = match api.call("auth.test", b"") {
+        Ok(response) => response,
+        Err(outcome) => return (Err(failure(outcome, &hint)), Vec::new()),
+    };
+    if let Err(failure) = judge(&response, "Slack auth.test", &hint) {
+        return (Err(failure), Vec::new());
+    }
     let json = response.json().unwrap_or(Value::Null);
     let text = |key: &str| json.get(key).and_then(Value::as_str).unwrap_or("?").to_string();
-    if json.get("ok").and_then(Value::as_bool) == Some(true) {
-        return Ok(format!(
-            "{} reachable, bot token accepted (team {}, bot user {})",
-            api.account.api_url,
-            text("team"),
-            text("user")
-        ));
-    }
-    let code = text("error");
-    Err(match code.as_str() {
-        "invalid_auth" | "not_authed" | "account_inactive" | "token_revoked" | "token_expired" => {
-            ProbeFailure::new(
+    if json.get("ok").and_then(Value::as_bool) != Some(true) {
+        let code = text("error");
+        let failure = match errors::class_of(&code) {
+            ErrorClass::Credentials => ProbeFailure::new(
                 format!("Slack auth.test: {code}: Slack refused the bot token{hint}"),
                 ExitCode::Credentials,
+            ),
+            ErrorClass::Retry { .. } => ProbeFailure::new(
+                format!("Slack auth.test: {code}: try again later"),
+                ExitCode::Deferred,
+            ),
+            _ => ProbeFailure::new(
+                format!("Slack auth.test: {code}: {}", response.body_excerpt()),
+                ExitCode::Configuration,
+            ),
+        };
+        return (Err(failure), Vec::new());
+    }
+    let note = format!(
+        "{} reachable, bot token accepted (team {}, bot user {})",
+        api.account.api_url,
+        text("team"),
+        text("user")
+    );
+    let warnings = match response.header("x-oauth-scopes") {
+        Some(granted) => missing_scopes(granted, buttons),
+        None => Vec::new(),
+    };
+    (Ok(note), warnings)
+}
+
+/// One line per needed scope that `granted` (Slack's comma-separated list) lacks.
+pub fn missing_scopes(granted: &str, buttons: bool) -> Vec<String> {
+    let granted: Vec<&str> = granted.split(',').map(str::trim).collect();
+    BOT_SCOPES
+        .iter()
+        .filter(|scope| scope.need == Need::Always || (buttons && scope.need == Need::Buttons))
+        .filter(|scope| !granted.contains(&scope.name))
+        .map(|scope| {
+            format!(
+                "the bot token lacks the {} scope, needed for {}: add it (the app manifest in docs/slack.md has every scope), reinstall the app and store the new token",
+                scope.name, scope.used_for
             )
-        }
-        "ratelimited" => ProbeFailure::new(
-            format!("Slack auth.test: {code}: try again later"),
-            ExitCode::Deferred,
-        ),
-        _ => ProbeFailure::new(
-            format!("Slack auth.test: {code}: {}", response.body_excerpt()),
-            ExitCode::Configuration,
-        ),
-    })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_missing_scope_is_named_once() {
+        let lines = missing_scopes("chat:write,chat:write.public, channels:read", false);
+        let named: Vec<&str> = BOT_SCOPES
+            .iter()
+            .map(|scope| scope.name)
+            .filter(|name| lines.iter().any(|line| line.contains(&format!("the {name} scope"))))
+            .collect();
+        assert_eq!(named, ["channels:history", "groups:history", "groups:read"]);
+        let with_buttons = missing_scopes(
+            "chat:write,channels:history,groups:history,channels:read,groups:read",
+            true,
+        );
+        assert_eq!(with_buttons.len(), 2, "{with_buttons:?}");
+        assert!(with_buttons[0].contains("users:read scope"));
+    }
 }

@@ -5,10 +5,10 @@
 //! Slack does not deduplicate messages, so the deliverer keeps a ledger (`needs_ledger`).
 
 use super::SlackApi;
-use super::read::ChannelIds;
+use super::errors;
+use super::read::{ChannelIds, LookupError};
 use super::summary::LlmSummaries;
 use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::http::HttpResponse;
 use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, Target};
 use crate::error::Result;
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
@@ -143,76 +143,6 @@ pub fn permalink(channel_id: &str, ts: &str) -> String {
     format!("https://slack.com/archives/{channel_id}/p{}", ts.replace('.', ""))
 }
 
-/// Slack's `ok:false` error codes → outcome, with what the admin should do.
-pub fn classify_slack_error(
-    code: &str,
-    channel: &str,
-    account: &str,
-    response: &HttpResponse,
-    details: &str,
-) -> Outcome {
-    let what = format!("Slack chat.postMessage to {channel}");
-    let token_fix = format!(
-        "store a valid bot token (xoxb-…) as storage/passwords user \"slack.{account}\" in realm \"stackflow\""
-    );
-    match code {
-        "channel_not_found" => Outcome::rejected(
-            RejectClass::Remote,
-            format!(
-                "{what}: channel_not_found: Slack has no channel \"{channel}\" visible to the bot; fix the channel name or ID \
-                 in the alert's channel/severity_channels parameter or in [slack:{account}] channel, and for a private \
-                 channel invite the bot first"
-            ),
-        ),
-        "not_in_channel" => Outcome::rejected(
-            RejectClass::Remote,
-            format!(
-                "{what}: not_in_channel: the bot is not a member of \"{channel}\"; invite it (/invite @<app>) or grant the \
-                 chat:write.public scope"
-            ),
-        ),
-        "is_archived" => Outcome::rejected(
-            RejectClass::Remote,
-            format!(
-                "{what}: is_archived: channel \"{channel}\" is archived; unarchive it or route the alert to another channel"
-            ),
-        ),
-        "invalid_auth" | "not_authed" | "account_inactive" | "token_revoked" | "token_expired" => {
-            Outcome::rejected(
-                RejectClass::Credentials,
-                format!("{what}: {code}: Slack refused the bot token; {token_fix}"),
-            )
-        }
-        "missing_scope" | "no_permission" => {
-            let needed = response
-                .json()
-                .and_then(|json| json.get("needed").and_then(Value::as_str).map(str::to_string))
-                .map(|needed| format!(" (needed: {needed})"))
-                .unwrap_or_default();
-            Outcome::rejected(
-                RejectClass::Credentials,
-                format!(
-                    "{what}: {code}{needed}: the Slack app's token lacks a permission; add the chat:write scope (and \
-                     chat:write.public to post in channels the bot has not joined) under OAuth & Permissions, reinstall \
-                     the app, then {token_fix}"
-                ),
-            )
-        }
-        "ratelimited"
-        | "rate_limited"
-        | "fatal_error"
-        | "internal_error"
-        | "request_timeout"
-        | "service_unavailable" => {
-            Outcome::retry(format!("{what}: {code}"), response.retry_after())
-        }
-        _ => Outcome::rejected(
-            RejectClass::Remote,
-            format!("{what}: Slack refused the message: {code}{details}"),
-        ),
-    }
-}
-
 /// `response_metadata.messages` and `warning`, for rejection messages.
 fn response_details(json: &Value) -> String {
     let mut notes: Vec<String> = json
@@ -230,15 +160,33 @@ fn response_details(json: &Value) -> String {
     }
 }
 
+/// A refused call: its outcome, and Slack's error code when Slack answered `ok: false`.
+struct Refused {
+    outcome: Box<Outcome>,
+    code: Option<String>,
+}
+
+impl From<Outcome> for Refused {
+    fn from(outcome: Outcome) -> Refused {
+        Refused { outcome: Box::new(outcome), code: None }
+    }
+}
+
+/// chat.update codes after which the storm's message cannot be edited: past the workspace's
+/// edit window, in a frozen or archived channel, or gone (Slack Web API spec, chat.update
+/// errors). A fresh message is posted instead.
+const STORM_MESSAGE_LOST: &[&str] =
+    &["edit_window_closed", "is_inactive", "cant_update_message", "message_not_found"];
+
 impl SlackTarget {
     /// One Web API call about a message to `channel`: the answer's JSON when Slack said
-    /// `ok: true`, else the classified outcome.
+    /// `ok: true`, else the classified outcome (`errors`).
     fn call_method(
         &mut self,
         method: &str,
         channel: &str,
         body: &Value,
-    ) -> std::result::Result<Value, Outcome> {
+    ) -> std::result::Result<Value, Refused> {
         let bytes = serde_json::to_vec(body).map_err(|error| {
             Outcome::rejected(
                 RejectClass::Remote,
@@ -248,23 +196,26 @@ impl SlackTarget {
         let what = format!("Slack {method} to {channel}");
         let response = self.api.call(method, &bytes)?;
         if let StatusClass::Failed(outcome) = classify_status(&response, &what) {
-            return Err(outcome);
+            return Err(outcome.into());
         }
         let Some(json) = response.json() else {
             return Err(Outcome::retry(
                 format!("{what}: the answer is not JSON: {}", response.body_excerpt()),
                 None,
-            ));
+            )
+            .into());
         };
         if json.get("ok").and_then(Value::as_bool) != Some(true) {
             let code = json.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
-            return Err(classify_slack_error(
+            let outcome = errors::outcome(
+                method,
                 code,
                 channel,
                 &self.api.account.name,
                 &response,
                 &response_details(&json),
-            ));
+            );
+            return Err(Refused { outcome: Box::new(outcome), code: Some(code.to_string()) });
         }
         Ok(json)
     }
@@ -276,7 +227,7 @@ impl SlackTarget {
         self.last_post.insert(channel.to_string(), Instant::now());
         let json = match result {
             Ok(json) => json,
-            Err(outcome) => return outcome,
+            Err(refused) => return *refused.outcome,
         };
         let ts = json.get("ts").and_then(Value::as_str).unwrap_or("").to_string();
         let channel_id = json.get("channel").and_then(Value::as_str).unwrap_or(channel).to_string();
@@ -360,16 +311,14 @@ impl SlackTarget {
                         result.details.insert("storm_count".into(), json!(total));
                         return Outcome::Delivered(result);
                     }
-                    Err(Outcome::Rejected(rejection))
-                        if rejection.reason.contains("message_not_found")
-                            || rejection.reason.contains("cant_update_message") =>
+                    Err(Refused { code: Some(code), .. })
+                        if STORM_MESSAGE_LOST.contains(&code.as_str()) =>
                     {
                         log::info!(
-                            "stackflow_slack: the storm message is gone ({}); posting a new one",
-                            rejection.reason
+                            "stackflow_slack: the storm message in {channel} ts={ts} cannot be updated ({code}); posting a new one"
                         );
                     }
-                    Err(outcome) => return outcome,
+                    Err(refused) => return *refused.outcome,
                 }
             }
         }
@@ -465,7 +414,10 @@ impl Target for SlackTarget {
                 })
             }
             Ok(None) => Lookup::Absent,
-            Err(reason) => Lookup::Unknown(reason),
+            Err(LookupError::Transient(reason)) => Lookup::Unknown(reason),
+            Err(LookupError::Lasting(reason)) => {
+                Lookup::Impossible(format!("cannot look up messages in {channel}: {reason}"))
+            }
         }
     }
 }
@@ -473,67 +425,6 @@ impl Target for SlackTarget {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn response(body: &str) -> HttpResponse {
-        HttpResponse { status: 200, headers: Vec::new(), body: body.as_bytes().to_vec() }
-    }
-
-    fn class(code: &str) -> &'static str {
-        match classify_slack_error(code, "#soc", "default", &response("{}"), "") {
-            Outcome::Retry(_) => "retry",
-            Outcome::Rejected(r) if r.class == RejectClass::Credentials => "credentials",
-            Outcome::Rejected(r) if r.class == RejectClass::Remote => "remote",
-            _ => "other",
-        }
-    }
-
-    #[test]
-    fn slack_errors_are_classified() {
-        for code in
-            ["channel_not_found", "not_in_channel", "is_archived", "invalid_blocks", "msg_too_long"]
-        {
-            assert_eq!(class(code), "remote", "{code}");
-        }
-        for code in [
-            "invalid_auth",
-            "not_authed",
-            "account_inactive",
-            "token_revoked",
-            "missing_scope",
-            "no_permission",
-        ] {
-            assert_eq!(class(code), "credentials", "{code}");
-        }
-        for code in [
-            "ratelimited",
-            "rate_limited",
-            "fatal_error",
-            "internal_error",
-            "request_timeout",
-            "service_unavailable",
-        ] {
-            assert_eq!(class(code), "retry", "{code}");
-        }
-    }
-
-    #[test]
-    fn messages_tell_the_admin_what_to_fix() {
-        let Outcome::Rejected(rejection) =
-            classify_slack_error("channel_not_found", "#nope", "default", &response("{}"), "")
-        else {
-            panic!("not rejected")
-        };
-        assert!(
-            rejection.reason.contains("\"#nope\"")
-                && rejection.reason.contains("severity_channels")
-        );
-        let Outcome::Rejected(rejection) =
-            classify_slack_error("invalid_auth", "#soc", "lab", &response("{}"), "")
-        else {
-            panic!("not rejected")
-        };
-        assert!(rejection.reason.contains("slack.lab"), "{}", rejection.reason);
-    }
 
     #[test]
     fn permalinks_drop_the_dot() {

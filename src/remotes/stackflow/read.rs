@@ -3,8 +3,9 @@
 //!
 //! `find_by_dedupe_key` answers "did an earlier attempt create this incident?" after an attempt
 //! whose outcome is unknown (a reset or timeout after the request left): the documented list
-//! filters `q` (full text) and `created_after` narrow the search, and an incident counts only
-//! when its stored `dedupe_key` (top level or in the stored payload) is exactly the key.
+//! filters `q` (full text) and `created_after` narrow the search, every page is read to the end
+//! of the window, and an incident counts only when its stored `dedupe_key` (top level or in the
+//! stored payload) is exactly the key.
 //! Assumption, unverified: StackFlow's full-text search covers the fields the webhook stored.
 //!
 //! Assumption (StackFlow's incidents API docs, api/incidents.html, list filters but no id list): the list call
@@ -13,6 +14,8 @@
 //! `GET <api_url>/incidents/<id>` per id, for the rest of the run.
 
 use super::StackflowApi;
+use crate::delivery::classify::{StatusClass, classify_status};
+use crate::delivery::{Lookup, Outcome};
 use crate::remotes::response as remote;
 use crate::splunk::rest::url_encode;
 use serde_json::Value;
@@ -20,6 +23,8 @@ use std::collections::HashMap;
 
 /// Ids per list query (the API's maximum `limit`).
 pub const MAX_IDS_PER_QUERY: usize = 200;
+/// Pages read at most by one dedupe look-up.
+const MAX_LOOKUP_PAGES: u64 = 50;
 /// Budget for the encoded `ids=` value of one query.
 const MAX_IDS_BYTES: usize = 5_000;
 
@@ -104,31 +109,51 @@ impl StackflowReader {
         Ok(found)
     }
 
-    /// The id of an incident created since `since_unix` whose dedupe key is `dedupe_key`.
+    /// The incident created since `since_unix` whose dedupe key is `dedupe_key`, reading the
+    /// list page after page (`page`, `limit`, `total`, or a `next` link's presence) to the end
+    /// of the window, at most [`MAX_LOOKUP_PAGES`] pages. Why there is no answer is a
+    /// `Lookup`: `Unknown` (rate limited, down: ask again later) or `Impossible` (the token is
+    /// refused, the API is not there: a lasting reason).
     pub fn find_by_dedupe_key(
         &mut self,
         dedupe_key: &str,
         since_unix: i64,
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<Value>, Lookup> {
         let what = "StackFlow GET /incidents (dedupe lookup)";
-        self.requests += 1;
-        let response = self.api.get(&format!(
-            "/incidents?q={}&created_after={}&limit={MAX_IDS_PER_QUERY}",
-            url_encode(dedupe_key),
-            url_encode(&crate::civil_time::iso8601_utc(since_unix))
-        ));
-        let json = remote::json_answer(response, what)?;
-        let data = json.get("data").or_else(|| json.get("incidents")).unwrap_or(&json);
-        let Some(items) = data.as_array() else {
-            return Err(format!("{what}: the answer has no \"data\" list"));
-        };
         let key_of = |incident: &Value| {
             [incident.get("dedupe_key"), incident.pointer("/payload/dedupe_key")]
                 .into_iter()
                 .flatten()
                 .any(|key| key.as_str() == Some(dedupe_key))
         };
-        Ok(items.iter().find(|incident| key_of(incident)).cloned())
+        for page in 1..=MAX_LOOKUP_PAGES {
+            self.requests += 1;
+            let response = self.api.get(&format!(
+                "/incidents?q={}&created_after={}&limit={MAX_IDS_PER_QUERY}&page={page}",
+                url_encode(dedupe_key),
+                url_encode(&crate::civil_time::iso8601_utc(since_unix))
+            ));
+            let json = lookup_answer(response, what)?;
+            let data = json.get("data").or_else(|| json.get("incidents")).unwrap_or(&json);
+            let Some(items) = data.as_array() else {
+                return Err(Lookup::Unknown(format!("{what}: the answer has no \"data\" list")));
+            };
+            if let Some(found) = items.iter().find(|incident| key_of(incident)) {
+                return Ok(Some(found.clone()));
+            }
+            let limit =
+                json.get("limit").and_then(remote::as_u64).unwrap_or(MAX_IDS_PER_QUERY as u64);
+            let seen = page.saturating_mul(limit);
+            let more = match (json.get("next"), json.get("total").and_then(remote::as_u64)) {
+                (Some(next), _) => !next.is_null() && next.as_str() != Some(""),
+                (None, Some(total)) => total > seen,
+                (None, None) => items.len() as u64 >= limit,
+            };
+            if items.is_empty() || !more {
+                return Ok(None);
+            }
+        }
+        Err(Lookup::Unknown(format!("{what}: more than {MAX_LOOKUP_PAGES} pages of matches")))
     }
 
     /// `Err(None)`: the API does not take an id list (HTTP 400).
@@ -181,6 +206,23 @@ impl StackflowReader {
         let json = remote::json_answer(response, "StackFlow GET /incidents/<id>")?;
         Ok(Incident::from_json(json.get("data").unwrap_or(&json)))
     }
+}
+
+/// A look-up's answer as JSON, or why there is none: a refused token or a URL that is not the
+/// API (401, 403, 404, any other refusal) is lasting; a rate limit or an outage is not.
+fn lookup_answer(
+    response: std::result::Result<crate::delivery::http::HttpResponse, Outcome>,
+    what: &str,
+) -> Result<Value, Lookup> {
+    let failed = |outcome: Outcome| match outcome {
+        Outcome::Rejected(_) => Lookup::Impossible(remote::reason(&outcome)),
+        other => Lookup::Unknown(remote::reason(&other)),
+    };
+    let response = response.map_err(failed)?;
+    if let StatusClass::Failed(outcome) = classify_status(&response, what) {
+        return Err(failed(outcome));
+    }
+    response.json().ok_or_else(|| Lookup::Unknown(format!("{what}: the answer is not JSON")))
 }
 
 /// Splits ids into lists of at most [`MAX_IDS_PER_QUERY`] ids and [`MAX_IDS_BYTES`] of URL.

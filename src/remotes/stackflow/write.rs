@@ -97,7 +97,7 @@ impl StackflowTarget {
             _ => match classify_status(response, &what) {
                 StatusClass::Failed(Outcome::Retry(retry)) => Outcome::Retry(RetryLater {
                     after: retry.after.or_else(|| rate_limit_wait(response, now_unix)),
-                    reason: retry.reason,
+                    ..retry
                 }),
                 StatusClass::Failed(other) => other,
                 StatusClass::Success => Outcome::rejected(
@@ -150,7 +150,8 @@ impl Target for StackflowTarget {
 
     /// Asks the incidents API for an incident with the item's dedupe key created since
     /// `since_unix`. Needs `api_url` (or a webhook URL it derives from) and the
-    /// `stackflow_api.<account>` token; without them the lookup is unsupported.
+    /// `stackflow_api.<account>` token; without them the lookup is impossible and the item is
+    /// sent again with a WARN naming the possible duplicate.
     fn find_delivered(&mut self, item: &DeliveryItem, since_unix: i64) -> Lookup {
         let reader = match self.reader() {
             Ok(reader) => reader,
@@ -163,7 +164,7 @@ impl Target for StackflowTarget {
                 "found through the incidents API".into(),
             )),
             Ok(None) => Lookup::Absent,
-            Err(reason) => Lookup::Unknown(reason),
+            Err(lookup) => lookup,
         }
     }
 }
@@ -177,13 +178,11 @@ impl StackflowTarget {
                     match StackflowApi::open(settings, splunkd, &self.account.name) {
                         Ok(api) => Ok(StackflowReader::new(api)),
                         Err(Error::Unavailable(reason)) => Err(Lookup::Unknown(reason)),
-                        Err(error) => {
-                            log::warn!(
-                                "stackflow:{}: cannot look incidents up ({error})",
-                                self.account.name
-                            );
-                            Err(Lookup::Unsupported)
-                        }
+                        // No incidents-API token or URL: a lasting reason.
+                        Err(error) => Err(Lookup::Impossible(format!(
+                            "stackflow:{}: cannot look incidents up: {error}",
+                            self.account.name
+                        ))),
                     }
                 }
             };

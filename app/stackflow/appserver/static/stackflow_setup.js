@@ -49,14 +49,13 @@
         slack: {
             label: "Slack",
             fields: [
-                { key: "api_url", label: "Slack Web API URL", type: "url", help: "default https://slack.com/api" },
+                { key: "api_url", label: "Slack Web API URL", type: "url", help: "default https://slack.com/api. Create the Slack app from the manifest /static/app/stackflow/slack_app_manifest.json (api.slack.com/apps: Create New App, From an app manifest): it asks for exactly the scopes StackFlow uses" },
                 { key: "channel", label: "Default channel", type: "channel", help: "e.g. #soc-alerts" },
                 { key: "verify_ssl", label: "Verify TLS certificates", type: "bool" },
                 { key: "ca_file", label: "CA bundle (PEM path on the search head)", type: "path", help: "optional" }
             ],
             secrets: [
                 { prefix: "slack", label: "Bot token (xoxb-…)" },
-                { prefix: "slack_signing", label: "Signing secret" },
                 { prefix: "slack_app", label: "App-level token for the buttons (xapp-…, Socket Mode)" }
             ]
         }
