@@ -143,8 +143,8 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
     !digits.is_empty() && sum.is_multiple_of(10)
 }
 
-/// Card numbers in a run of digit groups (`7 4111 1111 1111 1111`): the longest run of whole
-/// groups with 13 to 19 digits that passes Luhn, longest first.
+/// Card numbers in a run of digit groups (`7 4111 1111 1111 1111`): every run of whole groups
+/// with 13 to 19 digits that passes Luhn.
 fn find_cards(run: &str, offset: usize, found: &mut Vec<Found>) {
     // Byte ranges of the groups (separated by one space or dash).
     let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -175,14 +175,11 @@ fn find_cards(run: &str, offset: usize, found: &mut Vec<Found>) {
             }
         }
     }
-    cards.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+    // Every candidate goes to the overlap rule of `redact` (earliest, then longest, wins), so a
+    // run that also takes a neighbouring number's digits does not hide the card next to it.
     for (_, first, last) in cards {
-        if taken.iter().all(|(f, l)| last < *f || first > *l) {
-            taken.push((first, last));
-            let (from, to) = (groups[first].0, groups[last].1);
-            found.push(Found { start: offset + from, end: offset + to, kind: Kind::Card });
-        }
+        let (from, to) = (groups[first].0, groups[last].1);
+        found.push(Found { start: offset + from, end: offset + to, kind: Kind::Card });
     }
 }
 
@@ -422,10 +419,11 @@ impl Redactor {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         for mut m in found {
-            if m.start < at && m.kind == Kind::Secret && m.end > at {
-                // A secret is never left partly visible: the part of it after a match that
-                // started earlier becomes a secret of its own.
-                m.start = at;
+            if m.start < at && m.end > at {
+                // A value is never left partly visible: the part of it after a match that
+                // started earlier gets a placeholder of its own (leading separators stay).
+                m.start = at + text[at..m.end].len()
+                    - text[at..m.end].trim_start_matches([' ', '-', '.', ':']).len();
             }
             if m.start < at || m.start >= m.end {
                 continue;

@@ -177,30 +177,17 @@ pub fn soar_severity(value: &str) -> Option<&'static str> {
     }
 }
 
-fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "high" => 3,
-        "medium" => 2,
-        _ => 1,
-    }
-}
-
 /// A row's SOAR severity: its `severity`, else its `urgency` (the highest of a multivalue),
 /// else `medium`.
 pub fn row_severity(row: &Row) -> String {
-    for field in ["severity", "urgency"] {
-        let best = row
-            .get(field)
-            .map(FieldValue::values)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(soar_severity)
-            .max_by_key(|severity| severity_rank(severity));
-        if let Some(severity) = best {
-            return severity.to_string();
-        }
+    use super::slack::Severity;
+    let severity = super::notable_severity(row).and_then(Severity::parse);
+    match severity {
+        Some(Severity::Informational | Severity::Low) => "low",
+        Some(Severity::High | Severity::Critical) => "high",
+        Some(Severity::Medium) | None => "medium",
     }
-    "medium".to_string()
+    .to_string()
 }
 
 /// Replaces `{field}` tokens with the row's value (multivalue joined with ", "); `{sid}`,

@@ -98,13 +98,11 @@ impl Severity {
         }
     }
 
-    /// The row's severity: `severity`, else `urgency`; rows with neither (or an unknown word)
+    /// The row's severity: the highest of `severity`, else of `urgency` (one notable, one
+    /// severity: [`crate::mapping::notable_severity`]); rows with neither (or an unknown word)
     /// count as `medium`, for the threshold, the routing and the header alike.
     pub fn of_row(row: &Row) -> Severity {
-        ["severity", "urgency"]
-            .iter()
-            .find_map(|name| row.str(name).and_then(Severity::parse))
-            .unwrap_or(Severity::Medium)
+        crate::mapping::notable_severity(row).and_then(Severity::parse).unwrap_or(Severity::Medium)
     }
 }
 

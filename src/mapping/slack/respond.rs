@@ -121,7 +121,12 @@ impl ResponseParams {
         }
         let mut fields = Map::new();
         for name in RESPOND_CONTEXT_FIELDS {
-            if let Some(value) = row.str(name).map(str::trim).filter(|v| !v.is_empty()) {
+            // One notable, one severity: the same word the message shows (PRODUCT §15).
+            let value = match name {
+                "severity" => crate::mapping::notable_severity(row).or_else(|| row.str(name)),
+                _ => row.str(name),
+            };
+            if let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) {
                 fields.insert(name.to_string(), json!(truncate(value, CONTEXT_VALUE_MAX)));
             }
         }

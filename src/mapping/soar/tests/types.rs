@@ -188,3 +188,36 @@ proptest! {
         writer::assert_wire_matches(&row, &FieldMapping::parse("dest_ip=sourceAddress,other=dvc").unwrap());
     }
 }
+
+#[test]
+fn one_notable_has_one_severity_in_every_action_the_highest_of_a_multivalue() {
+    use crate::mapping::slack::Severity;
+    use crate::mapping::stackflow::{IncidentSettings, incident_payload};
+    let context = AlertContext::default();
+    let settings = IncidentSettings::from_context(&context).unwrap();
+    for (pairs, soar, slack, stackflow, priority) in [
+        (
+            vec![("severity", many(&["low", "critical", "medium"]))],
+            "high",
+            Severity::Critical,
+            "critical",
+            "P1",
+        ),
+        (vec![("urgency", many(&["informational", "high"]))], "high", Severity::High, "high", "P2"),
+        (
+            vec![("severity", many(&["nonsense", "low"])), ("urgency", one("critical"))],
+            "low",
+            Severity::Low,
+            "low",
+            "P4",
+        ),
+        (vec![("severity", many(&["crit", "info"]))], "high", Severity::Critical, "crit", "P1"),
+    ] {
+        let row = Row::from_pairs("0", &pairs);
+        assert_eq!(row_severity(&row), soar, "{pairs:?}");
+        assert_eq!(Severity::of_row(&row), slack, "{pairs:?}");
+        let body = incident_payload(&context, &settings, &row, "k");
+        assert_eq!(body["severity"], stackflow, "{pairs:?}");
+        assert_eq!(body["stackflow_priority"], priority, "{pairs:?}");
+    }
+}
