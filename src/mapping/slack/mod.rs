@@ -251,6 +251,8 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
 mod blocks;
 mod llm;
 mod mapper;
+#[cfg(test)]
+mod props;
 mod respond;
 mod storm;
 #[cfg(test)]
