@@ -5,7 +5,14 @@
 //! The table is the Splunk SOAR connector's `CIM_CEF_MAP` with PRODUCT §4's settled entries:
 //! `src_user → sourceUserName`, `bytes_in → bytesIn`, `dest_translated_ip →
 //! destinationTranslatedAddress` (the upstream typos corrected), plus `src_host`, `dest_host` and
-//! `dvc_host` to the host-name keys.
+//! `dvc_host` to the host-name keys, and ES's endpoint fields (PRODUCT §15) under the CEF keys
+//! of SOAR's default CEF list (`GET /rest/cef`, "CEF field list"): process names to
+//! `deviceProcessName` / `sourceProcessName` (`process name`), hashes to `fileHash` (`hash`),
+//! `fileName` (`file name`), `filePath` (`file path`), `requestURL` (`url`).
+//!
+//! Types follow the value (PRODUCT §15): a value of a field mapped to an address key
+//! (`sourceAddress`, `destinationAddress`, `dvc`, `deviceAddress`) that is not an IP address
+//! goes to the matching host-name key ([`host_key`]), typed `host name`.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +44,12 @@ const CIM_CEF: &[(&str, &str)] = &[
     ("file_name", "fileName"),
     ("file_path", "filePath"),
     ("file_size", "fileSize"),
+    // ES endpoint fields (Endpoint data model: Processes, Filesystem, Registry).
+    ("process", "deviceProcessName"),
+    ("process_name", "deviceProcessName"),
+    ("parent_process_name", "sourceProcessName"),
+    ("process_hash", "fileHash"),
+    ("registry_path", "registryPath"),
     ("message", "message"),
     ("protocol", "transportProtocol"),
     ("transport", "transportProtocol"),
@@ -105,7 +118,33 @@ const CEF_CONTAINS: &[(&str, &str)] = &[
     ("deviceDnsDomain", "domain"),
     ("deviceMacAddress", "mac address"),
     ("deviceProcessName", "process name"),
+    // ArcSight CEF's `sproc`: the parent (source) process of an endpoint event. SOAR's default
+    // list has no `contains` for it, so `cef_types` carries it.
+    ("sourceProcessName", "process name"),
+    ("sproc", "process name"),
 ];
+
+/// The host-name key beside an address key: where a value that is not an IP address goes.
+pub fn host_key(address_key: &str) -> Option<&'static str> {
+    match address_key {
+        "destinationAddress" | "dst" => Some("destinationHostName"),
+        "sourceAddress" | "src" => Some("sourceHostName"),
+        "dvc" | "deviceAddress" => Some("deviceHostname"),
+        _ => None,
+    }
+}
+
+/// Whether a value is an IP address (v4 or v6, or a network such as `10.0.0.0/8`): what an
+/// address key may hold.
+pub fn is_ip(value: &str) -> bool {
+    let value = value.trim();
+    let (address, prefix) = match value.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (value, None),
+    };
+    let prefix_ok = prefix.is_none_or(|prefix| prefix.parse::<u8>().is_ok_and(|bits| bits <= 128));
+    prefix_ok && address.parse::<std::net::IpAddr>().is_ok()
+}
 
 /// The CEF key the CIM table gives a Splunk field.
 pub fn cim_to_cef(field: &str) -> Option<&'static str> {

@@ -152,6 +152,21 @@ pub fn context_value(name: &str, row: &Row, context: &AlertContext) -> String {
     }
 }
 
+/// The notable's severity word, one for every action (PRODUCT §15): of the `severity` values
+/// the highest the severity scale knows (`informational < low < medium < high < critical`),
+/// else the highest of `urgency`; `None` when neither holds a known word.
+pub fn notable_severity(row: &Row) -> Option<&str> {
+    ["severity", "urgency"].iter().find_map(|name| {
+        row.get(name)?
+            .values()
+            .into_iter()
+            .map(str::trim)
+            .filter_map(|word| slack::Severity::parse(word).map(|severity| (severity, word)))
+            .max_by_key(|(severity, _)| *severity)
+            .map(|(_, word)| word)
+    })
+}
+
 /// Turns rows into items as they stream past. A mapper may hold a bounded number of rows
 /// (a batch) but never the whole file.
 pub trait RowMapper {

@@ -5,6 +5,11 @@
 //! consistently within one [`Redactor`]; [`Redactor::restore`] fills the answer's placeholders
 //! back in locally — except secrets, which never come back (`[secret]`).
 //!
+//! A `password=` / `token=` / `secret=` value (and a bearer credential) runs to the next
+//! whitespace or quote, whatever delimiters it holds (`password=Tr0ub4dor&3x` is one secret,
+//! PRODUCT §15). Word boundaries are ASCII ones, so other scripts do not hide a value
+//! (`漢字jdoe@acme.example`), and URL escapes are seen as delimiters (`ip%3D10.0.0.5`).
+//!
 //! Pure: no I/O. All matches are found on the original text and replaced in one pass, so a
 //! placeholder is never matched again.
 
@@ -67,8 +72,12 @@ pub const USER_FIELDS: &[&str] = &[
 pub const SECRET_RESTORED: &str = "[secret]";
 
 struct Patterns {
-    /// The whole match is the secret, or capture group 1 when present.
+    /// The whole match is the secret, or capture group 1 when present. Matched on the text
+    /// with URL escapes masked (see [`mask_percent_escapes`]).
     secrets: Vec<Regex>,
+    /// Capture group 1 is the secret; matched on the text as it is (a value's `%26` is part of
+    /// the value).
+    valued: Vec<Regex>,
     email: Regex,
     card: Regex,
     ipv4: Regex,
@@ -82,29 +91,37 @@ fn patterns() -> &'static Patterns {
         let re = |pattern: &str| Regex::new(pattern).expect("a valid built-in pattern");
         Patterns {
             secrets: vec![
-                // RFC 6750 bearer tokens (b64token).
-                re(r"(?i)\bbearer\s+([A-Za-z0-9\-._~+/]{8,}=*)"),
                 // JSON Web Tokens: three base64url segments, the header starting `{"`.
-                re(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"),
+                re(r"(?-u:\b)eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}"),
                 // AWS access key ids (AWS IAM "unique identifier prefixes").
-                re(r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16}\b"),
+                re(r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16}(?-u:\b)"),
                 // Slack tokens.
-                re(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-                // key=value / key: value secrets (password=, aws_secret_access_key=, token: …).
-                re(
-                    r#"(?i)\b(?:password|passwd|pwd|pass|secret|client_secret|aws_secret_access_key|api_?key|access_?token|token)\s*[=:]\s*("[^"]*"|'[^']*'|[^\s&,;"']+)"#,
-                ),
+                re(r"(?-u:\b)xox[abposr]-[A-Za-z0-9-]{10,}"),
             ],
-            email: re(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b"),
-            card: re(r"\b[0-9](?:[ -]?[0-9]){12,}\b"),
-            ipv4: re(r"\b[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\b"),
+            // key=value / key: value / "key": "value" secrets (password=, db_password=,
+            // aws_secret_access_key=, token: …, also `=` written %3D). The value is a quoted
+            // string, or runs to the next whitespace or quote: `&`, `;`, `,` and the like are
+            // part of a password, not its end (`password=Tr0ub4dor&3x`).
+            valued: vec![
+                re(
+                    r#"(?i)(?:(?-u:\b)|%[0-9a-f]{2})(?:[a-z0-9]+[_-])*(?:password|passwd|pwd|pass|secret|api[_-]?key|access[_-]?token|token)(?:[_-][a-z0-9]+)*["'`]?\s*(?:[=:]|%3d|%3a)\s*("[^"]*"|'[^']*'|`[^`]*`|["'`]?[^\s"'`]+)"#,
+                ),
+                // RFC 6750 bearer tokens: the credential runs to the next whitespace or quote
+                // (also after a URL-encoded space), as a password does.
+                re(r#"(?i)(?:(?-u:\b)|%[0-9a-f]{2})bearer(?:\s|%20)+([^\s"'`]{8,})"#),
+            ],
+            email: re(
+                r"(?-u:\b)[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}(?-u:\b)",
+            ),
+            card: re(r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,}(?-u:\b)"),
+            ipv4: re(r"(?-u:\b)[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?-u:\b)"),
             ipv6: re(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*"),
             phones: vec![
                 // International: +<country> then groups.
-                re(r"\+[0-9]{1,3}(?:[ .\-]?\(?[0-9]{1,4}\)?){2,5}"),
+                re(r"\+[0-9]{1,3}(?:[ .\-]?(?:\([0-9]{1,4}\)|[0-9]{1,4})){2,5}"),
                 // North American: (555) 123-4567, 555-123-4567, 555.123.4567.
-                re(r"\([0-9]{3}\) ?[0-9]{3}[ .\-][0-9]{4}\b"),
-                re(r"\b[0-9]{3}[.\-][0-9]{3}[.\-][0-9]{4}\b"),
+                re(r"\([0-9]{3}\) ?[0-9]{3}[ .\-][0-9]{4}(?-u:\b)"),
+                re(r"(?-u:\b)[0-9]{3}[.\-][0-9]{3}[.\-][0-9]{4}(?-u:\b)"),
             ],
         }
     })
@@ -126,8 +143,8 @@ pub fn luhn_valid(digits: &[u8]) -> bool {
     !digits.is_empty() && sum.is_multiple_of(10)
 }
 
-/// Card numbers in a run of digit groups (`7 4111 1111 1111 1111`): the longest run of whole
-/// groups with 13 to 19 digits that passes Luhn, longest first.
+/// Card numbers in a run of digit groups (`7 4111 1111 1111 1111`): every run of whole groups
+/// with 13 to 19 digits that passes Luhn.
 fn find_cards(run: &str, offset: usize, found: &mut Vec<Found>) {
     // Byte ranges of the groups (separated by one space or dash).
     let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -158,15 +175,45 @@ fn find_cards(run: &str, offset: usize, found: &mut Vec<Found>) {
             }
         }
     }
-    cards.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+    // Every candidate goes to the overlap rule of `redact` (earliest, then longest, wins), so a
+    // run that also takes a neighbouring number's digits does not hide the card next to it.
     for (_, first, last) in cards {
-        if taken.iter().all(|(f, l)| last < *f || first > *l) {
-            taken.push((first, last));
-            let (from, to) = (groups[first].0, groups[last].1);
-            found.push(Found { start: offset + from, end: offset + to, kind: Kind::Card });
+        let (from, to) = (groups[first].0, groups[last].1);
+        found.push(Found { start: offset + from, end: offset + to, kind: Kind::Card });
+    }
+}
+
+/// A letter, digit or `_` of ASCII: what may not touch an address or a user name. Other
+/// scripts (`漢jdoe`, `é10.0.0.5`) do not glue a value to a word.
+fn ascii_word(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The text with every URL escape (`%` and two hex digits) turned into three spaces: same
+/// length and offsets, so that `%3D10.0.0.5` or `%26jdoe` show where a value starts.
+fn mask_percent_escapes(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let escape_at = |i: usize| {
+        bytes[i] == b'%'
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+    };
+    if !(0..bytes.len()).any(escape_at) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if escape_at(i) {
+            out.extend_from_slice(b"   ");
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
         }
     }
+    // Only ASCII bytes were replaced, by ASCII bytes: still UTF-8.
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_string()))
 }
 
 /// A match to replace: byte range, kind, the value.
@@ -234,15 +281,33 @@ impl Redactor {
     fn find(&self, text: &str) -> Vec<Found> {
         let patterns = patterns();
         let mut found: Vec<Found> = Vec::new();
+        for pattern in &patterns.valued {
+            for captures in pattern.captures_iter(text) {
+                let Some(m) = captures.get(1) else { continue };
+                // `bearer of news`: a plain lower-case word is prose, not a credential.
+                if m.as_str().bytes().all(|b| b.is_ascii_lowercase()) {
+                    let key = &text[captures.get(0).map_or(0, |all| all.start())..m.start()];
+                    if key.trim_end().to_ascii_lowercase().ends_with("bearer") {
+                        continue;
+                    }
+                }
+                found.push(Found { start: m.start(), end: m.end(), kind: Kind::Secret });
+            }
+        }
+        // E-mail addresses on the text as it is too: `%2B` is part of a local part.
+        for m in patterns.email.find_iter(text) {
+            found.push(Found { start: m.start(), end: m.end(), kind: Kind::Email });
+        }
+        // Every other kind is looked for with URL escapes masked (`%3D10.0.0.5` holds an
+        // address); the offsets are the text's own.
+        let masked = mask_percent_escapes(text);
+        let text: &str = &masked;
         for pattern in &patterns.secrets {
             for captures in pattern.captures_iter(text) {
                 if let Some(m) = captures.get(1).or_else(|| captures.get(0)) {
                     found.push(Found { start: m.start(), end: m.end(), kind: Kind::Secret });
                 }
             }
-        }
-        for m in patterns.email.find_iter(text) {
-            found.push(Found { start: m.start(), end: m.end(), kind: Kind::Email });
         }
         for m in patterns.card.find_iter(text) {
             find_cards(m.as_str(), m.start(), &mut found);
@@ -268,30 +333,46 @@ impl Redactor {
                 }
             }
             for m in patterns.ipv6.find_iter(text) {
-                let candidate = m.as_str().trim_end_matches('.');
-                let candidate = if candidate.parse::<Ipv6Addr>().is_err() {
-                    candidate.strip_suffix(':').unwrap_or(candidate)
-                } else {
-                    candidate
+                // The match may take a neighbouring `:` or `.` (`:2001:db8::7:`, `…::7.`).
+                let whole = m.as_str().trim_end_matches('.');
+                let Some((skip, candidate)) = [
+                    (0, whole),
+                    (0, whole.strip_suffix(':').unwrap_or(whole)),
+                    (1, whole.strip_prefix(':').unwrap_or(whole)),
+                    (1, whole.strip_prefix(':').and_then(|w| w.strip_suffix(':')).unwrap_or(whole)),
+                ]
+                .into_iter()
+                .find(|(_, candidate)| candidate.parse::<Ipv6Addr>().is_ok()) else {
+                    continue;
                 };
-                let end = m.start() + candidate.len();
-                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                let (start, end) = (m.start() + skip, m.start() + skip + candidate.len());
                 // `a::b` or `Foo::bar` are names, not addresses: at least 4 hex digits (or ::1).
                 let hex_digits = candidate.bytes().filter(u8::is_ascii_hexdigit).count();
                 if (hex_digits >= 4 || candidate == "::1")
-                    && !word(text[..m.start()].chars().next_back())
-                    && !word(text[end..].chars().next())
-                    && candidate.parse::<Ipv6Addr>().is_ok()
+                    && !ascii_word(text[..start].chars().next_back())
+                    && !ascii_word(text[end..].chars().next())
                 {
-                    found.push(Found { start: m.start(), end, kind: Kind::Ip });
+                    found.push(Found { start, end, kind: Kind::Ip });
                 }
             }
         }
         for pattern in &patterns.phones {
             for m in pattern.find_iter(text) {
-                let digits = m.as_str().bytes().filter(u8::is_ascii_digit).count();
-                if (7..=15).contains(&digits) {
-                    found.push(Found { start: m.start(), end: m.end(), kind: Kind::Phone });
+                // E.164 numbers have at most 15 digits: a longer match ran into the next
+                // number, so it ends after the last group that keeps it within 15.
+                let mut digits = 0;
+                let mut end = None;
+                for (at, byte) in m.as_str().bytes().enumerate() {
+                    if byte.is_ascii_digit() {
+                        digits += 1;
+                        let next = m.as_str().as_bytes().get(at + 1);
+                        if digits <= 15 && !next.is_some_and(u8::is_ascii_digit) {
+                            end = Some((at + 1 + usize::from(next == Some(&b')')), digits));
+                        }
+                    }
+                }
+                if let Some(end) = end.filter(|(_, digits)| *digits >= 7).map(|(end, _)| end) {
+                    found.push(Found { start: m.start(), end: m.start() + end, kind: Kind::Phone });
                 }
             }
         }
@@ -303,8 +384,9 @@ impl Redactor {
             while let Some(at) = lower[from..].find(&needle) {
                 let start = from + at;
                 let end = start + needle.len();
-                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-                if !word(text[..start].chars().next_back()) && !word(text[end..].chars().next()) {
+                if !ascii_word(text[..start].chars().next_back())
+                    && !ascii_word(text[end..].chars().next())
+                {
                     found.push(Found { start, end, kind: Kind::User });
                 }
                 from = end;
@@ -336,7 +418,13 @@ impl Redactor {
         });
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
-        for m in found {
+        for mut m in found {
+            if m.start < at && m.end > at {
+                // A value is never left partly visible: the part of it after a match that
+                // started earlier gets a placeholder of its own (leading separators stay).
+                m.start = at + text[at..m.end].len()
+                    - text[at..m.end].trim_start_matches([' ', '-', '.', ':']).len();
+            }
             if m.start < at || m.start >= m.end {
                 continue;
             }
@@ -375,5 +463,7 @@ impl Redactor {
     }
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

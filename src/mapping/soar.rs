@@ -177,30 +177,17 @@ pub fn soar_severity(value: &str) -> Option<&'static str> {
     }
 }
 
-fn severity_rank(severity: &str) -> u8 {
-    match severity {
-        "high" => 3,
-        "medium" => 2,
-        _ => 1,
-    }
-}
-
 /// A row's SOAR severity: its `severity`, else its `urgency` (the highest of a multivalue),
 /// else `medium`.
 pub fn row_severity(row: &Row) -> String {
-    for field in ["severity", "urgency"] {
-        let best = row
-            .get(field)
-            .map(FieldValue::values)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(soar_severity)
-            .max_by_key(|severity| severity_rank(severity));
-        if let Some(severity) = best {
-            return severity.to_string();
-        }
+    use super::slack::Severity;
+    let severity = super::notable_severity(row).and_then(Severity::parse);
+    match severity {
+        Some(Severity::Informational | Severity::Low) => "low",
+        Some(Severity::High | Severity::Critical) => "high",
+        Some(Severity::Medium) | None => "medium",
     }
-    "medium".to_string()
+    .to_string()
 }
 
 /// Replaces `{field}` tokens with the row's value (multivalue joined with ", "); `{sid}`,
@@ -311,30 +298,58 @@ pub fn row_artifacts(
         if cef::is_internal(field) {
             continue;
         }
-        let key = mapping.cef_key(field).filter(|key| !slots.iter().any(|(k, _, _)| k == key));
-        match key {
-            Some(key) => {
-                let mut values: Vec<&str> = Vec::new();
-                for value in value.values() {
-                    if !value.is_empty() && !values.contains(&value) {
-                        values.push(value);
-                    }
-                }
-                if !values.is_empty() {
-                    slots.push((key, field, values));
-                }
+        let Some(key) = mapping.cef_key(field) else {
+            data.insert(field.to_string(), json_value(value));
+            continue;
+        };
+        // The field's distinct non-empty values: addresses under `key`, and — for an address
+        // key — the rest under its host-name key (types follow the value).
+        let host_key = cef::host_key(key);
+        let mut addresses: Vec<&str> = Vec::new();
+        let mut hosts: Vec<&str> = Vec::new();
+        for value in value.values() {
+            if value.is_empty() || addresses.contains(&value) || hosts.contains(&value) {
+                continue;
             }
-            None => {
-                data.insert(field.to_string(), json_value(value));
+            if host_key.is_some() && !cef::is_ip(value) {
+                hosts.push(value);
+            } else {
+                addresses.push(value);
             }
+        }
+        let parts: Vec<(&str, Vec<&str>)> = [(Some(key), addresses), (host_key, hosts)]
+            .into_iter()
+            .filter_map(|(key, values)| key.filter(|_| !values.is_empty()).map(|key| (key, values)))
+            .collect();
+        let taken = |key: &str| slots.iter().any(|(k, _, _)| *k == key);
+        // A key an earlier field took leaves this field in `data` (whole); so does an empty
+        // value whose key is taken.
+        if parts.iter().any(|(key, _)| taken(key)) || (parts.is_empty() && taken(key)) {
+            data.insert(field.to_string(), json_value(value));
+            continue;
+        }
+        for (key, values) in parts {
+            slots.push((key, field, values));
         }
     }
     let combinations =
         slots.iter().fold(1usize, |n, (_, _, values)| n.saturating_mul(values.len()));
     if combinations > MAX_ARTIFACTS_PER_ROW {
-        // Not every combination becomes an artifact: keep the full values where SOAR can see them.
-        for (_, field, values) in slots.iter().filter(|(_, _, values)| values.len() > 1) {
-            let list = values.iter().map(|value| Value::String(value.to_string())).collect();
+        // Not every combination becomes an artifact: keep the full values where SOAR can see
+        // them (a field's addresses, then its host names).
+        let mut full: Vec<(&str, Vec<Value>)> = Vec::new();
+        for (_, field, values) in &slots {
+            let many = slots.iter().any(|(_, f, values)| f == field && values.len() > 1);
+            if !many {
+                continue;
+            }
+            let list = values.iter().map(|value| Value::String(value.to_string()));
+            match full.iter_mut().find(|(f, _)| f == field) {
+                Some((_, known)) => known.extend(list),
+                None => full.push((field, list.collect())),
+            }
+        }
+        for (field, list) in full {
             data.insert(field.to_string(), Value::Array(list));
         }
     }

@@ -123,7 +123,13 @@ impl SeverityMapping {
     /// The priority of a row's severity: mapped when known, else what `medium` maps to, else P3.
     pub fn priority_for(&self, severity: Option<&str>) -> Priority {
         severity
-            .and_then(|severity| self.get(severity))
+            .and_then(|severity| {
+                // The word as given, else its standard spelling (`crit` → `critical`).
+                self.get(severity).or_else(|| {
+                    crate::mapping::slack::Severity::parse(severity)
+                        .and_then(|standard| self.get(standard.as_str()))
+                })
+            })
             .or_else(|| self.get("medium"))
             .unwrap_or(Priority::P3)
     }
@@ -405,7 +411,10 @@ pub fn incident_payload(
         |key: &str| settings.notable.value(key, row).map(str::trim).filter(|v| !v.is_empty());
     // A template field: the row's own field, else a notable-mapped source, else the fallback.
     let field = |key: &str| token(row, key).or_else(|| mapped(key));
-    let severity = field("severity").or_else(|| token(row, "urgency"));
+    // One notable, one severity (PRODUCT §15): the highest of a multivalue.
+    let severity = crate::mapping::notable_severity(row)
+        .or_else(|| field("severity"))
+        .or_else(|| token(row, "urgency"));
     let priority = field("stackflow_priority")
         .and_then(Priority::parse)
         .unwrap_or_else(|| settings.severity.priority_for(severity));

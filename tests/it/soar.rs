@@ -186,7 +186,8 @@ fn two_multivalue_cef_fields_make_the_cartesian_product() {
         .map(|a| {
             (
                 a["cef"]["sourceAddress"].as_str().unwrap().to_string(),
-                a["cef"]["destinationAddress"].as_str().unwrap().to_string(),
+                // Names, not addresses: the host-name key (PRODUCT §15).
+                a["cef"]["destinationHostName"].as_str().unwrap().to_string(),
             )
         })
         .collect();
@@ -215,8 +216,9 @@ fn unicode_newlines_and_quotes_survive_to_soar() {
         assert_eq!(artifact["cef"]["message"], tricky);
         assert_eq!(artifact["data"]["comment"], tricky);
     }
-    assert_eq!(artifacts[0]["cef"]["sourceAddress"], "é1");
-    assert_eq!(artifacts[1]["cef"]["sourceAddress"], "日本");
+    // Not IP addresses: the host-name key (PRODUCT §15).
+    assert_eq!(artifacts[0]["cef"]["sourceHostName"], "é1");
+    assert_eq!(artifacts[1]["cef"]["sourceHostName"], "日本");
     // The bytes on the wire are UTF-8 JSON, not escaped or re-encoded.
     let body = &s.artifact_posts()[0].body;
     assert!(String::from_utf8(body.clone()).unwrap().contains("Jérôme 日本語 🚀"));

@@ -96,7 +96,11 @@ fn secrets_of_every_form() {
         ("Authorization: Bearer abc.def-123_XYZ=", "Authorization: Bearer <SECRET_1>"),
         (&*format!("token {jwt} end"), "token <SECRET_1> end"),
         ("key AKIAIOSFODNN7EXAMPLE used", "key <SECRET_1> used"),
-        ("password=hunter2&x=1", "password=<SECRET_1>&x=1"),
+        ("password=hunter2&x=1", "password=<SECRET_1>"),
+        ("password=Tr0ub4dor&3x and more", "password=<SECRET_1> and more"),
+        ("db_password=a;b,c|d \"next\"", "db_password=<SECRET_1> \"next\""),
+        ("{\"secret\": \"s3 cr&t\"}", "{\"secret\": <SECRET_1>}"),
+        ("token%3DTr0ub4dor%263x end", "token%3D<SECRET_1> end"),
         ("pwd: \"s3cr et\"", "pwd: <SECRET_1>"),
         (
             "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",

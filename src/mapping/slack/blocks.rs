@@ -7,18 +7,27 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 // Blocks
 
+/// A plain text object. Its text is ours or already escaped: outside text in plain text is
+/// escaped too, so that no `<!channel>` reaches Slack raw anywhere.
 pub(super) fn plain(text: &str) -> Value {
     json!({"type": "plain_text", "text": text, "emoji": true})
 }
 
+/// A mrkdwn text object, `verbatim` (Block Kit text object: no automatic parsing of URLs,
+/// channel names or mentions): its text holds row data, which must stay inert (PRODUCT §15).
 pub(super) fn mrkdwn(text: &str) -> Value {
-    json!({"type": "mrkdwn", "text": text})
+    json!({"type": "mrkdwn", "text": text, "verbatim": true})
 }
 
-/// The header block: `🔴 HIGH · <title>`.
+/// The header block: `🔴 HIGH · <title>` (the title escaped).
 pub fn header_text(severity: Severity, title: &str) -> String {
-    truncate(
-        &format!("{} {} · {}", severity.emoji(), severity.as_str().to_ascii_uppercase(), title),
+    truncate_escaped(
+        &format!(
+            "{} {} · {}",
+            severity.emoji(),
+            severity.as_str().to_ascii_uppercase(),
+            escape_mrkdwn(title)
+        ),
         limits::HEADER_TEXT,
     )
 }
@@ -74,9 +83,10 @@ pub(super) fn splunk_button(results_link: &str) -> Option<Value> {
 pub(super) fn results_phrase(results_link: &str, label: &str) -> String {
     let link = results_link.trim();
     if link.is_empty() || chars(link) > 2000 || link.contains(['|', '>', '<']) {
-        label.to_string()
+        escape_mrkdwn(label)
     } else {
-        format!("<{link}|{label}>")
+        // Slack's link syntax takes the URL escaped like any text (`&` as `&amp;`).
+        format!("<{}|{}>", escape_mrkdwn(link), escape_mrkdwn(label))
     }
 }
 
@@ -187,22 +197,28 @@ pub fn add_link_buttons(
         }
     }
     let mut buttons = Vec::new();
-    let mut push =
-        |kind: &str, label: &str, ids: &[String], url_of: &dyn Fn(&str) -> Option<String>| {
-            for id in ids {
-                let Some(url) = url_of(id).filter(|url| chars(url) <= limits::BUTTON_URL) else {
-                    continue;
-                };
-                let text = if ids.len() == 1 { label.to_string() } else { format!("{label} {id}") };
-                buttons.push(json!({
+    let mut push = |kind: &str,
+                    label: &str,
+                    ids: &[String],
+                    url_of: &dyn Fn(&str) -> Option<String>| {
+        for id in ids {
+            let Some(url) = url_of(id).filter(|url| chars(url) <= limits::BUTTON_URL) else {
+                continue;
+            };
+            let text = if ids.len() == 1 {
+                label.to_string()
+            } else {
+                format!("{label} {}", escape_mrkdwn(id))
+            };
+            buttons.push(json!({
                 "type": "button",
-                "action_id": truncate(&format!("stackflow_open_{kind}_{id}"), limits::ACTION_ID),
-                "text": plain(&truncate(&text, limits::BUTTON_TEXT)),
+                "action_id": truncate(&format!("stackflow_open_{kind}_{}", escape_mrkdwn(id)), limits::ACTION_ID),
+                "text": plain(&truncate_escaped(&text, limits::BUTTON_TEXT)),
                 "url": url,
                 "value": truncate(id, limits::BUTTON_VALUE),
             }));
-            }
-        };
+        }
+    };
     push("soar", "Open SOAR container", &soar, &|id| bases.soar_url(id));
     push("stackflow", "Open StackFlow incident", &stackflow, &|id| bases.stackflow_url(id));
     add_to_actions_block(blocks, buttons, false);
@@ -238,11 +254,11 @@ pub(super) fn add_to_actions_block(blocks: &mut Vec<Value>, buttons: Vec<Value>,
 }
 
 pub(super) fn fit_text_object(object: &mut Value, max: usize) {
-    let kind = object.get("type").and_then(Value::as_str).unwrap_or("plain_text").to_string();
+    // Plain and mrkdwn text alike carry escaped text: never cut an entity in half.
     if let Some(Value::String(text)) = object.get_mut("text")
         && chars(text) > max
     {
-        *text = if kind == "mrkdwn" { truncate_escaped(text, max) } else { truncate(text, max) };
+        *text = truncate_escaped(text, max);
     }
 }
 

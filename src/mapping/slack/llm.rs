@@ -18,7 +18,11 @@ pub fn llm_context(row: &Row, account: &str, summary: &str) -> Value {
         if fields.len() >= LLM_MAX_FIELDS {
             break;
         }
-        if (name.starts_with('_') && name != "_time") || name.starts_with("__mv_") {
+        // Splunk-internal fields (`punct`, `date_*`, `splunk_server`, …) say nothing to a model.
+        if (name.starts_with('_') && name != "_time")
+            || name.starts_with("__mv_")
+            || crate::mapping::cef::is_internal(name)
+        {
             continue;
         }
         let value = display_value(value);

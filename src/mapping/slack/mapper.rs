@@ -272,8 +272,8 @@ impl SlackMapper {
         if let Some(actions) = actions_block(&self.context.results_link) {
             blocks.push(actions);
         }
-        let link = self.context.results_link.trim();
-        let fallback = truncate(
+        let link = escape_mrkdwn(self.context.results_link.trim());
+        let fallback = truncate_escaped(
             &format!(
                 "{} {} · {}: +{count} more results not posted: {link}",
                 severity.emoji(),

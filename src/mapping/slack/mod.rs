@@ -98,13 +98,11 @@ impl Severity {
         }
     }
 
-    /// The row's severity: `severity`, else `urgency`; rows with neither (or an unknown word)
+    /// The row's severity: the highest of `severity`, else of `urgency` (one notable, one
+    /// severity: [`crate::mapping::notable_severity`]); rows with neither (or an unknown word)
     /// count as `medium`, for the threshold, the routing and the header alike.
     pub fn of_row(row: &Row) -> Severity {
-        ["severity", "urgency"]
-            .iter()
-            .find_map(|name| row.str(name).and_then(Severity::parse))
-            .unwrap_or(Severity::Medium)
+        crate::mapping::notable_severity(row).and_then(Severity::parse).unwrap_or(Severity::Medium)
     }
 }
 
@@ -253,6 +251,8 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
 mod blocks;
 mod llm;
 mod mapper;
+#[cfg(test)]
+mod props;
 mod respond;
 mod storm;
 #[cfg(test)]

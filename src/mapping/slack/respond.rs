@@ -9,7 +9,7 @@
 //! `<dedupe key>|<playbook>`. Only a message about exactly one row gets them (a digest of many
 //! notables would not say which one a click is about).
 
-use super::{limits, param_error, plain, truncate};
+use super::{escape_mrkdwn, limits, param_error, plain, truncate, truncate_escaped};
 use crate::error::Result;
 use crate::mapping::AlertContext;
 use crate::mapping::route::Route;
@@ -121,7 +121,12 @@ impl ResponseParams {
         }
         let mut fields = Map::new();
         for name in RESPOND_CONTEXT_FIELDS {
-            if let Some(value) = row.str(name).map(str::trim).filter(|v| !v.is_empty()) {
+            // One notable, one severity: the same word the message shows (PRODUCT §15).
+            let value = match name {
+                "severity" => crate::mapping::notable_severity(row).or_else(|| row.str(name)),
+                _ => row.str(name),
+            };
+            if let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) {
                 fields.insert(name.to_string(), json!(truncate(value, CONTEXT_VALUE_MAX)));
             }
         }
@@ -136,7 +141,7 @@ impl ResponseParams {
 
 fn button(action_id: &str, label: &str, value: &str, style: Option<&str>) -> Value {
     let mut button = json!({"type": "button", "action_id": action_id,
-        "text": plain(&truncate(label, limits::BUTTON_TEXT)), "value": value});
+        "text": plain(&truncate_escaped(&escape_mrkdwn(label), limits::BUTTON_TEXT)), "value": value});
     if let Some(style) = style {
         button["style"] = json!(style);
     }

@@ -4,6 +4,7 @@ use super::*;
 use crate::error::ExitCode;
 use FieldValue::{Multi, Single};
 
+mod types;
 mod writer;
 
 fn one(value: &str) -> FieldValue {
@@ -292,7 +293,13 @@ fn multivalue_cef_fields_split_into_artifacts() {
         assert_eq!(artifact.cef["destinationUserName"], "bob");
         assert_eq!(artifact.data["tags"], serde_json::json!(["a", "b"]));
     }
-    let two = Row::from_pairs("0", &[("src", many(&["a", "b"])), ("dest", many(&["x", "y", "z"]))]);
+    let two = Row::from_pairs(
+        "0",
+        &[
+            ("src", many(&["10.0.0.1", "10.0.0.2"])),
+            ("dest", many(&["10.1.0.1", "10.1.0.2", "10.1.0.3"])),
+        ],
+    );
     let artifacts = row_artifacts(&two, &FieldMapping::default(), "n", "low");
     let pairs: Vec<(String, String)> = artifacts
         .iter()
@@ -304,8 +311,8 @@ fn multivalue_cef_fields_split_into_artifacts() {
         })
         .collect();
     assert_eq!(pairs.len(), 6);
-    assert_eq!(pairs[0], ("a".into(), "x".into()));
-    assert_eq!(pairs[5], ("b".into(), "z".into()));
+    assert_eq!(pairs[0], ("10.0.0.1".into(), "10.1.0.1".into()));
+    assert_eq!(pairs[5], ("10.0.0.2".into(), "10.1.0.3".into()));
 }
 
 #[test]

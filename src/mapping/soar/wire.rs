@@ -22,8 +22,9 @@ enum Field {
     Internal,
     /// Goes to `data` (no CEF key).
     Data,
-    /// The CEF key (index into `Plan::keys`) it maps to, if no earlier field of the row took it.
-    Cef(usize),
+    /// The CEF key (index into `Plan::keys`) it maps to, if no earlier field of the row took
+    /// it, and for an address key the host-name key its values that are not IPs go to.
+    Cef(usize, Option<usize>),
 }
 
 /// A header's meaning for the mapping.
@@ -49,15 +50,19 @@ impl Plan {
                 if cef::is_internal(name) {
                     return Field::Internal;
                 }
+                let mut index_of = |key: &str| match keys.iter().position(|(k, _)| k == key) {
+                    Some(position) => position,
+                    None => {
+                        keys.push((key.to_string(), cef::contains(key)));
+                        keys.len() - 1
+                    }
+                };
                 match mapping.cef_key(name) {
                     None => Field::Data,
-                    Some(key) => Field::Cef(match keys.iter().position(|(k, _)| k == key) {
-                        Some(position) => position,
-                        None => {
-                            keys.push((key.to_string(), cef::contains(key)));
-                            keys.len() - 1
-                        }
-                    }),
+                    Some(key) => {
+                        let address = index_of(key);
+                        Field::Cef(address, cef::host_key(key).map(&mut index_of))
+                    }
                 }
             })
             .collect::<Vec<Field>>();
@@ -83,8 +88,8 @@ impl Plan {
 enum Role {
     Absent,
     Data,
-    /// Index into the row's slots.
-    Slot(usize),
+    /// The row's slots it fills (indices, first to last: its addresses, then its host names).
+    Slots(usize, usize),
 }
 
 /// A CEF key of the current row with its distinct non-empty values (ranges into `values`).
@@ -247,31 +252,40 @@ impl ArtifactWriter {
             let role = match (row.at(index), field) {
                 (None, _) | (_, Field::Internal) => Role::Absent,
                 (Some(_), Field::Data) => Role::Data,
-                (Some(value), Field::Cef(key)) => {
-                    if self.slots.iter().any(|slot| slot.key == *key) {
-                        Role::Data
-                    } else {
-                        let start = self.values.len();
+                (Some(value), Field::Cef(key, host)) => {
+                    // Addresses first, then (for an address key) the other values.
+                    let start = self.values.len();
+                    let mut ends = [start, start];
+                    for (pass, end) in ends.iter_mut().enumerate() {
                         for i in 0..value_count(value) {
                             let text = value_at(value, i);
+                            let address = host.is_none() || cef::is_ip(text);
                             let seen = self.values[start..]
                                 .iter()
                                 .any(|&(_, j)| value_at(value, j) == text);
-                            if !text.is_empty() && !seen {
+                            if !text.is_empty() && !seen && address == (pass == 0) {
                                 self.values.push((index, i));
                             }
                         }
-                        if self.values.len() > start {
-                            self.slots.push(Slot {
-                                key: *key,
-                                field: index,
-                                start,
-                                end: self.values.len(),
-                            });
-                            Role::Slot(self.slots.len() - 1)
-                        } else {
-                            Role::Absent
+                        *end = self.values.len();
+                    }
+                    let parts = [(*key, start, ends[0]), (host.unwrap_or(*key), ends[0], ends[1])];
+                    let taken =
+                        |key: usize, slots: &[Slot]| slots.iter().any(|slot| slot.key == key);
+                    let filled = || parts.iter().filter(|(_, from, to)| to > from);
+                    if filled().any(|(key, _, _)| taken(*key, &self.slots))
+                        || (ends[1] == start && taken(*key, &self.slots))
+                    {
+                        self.values.truncate(start);
+                        Role::Data
+                    } else if ends[1] == start {
+                        Role::Absent
+                    } else {
+                        let first = self.slots.len();
+                        for &(key, from, to) in filled() {
+                            self.slots.push(Slot { key, field: index, start: from, end: to });
                         }
+                        Role::Slots(first, self.slots.len() - 1)
                     }
                 }
             };
@@ -330,9 +344,13 @@ impl ArtifactWriter {
             let (Some(value), role) = (row.at(index), self.roles[index]) else { continue };
             let full_values = match role {
                 Role::Data => None,
-                Role::Slot(slot) if combinations > MAX_ARTIFACTS_PER_ROW => {
-                    let slot = &self.slots[slot];
-                    if slot.end - slot.start > 1 { Some(slot) } else { continue }
+                Role::Slots(first, last) if combinations > MAX_ARTIFACTS_PER_ROW => {
+                    let slots = &self.slots[first..=last];
+                    if slots.iter().any(|slot| slot.end - slot.start > 1) {
+                        Some(slots[0].start..slots[slots.len() - 1].end)
+                    } else {
+                        continue;
+                    }
                 }
                 _ => continue,
             };
@@ -344,9 +362,9 @@ impl ArtifactWriter {
             tail.push(b':');
             match full_values {
                 None => json_field(tail, value),
-                Some(slot) => {
+                Some(range) => {
                     tail.push(b'[');
-                    for (i, &(field, j)) in self.values[slot.start..slot.end].iter().enumerate() {
+                    for (i, &(field, j)) in self.values[range].iter().enumerate() {
                         if i > 0 {
                             tail.push(b',');
                         }

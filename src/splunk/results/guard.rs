@@ -19,11 +19,16 @@ pub struct Limits {
     pub max_record_bytes: u64,
     /// `max_field_bytes`: one value (one cell).
     pub max_field_bytes: u64,
-    /// `max_fields`: the columns of one row (or of the header), `__mv_` columns included.
+    /// `max_fields`: the Splunk fields of one row (or of the header). A field and its `__mv_`
+    /// column are one field; a row may have at most twice as many columns.
     pub max_fields: u64,
 }
 
 pub(super) const MIB: u64 = 1024 * 1024;
+
+/// The prefix of the column Splunk writes beside a field for its multivalues.
+const MV_PREFIX: &[u8] = b"__mv_";
+const MV_MISMATCH: usize = usize::MAX;
 
 impl Default for Limits {
     /// Generous defaults (docs/limits.md): well above what Splunk writes for an alert, and far
@@ -80,7 +85,7 @@ fn bytes_with_unit(bytes: u64) -> String {
 pub(super) enum Refusal {
     /// The decompressed CSV is larger than `max_results_bytes`.
     ResultsBytes { limit: u64, record: u64 },
-    /// A record has more than `max_fields` fields.
+    /// A record has more than `max_fields` fields (or more than twice as many columns).
     Fields { limit: u64, record: u64 },
     /// A record's values add up to more than `max_record_bytes`.
     RecordBytes { limit: u64, record: u64 },
@@ -176,8 +181,15 @@ pub(super) struct Guard<R> {
     total: u64,
     /// The record being scanned: 0 is the header.
     pub(super) record: u64,
-    /// Fields begun in this record (so the current one is `fields`, 1-based).
+    /// Columns begun in this record (so the current one is `fields`, 1-based).
     fields: u64,
+    /// Splunk fields of this record so far: columns that are not `__mv_` columns.
+    splunk_fields: u64,
+    /// Whether each column of the header is an `__mv_` column (at most twice `max_fields`).
+    header_mv: Vec<bool>,
+    /// Bytes of the current header value that match `__mv_` so far; `MV_MISMATCH` once one
+    /// does not.
+    mv_match: usize,
     field_bytes: u64,
     record_bytes: u64,
     refused: Option<Refusal>,
@@ -192,14 +204,27 @@ impl<R: Read> Guard<R> {
             total: 0,
             record: 0,
             fields: 0,
+            splunk_fields: 0,
+            header_mv: Vec::new(),
+            mv_match: 0,
             field_bytes: 0,
             record_bytes: 0,
             refused: None,
         }
     }
 
-    /// Counts `n` bytes of value.
-    fn value_bytes(&mut self, n: usize) -> std::result::Result<(), Refusal> {
+    /// Counts the bytes of value `bytes` (and, in the header, looks for the `__mv_` prefix).
+    fn value_bytes(&mut self, bytes: &[u8]) -> std::result::Result<(), Refusal> {
+        if self.record == 0 {
+            for byte in bytes {
+                match MV_PREFIX.get(self.mv_match) {
+                    Some(expected) if expected == byte => self.mv_match += 1,
+                    Some(_) => self.mv_match = MV_MISMATCH,
+                    None => break,
+                }
+            }
+        }
+        let n = bytes.len();
         self.field_bytes += n as u64;
         self.record_bytes += n as u64;
         if self.field_bytes > self.limits.max_field_bytes {
@@ -218,19 +243,54 @@ impl<R: Read> Guard<R> {
         Ok(())
     }
 
+    fn too_many_fields(&self) -> Refusal {
+        Refusal::Fields { limit: self.limits.max_fields, record: self.record }
+    }
+
+    /// A column begins. Rows count their fields here (the header says which columns are
+    /// `__mv_` ones); the header counts a column when its name is known ([`Self::end_header_field`]).
     fn next_field(&mut self) -> std::result::Result<(), Refusal> {
         self.fields += 1;
         self.field_bytes = 0;
+        self.mv_match = 0;
         self.state = Scan::StartField;
-        if self.fields > self.limits.max_fields {
-            return Err(Refusal::Fields { limit: self.limits.max_fields, record: self.record });
+        if self.fields > self.limits.max_fields.saturating_mul(2) {
+            return Err(self.too_many_fields());
+        }
+        if self.record > 0 {
+            let column = usize::try_from(self.fields - 1).unwrap_or(usize::MAX);
+            if !self.header_mv.get(column).copied().unwrap_or(false) {
+                self.splunk_fields += 1;
+                if self.splunk_fields > self.limits.max_fields {
+                    return Err(self.too_many_fields());
+                }
+            }
         }
         Ok(())
     }
 
-    fn end_record(&mut self) {
+    /// A header column ends: an `__mv_` column, or one more field.
+    fn end_header_field(&mut self) -> std::result::Result<(), Refusal> {
+        // Once per column (the end of the file may ask again).
+        if self.record != 0 || self.header_mv.len() as u64 >= self.fields {
+            return Ok(());
+        }
+        let mv = self.mv_match == MV_PREFIX.len();
+        self.header_mv.push(mv);
+        if !mv {
+            self.splunk_fields += 1;
+            if self.splunk_fields > self.limits.max_fields {
+                return Err(self.too_many_fields());
+            }
+        }
+        Ok(())
+    }
+
+    fn end_record(&mut self) -> std::result::Result<(), Refusal> {
+        self.end_header_field()?;
         self.record += 1;
         self.state = Scan::StartRecord;
+        Ok(())
     }
 
     /// Runs the bytes through the grammar, counting as it goes. On a refusal, also says how
@@ -246,6 +306,7 @@ impl<R: Read> Guard<R> {
                         i += 1;
                     } else {
                         self.fields = 0;
+                        self.splunk_fields = 0;
                         self.record_bytes = 0;
                         self.next_field().map_err(at)?;
                     }
@@ -266,21 +327,22 @@ impl<R: Read> Guard<R> {
                         .iter()
                         .position(|&b| matches!(b, b',' | b'\r' | b'\n'))
                         .unwrap_or(rest.len());
-                    self.value_bytes(run).map_err(at)?;
+                    self.value_bytes(&rest[..run]).map_err(at)?;
                     i += run;
                     if let Some(&byte) = bytes.get(i) {
                         i += 1;
                         if byte == b',' {
+                            self.end_header_field().map_err(at)?;
                             self.next_field().map_err(at)?;
                         } else {
-                            self.end_record();
+                            self.end_record().map_err(at)?;
                         }
                     }
                 }
                 Scan::InQuoted => {
                     let rest = &bytes[i..];
                     let run = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
-                    self.value_bytes(run).map_err(at)?;
+                    self.value_bytes(&rest[..run]).map_err(at)?;
                     i += run;
                     if i < bytes.len() {
                         i += 1;
@@ -289,7 +351,7 @@ impl<R: Read> Guard<R> {
                 }
                 Scan::QuoteInQuoted => {
                     if bytes[i] == b'"' {
-                        self.value_bytes(1).map_err(at)?;
+                        self.value_bytes(b"\"").map_err(at)?;
                         self.state = Scan::InQuoted;
                         i += 1;
                     } else {
@@ -314,6 +376,13 @@ impl<R: Read> Read for Guard<R> {
         if n == 0 {
             if self.state == Scan::InQuoted {
                 let refusal = Refusal::Unclosed { record: self.record, column: self.fields };
+                self.refused = Some(refusal.clone());
+                return Err(std::io::Error::other(refusal));
+            }
+            // A header that ends the file without a line end: its last column still counts.
+            if self.state != Scan::StartRecord
+                && let Err(refusal) = self.end_header_field()
+            {
                 self.refused = Some(refusal.clone());
                 return Err(std::io::Error::other(refusal));
             }

@@ -365,3 +365,56 @@ fn multivalue_decoding_handles_dollars_and_rejects_junk() {
     assert!(decode_multivalue("plain").is_none());
     assert!(decode_multivalue("$open").is_none());
 }
+
+/// A header of `fields` fields, each followed by its `__mv_` column, and one row.
+fn wide_file(fields: usize) -> Vec<u8> {
+    let mut header: Vec<String> = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    for index in 0..fields {
+        header.push(format!("f{index}"));
+        header.push(format!("__mv_f{index}"));
+        row.push(format!("v{index}"));
+        row.push(String::new());
+    }
+    format!("{}\n{}\n", header.join(","), row.join(",")).into_bytes()
+}
+
+#[test]
+fn max_fields_counts_fields_not_their_mv_columns() {
+    // The default accepts 10,000 Splunk fields written with their 10,000 `__mv_` columns.
+    let path = write_temp("wide-default", &gzip(&wide_file(10_000)));
+    assert_eq!(ResultsReader::validate(&path, Limits::default()).unwrap(), 1);
+    let rows: Vec<Row> = ResultsReader::open(&path, None, Limits::default())
+        .unwrap()
+        .collect::<Result<_>>()
+        .unwrap();
+    assert_eq!(rows[0].str("f9999"), Some("v9999"));
+    // With a small limit: 3 fields and their columns pass, a fourth field does not, in the
+    // header or in a row.
+    let three = Limits { max_fields: 3, ..Limits::default() };
+    let path = write_temp("wide-three", &gzip(&wide_file(3)));
+    assert_eq!(ResultsReader::validate(&path, three).unwrap(), 1);
+    let path = write_temp("wide-four", &gzip(&wide_file(4)));
+    let message = ResultsReader::validate(&path, three).unwrap_err().to_string();
+    assert!(
+        message.ends_with(
+            "the header has more than 3 fields, the limit set by stackflow.conf [limits] max_fields"
+        ),
+        "{message}"
+    );
+    let path = write_temp("wide-row", &gzip(b"a,__mv_a\n1,,2,3,4\n"));
+    let message = ResultsReader::validate(&path, Limits { max_fields: 2, ..Limits::default() })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.ends_with(
+            "row 0 has more than 2 fields, the limit set by stackflow.conf [limits] max_fields"
+        ),
+        "{message}"
+    );
+    // `__mv_` columns alone are bounded too: at most one per field.
+    let mv_only: String = (0..7).map(|i| format!("__mv_x{i}")).collect::<Vec<_>>().join(",");
+    let path = write_temp("mv-only", &gzip(format!("{mv_only}\n").as_bytes()));
+    let message = ResultsReader::validate(&path, three).unwrap_err().to_string();
+    assert!(message.contains("more than 3 fields"), "{message}");
+}

@@ -4,7 +4,7 @@
 use super::*;
 
 /// `ArtifactWriter` against the reference, `serde_json` on `row_artifacts`.
-fn assert_wire_matches(row: &Row, mapping: &cef::FieldMapping) {
+pub(super) fn assert_wire_matches(row: &Row, mapping: &cef::FieldMapping) {
     let mut writer = ArtifactWriter::new(mapping.clone());
     for (name, severity) in [("Splunk result 7", "high"), ("na\"me\n\u{1}é", "low")] {
         let mut ours = b"[".to_vec();
