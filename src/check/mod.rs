@@ -338,7 +338,7 @@ fn check_limits(report: &mut Report, settings: &Settings) {
         Ok(limits) => report.ok(
             "[limits]",
             format!(
-                "results files up to {} MiB decompressed, rows up to {} MiB, values up to {} MiB, {} columns",
+                "results files up to {} MiB decompressed, rows up to {} MiB, values up to {} MiB, {} fields",
                 limits.max_results_bytes >> 20,
                 limits.max_record_bytes >> 20,
                 limits.max_field_bytes >> 20,
