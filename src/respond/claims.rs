@@ -115,7 +115,9 @@ fn insert(responder: &Responder, document: &Value) -> Result<Claim> {
             return Ok(Claim::Taken(record));
         }
     }
-    Err(Error::Unavailable(format!("KV store {INTERACTIONS_COLLECTION}: {key} neither inserted nor readable")))
+    Err(Error::Unavailable(format!(
+        "KV store {INTERACTIONS_COLLECTION}: {key} neither inserted nor readable"
+    )))
 }
 
 /// Claims the click itself (its first handling); `Taken` when it was seen before.
@@ -164,7 +166,9 @@ pub fn already(record: &Map<String, Value>, action_id: &str) -> String {
     let text = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or("").to_string();
     let verb = Some(text("verb")).filter(|v| !v.is_empty()).unwrap_or(verb(action_id).into());
     let who = match (text("splunk_user"), text("slack_user_id")) {
-        (user, slack) if !user.is_empty() && !slack.is_empty() => format!("{user} (Slack user {slack})"),
+        (user, slack) if !user.is_empty() && !slack.is_empty() => {
+            format!("{user} (Slack user {slack})")
+        }
         (user, _) if !user.is_empty() => user,
         (_, slack) if !slack.is_empty() => format!("Slack user {slack}"),
         _ => "another click".into(),

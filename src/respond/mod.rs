@@ -125,7 +125,7 @@ pub struct Responder {
     stop: Arc<AtomicBool>,
     expiry: Expiry,
     last_resume: Instant,
-    /// Clicks were kept in the checkpoint folder by this process.
+    /// Clicks were kept by this process since the last look (taken up before the next click).
     kept_here: bool,
 }
 

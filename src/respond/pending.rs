@@ -55,7 +55,9 @@ pub fn keep(responder: &Responder, click_key: &str, kept: &Kept, kv_usable: bool
             "pending_since": now().as_secs_f64(), "updated": now().as_secs_f64()});
         match responder.splunkd.kv_update(INTERACTIONS_COLLECTION, click_key, &record) {
             Ok(()) => return KeptIn::Kv,
-            Err(error) => log::warn!("Socket Mode: click {click_key} not kept in the KV store: {error}"),
+            Err(error) => {
+                log::warn!("Socket Mode: click {click_key} not kept in the KV store: {error}")
+            }
         }
     }
     let Some(dir) = responder.checkpoint_dir.as_deref() else {
@@ -123,7 +125,11 @@ pub fn take_from_kv(responder: &Responder) -> crate::error::Result<Vec<(String, 
         };
         let claim = json!({"_key": format!("resume:{key}:{since}"), "kind": "resume",
                            "updated": now().as_secs_f64()});
-        if !responder.splunkd.kv_insert(INTERACTIONS_COLLECTION, &claim, responder.conflict_status)? {
+        if !responder.splunkd.kv_insert(
+            INTERACTIONS_COLLECTION,
+            &claim,
+            responder.conflict_status,
+        )? {
             continue;
         }
         let resumes = record.get("resumes").and_then(Value::as_u64).unwrap_or(0);

@@ -175,7 +175,8 @@ pub fn decide(
         ));
     }
     let Some(container) = container else {
-        let why = format!("notable {} has no SOAR container to run {playbook} on", context.event_id);
+        let why =
+            format!("notable {} has no SOAR container to run {playbook} on", context.event_id);
         return finish(Outcome::new("failed", why));
     };
     feedback::update_message(
@@ -185,11 +186,12 @@ pub fn decide(
     );
     let mut outcome = run(responder, container, &playbook);
     let line = match outcome.outcome {
-        "done" => format!(
-            "Approved by {by}: *{shown}* run {} started",
-            escape_mrkdwn(&outcome.remote_id)
-        ),
-        _ => format!("Approved by {by}: *{shown}* did not run: {}", escape_mrkdwn(&outcome.message)),
+        "done" => {
+            format!("Approved by {by}: *{shown}* run {} started", escape_mrkdwn(&outcome.remote_id))
+        }
+        _ => {
+            format!("Approved by {by}: *{shown}* did not run: {}", escape_mrkdwn(&outcome.message))
+        }
     };
     feedback::update_message(&responder.slack, click, &line);
     if outcome.outcome == "done" {

@@ -112,7 +112,8 @@ impl Responder {
             kept.envelope_id
         );
         if pending::exhausted(kept) {
-            let outcome = Outcome::new("failed", "splunkd stayed unavailable; the click was not acted on");
+            let outcome =
+                Outcome::new("failed", "splunkd stayed unavailable; the click was not acted on");
             self.fail(&click, &kept.envelope_id, &outcome);
             return Ended::Finished;
         }
@@ -176,13 +177,14 @@ impl Responder {
         let kept_in = pending::keep(self, &click.key(), &again, why != Trouble::Expired);
         match kept_in {
             KeptIn::Nowhere => {
-                let outcome =
-                    Outcome::new("failed", "splunkd is unavailable and the click could not be kept");
+                let outcome = Outcome::new(
+                    "failed",
+                    "splunkd is unavailable and the click could not be kept",
+                );
                 self.fail(click, &kept.envelope_id, &outcome);
                 return Ended::Finished;
             }
-            KeptIn::File => self.kept_here = true,
-            KeptIn::Kv => {}
+            KeptIn::File | KeptIn::Kv => self.kept_here = true,
         }
         log::warn!(
             "Socket Mode: {} by {} (envelope {}) kept for later ({})",
@@ -224,7 +226,12 @@ impl Responder {
         self.receipt(click, None, "", &context, outcome, audit_of(envelope_id, click));
     }
 
-    fn process(&mut self, click: &Click, envelope_id: &str, owned: bool) -> crate::error::Result<()> {
+    fn process(
+        &mut self,
+        click: &Click,
+        envelope_id: &str,
+        owned: bool,
+    ) -> crate::error::Result<()> {
         let key = click.key();
         let (reference, playbook) = click.reference_and_playbook();
         let audit = audit_of(envelope_id, click);
@@ -291,7 +298,14 @@ impl Responder {
                 Err(why) => {
                     let mut outcome = Outcome::new("failed", why);
                     outcome.playbook = playbook.unwrap_or("").to_string();
-                    return self.finish_early(click, Some(&user.name), &context, playbook, &outcome, audit);
+                    return self.finish_early(
+                        click,
+                        Some(&user.name),
+                        &context,
+                        playbook,
+                        &outcome,
+                        audit,
+                    );
                 }
             }
         } else {
@@ -301,10 +315,18 @@ impl Responder {
         if let Some(effect) = &effect {
             if let Claim::Taken(holder) = claims::claim_effect(self, effect, click, &user.name)? {
                 let outcome = Outcome::new("duplicate", claims::already(&holder, &click.action_id));
-                return self.finish_early(click, Some(&user.name), &context, playbook, &outcome, audit);
+                return self.finish_early(
+                    click,
+                    Some(&user.name),
+                    &context,
+                    playbook,
+                    &outcome,
+                    audit,
+                );
             }
         }
-        let applied = effects::apply(self, click, &user, &context, &key, request.as_ref(), container);
+        let applied =
+            effects::apply(self, click, &user, &context, &key, request.as_ref(), container);
         let outcome = match applied {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -324,7 +346,11 @@ impl Responder {
         if outcome.outcome == "awaiting_approval" {
             // The approval request in the thread is the reply.
         } else if outcome.outcome != "denied" || click.action_id == click::DENY {
-            feedback::reply_in_thread(&self.slack, click, &thread_text(click, &user.name, &outcome));
+            feedback::reply_in_thread(
+                &self.slack,
+                click,
+                &thread_text(click, &user.name, &outcome),
+            );
         } else {
             let text = format!("Not done: {}", outcome.message);
             feedback::tell_clicker(&self.slack, &self.replies, click, &text);
