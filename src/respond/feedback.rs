@@ -129,11 +129,10 @@ pub fn tell_clicker(slack: &SlackApi, replies: &HttpClient, click: &Click, text:
     let text = escape_mrkdwn(text);
     let text = text.as_str();
     let body = json!({"channel": click.channel_id, "user": click.user_id, "text": cut(text)});
-    match call(slack, "chat.postEphemeral", &body).as_deref() {
-        Some("user_not_in_channel" | "not_in_channel" | "channel_not_found") => {
-            reply_by_response_url(slack, replies, click, text)
-        }
-        _ => {}
+    let refused = call(slack, "chat.postEphemeral", &body);
+    if let Some("user_not_in_channel" | "not_in_channel" | "channel_not_found") = refused.as_deref()
+    {
+        reply_by_response_url(slack, replies, click, text);
     }
 }
 

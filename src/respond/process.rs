@@ -238,20 +238,18 @@ impl Responder {
         // A click seen before is not acted on again — also when its first handling was
         // interrupted (`started`: a listener stopped mid-click, or another search head's
         // listener is on it) or is kept for later (`pending`).
-        if !owned {
-            if let Claim::Taken(seen) = claims::claim_click(self, click, envelope_id)? {
-                let earlier = seen.get("outcome").and_then(Value::as_str).unwrap_or("");
-                let message = match seen.get("state").and_then(Value::as_str) {
-                    Some("done") => format!("seen before (outcome {earlier}); not acted on again"),
-                    Some("pending") => "seen before and queued; it will be acted on once".into(),
-                    _ => "seen before, its handling interrupted or still running; not acted on \
-                          again (click again if the change is missing)"
-                        .to_string(),
-                };
-                let context = Context { dedupe_key: reference.into(), ..Context::default() };
-                self.receipt(click, None, "", &context, &Outcome::new("duplicate", message), audit);
-                return Ok(());
-            }
+        if !owned && let Claim::Taken(seen) = claims::claim_click(self, click, envelope_id)? {
+            let earlier = seen.get("outcome").and_then(Value::as_str).unwrap_or("");
+            let message = match seen.get("state").and_then(Value::as_str) {
+                Some("done") => format!("seen before (outcome {earlier}); not acted on again"),
+                Some("pending") => "seen before and queued; it will be acted on once".into(),
+                _ => "seen before, its handling interrupted or still running; not acted on \
+                      again (click again if the change is missing)"
+                    .to_string(),
+            };
+            let context = Context { dedupe_key: reference.into(), ..Context::default() };
+            self.receipt(click, None, "", &context, &Outcome::new("duplicate", message), audit);
+            return Ok(());
         }
         // A decision's value is the request's interaction key; its context is the request's.
         let deciding = matches!(click.action_id.as_str(), click::APPROVE | click::DENY);
@@ -312,36 +310,29 @@ impl Responder {
             None
         };
         let effect = claims::effect_key(&click.action_id, &context.event_id, reference);
-        if let Some(effect) = &effect {
-            if let Claim::Taken(holder) = claims::claim_effect(self, effect, click, &user.name)? {
-                let outcome = Outcome::new("duplicate", claims::already(&holder, &click.action_id));
-                return self.finish_early(
-                    click,
-                    Some(&user.name),
-                    &context,
-                    playbook,
-                    &outcome,
-                    audit,
-                );
-            }
+        if let Some(effect) = &effect
+            && let Claim::Taken(holder) = claims::claim_effect(self, effect, click, &user.name)?
+        {
+            let outcome = Outcome::new("duplicate", claims::already(&holder, &click.action_id));
+            return self.finish_early(click, Some(&user.name), &context, playbook, &outcome, audit);
         }
         let applied =
             effects::apply(self, click, &user, &context, &key, request.as_ref(), container);
         let outcome = match applied {
             Ok(outcome) => outcome,
             Err(error) => {
-                if claims::trouble_of(&error) == Trouble::Other {
-                    if let Some(effect) = &effect {
-                        claims::release_effect(self, effect);
-                    }
+                if claims::trouble_of(&error) == Trouble::Other
+                    && let Some(effect) = &effect
+                {
+                    claims::release_effect(self, effect);
                 }
                 return Err(error);
             }
         };
-        if outcome.outcome == "failed" {
-            if let Some(effect) = &effect {
-                claims::release_effect(self, effect);
-            }
+        if outcome.outcome == "failed"
+            && let Some(effect) = &effect
+        {
+            claims::release_effect(self, effect);
         }
         if outcome.outcome == "awaiting_approval" {
             // The approval request in the thread is the reply.
