@@ -65,7 +65,7 @@ pub fn run(command: SlackCommand) -> ExitCode {
             return ExitCode::Credentials;
         }
         let uri = splunkd_uri.unwrap_or_default();
-        return listen(&uri, Secret::new(key), &[account]);
+        return listen(&uri, Secret::new(key), &[account], None);
     }
     let definition = match super::modinput_definition(mode) {
         Ok(definition) => definition,
@@ -95,13 +95,24 @@ pub fn run(command: SlackCommand) -> ExitCode {
         log::info!("{SCHEME}: no enabled input in the configuration; nothing to do");
         return ExitCode::Success;
     }
-    listen(&definition.server_uri, definition.session_key, &accounts)
+    let checkpoint_dir = Some(definition.checkpoint_dir.trim())
+        .filter(|dir| !dir.is_empty())
+        .map(std::path::PathBuf::from);
+    listen(&definition.server_uri, definition.session_key, &accounts, checkpoint_dir)
 }
 
 /// One listener per account (each on its own thread), until SIGTERM / SIGINT or the parent
 /// process goes away (splunkd's teardown; stdin is at its end after the configuration and
-/// says nothing).
-fn listen(server_uri: &str, session_key: Secret, accounts: &[String]) -> ExitCode {
+/// says nothing), or splunkd refuses the session key: then the clicks in hand are kept
+/// (`checkpoint_dir`, else `$SPLUNK_HOME/var/lib/splunk/modinputs/stackflow_slack_socket`),
+/// a FATAL line names the expired session and the exit is non-zero, so that splunkd
+/// (`interval = 0`) starts the input again with a fresh key (PRODUCT §15).
+fn listen(
+    server_uri: &str,
+    session_key: Secret,
+    accounts: &[String],
+    checkpoint_dir: Option<std::path::PathBuf>,
+) -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => return super::report_error(&error),
@@ -117,13 +128,22 @@ fn listen(server_uri: &str, session_key: Secret, accounts: &[String]) -> ExitCod
         }
     }
     watch_parent(stop.clone());
+    let checkpoint_dir = checkpoint_dir.or_else(|| {
+        let home = settings.splunk_home.as_ref()?;
+        Some(home.join("var/lib/splunk/modinputs").join(SCHEME))
+    });
     let settings = Arc::new(settings);
+    let expiry = crate::respond::Expiry::default();
     let workers: Vec<_> = accounts
         .iter()
         .map(|account| {
-            let (settings, splunkd, stop, account) =
-                (settings.clone(), splunkd.clone(), stop.clone(), account.clone());
-            std::thread::spawn(move || crate::respond::listen(&settings, &splunkd, &account, &stop))
+            let (settings, splunkd, stop, account, expiry) =
+                (settings.clone(), splunkd.clone(), stop.clone(), account.clone(), expiry.clone());
+            // Accounts keep their clicks apart.
+            let dir = checkpoint_dir.as_ref().map(|dir| dir.join(&account));
+            std::thread::spawn(move || {
+                crate::respond::listen(&settings, &splunkd, &account, dir, &stop, &expiry)
+            })
         })
         .collect();
     let mut code = ExitCode::Success;
@@ -131,6 +151,15 @@ fn listen(server_uri: &str, session_key: Secret, accounts: &[String]) -> ExitCod
         code = code.worst(worker.join().unwrap_or(ExitCode::Internal));
     }
     stop.store(true, Ordering::SeqCst);
+    let expired = expiry.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if let Some(why) = expired {
+        logging::fatal(&format!(
+            "{SCHEME}: splunkd session expired: splunkd refused the session key this input was \
+             started with ({why}); the clicks in hand are kept and will be acted on once after \
+             the restart; exiting so that splunkd starts the input again with a fresh session key"
+        ));
+        return ExitCode::Credentials;
+    }
     code
 }
 

@@ -33,6 +33,9 @@ pub struct Click {
     /// The clicked message's blocks, for `chat.update`.
     pub message_blocks: Option<Value>,
     pub message_text: String,
+    /// Where a reply may be posted when `chat.postEphemeral` is refused (Slack "Handling user
+    /// interaction": every `block_actions` payload carries a `response_url`).
+    pub response_url: String,
 }
 
 fn text(value: Option<&Value>) -> Option<String> {
@@ -87,6 +90,7 @@ impl Click {
             thread_ts,
             message_blocks: message.and_then(|m| m.get("blocks")).filter(|b| b.is_array()).cloned(),
             message_text: text(message.and_then(|m| m.get("text"))).unwrap_or_default(),
+            response_url: text(payload.get("response_url")).unwrap_or_default(),
         })
     }
 

@@ -1,19 +1,18 @@
 //! The effect of each button (PRODUCT §9 "Effects"): acknowledge and false positive change the
 //! notable through the one notable-update interface (`splunk::notable_update`, ES 7 or ES 8);
-//! each effect is followed by the `chat.update` of the clicked message. Notable updates are
-//! idempotent (setting a status twice leaves it as it is) and retried a few times here;
-//! escalation goes through the delivery layer (`escalate`); containment playbooks wait for a
-//! second person's approval (`playbook`).
+//! each effect is followed by the `chat.update` of the clicked message. A notable update that
+//! splunkd could not take now (outage, expired session) is an error for the click handler to
+//! retry or keep (`process`); escalation goes through the delivery layer (`escalate`);
+//! containment playbooks wait for a second person's approval (`playbook`). Outside text in
+//! the context lines (user names) is escaped.
 
 use super::click::{ACK, APPROVE, DENY, ESCALATE, FALSE_POSITIVE, PLAYBOOK};
-use super::{Context, Outcome, Responder, feedback};
+use super::{Context, Outcome, Responder, claims, feedback};
+use crate::mapping::slack::escape_mrkdwn;
 use crate::splunk::notable_update::{self, NotableChange};
 use crate::splunk::users::SplunkUser;
-use std::time::Duration;
 
 pub const DEFAULT_FALSE_POSITIVE_DISPOSITION: &str = "disposition:3";
-/// Attempts of one notable update before the click is reported failed.
-const NOTABLE_ATTEMPTS: u32 = 3;
 
 /// `[slack_response] false_positive_disposition`: `disposition:<N>`.
 pub fn false_positive_disposition(responder: &Responder) -> Result<String, String> {
@@ -46,6 +45,8 @@ fn clock() -> String {
     format!("{:02}:{:02} UTC", day_seconds / 3600, (day_seconds % 3600) / 60)
 }
 
+/// The effect of `click`; `Err` when splunkd could not take it now (the click is retried or
+/// kept), an `Outcome` otherwise. `container`: an approval's SOAR container, found before.
 pub fn apply(
     responder: &Responder,
     click: &super::Click,
@@ -53,9 +54,15 @@ pub fn apply(
     context: &Context,
     key: &str,
     request: Option<&serde_json::Map<String, serde_json::Value>>,
-) -> Outcome {
-    let by = format!("<@{}> ({}) at {}", click.user_id, user.name, clock());
-    match click.action_id.as_str() {
+    container: Option<u64>,
+) -> crate::error::Result<Outcome> {
+    let by = format!(
+        "<@{}> ({}) at {}",
+        escape_mrkdwn(&click.user_id),
+        escape_mrkdwn(&user.name),
+        clock()
+    );
+    Ok(match click.action_id.as_str() {
         ACK => {
             let change = NotableChange {
                 event_ids: vec![context.event_id.clone()],
@@ -64,12 +71,13 @@ pub fn apply(
                 disposition: None,
                 comment: Some(format!("Acknowledged in Slack by {}", user.name)),
             };
-            notable(responder, click, &change, "2", &format!("Acknowledged by {by}"))
+            let done = format!("Acknowledged in Slack by {}", user.name);
+            notable(responder, click, &change, "2", &format!("Acknowledged by {by}"), &done)?
         }
         FALSE_POSITIVE => {
             let disposition = match false_positive_disposition(responder) {
                 Ok(disposition) => disposition,
-                Err(problem) => return Outcome::new("failed", problem),
+                Err(problem) => return Ok(Outcome::new("failed", problem)),
             };
             let change = NotableChange {
                 event_ids: vec![context.event_id.clone()],
@@ -78,53 +86,51 @@ pub fn apply(
                 disposition: Some(disposition),
                 comment: Some(format!("Marked false positive in Slack by {}", user.name)),
             };
-            notable(responder, click, &change, "5", &format!("Marked false positive by {by}"))
+            let line = format!("Marked false positive by {by}");
+            let done = format!("Marked false positive in Slack by {}", user.name);
+            notable(responder, click, &change, "5", &line, &done)?
         }
         ESCALATE => super::escalate::apply(responder, click, &user.name, context, &by),
         PLAYBOOK => super::playbook::request(responder, click, &user.name, context, key, &by),
         APPROVE | DENY => match request {
-            Some(request) => {
-                super::playbook::decide(responder, click, &user.name, context, request, &by)
-            }
+            Some(request) => super::playbook::decide(
+                responder, click, &user.name, context, request, &by, container,
+            ),
             None => Outcome::new("failed", "no containment request waits for this decision"),
         },
         other => Outcome::new("failed", format!("unknown action {other}")),
-    }
+    })
 }
 
-/// Applies a notable change (retried), then updates the message with `line`.
+/// Applies a notable change once (the click handler retries an outage), then updates the
+/// message with `line` (mrkdwn); `done` is the plain outcome message.
 fn notable(
     responder: &Responder,
     click: &super::Click,
     change: &NotableChange,
     status_after: &str,
     line: &str,
-) -> Outcome {
+    done: &str,
+) -> crate::error::Result<Outcome> {
     if change.event_ids.iter().any(|id| id.is_empty()) {
-        return Outcome::new("failed", "the button names no notable event");
+        return Ok(Outcome::new("failed", "the button names no notable event"));
     }
     let updater = match notable_update::open(&responder.settings, &responder.splunkd) {
         Ok(updater) => updater,
-        Err(error) => return Outcome::new("failed", format!("notable update: {error}")),
+        Err(error) if claims::trouble_of(&error) != claims::Trouble::Other => return Err(error),
+        Err(error) => return Ok(Outcome::new("failed", format!("notable update: {error}"))),
     };
-    let mut last = String::new();
-    for attempt in 1..=NOTABLE_ATTEMPTS {
-        match updater.update(change) {
-            Ok(()) => {
-                feedback::update_message(&responder.slack, click, line);
-                let mut outcome = Outcome::new("done", line.to_string());
-                outcome.notable_status_after = status_after.to_string();
-                outcome.remote_id = change.event_ids.join(",");
-                return outcome;
-            }
-            Err(problem) => {
-                log::warn!("notable update attempt {attempt}/{NOTABLE_ATTEMPTS}: {problem}");
-                last = problem;
-                if attempt < NOTABLE_ATTEMPTS {
-                    std::thread::sleep(Duration::from_millis(500u64 << attempt.min(4)));
-                }
-            }
+    match updater.update(change) {
+        Ok(()) => {
+            feedback::update_message(&responder.slack, click, line);
+            let mut outcome = Outcome::new("done", done.to_string());
+            outcome.notable_status_after = status_after.to_string();
+            outcome.remote_id = change.event_ids.join(",");
+            Ok(outcome)
         }
+        Err(problem) => match claims::kept_error(&problem) {
+            Some(error) => Err(error),
+            None => Ok(Outcome::new("failed", format!("the notable was not updated: {problem}"))),
+        },
     }
-    Outcome::new("failed", format!("the notable was not updated: {last}"))
 }

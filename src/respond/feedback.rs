@@ -1,11 +1,15 @@
 //! What the clicker and the channel see (PRODUCT §9 "Feedback in Slack"): the original
 //! message updated in place (`chat.update`: the acted-on buttons give way to a context line),
 //! the outcome as a thread reply (`chat.postMessage` with `thread_ts`), refusals as ephemeral
-//! replies (`chat.postEphemeral`, seen by the clicker only). Failures here are logged, never
+//! replies (`chat.postEphemeral`, seen by the clicker only; when Slack refuses it with
+//! `user_not_in_channel` / `not_in_channel`, through the click's `response_url` instead, as
+//! PRODUCT §15 and Slack "Handling user interaction" say). Failures here are logged, never
 //! undo an effect. Block Kit limits hold: a context element's text is cut to 3000 characters
 //! and at most 50 blocks are kept (Slack "Block Kit" reference).
 
 use super::click::{ACTION_IDS, Click};
+use crate::delivery::http::HttpClient;
+use crate::mapping::slack::escape_mrkdwn;
 use crate::remotes::slack::SlackApi;
 use serde_json::{Value, json};
 
@@ -64,7 +68,8 @@ pub fn buttons_removed_by(action_id: &str) -> Vec<&'static str> {
     }
 }
 
-fn call(slack: &SlackApi, method: &str, body: &Value) {
+/// Calls `method`; Slack's error code when it refused (logged), `None` when it took it.
+fn call(slack: &SlackApi, method: &str, body: &Value) -> Option<String> {
     let bytes = body.to_string().into_bytes();
     match slack.call(method, &bytes) {
         Ok(response) => {
@@ -72,10 +77,13 @@ fn call(slack: &SlackApi, method: &str, body: &Value) {
             if json.get("ok").and_then(Value::as_bool) != Some(true) {
                 let error = json.get("error").and_then(Value::as_str).unwrap_or("no JSON answer");
                 log::warn!("Slack {method}: {error} (HTTP {})", response.status);
+                return Some(error.chars().take(100).collect());
             }
+            None
         }
         Err(outcome) => {
-            log::warn!("Slack {method}: {}", crate::remotes::response::reason(&outcome))
+            log::warn!("Slack {method}: {}", crate::remotes::response::reason(&outcome));
+            Some("transport".into())
         }
     }
 }
@@ -87,14 +95,14 @@ pub fn update_message(slack: &SlackApi, click: &Click, line: &str) {
     let text = if click.message_text.is_empty() { cut(line) } else { click.message_text.clone() };
     let body = json!({"channel": click.channel_id, "ts": click.message_ts, "text": text,
                       "blocks": blocks});
-    call(slack, "chat.update", &body);
+    let _ = call(slack, "chat.update", &body);
 }
 
 /// A reply in the message's thread.
 pub fn reply_in_thread(slack: &SlackApi, click: &Click, text: &str) {
     let body =
         json!({"channel": click.channel_id, "thread_ts": click.thread_ts, "text": cut(text)});
-    call(slack, "chat.postMessage", &body);
+    let _ = call(slack, "chat.postMessage", &body);
 }
 
 /// The approval request of a containment playbook, in the message's thread: the question and
@@ -111,13 +119,54 @@ pub fn post_approval_request(slack: &SlackApi, click: &Click, text: &str, reques
             button(super::click::APPROVE, "Approve", "primary"),
             button(super::click::DENY, "Deny", "danger")]}
     ]});
-    call(slack, "chat.postMessage", &body);
+    let _ = call(slack, "chat.postMessage", &body);
 }
 
-/// An ephemeral reply to the clicker alone.
-pub fn tell_clicker(slack: &SlackApi, click: &Click, text: &str) {
+/// An ephemeral reply to the clicker alone: `chat.postEphemeral`, else — when Slack refuses it
+/// because the bot or the user is not in the channel — the click's `response_url`. `text` is
+/// plain: it is escaped here (it may quote user names and remote errors).
+pub fn tell_clicker(slack: &SlackApi, replies: &HttpClient, click: &Click, text: &str) {
+    let text = escape_mrkdwn(text);
+    let text = text.as_str();
     let body = json!({"channel": click.channel_id, "user": click.user_id, "text": cut(text)});
-    call(slack, "chat.postEphemeral", &body);
+    let refused = call(slack, "chat.postEphemeral", &body);
+    if let Some("user_not_in_channel" | "not_in_channel" | "channel_not_found") = refused.as_deref()
+    {
+        reply_by_response_url(slack, replies, click, text);
+    }
+}
+
+/// Whether a `response_url` may be posted to: `https://` on Slack's webhook host, or on the
+/// account's own API origin (a Slack-compatible gateway). A payload is not trusted to send
+/// the listener anywhere else.
+pub fn response_url_allowed(slack: &SlackApi, url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("https://") else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') || url.chars().any(char::is_whitespace) {
+        return false;
+    }
+    let origin = &url[..8 + authority.len()];
+    origin.eq_ignore_ascii_case("https://hooks.slack.com")
+        || origin.eq_ignore_ascii_case(slack.account.api_url.origin())
+}
+
+/// `POST response_url` with `{"response_type": "ephemeral", "replace_original": false, "text"}`
+/// (Slack "Handling user interaction"; python-slack-sdk's `WebhookClient.send`).
+fn reply_by_response_url(slack: &SlackApi, replies: &HttpClient, click: &Click, text: &str) {
+    if !response_url_allowed(slack, &click.response_url) {
+        log::warn!(
+            "Slack refused the ephemeral reply to {} and the click has no usable response_url",
+            click.user_id
+        );
+        return;
+    }
+    let body = json!({"response_type": "ephemeral", "replace_original": false, "text": cut(text)});
+    let headers = [("Content-Type", "application/json; charset=utf-8")];
+    match replies.post(&click.response_url, &headers, body.to_string().as_bytes()) {
+        Ok(response) if (200..300).contains(&response.status) => {}
+        Ok(response) => log::warn!("Slack response_url: HTTP {}", response.status),
+        Err(error) => log::warn!("Slack response_url: {:?}", error.kind),
+    }
 }
 
 #[cfg(test)]

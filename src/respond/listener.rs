@@ -142,7 +142,21 @@ fn on_frame(
     stats: &mut Stats,
 ) -> Result<Option<End>, String> {
     let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-        log::warn!("Socket Mode: skipped a frame that is not a JSON object ({} bytes)", text.len());
+        // Unusable, but Slack would re-deliver it forever: acknowledged when it names itself.
+        match raw_envelope_id(text) {
+            Some(envelope_id) => {
+                send_ack(socket, &envelope_id)?;
+                stats.envelopes = stats.envelopes.saturating_add(1);
+                log::warn!(
+                    "Socket Mode: envelope {envelope_id} is not a JSON object ({} bytes); acknowledged and dropped",
+                    text.len()
+                );
+            }
+            None => log::warn!(
+                "Socket Mode: skipped a frame that is not a JSON object ({} bytes)",
+                text.len()
+            ),
+        }
         return Ok(None);
     };
     let kind = frame.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -167,8 +181,7 @@ fn on_frame(
         return Ok(None);
     };
     // Acknowledge first (Slack wants it within 3 s), whatever follows.
-    let ack = serde_json::json!({ "envelope_id": envelope_id }).to_string();
-    socket.send(Message::text(ack)).map_err(|error| format!("sending an ack: {error}"))?;
+    send_ack(socket, &envelope_id)?;
     stats.envelopes = stats.envelopes.saturating_add(1);
     let envelope = Envelope {
         envelope_id,
@@ -178,6 +191,24 @@ fn on_frame(
     };
     handler(&envelope);
     Ok(None)
+}
+
+/// `{"envelope_id": …}` (python-slack-sdk `SocketModeResponse`: the ack names the envelope).
+fn send_ack(socket: &mut Socket, envelope_id: &str) -> Result<(), String> {
+    let ack = serde_json::json!({ "envelope_id": envelope_id }).to_string();
+    socket.send(Message::text(ack)).map_err(|error| format!("sending an ack: {error}"))
+}
+
+/// The `envelope_id` of a frame that is not valid JSON, read as text: the first
+/// `"envelope_id"` key followed by a plain string value (no escapes, at most 200 bytes).
+fn raw_envelope_id(text: &str) -> Option<String> {
+    let at = text.find("\"envelope_id\"")?;
+    let rest = text[at + "\"envelope_id\"".len()..].trim_start().strip_prefix(':')?;
+    let rest = rest.trim_start().strip_prefix('"')?;
+    let end = rest.find('"')?;
+    let id = &rest[..end];
+    let usable = !id.is_empty() && id.len() <= 200 && !id.contains('\\');
+    usable.then(|| id.to_string())
 }
 
 /// `BACKOFF_FIRST · 2^(n-1)`, at most `BACKOFF_MAX`, minus up to half of it at random ("equal
@@ -217,5 +248,16 @@ mod tests {
         }
         assert!(backoff(30) <= BACKOFF_MAX);
         assert!(backoff(30) >= BACKOFF_MAX / 2);
+    }
+
+    #[test]
+    fn envelope_ids_of_broken_frames() {
+        let id = |text: &str| raw_envelope_id(text);
+        assert_eq!(id(r#"{"envelope_id": "e-1", "payload": {"#).as_deref(), Some("e-1"));
+        assert_eq!(id(r#"{"type":"x","envelope_id":"e2"#), None);
+        assert_eq!(id(r#"{"envelope_id": 5}"#), None);
+        assert_eq!(id(r#"{"envelope_id": "a\"b"}"#), None);
+        assert_eq!(id("garbage"), None);
+        assert_eq!(id(&format!(r#"{{"envelope_id": "{}"}}"#, "x".repeat(300))), None);
     }
 }

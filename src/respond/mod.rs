@@ -4,26 +4,31 @@
 //! the notable-update interface or the delivery layer (`effects`), tells Slack (`feedback`)
 //! and writes one `stackflow:interaction` receipt per click, allowed or not.
 
+pub mod claims;
 pub mod click;
 pub mod effects;
 pub mod escalate;
 pub mod feedback;
 pub mod governance;
 pub mod listener;
+pub mod pending;
 pub mod playbook;
+mod process;
 
 use crate::audit::receipts::{ReceiptWriter, line_of};
-use crate::error::{Error, ExitCode};
+use crate::delivery::http::HttpClient;
+use crate::error::ExitCode;
 use crate::remotes::slack::SlackApi;
 use crate::remotes::slack::socket::SocketModeClient;
 use crate::settings::Settings;
 use crate::splunk::rest::Splunkd;
 use click::Click;
 use listener::Envelope;
-use serde_json::{Map, Value, json};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::{SystemTime, UNIX_EPOCH};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Acknowledged envelopes waiting for the click handler; a full queue slows reading (and so
 /// acknowledging) rather than growing without bound.
@@ -37,15 +42,25 @@ pub const NOTABLE_FIELDS: [&str; 4] = ["host", "src", "dest", "user"];
 /// and props stanza give them their sourcetype).
 pub const EXTENSION: &str = "stash_stackflow_interaction";
 
-/// Runs the listener for one account until `stop`; the exit code of how it ended.
+/// Why splunkd refused the input's session key, once it did (shared by every account's
+/// listener of one process: they run on one session key).
+pub type Expiry = Arc<Mutex<Option<String>>>;
+
+/// Runs the listener for one account until `stop`; the exit code of how it ended. When
+/// splunkd refuses the session key, the clicks in hand are kept, `stop` is raised for every
+/// account, and the code is `Credentials` (the caller writes the FATAL line).
 pub fn listen(
     settings: &Settings,
     splunkd: &Splunkd,
     account: &str,
+    checkpoint_dir: Option<PathBuf>,
     stop: &Arc<AtomicBool>,
+    expiry: &Expiry,
 ) -> ExitCode {
-    let opened = SocketModeClient::open(settings, splunkd, account)
-        .and_then(|client| Ok((client, Responder::open(settings, splunkd, account)?)));
+    let opened = SocketModeClient::open(settings, splunkd, account).and_then(|client| {
+        let responder = Responder::open(settings, splunkd, account, checkpoint_dir)?;
+        Ok((client, responder.with_stop(stop.clone(), expiry.clone())))
+    });
     let (client, mut responder) = match opened {
         Ok(opened) => opened,
         Err(error) => return crate::cmd::report_error(&error),
@@ -53,11 +68,16 @@ pub fn listen(
     // Clicks are handled on their own thread, in arrival order, so that a slow remote (an
     // escalation may wait on the delivery layer) never holds up the socket: every envelope is
     // still read and acknowledged at once. At SIGTERM the clicks already acknowledged are
-    // finished before the process exits.
+    // finished before the process exits; clicks kept earlier are taken up first.
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Envelope>(CLICK_QUEUE);
     let worker = std::thread::spawn(move || {
-        for envelope in receiver {
-            responder.handle(&envelope);
+        responder.resume_pending();
+        loop {
+            match receiver.recv_timeout(pending::RESUME_EVERY) {
+                Ok(envelope) => responder.handle(&envelope),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => responder.resume_pending(),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
         }
     });
     let ran = listener::run(&client, stop, &mut |envelope| {
@@ -71,6 +91,9 @@ pub fn listen(
     drop(sender);
     if worker.join().is_err() {
         log::error!("Socket Mode: the click handler failed");
+    }
+    if lock(expiry).is_some() {
+        return ExitCode::Credentials;
     }
     match ran {
         Ok(stats) => {
@@ -90,8 +113,20 @@ pub struct Responder {
     pub(crate) settings: Settings,
     pub(crate) splunkd: Splunkd,
     pub(crate) slack: SlackApi,
+    /// For replies through a click's `response_url`.
+    pub(crate) replies: HttpClient,
     pub(crate) account: String,
+    /// `[delivery] kvstore_conflict_status`: the KV store's answer to a claim already taken.
+    pub(crate) conflict_status: u16,
+    /// The modular input's `checkpoint_dir`, where clicks are kept when the KV store is not
+    /// usable.
+    pub(crate) checkpoint_dir: Option<PathBuf>,
     receipts: Option<ReceiptWriter>,
+    stop: Arc<AtomicBool>,
+    expiry: Expiry,
+    last_resume: Instant,
+    /// Clicks were kept by this process since the last look (taken up before the next click).
+    kept_here: bool,
 }
 
 /// What became of a click, for the receipt, the thread and the log.
@@ -99,6 +134,7 @@ pub struct Responder {
 pub struct Outcome {
     /// `done | denied | failed | duplicate | awaiting_approval`.
     pub outcome: &'static str,
+    /// Plain text (escaped wherever it lands in mrkdwn).
     pub message: String,
     pub remote_id: String,
     pub notable_status_after: String,
@@ -127,7 +163,11 @@ impl Context {
     }
 }
 
-fn now() -> std::time::Duration {
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn now() -> std::time::Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
@@ -136,8 +176,11 @@ impl Responder {
         settings: &Settings,
         splunkd: &Splunkd,
         account: &str,
+        checkpoint_dir: Option<PathBuf>,
     ) -> crate::error::Result<Responder> {
         let slack = SlackApi::open(settings, splunkd, account)?;
+        let replies = crate::remotes::http_for(settings, &slack.account.stanza())?;
+        let conflict_status = settings.delivery()?.kvstore_conflict_status;
         let receipts = settings.splunk_home.as_ref().map(|home| {
             ReceiptWriter::new(home, &settings.receipts_index())
                 .with_sourcetype(SOURCETYPE, EXTENSION)
@@ -149,208 +192,45 @@ impl Responder {
             settings: settings.clone(),
             splunkd: splunkd.clone(),
             slack,
+            replies,
             account: account.to_string(),
+            conflict_status,
+            checkpoint_dir,
             receipts,
+            stop: Arc::new(AtomicBool::new(false)),
+            expiry: Expiry::default(),
+            last_resume: Instant::now(),
+            kept_here: false,
         })
     }
 
-    /// One acknowledged envelope.
-    pub fn handle(&mut self, envelope: &Envelope) {
-        if envelope.kind != "interactive" {
-            log::debug!("Socket Mode: ignored a {:?} envelope", envelope.kind);
-            return;
-        }
-        let click = match Click::parse(&envelope.payload) {
-            Ok(click) => click,
-            Err(why) => {
-                log::debug!("Socket Mode: envelope {} is not ours: {why}", envelope.envelope_id);
-                return;
-            }
-        };
-        log::info!(
-            "Socket Mode: {} clicked by {} (envelope {})",
-            click.action_id,
-            click.user_id,
-            envelope.envelope_id
-        );
-        if let Err(error) = self.process(&click, &envelope.envelope_id) {
-            // splunkd or the KV store unreachable: nothing was changed for sure; tell the user.
-            log::error!("Socket Mode: {} by {}: {error}", click.action_id, click.user_id);
-            feedback::tell_clicker(
-                &self.slack,
-                &click,
-                &format!(
-                    "StackFlow could not act on your click now ({}); please try again.",
-                    short_error(&error)
-                ),
-            );
-        }
+    fn with_stop(mut self, stop: Arc<AtomicBool>, expiry: Expiry) -> Responder {
+        self.stop = stop;
+        self.expiry = expiry;
+        self
     }
 
-    fn process(&mut self, click: &Click, envelope_id: &str) -> crate::error::Result<()> {
-        let key = click.key();
-        let (reference, playbook) = click.reference_and_playbook();
-        let mut audit = Map::new();
-        audit.insert("envelope_id".into(), json!(envelope_id));
-        audit.insert("interaction_key".into(), json!(key));
-        // A click seen before is not acted on again — also when its first handling was
-        // interrupted (`started`: a listener stopped mid-click, or another search head's
-        // listener is on it): at most once per click; the clicker may click again.
-        if let Some(seen) = self.splunkd.kv_get(INTERACTIONS_COLLECTION, &key)? {
-            let earlier = seen.get("outcome").and_then(Value::as_str).unwrap_or("");
-            let message = match seen.get("state").and_then(Value::as_str) {
-                Some("done") => format!("seen before (outcome {earlier}); not acted on again"),
-                _ => "seen before, its handling interrupted or still running; not acted on \
-                      again (click again if the change is missing)"
-                    .to_string(),
-            };
-            let outcome = Outcome::new("duplicate", message);
-            self.receipt(
-                click,
-                None,
-                "",
-                &Context { dedupe_key: reference.into(), ..Context::default() },
-                &outcome,
-                audit,
-            );
-            return Ok(());
+    /// splunkd refused the session key: remembered, and every listener of the process stops.
+    pub(crate) fn expire(&self, why: &str) {
+        let mut expiry = lock(&self.expiry);
+        if expiry.is_none() {
+            log::error!("Socket Mode: splunkd refused the input's session key: {why}");
+            *expiry = Some(why.chars().take(300).collect());
         }
-        // A decision's value is the request's interaction key; its context is the request's.
-        let deciding = matches!(click.action_id.as_str(), click::APPROVE | click::DENY);
-        let request = if deciding { playbook::request_record(self, reference)? } else { None };
-        if deciding && request.is_none() {
-            let outcome = Outcome::new("failed", "no containment request waits for this decision");
-            feedback::tell_clicker(&self.slack, click, &format!("Not done: {}", outcome.message));
-            let context = Context { dedupe_key: reference.into(), ..Context::default() };
-            self.receipt(click, None, "", &context, &outcome, audit);
-            return Ok(());
-        }
-        let context = match &request {
-            Some(request) => {
-                self.context(request.get("dedupe_key").and_then(Value::as_str).unwrap_or(""))?
-            }
-            None => self.context(reference)?,
-        };
-        let playbook = playbook.or_else(|| {
-            request.as_ref().and_then(|request| request.get("playbook")).and_then(Value::as_str)
-        });
-        let user = match governance::map_user(&self.splunkd, &self.slack, &click.user_id)? {
-            Ok(user) => user,
-            Err(why) => {
-                return self.refuse(click, &key, None, &context, playbook, &why, audit);
-            }
-        };
-        let needed = governance::capability_for(&click.action_id);
-        if !user.can(needed) {
-            let why = format!("the Splunk user \"{}\" lacks the capability {needed}", user.name);
-            return self.refuse(click, &key, Some(&user.name), &context, playbook, &why, audit);
-        }
-        if let Some(why) =
-            request.as_ref().and_then(|request| playbook::self_approval(request, click, &user.name))
-        {
-            return self.refuse(click, &key, Some(&user.name), &context, playbook, &why, audit);
-        }
-        self.record(&key, envelope_id, click, "started", "", &user.name, &context)?;
-        let outcome = effects::apply(self, click, &user, &context, &key, request.as_ref());
-        if outcome.outcome == "awaiting_approval" {
-            // The approval request in the thread is the reply.
-        } else if outcome.outcome != "denied" || click.action_id == click::DENY {
-            feedback::reply_in_thread(
-                &self.slack,
-                click,
-                &thread_text(click, &user.name, &outcome),
-            );
-        } else {
-            feedback::tell_clicker(&self.slack, click, &format!("Not done: {}", outcome.message));
-        }
-        self.record(&key, envelope_id, click, "done", outcome.outcome, &user.name, &context)?;
-        self.receipt(click, Some(&user.name), outcome.playbook.as_str(), &context, &outcome, audit);
-        Ok(())
+        drop(expiry);
+        self.stop.store(true, Ordering::SeqCst);
     }
 
-    /// A refusal: the clicker is told why, nothing changes, the receipt says `denied`.
-    #[allow(clippy::too_many_arguments)]
-    fn refuse(
-        &mut self,
-        click: &Click,
-        key: &str,
-        splunk_user: Option<&str>,
-        context: &Context,
-        playbook: Option<&str>,
-        why: &str,
-        audit: Map<String, Value>,
-    ) -> crate::error::Result<()> {
-        log::warn!("Socket Mode: {} by {} refused: {why}", click.action_id, click.user_id);
-        feedback::tell_clicker(&self.slack, click, &format!("StackFlow did not act: {why}."));
-        let envelope_id =
-            audit.get("envelope_id").and_then(Value::as_str).unwrap_or("").to_string();
-        self.record(
-            key,
-            &envelope_id,
-            click,
-            "done",
-            "denied",
-            splunk_user.unwrap_or(""),
-            context,
-        )?;
-        let outcome = Outcome::new("denied", why);
-        self.receipt(click, splunk_user, playbook.unwrap_or(""), context, &outcome, audit);
-        Ok(())
+    pub(crate) fn expired(&self) -> bool {
+        lock(&self.expiry).is_some()
     }
 
-    /// The link of the button's reference: by `_key` (dedupe key), else by `event_id`; with
-    /// neither, the reference is taken as the notable's `event_id`.
-    fn context(&self, reference: &str) -> crate::error::Result<Context> {
-        let link = match self.splunkd.kv_get(LINKS_COLLECTION, reference)? {
-            Some(link) => Some(link),
-            None => self
-                .splunkd
-                .kv_query_page(LINKS_COLLECTION, &json!({"event_id": reference}), 0, 1)?
-                .into_iter()
-                .next(),
-        };
-        let link = match link {
-            Some(Value::Object(link)) => link,
-            _ => Map::new(),
-        };
-        let dedupe_key = link.get("_key").and_then(Value::as_str).unwrap_or(reference).to_string();
-        let event_id = link
-            .get("event_id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .unwrap_or(reference)
-            .to_string();
-        Ok(Context { dedupe_key, event_id, link })
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        key: &str,
-        envelope_id: &str,
-        click: &Click,
-        state: &str,
-        outcome: &str,
-        splunk_user: &str,
-        context: &Context,
-    ) -> crate::error::Result<()> {
-        let now = now();
-        let record = json!({"_key": key, "envelope_id": envelope_id, "state": state,
-            "outcome": outcome, "action": click.action_id, "slack_user_id": click.user_id,
-            "splunk_user": splunk_user, "dedupe_key": context.dedupe_key,
-            "event_id": context.event_id, "channel": click.channel_id,
-            "message_ts": click.message_ts, "value": click.value,
-            "playbook": if click.action_id == click::PLAYBOOK {
-                click.reference_and_playbook().1.unwrap_or("")
-            } else {
-                ""
-            },
-            "updated": now.as_secs_f64()});
-        self.splunkd.kv_batch_save(INTERACTIONS_COLLECTION, &[record])
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// One `stackflow:interaction` line (PRODUCT §9 "Audit"), written at once.
-    fn receipt(
+    pub(crate) fn receipt(
         &mut self,
         click: &Click,
         splunk_user: Option<&str>,
@@ -421,18 +301,4 @@ pub fn interaction_fields(
     put("slack_ts", &click.message_ts);
     fields.extend(extra);
     fields
-}
-
-fn short_error(error: &Error) -> String {
-    let text = error.to_string();
-    text.chars().take(200).collect()
-}
-
-/// The thread reply after an effect.
-fn thread_text(click: &Click, splunk_user: &str, outcome: &Outcome) -> String {
-    let who = format!("<@{}> ({splunk_user})", click.user_id);
-    match outcome.outcome {
-        "failed" => format!("{} by {who} failed: {}", click.action_id, outcome.message),
-        _ => format!("{} ({who})", outcome.message),
-    }
 }

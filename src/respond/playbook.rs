@@ -1,17 +1,22 @@
 //! Containment playbooks with two-person approval (PRODUCT §9): a `stackflow_playbook` click
 //! (value `<reference>|<playbook>`, the playbook one the message offered) posts an approval
 //! request in the thread; `stackflow_approve` by a *different* user holding
-//! `stackflow_approve` runs the playbook on the notable's SOAR container (found in
-//! `stackflow_links` as `| stackflowsync` finds it) with `POST /rest/playbook_run`, `scope =
-//! new`; `stackflow_deny` records the refusal. The request lives in `stackflow_interactions`
-//! (the playbook click's own record); its `decision` is written *before* the playbook runs,
-//! so a re-delivered or concurrent approval, or a restart in the middle, never runs it twice.
+//! `stackflow_approve` runs the playbook on the notable's SOAR container with `POST
+//! /rest/playbook_run`, `scope = new`; `stackflow_deny` records the refusal. The container is
+//! found as `| stackflowsync` finds it (the link's id, then `stackflow_links`, then SOAR's
+//! `source_data_identifier` = `event_id`) *before* the approval is recorded (PRODUCT §15). The
+//! request lives in `stackflow_interactions` (the playbook click's own record); its decision
+//! is claimed there (`decision:<request>`, `claims`) before the playbook runs, so a
+//! re-delivered or concurrent approval, or a restart in the middle, never runs it twice. The
+//! approval message says "running" until the run id or the failure is known. Playbook names
+//! and event ids are escaped wherever they land in mrkdwn.
 
 use super::{Click, Context, INTERACTIONS_COLLECTION, Outcome, Responder, feedback};
+use crate::mapping::slack::escape_mrkdwn;
 use crate::remotes::soar::SoarApi;
 use crate::remotes::soar::read::SoarReader;
 use crate::remotes::soar::write::run_playbook;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::time::Duration;
 
 /// Attempts of one playbook run on a temporary failure.
@@ -53,16 +58,19 @@ pub fn request(
         outcome.playbook = playbook.to_string();
         return outcome;
     }
+    let shown = escape_mrkdwn(playbook);
     let question = format!(
-        "Containment *{playbook}* requested by <@{}> ({user}) for notable {}: another user \
+        "Containment *{shown}* requested by <@{}> ({}) for notable {}: another user \
          holding stackflow_approve must approve it.",
-        click.user_id, context.event_id
+        escape_mrkdwn(&click.user_id),
+        escape_mrkdwn(user),
+        escape_mrkdwn(&context.event_id)
     );
     feedback::post_approval_request(&responder.slack, click, &question, key);
     feedback::update_message(
         &responder.slack,
         click,
-        &format!("Containment *{playbook}* requested by {by}, awaiting approval"),
+        &format!("Containment *{shown}* requested by {by}, awaiting approval"),
     );
     let mut outcome = Outcome::new(
         "awaiting_approval",
@@ -99,7 +107,49 @@ pub fn self_approval(request: &Map<String, Value>, click: &Click, user: &str) ->
     })
 }
 
-/// Approve or deny, once per request.
+/// The notable's SOAR container, as `| stackflowsync` finds it: the link record's
+/// `soar_container_id`, else `stackflow_links` by `event_id`, else SOAR's containers whose
+/// `source_data_identifier` is the `event_id`. `Ok(Err(why))` when there is none (or SOAR
+/// cannot say); `Err` when splunkd could not answer now.
+pub fn find_container(
+    responder: &Responder,
+    context: &Context,
+    playbook: &str,
+) -> crate::error::Result<Result<u64, String>> {
+    let own = context.link.get("soar_container_id").and_then(|id| match id {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    });
+    if let Some(id) = own.filter(|id| *id > 0) {
+        return Ok(Ok(id));
+    }
+    let event_id = context.event_id.as_str();
+    let links = match crate::sync::lookup::read_links(&responder.splunkd, &[event_id]) {
+        Ok(links) => links,
+        Err(problem) => match super::claims::kept_error(&problem) {
+            Some(error) => return Err(error),
+            None => return Ok(Err(format!("stackflow_links: {problem}"))),
+        },
+    };
+    if let Some(id) = links.get(event_id).and_then(|link| link.soar_id) {
+        return Ok(Ok(id));
+    }
+    let api = match SoarApi::open(&responder.settings, &responder.splunkd, &account(responder)) {
+        Ok(api) => api,
+        Err(error) => return Ok(Err(format!("SOAR account: {error}"))),
+    };
+    let mut reader = SoarReader::new(api);
+    Ok(match reader.containers_by_sdi(&[event_id]) {
+        Ok(containers) => match containers.iter().map(|container| container.id).min() {
+            Some(id) => Ok(id),
+            None => Err(format!("notable {event_id} has no SOAR container to run {playbook} on")),
+        },
+        Err(problem) => Err(format!("SOAR container of notable {event_id}: {problem}")),
+    })
+}
+
+/// Approve or deny, once per request (the decision is claimed before this runs).
 pub fn decide(
     responder: &Responder,
     click: &Click,
@@ -107,6 +157,7 @@ pub fn decide(
     context: &Context,
     request: &Map<String, Value>,
     by: &str,
+    container: Option<u64>,
 ) -> Outcome {
     let playbook = text(request, "playbook").to_string();
     let requested_by = text(request, "splunk_user").to_string();
@@ -115,35 +166,34 @@ pub fn decide(
         outcome.requested_by = requested_by.clone();
         outcome
     };
-    let decided = text(request, "decision");
-    if !decided.is_empty() {
-        return finish(Outcome::new(
-            "duplicate",
-            format!("already {decided} by {}", text(request, "decided_by")),
-        ));
-    }
-    let approve = click.action_id == super::click::APPROVE;
-    let decision = if approve { "approved" } else { "denied" };
-    // The decision is kept before anything runs: at most one run per request.
-    let mut record = request.clone();
-    record.insert("decision".into(), json!(decision));
-    record.insert("decided_by".into(), json!(user));
-    if let Err(error) =
-        responder.splunkd.kv_batch_save(INTERACTIONS_COLLECTION, &[Value::Object(record)])
-    {
-        return finish(Outcome::new("failed", format!("the decision was not recorded: {error}")));
-    }
-    if !approve {
+    let shown = escape_mrkdwn(&playbook);
+    if click.action_id != super::click::APPROVE {
         feedback::update_message(&responder.slack, click, &format!("Denied by {by}"));
-        let mut outcome = Outcome::new(
+        return finish(Outcome::new(
             "denied",
             format!("Containment {playbook} denied (requested by {requested_by})"),
-        );
-        outcome.approved_by = String::new();
-        return finish(outcome);
+        ));
     }
-    feedback::update_message(&responder.slack, click, &format!("Approved by {by}"));
-    let mut outcome = run(responder, context, &playbook);
+    let Some(container) = container else {
+        let why =
+            format!("notable {} has no SOAR container to run {playbook} on", context.event_id);
+        return finish(Outcome::new("failed", why));
+    };
+    feedback::update_message(
+        &responder.slack,
+        click,
+        &format!("Approved by {by}: *{shown}* running…"),
+    );
+    let mut outcome = run(responder, container, &playbook);
+    let line = match outcome.outcome {
+        "done" => {
+            format!("Approved by {by}: *{shown}* run {} started", escape_mrkdwn(&outcome.remote_id))
+        }
+        _ => {
+            format!("Approved by {by}: *{shown}* did not run: {}", escape_mrkdwn(&outcome.message))
+        }
+    };
+    feedback::update_message(&responder.slack, click, &line);
     if outcome.outcome == "done" {
         outcome.message =
             format!("{} (requested by {requested_by}, approved by {user})", outcome.message);
@@ -157,18 +207,7 @@ pub fn decide(
 /// container's newest run is compared with the one seen before the first attempt, and a new
 /// run there is taken as this one (PRODUCT §9 "never duplicated"; SOAR has no idempotency key
 /// for `POST /rest/playbook_run`).
-fn run(responder: &Responder, context: &Context, playbook: &str) -> Outcome {
-    let links =
-        match crate::sync::lookup::read_links(&responder.splunkd, &[context.event_id.as_str()]) {
-            Ok(links) => links,
-            Err(error) => return Outcome::new("failed", format!("stackflow_links: {error}")),
-        };
-    let Some(container) = links.get(&context.event_id).and_then(|link| link.soar_id) else {
-        return Outcome::new(
-            "failed",
-            format!("notable {} has no SOAR container to run {playbook} on", context.event_id),
-        );
-    };
+fn run(responder: &Responder, container: u64, playbook: &str) -> Outcome {
     let api = match SoarApi::open(&responder.settings, &responder.splunkd, &account(responder)) {
         Ok(api) => api,
         Err(error) => return Outcome::new("failed", format!("SOAR account: {error}")),

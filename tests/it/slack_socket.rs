@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 const BOT_TOKEN: &str = "xoxb-test";
 const APP_TOKEN: &str = "xapp-test";
 
-struct Setup {
-    home: SplunkHome,
-    emu: Emulator,
+pub(crate) struct Setup {
+    pub(crate) home: SplunkHome,
+    pub(crate) emu: Emulator,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let emu = Emulator::start();
     emu.start_socket_mode();
     let (home, ca) = SplunkHome::trusting(&emu);
@@ -36,7 +36,7 @@ fn setup() -> Setup {
 }
 
 /// `setup()` plus the StackFlow and SOAR accounts escalations and playbooks go to.
-fn setup_with_remotes(extra: &str) -> Setup {
+pub(crate) fn setup_with_remotes(extra: &str) -> Setup {
     let emu = Emulator::start();
     emu.start_socket_mode();
     let (home, ca) = SplunkHome::trusting(&emu);
@@ -58,35 +58,40 @@ fn input_executable(home: &SplunkHome) -> PathBuf {
     home.modinput_executable("stackflow_slack_socket")
 }
 
-fn config_xml(emu: &Emulator) -> String {
+pub(crate) fn config_xml(emu: &Emulator) -> String {
     let stanza = "stackflow_slack_socket://default";
     modinput_config(&emu.url(), Path::new("/nonexistent"), stanza, 0, &[])
 }
 
 /// A running listener.
-struct Listener {
-    child: Child,
-    started: Instant,
+pub(crate) struct Listener {
+    pub(crate) child: Child,
+    pub(crate) started: Instant,
 }
 
 impl Listener {
-    fn start(setup: &Setup) -> Listener {
+    pub(crate) fn start(setup: &Setup) -> Listener {
+        Listener::start_with(setup, &config_xml(&setup.emu))
+    }
+
+    /// Started with this modular input configuration.
+    pub(crate) fn start_with(setup: &Setup, config: &str) -> Listener {
         let mut command = setup.home.command(Command::new(input_executable(&setup.home)));
         let mut child = spawn(&mut command);
         let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(config_xml(&setup.emu).as_bytes()).unwrap();
+        stdin.write_all(config.as_bytes()).unwrap();
         drop(stdin); // splunkd closes stdin once the configuration is written
         Listener { child, started: Instant::now() }
     }
 
     /// SIGKILL: the listener dies wherever it is (a crash, an OOM kill).
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
     /// SIGTERM, then the run as the harness judges any run.
-    fn stop(self) -> Run {
+    pub(crate) fn stop(self) -> Run {
         let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         assert!(status.unwrap().success());
         let output = self.child.wait_with_output().unwrap();
@@ -96,7 +101,7 @@ impl Listener {
 
 /// Waits (generously) for a condition the listener must bring about.
 #[track_caller]
-fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -104,12 +109,12 @@ fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn acked(emu: &Emulator, envelope_id: &str) -> usize {
+pub(crate) fn acked(emu: &Emulator, envelope_id: &str) -> usize {
     emu.socket_acks().iter().filter(|ack| ack.envelope_id == envelope_id).count()
 }
 
 /// Interaction receipts in the order they were written (one stash file each).
-fn interactions(home: &SplunkHome) -> Vec<Value> {
+pub(crate) fn interactions(home: &SplunkHome) -> Vec<Value> {
     let lines = home.stash_lines(".stash_stackflow_interaction");
     assert!(
         lines.iter().all(|(header, _)| header.contains("sourcetype=\"stackflow:interaction\"")),
@@ -120,7 +125,7 @@ fn interactions(home: &SplunkHome) -> Vec<Value> {
     found
 }
 
-fn assert_clean(run: &Run) {
+pub(crate) fn assert_clean(run: &Run) {
     run.assert_code(0).assert_levelled_stderr().assert_no_secret(&[
         SESSION_KEY,
         BOT_TOKEN,
@@ -216,7 +221,7 @@ fn a_missing_app_token_is_a_credentials_error() {
 
 /// Posts a message with StackFlow's buttons (as the alert action would) and returns its
 /// channel id, ts and blocks.
-fn post_message(emu: &Emulator, reference: &str) -> (String, String, Value) {
+pub(crate) fn post_message(emu: &Emulator, reference: &str) -> (String, String, Value) {
     let button = |action_id: &str, text: &str| {
         json!({"type": "button", "action_id": action_id, "value": reference,
                "text": {"type": "plain_text", "text": text}})
@@ -251,7 +256,7 @@ fn post_message(emu: &Emulator, reference: &str) -> (String, String, Value) {
 }
 
 /// An `interactive` envelope: `user` clicked `action_id` on the message.
-fn click(
+pub(crate) fn click(
     envelope_id: &str,
     user: &str,
     action_id: &str,
@@ -267,7 +272,7 @@ fn click(
              "actions": [{"action_id": action_id, "value": value, "type": "button", "action_ts": action_ts}]}})
 }
 
-fn seed(emu: &Emulator, collection: &str, records: &[Value]) {
+pub(crate) fn seed(emu: &Emulator, collection: &str, records: &[Value]) {
     use stackflow::secret::Secret;
     use stackflow::settings::Settings;
     use stackflow::splunk::conf::ConfFile;
@@ -277,7 +282,7 @@ fn seed(emu: &Emulator, collection: &str, records: &[Value]) {
     splunkd.kv_batch_save(collection, records).unwrap();
 }
 
-fn responders(setup: &Setup) {
+pub(crate) fn responders(setup: &Setup) {
     let emu = &setup.emu;
     seed(
         emu,
@@ -366,8 +371,12 @@ fn acknowledge_acts_once_across_redelivery_and_restart() {
     assert_eq!(emu.requests_to("/api/chat.update").len(), 1);
     assert_eq!(acked(emu, "env-a"), 3);
     let records = emu.kv_records("stackflow_interactions");
-    assert_eq!(records.len(), 1, "{records:?}");
-    assert_eq!(records[0]["outcome"], "done");
+    let clicks: Vec<&Value> = records.iter().filter(|r| r["kind"] == "click").collect();
+    assert_eq!(clicks.len(), 1, "{records:?}");
+    assert_eq!(clicks[0]["outcome"], "done");
+    // The effect's own claim names who acknowledged.
+    let claim = records.iter().find(|r| r["_key"] == "ack:NE-1").expect("the ack claim");
+    assert_eq!(claim["splunk_user"], "alice", "{claim}");
     assert_clean(&listener.stop());
 }
 
@@ -453,15 +462,13 @@ fn escalate_creates_one_stackflow_incident_with_a_raised_priority() {
         "{links:?}"
     );
 
-    // Another responder escalates the same notable: the delivery layer sends nothing twice.
+    // Another responder escalates the same notable: one escalation per notable.
     emu.socket_send(click("env-f", "UCAROL", "stackflow_escalate", "dk-1", &message, "5.2"));
     wait_for("the second receipt", || interactions(&setup.home).len() == 2);
     assert_eq!(emu.stackflow_incidents().len(), 1);
-    assert!(
-        interactions(&setup.home)[1]["message"].as_str().unwrap().contains("already had"),
-        "{:?}",
-        interactions(&setup.home)[1]
-    );
+    let second = &interactions(&setup.home)[1];
+    assert_eq!(second["outcome"], "duplicate", "{second}");
+    assert!(second["message"].as_str().unwrap().contains("already escalated by alice"), "{second}");
     assert_clean(&listener.stop());
 }
 
@@ -501,7 +508,10 @@ fn escalate_to_soar_creates_a_container_and_an_outage_spools_it() {
 }
 
 /// The approval request posted in the thread of `message`, as a message to click on.
-fn approval_request(emu: &Emulator, message: &(String, String, Value)) -> (String, String, Value) {
+pub(crate) fn approval_request(
+    emu: &Emulator,
+    message: &(String, String, Value),
+) -> (String, String, Value) {
     let found = emu
         .slack_messages()
         .into_iter()
@@ -512,7 +522,7 @@ fn approval_request(emu: &Emulator, message: &(String, String, Value)) -> (Strin
     (message.0.clone(), found["ts"].as_str().unwrap().into(), found["blocks"].clone())
 }
 
-fn button_value(message: &(String, String, Value), action_id: &str) -> String {
+pub(crate) fn button_value(message: &(String, String, Value), action_id: &str) -> String {
     message
         .2
         .as_array()
@@ -528,7 +538,7 @@ fn button_value(message: &(String, String, Value), action_id: &str) -> String {
 
 /// A notable linked to a SOAR container, offering two playbooks; erin may request and
 /// approve, dave may approve.
-fn playbook_setup() -> (Setup, u64, (String, String, Value)) {
+pub(crate) fn playbook_setup() -> (Setup, u64, (String, String, Value)) {
     let setup = setup_with_remotes("");
     let emu = &setup.emu;
     responders(&setup);

@@ -9,6 +9,7 @@ mod llm;
 mod proxy;
 mod server;
 mod slack;
+mod slack_response_url;
 mod socket_mode;
 pub use socket_mode::Ack;
 mod soar;
@@ -93,6 +94,7 @@ pub(crate) struct Shared {
     pub stackflow: Mutex<stackflow::StackFlow>,
     pub slack: Mutex<slack::Slack>,
     pub llm: Mutex<llm::Llm>,
+    pub response_urls: Mutex<slack_response_url::ResponseUrls>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,6 +112,7 @@ impl Shared {
             stackflow: Mutex::new(stackflow::StackFlow::new()),
             slack: Mutex::new(slack::Slack::new()),
             llm: Mutex::new(llm::Llm::new()),
+            response_urls: Mutex::default(),
         }
     }
     /// Back to a freshly started emulator (state, configuration, faults, latency, log).
@@ -129,6 +132,7 @@ impl Shared {
         slack.socket = socket;
         *lock(&self.slack) = slack;
         *lock(&self.llm) = llm::Llm::new();
+        *lock(&self.response_urls) = Default::default();
     }
     pub(crate) fn record(&self, r: Recorded) -> Option<u64> {
         let mut log = lock(&self.log);
@@ -459,6 +463,27 @@ impl Emulator {
     /// `chat.postEphemeral` requests received.
     pub fn slack_ephemeral(&self) -> Vec<Value> {
         lock(&self.shared.slack).ephemeral.clone()
+    }
+    /// A `response_url` for interaction `n` of this emulator (`/actions/…`).
+    pub fn slack_response_url(&self, n: u64) -> String {
+        slack_response_url::url_for(&self.url(), n)
+    }
+    /// Bodies posted to response URLs (each with its `path`).
+    pub fn slack_response_url_posts(&self) -> Vec<Value> {
+        lock(&self.shared.response_urls).posts.clone()
+    }
+    /// Makes `chat.postEphemeral` answer `{"ok": false, "error": <error>}` (`None`: normal).
+    pub fn set_slack_ephemeral_refusal(&self, error: Option<&str>) {
+        lock(&self.shared.response_urls).refuse_ephemeral = error.map(str::to_string);
+    }
+    /// Queues a text frame as it is (e.g. not JSON) for the next open connection.
+    pub fn socket_send_raw(&self, text: &str) {
+        self.socket_mode().send_raw(text);
+    }
+    /// Queues one copy of an envelope for every open connection (two listeners receiving the
+    /// same click, as a cluster might after a re-delivery).
+    pub fn socket_send_to_all(&self, envelope: Value) {
+        self.socket_mode().send_to_all(envelope);
     }
     pub fn set_slack_known_channels(&self, channels: &[&str]) {
         lock(&self.shared.slack).known = Some(channels.iter().map(|c| c.to_string()).collect());

@@ -228,7 +228,14 @@ fn route(shared: &Shared, req: &Request) -> Response {
         soar::handle(&mut lock(&shared.soar), req)
     } else if p.starts_with("/prod/api/") {
         stackflow::handle(&mut lock(&shared.stackflow), req)
+    } else if p.starts_with(crate::slack_response_url::PREFIX) {
+        crate::slack_response_url::handle(&mut lock(&shared.response_urls), req)
     } else if p.starts_with("/api/") {
+        if let Some(refused) =
+            crate::slack_response_url::refused_ephemeral(&lock(&shared.response_urls), req)
+        {
+            return refused;
+        }
         slack::handle(&mut lock(&shared.slack), req)
     } else if p.starts_with("/v1/") {
         crate::llm::handle(&lock(&shared.llm), req)

@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 /// One envelope offered to the app.
 struct Pending {
     envelope_id: String,
-    body: Value,
+    /// The frame's text (an envelope as JSON, or any text for a broken frame).
+    body: String,
+    /// Only for this connection (a copy per listener); `None`: the next open one.
+    only_on: Option<u64>,
     /// The connection it was last sent on (`None`: not sent, or that connection ended).
     sent_on: Option<u64>,
     sent_at: Option<Instant>,
@@ -91,14 +94,28 @@ impl SocketMode {
     pub(crate) fn send(&self, envelope: Value) {
         let envelope_id =
             envelope.get("envelope_id").and_then(Value::as_str).unwrap_or_default().to_string();
-        lock(&self.state).queue.push(Pending {
-            envelope_id,
-            body: envelope,
-            sent_on: None,
-            sent_at: None,
-            attempts: 0,
-            acked: false,
-        });
+        lock(&self.state).queue.push(pending(envelope_id, envelope.to_string(), None));
+    }
+
+    /// A frame sent as it is; an envelope id found in it is what its ack must name.
+    pub(crate) fn send_raw(&self, text: &str) {
+        let envelope_id = text
+            .split("\"envelope_id\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').nth(1))
+            .unwrap_or_default()
+            .to_string();
+        lock(&self.state).queue.push(pending(envelope_id, text.to_string(), None));
+    }
+
+    /// One copy of `envelope` for each connection open now.
+    pub(crate) fn send_to_all(&self, envelope: Value) {
+        let envelope_id =
+            envelope.get("envelope_id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let mut state = lock(&self.state);
+        for id in state.open.clone() {
+            state.queue.push(pending(envelope_id.clone(), envelope.to_string(), Some(id)));
+        }
     }
 
     pub(crate) fn acks(&self) -> Vec<Ack> {
@@ -166,16 +183,14 @@ fn serve(state: &Mutex<State>, tcp: TcpStream, tls: Option<Arc<ServerConfig>>, s
             let drop_now = take(&mut st.drop, id);
             let mut to_send = Vec::new();
             if !disconnect && !drop_now {
-                for pending in st.queue.iter_mut().filter(|p| !p.acked && p.sent_on.is_none()) {
-                    let mut body = pending.body.clone();
-                    if pending.attempts > 0 {
-                        body["retry_attempt"] = json!(pending.attempts);
-                        body["retry_reason"] = json!("timeout");
-                    }
+                let mine = |p: &Pending| {
+                    !p.acked && p.sent_on.is_none() && p.only_on.is_none_or(|only| only == id)
+                };
+                for pending in st.queue.iter_mut().filter(|p| mine(p)) {
+                    to_send.push(with_retry(&pending.body, pending.attempts));
                     pending.attempts += 1;
                     pending.sent_on = Some(id);
                     pending.sent_at = Some(Instant::now());
-                    to_send.push(body.to_string());
                 }
             }
             (to_send, disconnect, drop_now)
@@ -195,7 +210,7 @@ fn serve(state: &Mutex<State>, tcp: TcpStream, tls: Option<Arc<ServerConfig>>, s
             }
         }
         match ws.read() {
-            Ok(tungstenite::Message::Text(text)) => record_ack(state, text.as_str()),
+            Ok(tungstenite::Message::Text(text)) => record_ack(state, text.as_str(), id),
             Ok(tungstenite::Message::Close(_)) => alive = false,
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
@@ -210,6 +225,25 @@ fn serve(state: &Mutex<State>, tcp: TcpStream, tls: Option<Arc<ServerConfig>>, s
     st.open.retain(|open| *open != id);
     for pending in st.queue.iter_mut().filter(|p| !p.acked && p.sent_on == Some(id)) {
         pending.sent_on = None;
+        // A copy for this connection goes to the next one once it is gone.
+        pending.only_on = None;
+    }
+}
+
+fn pending(envelope_id: String, body: String, only_on: Option<u64>) -> Pending {
+    Pending { envelope_id, body, only_on, sent_on: None, sent_at: None, attempts: 0, acked: false }
+}
+
+/// A queued frame with `retry_attempt` / `retry_reason` added on a re-delivery (Slack's
+/// re-delivery fields); a frame that is not a JSON object goes as it is.
+fn with_retry(body: &str, attempts: u32) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(mut object)) if attempts > 0 => {
+            object.insert("retry_attempt".into(), json!(attempts));
+            object.insert("retry_reason".into(), json!("timeout"));
+            Value::Object(object).to_string()
+        }
+        _ => body.to_string(),
     }
 }
 
@@ -219,7 +253,7 @@ fn take(list: &mut Vec<u64>, id: u64) -> bool {
     list.len() != before
 }
 
-fn record_ack(state: &Mutex<State>, text: &str) {
+fn record_ack(state: &Mutex<State>, text: &str, connection: u64) {
     let Ok(frame) = serde_json::from_str::<Value>(text) else { return };
     let Some(envelope_id) = frame.get("envelope_id").and_then(Value::as_str) else { return };
     let mut st = lock(state);
@@ -227,7 +261,7 @@ fn record_ack(state: &Mutex<State>, text: &str) {
     if let Some(pending) = st
         .queue
         .iter_mut()
-        .find(|p| p.envelope_id == envelope_id && !p.acked && p.sent_on.is_some())
+        .find(|p| p.envelope_id == envelope_id && !p.acked && p.sent_on == Some(connection))
     {
         pending.acked = true;
         latency = pending.sent_at.map(|t| t.elapsed()).unwrap_or_default();

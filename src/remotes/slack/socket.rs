@@ -22,8 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tungstenite::protocol::WebSocketConfig;
 
-/// No Socket Mode envelope comes near this; a larger frame ends the connection.
-pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The largest Socket Mode message read (PRODUCT §15: at least 16 MiB, Slack's own limits;
+/// an envelope carries a whole message with its blocks, a modal's state, a file list…).
+/// Buffers grow with the frames actually read: nothing of this size is allocated while idle.
+/// Only a frame beyond it ends the connection (the WebSocket framing cannot skip it).
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024 * 1024;
 /// A proxy's answer to `CONNECT` larger than this is not an HTTP head.
 const MAX_PROXY_HEAD: usize = 16 * 1024;
 
