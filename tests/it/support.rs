@@ -62,7 +62,13 @@ impl SplunkHome {
         let bin_dir = app.join(PLATFORM_DIR).join("bin");
         std::fs::create_dir_all(&bin_dir).unwrap();
         let exe_name = if cfg!(windows) { "stackflow.exe" } else { "stackflow" };
-        std::fs::copy(env!("CARGO_BIN_EXE_stackflow"), bin_dir.join(exe_name)).unwrap();
+        // A hard link, not a copy: a copy holds a write descriptor that a child forked by
+        // another test thread at that moment inherits until its exec, and running the binary
+        // in that window fails with ETXTBSY ("Text file busy").
+        let installed = bin_dir.join(exe_name);
+        if std::fs::hard_link(env!("CARGO_BIN_EXE_stackflow"), &installed).is_err() {
+            std::fs::copy(env!("CARGO_BIN_EXE_stackflow"), &installed).unwrap();
+        }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
