@@ -69,12 +69,8 @@ impl InputOptions {
             }
         };
         let account = stanza.param("account").unwrap_or(stanza.input_name()).to_string();
-        let valid_name = !account.is_empty()
-            && account.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-        if !valid_name {
-            return Err(format!(
-                "account {account:?}: use the name of a [soar:<account>] / [stackflow:<account>] stanza (letters, digits, _ - .)"
-            ));
+        if let Some(problem) = crate::remotes::secrets::account_problem(&account) {
+            return Err(format!("account: {problem}"));
         }
         let run_time_field = match stanza.param("run_time_field").unwrap_or("update_time") {
             "none" => String::new(),

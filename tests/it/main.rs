@@ -24,6 +24,7 @@ mod secret;
 mod slack;
 mod slack_socket;
 mod soar;
+mod splunkd_rules;
 mod stackflowcheck;
 mod state;
 mod support;

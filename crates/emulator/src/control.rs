@@ -63,6 +63,9 @@ fn apply_config(shared: &Shared, c: &Value) {
     if let Some(status) = c.get("kv_conflict_status").and_then(Value::as_u64) {
         lock(&shared.splunkd).kv_conflict_status = status as u16;
     }
+    if let Some(refuse) = b("kv_refuse_in") {
+        lock(&shared.splunkd).kv_refuse_in = refuse;
+    }
     // `{"splunk_users": {"<name>": {"email", "roles", "capabilities"}}}`, as `add_splunk_user`.
     if let Some(users) = c.get("splunk_users").and_then(Value::as_object) {
         let mut splunkd = lock(&shared.splunkd);

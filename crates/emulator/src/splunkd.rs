@@ -1,6 +1,8 @@
 //! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV
-//! store collection data API (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality,
-//! skip/limit/sort=_key/fields, delete by key or by query), `authentication/users` (by name, and
+//! store collection data API (insert, update, batch_save, query with `$or`/`$and`/`$not`/
+//! `$gt`…/`$ne`/equality and the `$in` extension — refused with 400 when `kv_refuse_in` is set,
+//! as a splunkd that keeps to its documented operators would — skip/limit/sort=_key/fields,
+//! delete by key or by query), `authentication/users` (by name, and
 //! `search=email=…`), ES 7 `notable_update`, the ES app version, and ES 8's finding update and
 //! notes endpoints.
 
@@ -48,9 +50,17 @@ impl Collection {
     }
 }
 
-/// The keys of a query on `_key` alone; `None` for any other query.
+/// The keys of a query on `_key` alone (`{"_key": k}`, `{"_key": {"$in": [...]}}` or `{"$or":
+/// [{"_key": k}, ...]}`); `None` for any other query.
 fn keys_of(query: &Value) -> Option<Vec<&str>> {
     let object = query.as_object().filter(|object| object.len() == 1)?;
+    if let Some(any) = object.get("$or") {
+        let mut keys = Vec::new();
+        for clause in any.as_array()? {
+            keys.extend(keys_of(clause)?);
+        }
+        return Some(keys);
+    }
     match object.get("_key")? {
         Value::String(key) => Some(vec![key.as_str()]),
         Value::Object(condition) if condition.len() == 1 => {
@@ -68,6 +78,10 @@ pub(crate) struct Splunkd {
     next_key: u64,
     /// The status of an insert whose `_key` exists (409 per public accounts; unverified).
     pub kv_conflict_status: u16,
+    /// Answer 400 to a query that uses `$in`: the Splunk REST API Reference ("KV store
+    /// endpoints", `storage/collections/data/{collection}`, parameter `query`) lists only the
+    /// conditional operators `$gt $gte $lt $lte $ne` and the logical `$and $or $not`.
+    pub kv_refuse_in: bool,
     pub notable_updates: Vec<Vec<(String, String)>>,
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
@@ -88,6 +102,14 @@ pub(crate) struct Splunkd {
     pub users: BTreeMap<String, Value>,
 }
 
+/// The name splunkd gives a storage/passwords entry: `realm:username:`, each `:` inside the
+/// realm or the user name escaped as `\:` (Splunk REST API Reference, "storage/passwords"), so
+/// that two different (realm, user) pairs never share a name.
+pub(crate) fn entry_name(realm: &str, username: &str) -> String {
+    let escape = |part: &str| part.replace(':', "\\:");
+    format!("{}:{}:", escape(realm), escape(username))
+}
+
 fn messages(status: u16, kind: &str, text: &str) -> Response {
     Response::json(status, &json!({"messages": [{"type": kind, "text": text}]}))
 }
@@ -100,6 +122,7 @@ impl Splunkd {
             kv: BTreeMap::new(),
             next_key: 1,
             kv_conflict_status: 409,
+            kv_refuse_in: false,
             notable_updates: Vec::new(),
             notable_status: HashMap::new(),
             capabilities: [
@@ -121,13 +144,11 @@ impl Splunkd {
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
-        self.secrets.insert(
-            format!("{realm}:{username}:"),
-            (realm.into(), username.into(), password.into()),
-        );
+        self.secrets
+            .insert(entry_name(realm, username), (realm.into(), username.into(), password.into()));
     }
     pub fn secret(&self, realm: &str, username: &str) -> Option<String> {
-        self.secrets.get(&format!("{realm}:{username}:")).map(|(_, _, pw)| pw.clone())
+        self.secrets.get(&entry_name(realm, username)).map(|(_, _, pw)| pw.clone())
     }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         self.kv.get(collection).map(Collection::all).unwrap_or_default()
@@ -271,10 +292,11 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
             )
         }
         ["servicesNS", _, _, "storage", "passwords", name] if m == "GET" => {
+            // The name exactly as splunkd wrote it (after percent-decoding), or without its
+            // trailing `:`; an unescaped `:` is a separator, never part of a realm or user.
             let name = decode(name, false);
-            let found = [name.clone(), format!("{name}:"), format!(":{name}:")]
-                .into_iter()
-                .find(|n| s.secrets.contains_key(n));
+            let found =
+                [name.clone(), format!("{name}:")].into_iter().find(|n| s.secrets.contains_key(n));
             match found {
                 Some(n) => Response::json(200, &json!({"entry": [s.secret_entry(&n)]})),
                 None => messages(404, "ERROR", &format!("Could not find object id={name}")),
@@ -320,7 +342,7 @@ fn create_secret(s: &mut Splunkd, req: &Request) -> Response {
         return messages(400, "ERROR", "Missing argument: name and password are required");
     };
     let realm = field("realm").unwrap_or_default();
-    let name = format!("{realm}:{user}:");
+    let name = entry_name(&realm, &user);
     if s.secrets.contains_key(&name) {
         return messages(409, "ERROR", &format!("An object with name={name} already exists"));
     }
@@ -399,6 +421,9 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
                 },
                 None => json!({}),
             };
+            if s.kv_refuse_in && uses_in(&query) {
+                return refused_in();
+            }
             let skip: usize = req.query_param("skip").and_then(|v| v.parse().ok()).unwrap_or(0);
             let limit: usize = req
                 .query_param("limit")
@@ -437,6 +462,7 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
             }
             Some(q) => match serde_json::from_str::<Value>(&q) {
                 Err(e) => Err(messages(400, "ERROR", &format!("Invalid query: {e}"))),
+                Ok(query) if s.kv_refuse_in && uses_in(&query) => Err(refused_in()),
                 Ok(query) => {
                     if let Some(c) = s.kv.get_mut(coll) {
                         let doomed: Vec<String> = c
@@ -465,6 +491,19 @@ fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
     result.unwrap_or_else(|e| e)
 }
 
+/// Whether a query uses the `$in` operator anywhere.
+fn uses_in(query: &Value) -> bool {
+    match query {
+        Value::Object(map) => map.iter().any(|(key, value)| key == "$in" || uses_in(value)),
+        Value::Array(items) => items.iter().any(uses_in),
+        _ => false,
+    }
+}
+
+fn refused_in() -> Response {
+    messages(400, "ERROR", "Invalid query: unsupported operator $in")
+}
+
 /// The `fields` of a query answer (comma-separated; `_key` always), as the KV store returns.
 fn project(rec: &Value, fields: &str) -> Value {
     let mut out = Map::new();
@@ -476,7 +515,7 @@ fn project(rec: &Value, fields: &str) -> Value {
     Value::Object(out)
 }
 
-/// KV store query subset: `$or`, `$and`, per-field `$in`/`$eq`/`$ne`, plain equality
+/// KV store query subset: `$or`, `$and`, per-field `$in`/`$eq`/`$ne`/`$not`/`$gt`…, plain equality
 /// (array-valued fields match when any element matches).
 fn matches(rec: &Value, q: &Value) -> bool {
     let Some(q) = q.as_object() else { return true };
@@ -499,15 +538,19 @@ fn field_matches(v: &Value, cond: &Value) -> bool {
                 "$nin" => !arg.as_array().is_some_and(|a| a.iter().any(eq)),
                 "$eq" => eq(arg),
                 "$ne" => !eq(arg),
-                "$gt" | "$gte" | "$lt" | "$lte" => match (v.as_f64(), arg.as_f64()) {
-                    (Some(x), Some(y)) => match op.as_str() {
-                        "$gt" => x > y,
-                        "$gte" => x >= y,
-                        "$lt" => x < y,
-                        _ => x <= y,
-                    },
-                    _ => false,
-                },
+                "$not" => !field_matches(v, arg),
+                "$gt" | "$gte" | "$lt" | "$lte" => {
+                    let order = match (v, arg) {
+                        (Value::String(x), Value::String(y)) => Some(x.as_str().cmp(y.as_str())),
+                        _ => v.as_f64().zip(arg.as_f64()).and_then(|(x, y)| x.partial_cmp(&y)),
+                    };
+                    order.is_some_and(|order| match op.as_str() {
+                        "$gt" => order.is_gt(),
+                        "$gte" => order.is_ge(),
+                        "$lt" => order.is_lt(),
+                        _ => order.is_le(),
+                    })
+                }
                 _ => false,
             })
         }
