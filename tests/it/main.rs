@@ -27,6 +27,7 @@ mod soar;
 mod splunkd_rules;
 mod stackflowcheck;
 mod state;
+mod state_rules;
 mod support;
 mod sync;
 mod triage;

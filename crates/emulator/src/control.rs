@@ -76,6 +76,9 @@ fn apply_config(shared: &Shared, c: &Value) {
     let mut soar = lock(&shared.soar);
     soar.token = s("soar_token").unwrap_or(soar.token.clone());
     soar.dedupe = b("soar_artifact_dedupe").unwrap_or(soar.dedupe);
+    if let Some(n) = c.get("soar_page_padding").and_then(Value::as_u64) {
+        soar.page_padding = usize::try_from(n).unwrap_or(usize::MAX).min(10_000_000);
+    }
     drop(soar);
     let mut sf = lock(&shared.stackflow);
     sf.secret = s("stackflow_secret").unwrap_or(sf.secret.clone());

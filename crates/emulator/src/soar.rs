@@ -19,6 +19,11 @@ pub(crate) struct Soar {
     pub runs: Vec<Value>,
     /// Keep only id, container and SDI of each artifact (benchmarks: 100,000s of artifacts).
     pub slim: bool,
+    /// Containers (ids above any real one, never linked) put in front of the first page of
+    /// every container list, whatever `page_size` asked: a SOAR whose answer holds far more
+    /// than a page (SOAR's REST API documents `page_size` as a request, and `page_size=0` as
+    /// "all"; a client must survive an answer of any size).
+    pub page_padding: usize,
 }
 
 const LABELS: [&str; 3] = ["events", "notable", "incident"];
@@ -85,6 +90,7 @@ impl Soar {
             artifact_sdi: HashMap::new(),
             runs: Vec::new(),
             slim: false,
+            page_padding: 0,
         }
     }
     fn container_out(&self, c: &Value) -> Value {
@@ -330,7 +336,14 @@ pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
             Some(_) => failed(400, "Unsupported update"),
             None => failed(404, "Requested item not found"),
         },
-        ("GET", ["container"]) => list(s.containers.iter(), req, None, |c| s.container_out(c)),
+        ("GET", ["container"]) => {
+            let answer = list(s.containers.iter(), req, None, |c| s.container_out(c));
+            let first = req.query_param("page").is_none_or(|page| page == "0");
+            if s.page_padding == 0 || answer.status != 200 || !first {
+                return answer;
+            }
+            padded(answer, s.page_padding)
+        }
         ("GET", ["container", cid]) => match id(cid).and_then(|i| s.containers.get(i - 1)) {
             Some(c) => Response::json(200, &s.container_out(c)),
             None => failed(404, "Requested item not found"),
@@ -382,6 +395,43 @@ pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
         },
         _ => failed(404, &format!("Not found: {} {}", req.method, req.path)),
     }
+}
+
+/// `answer` (a list envelope) with `n` synthetic containers before its own `data`, written
+/// straight into the body (no `Value` of the whole page).
+fn padded(answer: Response, n: usize) -> Response {
+    let Ok(Value::Object(mut envelope)) = serde_json::from_slice::<Value>(&answer.body) else {
+        return answer;
+    };
+    let data = envelope.remove("data").unwrap_or_else(|| json!([]));
+    let mut body = Vec::with_capacity(n.saturating_mul(400));
+    body.extend_from_slice(b"{");
+    for (key, value) in &envelope {
+        body.extend_from_slice(format!("{}:{},", json!(key), value).as_bytes());
+    }
+    body.extend_from_slice(b"\"data\":[");
+    for i in 0..n {
+        let id = 100_000_000 + i;
+        let padding = json!({"id": id, "name": format!("unrelated container {i}"),
+            "status": "new", "severity": "low", "label": "events", "owner_name": null,
+            "close_time": null, "source_data_identifier": format!("padding-{i}"),
+            "description": "a container of another team, in an answer far larger than a page",
+            "create_time": "2026-01-01T00:00:00.000000Z", "update_time": "2026-01-01T00:00:00.000000Z",
+            "container_type": "default", "sensitivity": "amber", "artifact_count": 0});
+        body.extend_from_slice(padding.to_string().as_bytes());
+        body.push(b',');
+    }
+    for (i, item) in data.as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(item.to_string().as_bytes());
+    }
+    if body.last() == Some(&b',') {
+        body.pop();
+    }
+    body.extend_from_slice(b"]}");
+    Response::raw(200, body)
 }
 
 fn lit_id(v: &str) -> Option<u64> {
