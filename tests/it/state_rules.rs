@@ -233,3 +233,23 @@ fn pages_that_never_end_are_read_to_a_bound_and_the_poll_goes_on() {
         run.stderr
     );
 }
+
+#[test]
+fn a_page_of_100000_incidents_is_read_in_bounded_memory() {
+    let input = Input::new();
+    let emu = input.emu();
+    crate::state::incident(emu, "INC0004242", "new");
+    seed_links(
+        emu,
+        &[
+            json!({"_key": "i1", "event_id": "e1", "stackflow_incident_id": "INC0004242", "updated": now()}),
+        ],
+    );
+    configure(emu, json!({"stackflow_page_padding": 100_000}));
+    let (run, found, peak_kb) = poll_measuring(&input);
+    run.assert_code(0);
+    let incidents = of(&found, "stackflow:incident");
+    assert_eq!(incidents.len(), 1, "only the linked incident: {}", run.stderr);
+    assert_eq!(incidents[0].data["incident_id"], "INC0004242");
+    assert!(peak_kb < 64 * 1024, "peak RSS {peak_kb} kB (PRODUCT §15: under 64 MB)");
+}

@@ -83,6 +83,9 @@ fn apply_config(shared: &Shared, c: &Value) {
     let mut sf = lock(&shared.stackflow);
     sf.secret = s("stackflow_secret").unwrap_or(sf.secret.clone());
     sf.api_token = s("stackflow_api_token").unwrap_or(sf.api_token.clone());
+    if let Some(n) = c.get("stackflow_page_padding").and_then(Value::as_u64) {
+        sf.page_padding = usize::try_from(n).unwrap_or(usize::MAX).min(10_000_000);
+    }
     if let Some(status) = c.get("stackflow_webhook_status").and_then(Value::as_u64) {
         sf.webhook_response = Some((status as u16, s("stackflow_webhook_body")));
     }
