@@ -91,6 +91,11 @@ pub fn parse_splunk_duration(value: &str) -> Option<Duration> {
 
 fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     let stanza = kind.action_name();
+    // Before anything is read or sent: a bad name never reaches storage/passwords (§15).
+    remotes::secrets::check_account(
+        payload.param("account").unwrap_or("default"),
+        &format!("alert action {stanza}, parameter account"),
+    )?;
     let settings = Settings::load()?;
     if payload.results_file.trim().is_empty() {
         return Err(Error::results("(none)", "the payload has no results_file"));

@@ -36,14 +36,7 @@ fn scheme() -> Scheme {
 /// The account of a stanza: its `account` param, else its name.
 fn account_of(stanza: &Stanza) -> Result<String, String> {
     let account = stanza.param("account").unwrap_or(stanza.input_name()).trim().to_string();
-    let valid = !account.is_empty()
-        && account.len() <= 100
-        && account.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if valid {
-        Ok(account)
-    } else {
-        Err(format!("account \"{account}\" must be 1 to 100 letters, digits, '_', '-' or '.'"))
-    }
+    crate::remotes::secrets::account_problem(&account).map_or(Ok(account), Err)
 }
 
 pub fn run(command: SlackCommand) -> ExitCode {
@@ -83,7 +76,11 @@ pub fn run(command: SlackCommand) -> ExitCode {
                     let _ = stdout.write_all(modinput::validation_error(&problem).as_bytes());
                 }
                 log::error!("{SCHEME}://{}: {problem}", stanza.input_name());
-                return ExitCode::BadInvocation;
+                return if mode == Mode::Validate {
+                    ExitCode::BadInvocation
+                } else {
+                    ExitCode::Configuration
+                };
             }
         }
     }

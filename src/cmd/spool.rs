@@ -7,6 +7,12 @@
 //! (first line), opens each (target, account) once, sends every due item once, and exits with
 //! the worst item's code (0 all sent, 7 some still pending, 6/5/4 some rejected, 8 the spool is
 //! unusable or an item file was corrupt).
+//!
+//! An item whose account name is not a valid one (`[A-Za-z0-9_.-]{1,64}`, PRODUCT §15; only a
+//! spool written by hand or by an older version holds one) becomes a dead letter of class
+//! configuration (exit 4) without any secret being read; the flush goes on with the others.
+//! Kept rather than dropped: its payload is intact, and `spool requeue` sends it once the
+//! record's account is fixed.
 
 use crate::audit::drain::DrainAudit;
 use crate::cli::SpoolCommand;
@@ -16,6 +22,7 @@ use crate::delivery::kvspool::KvSpool;
 use crate::delivery::retry::Backoff;
 use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
 use crate::delivery::store::Outbox;
+use crate::delivery::{Outcome, RejectClass, Target};
 use crate::error::{Error, ExitCode};
 use crate::logging;
 use crate::remotes;
@@ -254,7 +261,10 @@ fn flush(
         },
     };
     log::debug!("spool flush: reading secrets through {}", splunkd.base_url());
-    let mut open = |kind, account: &str| remotes::open(kind, account, settings, &splunkd);
+    let mut open = |kind, account: &str| match remotes::secrets::account_problem(account) {
+        Some(problem) => Ok(Box::new(RefusedAccount(problem)) as Box<dyn Target>),
+        None => remotes::open(kind, account, settings, &splunkd),
+    };
     // Items that end here leave the same trail as in an alert run: a receipt, the
     // ModularAction status line Incident Review reads, and the links, in memory that does not
     // grow with the number of searches in the backlog.
@@ -268,6 +278,16 @@ fn flush(
     counts.left_for_next_run = summary.left_for_next_run;
     counts.accounts = summary.accounts;
     summary.exit
+}
+
+/// The target of a spooled item whose account name is invalid: every attempt is refused as a
+/// configuration problem, so the item is kept as a dead letter and nothing is read or sent.
+struct RefusedAccount(String);
+
+impl Target for RefusedAccount {
+    fn attempt(&mut self, _item: &crate::delivery::DeliveryItem) -> Outcome {
+        Outcome::rejected(RejectClass::Configuration, format!("configuration: {}", self.0))
+    }
 }
 
 /// The splunkd a file spool's flush reads secrets through, from the session key on stdin

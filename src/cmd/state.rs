@@ -41,7 +41,7 @@ fn scheme() -> Scheme {
             arg(
                 "lookback_days",
                 "Look-back (days)",
-                "Objects linked in the last N days are polled (default 30).",
+                "Objects linked in the last N days are polled, older ones until they close (default 30).",
                 "number",
             ),
             arg(

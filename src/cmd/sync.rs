@@ -2,6 +2,7 @@
 //! stdin/stdout with [`StackflowSync`] and turns a terminal error into a non-zero exit.
 
 use crate::error::ExitCode;
+use crate::remotes::secrets;
 use crate::splunk::search_command;
 use crate::sync::StackflowSync;
 use std::io::{BufReader, BufWriter, Write};
@@ -18,6 +19,12 @@ pub fn run() -> ExitCode {
         (Err(error), _) => {
             // The reply already carried the error to splunkd; search.log gets it too.
             log::error!("stackflowsync: {error}");
+            // A bad `account=` is a configuration error (exit 4, PRODUCT §15), refused before
+            // any secret is read; the protocol carries it as the command's message.
+            let message = error.to_string();
+            if error.is_command_error() && message.contains(secrets::INVALID_ACCOUNT) {
+                return ExitCode::Configuration;
+            }
             ExitCode::BadInvocation
         }
         (Ok(()), Err(error)) => {

@@ -188,6 +188,24 @@ impl HttpClient {
         read_response(request.call())
     }
 
+    /// `GET` whose body is read by the caller as it arrives (capped like any body): for answers
+    /// that may be far larger than what should be in memory at once (a list page of any size).
+    pub fn get_streamed(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<StreamedResponse, TransportError> {
+        let mut request = self.agent.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.call().map_err(classify_transport_error)?;
+        let status = response.status().as_u16();
+        let headers = header_list(&response);
+        let body = response.into_body().into_with_config().limit(MAX_RESPONSE_BYTES).reader();
+        Ok(StreamedResponse { status, headers, body: Box::new(body) })
+    }
+
     pub fn post(
         &self,
         url: &str,
@@ -251,19 +269,46 @@ impl ureq::unversioned::resolver::Resolver for LiteralResolver {
     }
 }
 
+fn header_list(response: &ureq::http::Response<ureq::Body>) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+        .collect()
+}
+
+/// An answer whose body has not been read yet (`HttpClient::get_streamed`).
+pub struct StreamedResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    body: Box<dyn Read + Send>,
+}
+
+impl StreamedResponse {
+    /// The body, as it arrives (at most the cap of any body).
+    pub fn body(&mut self) -> &mut (dyn Read + Send) {
+        &mut *self.body
+    }
+
+    /// The whole (capped) body read into an ordinary response, e.g. to classify a failure.
+    pub fn into_response(mut self) -> Result<HttpResponse, TransportError> {
+        let mut body = Vec::new();
+        self.body
+            .read_to_end(&mut body)
+            .map_err(|error| classify_io_error(&error, "reading the response body"))?;
+        Ok(HttpResponse { status: self.status, headers: self.headers, body })
+    }
+}
+
 /// Status, headers and (capped) body of an answer, or the classified transport failure.
 fn read_response(
     result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<HttpResponse, TransportError> {
     let mut response = result.map_err(classify_transport_error)?;
     let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| {
-            (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
-        })
-        .collect();
+    let headers = header_list(&response);
     let mut body = Vec::new();
     response
         .body_mut()

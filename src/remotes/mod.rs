@@ -14,6 +14,7 @@ pub mod secrets;
 pub mod slack;
 pub mod soar;
 pub mod stackflow;
+pub mod stream;
 pub mod url;
 
 use crate::delivery::http::{HttpClient, HttpOptions};

@@ -73,6 +73,26 @@ pub fn form_encode(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The storage/passwords entry name of `<realm>:<username>:` as it goes in a URL path: splunkd
+/// names an entry `realm:username:` with every `:` inside the realm or the user name escaped
+/// as `\:` (Splunk REST API Reference, "storage/passwords"), then each part is percent-encoded,
+/// so that no realm or user name can spell another entry's name.
+pub fn password_entry_name(realm: &str, username: &str) -> String {
+    let escaped = |part: &str| url_encode(&part.replace(':', "\\:"));
+    format!("{}:{}:", escaped(realm), escaped(username))
+}
+
+/// A configuration error (exit 4) unless `username` is `<prefix>.<valid account>`: checked
+/// before any request, so that a bad account name never reaches storage/passwords.
+fn check_secret_user(username: &str) -> Result<()> {
+    if crate::remotes::secrets::valid_user(username) {
+        return Ok(());
+    }
+    let account = username.split_once('.').map_or(username, |(_, account)| account);
+    crate::remotes::secrets::check_account(account, "storage/passwords user name")?;
+    Err(Error::config("splunkd", "", format!("{username:?} is not a StackFlow secret name")))
+}
+
 /// What a failed secret read means for the run (see `Splunkd::secret`); `status` is the HTTP
 /// status when splunkd answered at all.
 fn secret_error(username: &str, status: Option<u16>, outcome: Outcome) -> Error {
@@ -189,8 +209,9 @@ impl Splunkd {
     /// other rejection is a credentials error (exit 5), and an untrusted certificate or an
     /// unusable URL a configuration error (exit 4).
     pub fn secret(&self, username: &str) -> Result<Secret> {
+        check_secret_user(username)?;
         self.check_read_credentials()?;
-        let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
+        let name = password_entry_name(REALM, username);
         let path = format!("/servicesNS/nobody/{APP}/storage/passwords/{name}?output_mode=json");
         let what = format!("cannot read secret {REALM}:{username} from splunkd at {}", self.base);
         let response = match self.get(&path) {
@@ -254,6 +275,7 @@ impl Splunkd {
     /// `password` updates it (Splunk REST API Reference, "storage/passwords"). The secret
     /// travels in the form body only, never in the URL. Returns whether it was created.
     pub fn store_secret(&self, username: &str, secret: &Secret) -> Result<bool> {
+        check_secret_user(username)?;
         let base = format!("/servicesNS/nobody/{APP}/storage/passwords");
         let form = "application/x-www-form-urlencoded";
         let what = format!("storing secret {REALM}:{username}");
@@ -267,7 +289,7 @@ impl Splunkd {
         if !matches!(&created, Ok(response) if response.status == 409) {
             return self.checked(created, &what).map(|_| true);
         }
-        let name = format!("{}:{}:", url_encode(REALM), url_encode(username));
+        let name = password_entry_name(REALM, username);
         let body = form_encode(&[("password", secret.expose()), ("output_mode", "json")]);
         self.checked(self.post(&format!("{base}/{name}"), form, body.as_bytes()), &what)
             .map(|_| false)
@@ -301,21 +323,6 @@ impl Splunkd {
         Ok(names)
     }
 
-    /// Upserts records (each with `_key`) into a KV store collection.
-    pub fn kv_batch_save(&self, collection: &str, records: &[serde_json::Value]) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let path = format!(
-            "/servicesNS/nobody/{APP}/storage/collections/data/{}/batch_save",
-            url_encode(collection)
-        );
-        let body =
-            serde_json::to_vec(records).map_err(|error| Error::Internal(error.to_string()))?;
-        let response = self.post(&path, "application/json", &body);
-        self.checked(response, &format!("KV store {collection} batch_save")).map(|_| ())
-    }
-
     /// `GET <splunkd><path>` as JSON; `None` on HTTP 404. `what` names the call in errors.
     pub fn get_json(&self, path: &str, what: &str) -> Result<Option<serde_json::Value>> {
         let response = self.get(path);
@@ -327,141 +334,6 @@ impl Splunkd {
             .json()
             .map(Some)
             .ok_or_else(|| Error::Rejected(format!("{what}: the answer is not JSON")))
-    }
-
-    /// Queries a KV store collection with a Mongo-style query object.
-    pub fn kv_query(
-        &self,
-        collection: &str,
-        query: &serde_json::Value,
-    ) -> Result<Vec<serde_json::Value>> {
-        self.kv_query_page(collection, query, 0, 0)
-    }
-
-    /// One page of a query: at most `limit` records (0: splunkd's own cap) after `skip`,
-    /// ordered by `_key` so that consecutive pages neither repeat nor skip a record.
-    pub fn kv_query_page(
-        &self,
-        collection: &str,
-        query: &serde_json::Value,
-        skip: usize,
-        limit: usize,
-    ) -> Result<Vec<serde_json::Value>> {
-        self.kv_query_fields(collection, query, skip, limit, None)
-    }
-
-    fn kv_path(collection: &str, key: Option<&str>) -> String {
-        let mut path =
-            format!("/servicesNS/nobody/{APP}/storage/collections/data/{}", url_encode(collection));
-        if let Some(key) = key {
-            path.push('/');
-            path.push_str(&url_encode(key));
-        }
-        path
-    }
-
-    /// One document by `_key`; `None` when there is none (HTTP 404).
-    pub fn kv_get(&self, collection: &str, key: &str) -> Result<Option<serde_json::Value>> {
-        let path = format!("{}?output_mode=json", Self::kv_path(collection, Some(key)));
-        self.get_json(&path, &format!("KV store {collection} GET {key}"))
-    }
-
-    /// Inserts a document (with its `_key`). `Ok(false)` when a document with that key exists:
-    /// the KV store's answer is `conflict_status` (409 per the public accounts; unverified, so
-    /// configurable: `[delivery] kvstore_conflict_status`). This insert is the only conditional
-    /// write the KV store offers; leases are built on it.
-    pub fn kv_insert(
-        &self,
-        collection: &str,
-        document: &serde_json::Value,
-        conflict_status: u16,
-    ) -> Result<bool> {
-        let body =
-            serde_json::to_vec(document).map_err(|error| Error::Internal(error.to_string()))?;
-        let response = self.post(&Self::kv_path(collection, None), "application/json", &body);
-        if matches!(&response, Ok(response) if response.status == conflict_status) {
-            return Ok(false);
-        }
-        self.checked(response, &format!("KV store {collection} insert")).map(|_| true)
-    }
-
-    /// Replaces the document `key` (creating it when absent).
-    pub fn kv_update(
-        &self,
-        collection: &str,
-        key: &str,
-        document: &serde_json::Value,
-    ) -> Result<()> {
-        let body =
-            serde_json::to_vec(document).map_err(|error| Error::Internal(error.to_string()))?;
-        let response = self.post(&Self::kv_path(collection, Some(key)), "application/json", &body);
-        self.checked(response, &format!("KV store {collection} update {key}")).map(|_| ())
-    }
-
-    /// Deletes the document `key` (absent is fine).
-    pub fn kv_delete(&self, collection: &str, key: &str) -> Result<()> {
-        let auth = self.auth_header();
-        let url = format!("{}{}", self.base, Self::kv_path(collection, Some(key)));
-        let response = self.http.delete(&url, &[("Authorization", auth.as_str())]);
-        if matches!(&response, Ok(response) if response.status == 404) {
-            return Ok(());
-        }
-        self.checked(response, &format!("KV store {collection} delete {key}")).map(|_| ())
-    }
-
-    /// Deletes the documents whose `_key` is one of `keys`, in one request: `DELETE` on the
-    /// collection with a `query` deletes what matches it (splunk-sdk-python,
-    /// `KVStoreCollectionData.delete(query)`); keys already gone are fine.
-    pub fn kv_delete_keys(&self, collection: &str, keys: &[String]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        self.kv_delete_query(collection, &serde_json::json!({"_key": {"$in": keys}}))
-    }
-
-    /// Deletes the documents matching `query` (see `kv_delete_keys`). Never call it with an
-    /// empty query: that deletes the whole collection.
-    pub fn kv_delete_query(&self, collection: &str, query: &serde_json::Value) -> Result<()> {
-        let auth = self.auth_header();
-        let url = format!(
-            "{}{}?query={}",
-            self.base,
-            Self::kv_path(collection, None),
-            url_encode(&query.to_string())
-        );
-        let response = self.http.delete(&url, &[("Authorization", auth.as_str())]);
-        self.checked(response, &format!("KV store {collection} delete by query")).map(|_| ())
-    }
-
-    /// `kv_query_page` returning only `fields` when given (KV store REST parameter `fields`),
-    /// so that a page of large documents stays small.
-    pub fn kv_query_fields(
-        &self,
-        collection: &str,
-        query: &serde_json::Value,
-        skip: usize,
-        limit: usize,
-        fields: Option<&str>,
-    ) -> Result<Vec<serde_json::Value>> {
-        let mut path = format!(
-            "{}?output_mode=json&query={}",
-            Self::kv_path(collection, None),
-            url_encode(&query.to_string())
-        );
-        if limit != 0 {
-            path.push_str(&format!("&sort=_key&skip={skip}&limit={limit}"));
-        }
-        if let Some(fields) = fields {
-            path.push_str("&fields=");
-            path.push_str(&url_encode(fields));
-        }
-        let response = self.checked(self.get(&path), &format!("KV store {collection}"))?;
-        match response.json() {
-            Some(serde_json::Value::Array(records)) => Ok(records),
-            _ => Err(Error::Rejected(format!(
-                "KV store {collection}: the answer is not a JSON array"
-            ))),
-        }
     }
 
     /// `GET /services/authentication/current-context`: who the session key belongs to and
@@ -562,6 +434,8 @@ impl Splunkd {
         Ok(json)
     }
 }
+
+mod kv;
 
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,10 @@ pub struct Cursor {
     /// were read without the time filter).
     #[serde(default)]
     pub parents: BTreeSet<String>,
+    /// Objects last reported closed: once their links are older than `lookback_days` they are
+    /// no longer polled (PRODUCT §15: open objects are followed until they close).
+    #[serde(default)]
+    pub closed: BTreeSet<String>,
 }
 
 impl Cursor {
@@ -42,6 +46,29 @@ impl Cursor {
     /// Keeps only the objects still linked (the links' look-back window bounds the file).
     pub fn retain(&mut self, linked: &dyn Fn(&str) -> bool) {
         self.seen.retain(|id, _| linked(id));
+        self.closed.retain(|id| linked(id));
+    }
+
+    /// Records whether `id`, as last reported, is closed.
+    pub fn mark_closed(&mut self, id: &str, closed: bool) {
+        if closed {
+            self.closed.insert(id.to_string());
+        } else {
+            self.closed.remove(id);
+        }
+    }
+
+    /// Forgets a cursor that no longer parses or lies in the future (an older version took
+    /// any remote time on trust): the next poll reads those objects without the time filter
+    /// and the fingerprints keep it from reporting anything twice.
+    fn distrust(&mut self, what: &str, stanza: &str, now_unix: f64) {
+        let Some(since) = &self.since else { return };
+        if let Some(problem) = super::clock::untrusted(since, now_unix) {
+            log::warn!(
+                "{stanza}: the {what} cursor is not trusted ({problem}); read again from the start"
+            );
+            self.since = None;
+        }
     }
 }
 
@@ -53,6 +80,15 @@ pub struct Checkpoint {
     pub playbook_runs: Cursor,
     #[serde(default)]
     pub incidents: Cursor,
+}
+
+impl Checkpoint {
+    /// See `Cursor::distrust`, for every cursor.
+    pub fn distrust_cursors(&mut self, stanza: &str, now_unix: f64) {
+        self.containers.distrust("SOAR container", stanza, now_unix);
+        self.playbook_runs.distrust("SOAR playbook run", stanza, now_unix);
+        self.incidents.distrust("StackFlow incident", stanza, now_unix);
+    }
 }
 
 /// A short, stable fingerprint of an event's fields.

@@ -1,8 +1,8 @@
 //! The `stackflow_state://<account>` modular input (PRODUCT §12): case state flows into Splunk
 //! without anyone running a search. Each run polls, for the objects this app created (the KV
-//! store collection `stackflow_links`, links updated in the last `lookback_days`), the SOAR
-//! containers and playbook runs and the StackFlow incidents that changed since the last
-//! checkpoint, and writes one event per change: sourcetypes `stackflow:soar:container`,
+//! store collection `stackflow_links`: links updated in the last `lookback_days`, and older
+//! ones whose object is not known to be closed, see `links`), the SOAR containers and playbook
+//! runs and the StackFlow incidents that changed since the last checkpoint, and writes one event per change: sourcetypes `stackflow:soar:container`,
 //! `stackflow:soar:playbook_run`, `stackflow:incident`.
 //!
 //! - SOAR: `_filter_id__in` / `_filter_container__in` lists (batched by `remotes::soar`) with
@@ -14,20 +14,28 @@
 //! - A remote that fails skips its part of the poll and keeps its cursor: the next poll reads
 //!   everything changed since (an outage never loses a change). At most `max_events` events are
 //!   written per run; the rest follow in the next runs.
+//! - A change time that does not parse or lies in the future (`clock`) is reported with its
+//!   event but never moves a cursor (WARN naming the object); SOAR pages are read as they
+//!   arrive and bounded (`remotes::soar::pages`), so no answer stalls a poll or grows memory.
 
 pub mod checkpoint;
+pub mod clock;
+pub mod links;
+mod soar;
 
 use crate::error::{Error, ExitCode, Result};
-use crate::remotes::response as remote;
 use crate::remotes::soar::SoarApi;
-use crate::remotes::soar::read::{ChangeKind, Container, PlaybookRun, SoarReader};
+use crate::remotes::soar::read::{Container, PlaybookRun, SoarReader};
 use crate::remotes::stackflow::StackflowApi;
 use crate::remotes::stackflow::read::{Incident, StackflowReader};
 use crate::settings::Settings;
 use crate::splunk::modinput::{EventWriter, Stanza, StreamEvent};
 use crate::splunk::rest::Splunkd;
 use checkpoint::{Checkpoint, fingerprint};
+use clock::untrusted;
+pub use links::{LinkRef, Links};
 use serde_json::{Value, json};
+pub use soar::poll_soar;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -35,9 +43,6 @@ pub const SOURCETYPE_CONTAINER: &str = "stackflow:soar:container";
 pub const SOURCETYPE_PLAYBOOK_RUN: &str = "stackflow:soar:playbook_run";
 pub const SOURCETYPE_INCIDENT: &str = "stackflow:incident";
 
-/// Links read per KV store request, and at most in one run.
-const LINKS_PAGE: usize = 1000;
-const MAX_LINKS: usize = 100_000;
 /// A SOAR `message` longer than this is cut (it often holds JSON of a whole run).
 const MAX_MESSAGE_CHARS: usize = 4096;
 
@@ -69,12 +74,8 @@ impl InputOptions {
             }
         };
         let account = stanza.param("account").unwrap_or(stanza.input_name()).to_string();
-        let valid_name = !account.is_empty()
-            && account.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-        if !valid_name {
-            return Err(format!(
-                "account {account:?}: use the name of a [soar:<account>] / [stackflow:<account>] stanza (letters, digits, _ - .)"
-            ));
+        if let Some(problem) = crate::remotes::secrets::account_problem(&account) {
+            return Err(format!("account: {problem}"));
         }
         let run_time_field = match stanza.param("run_time_field").unwrap_or("update_time") {
             "none" => String::new(),
@@ -97,61 +98,6 @@ impl InputOptions {
     }
 }
 
-/// What a link ties an object to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LinkRef {
-    pub event_id: String,
-    pub dedupe_key: String,
-}
-
-/// The objects this app created, from `stackflow_links`.
-#[derive(Debug, Default)]
-pub struct Links {
-    pub containers: BTreeMap<u64, LinkRef>,
-    pub incidents: BTreeMap<String, LinkRef>,
-}
-
-impl Links {
-    /// Adds one link record; the item's main record (`_key` without `#event_id`) wins.
-    pub fn add(&mut self, record: &Value) {
-        let key = remote::text(record.get("_key"));
-        let main = !key.contains('#');
-        let link = LinkRef {
-            event_id: remote::text(record.get("event_id")),
-            dedupe_key: key.split('#').next().unwrap_or_default().to_string(),
-        };
-        if let Some(id) = record.get("soar_container_id").and_then(remote::as_u64)
-            && (main || !self.containers.contains_key(&id))
-        {
-            self.containers.insert(id, link.clone());
-        }
-        let incident = remote::text(record.get("stackflow_incident_id")).trim().to_string();
-        if !incident.is_empty() && (main || !self.incidents.contains_key(&incident)) {
-            self.incidents.insert(incident, link);
-        }
-    }
-
-    /// Links updated since `since_unix`, page by page.
-    pub fn read(splunkd: &Splunkd, since_unix: f64) -> Result<Links> {
-        let query = json!({"updated": {"$gte": since_unix}});
-        let mut links = Links::default();
-        let mut skip = 0;
-        while skip < MAX_LINKS {
-            let page =
-                splunkd.kv_query_page(crate::audit::links::COLLECTION, &query, skip, LINKS_PAGE)?;
-            page.iter().for_each(|record| links.add(record));
-            if page.len() < LINKS_PAGE {
-                return Ok(links);
-            }
-            skip += page.len();
-        }
-        log::warn!(
-            "stackflow_state: more than {MAX_LINKS} links in the look-back window; only the first {MAX_LINKS} are polled (lower lookback_days)"
-        );
-        Ok(links)
-    }
-}
-
 /// One poll's output: the event stream, the bound on events, and what happened.
 pub struct Poll<'a, W: Write> {
     pub stanza: &'a str,
@@ -160,6 +106,8 @@ pub struct Poll<'a, W: Write> {
     pub emitted: usize,
     /// Events of each sourcetype written by this poll.
     pub counts: BTreeMap<&'static str, usize>,
+    /// This host's clock when the poll started (change times ahead of it are not trusted).
+    pub now: f64,
 }
 
 impl<W: Write> Poll<'_, W> {
@@ -235,185 +183,23 @@ fn incident_fields(incident: &Incident, link: &LinkRef, url: String) -> Value {
     })
 }
 
-/// `since` minus the overlap, as ISO 8601 UTC (the text itself when it is not a timestamp).
-fn with_overlap(since: &str, overlap_s: u64) -> String {
-    match crate::civil_time::parse_iso8601(since) {
-        Some(seconds) => {
-            let start =
-                (seconds.floor() as i64).saturating_sub(overlap_s.min(i64::MAX as u64) as i64);
-            crate::civil_time::iso8601_utc(start)
-        }
-        None => since.to_string(),
-    }
+/// A SOAR container whose status says it is over (SOAR's status types: `closed`, and the
+/// `resolved` some instances define).
+fn container_closed(container: &Container) -> bool {
+    ["closed", "resolved"].iter().any(|status| container.status.eq_ignore_ascii_case(status))
 }
 
-/// The later of two change times (ISO 8601 of one remote compares by its instant).
-fn later(a: Option<String>, b: &str) -> Option<String> {
-    if b.is_empty() {
-        return a;
-    }
-    match &a {
-        Some(current) => {
-            let newer = match (
-                crate::civil_time::parse_iso8601(current),
-                crate::civil_time::parse_iso8601(b),
-            ) {
-                (Some(x), Some(y)) => y > x,
-                _ => b > current.as_str(),
-            };
-            if newer { Some(b.to_string()) } else { a }
-        }
-        None => Some(b.to_string()),
-    }
+/// A StackFlow incident whose state says it is over.
+fn incident_closed(incident: &Incident) -> bool {
+    ["resolved", "closed", "canceled", "cancelled"]
+        .iter()
+        .any(|state| incident.state.trim().eq_ignore_ascii_case(state))
 }
 
-/// Polls SOAR: containers, then playbook runs.
-pub fn poll_soar<W: Write>(
-    poll: &mut Poll<'_, W>,
-    reader: &mut SoarReader,
-    links: &Links,
-    checkpoint: &mut Checkpoint,
-) -> Result<()> {
-    let linked = |id: &str| {
-        let container = id.split('/').next().unwrap_or_default();
-        container.parse().is_ok_and(|id: u64| links.containers.contains_key(&id))
-    };
-    checkpoint.containers.retain(&linked);
-    checkpoint.playbook_runs.retain(&linked);
-    let ids: Vec<u64> = links.containers.keys().copied().collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    let account = reader.account().clone();
-    let overlap = poll.options.overlap_s;
-
-    // Containers: those reported before with the time filter, new ones without.
-    let cursor = &mut checkpoint.containers;
-    let (known, new): (Vec<u64>, Vec<u64>) =
-        ids.iter().partition(|id| cursor.seen.contains_key(&id.to_string()));
-    let since = cursor.since.clone();
-    let mut newest: Option<String> = None;
-    let mut complete = true;
-    let mut failure: Option<Error> = None;
-    for (group, filter) in [(&known, since.as_deref()), (&new, None)] {
-        if group.is_empty() || !complete {
-            continue;
-        }
-        let filter = filter.map(|since| with_overlap(since, overlap));
-        let mut visit = |item: &Value| -> bool {
-            let Some(container) = Container::from_json(item) else { return true };
-            let Some(link) = links.containers.get(&container.id) else { return true };
-            newest = later(newest.take(), &container.update_time);
-            let fields = container_fields(&container, link, account.container_url(container.id));
-            let print = fingerprint(&fields);
-            let id = container.id.to_string();
-            if !cursor.changed(&id, &print) {
-                return true;
-            }
-            if !poll.budget_left() {
-                return false;
-            }
-            match poll.emit(SOURCETYPE_CONTAINER, &container.update_time, &fields) {
-                Ok(()) => {
-                    cursor.seen.insert(id, print);
-                    true
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    false
-                }
-            }
-        };
-        let read = reader.each_changed(
-            ChangeKind::Containers,
-            group,
-            "update_time",
-            filter.as_deref(),
-            &mut visit,
-        );
-        match read {
-            Ok(done) => complete &= done,
-            Err(reason) => {
-                complete = false;
-                failure.get_or_insert(Error::Unavailable(reason));
-            }
-        }
-    }
-    if complete {
-        cursor.since = later(since, newest.as_deref().unwrap_or_default());
-    }
-    if let Some(error) = failure {
-        return Err(error);
-    }
-
-    // Playbook runs: containers whose runs were never read completely are read without the
-    // time filter.
-    let cursor = &mut checkpoint.playbook_runs;
-    cursor.parents.retain(|id| linked(id));
-    let (known, new): (Vec<u64>, Vec<u64>) =
-        ids.iter().partition(|id| cursor.parents.contains(&id.to_string()));
-    let field = poll.options.run_time_field.clone();
-    let since = cursor.since.clone();
-    let mut newest: Option<String> = None;
-    let mut complete = true;
-    let mut failure: Option<Error> = None;
-    for (group, filter, is_new) in [(&known, since.as_deref(), false), (&new, None, true)] {
-        if group.is_empty() || !complete {
-            continue;
-        }
-        let filter = filter.map(|since| with_overlap(since, overlap));
-        let mut visit = |item: &Value| -> bool {
-            let Some(run) = PlaybookRun::from_json(item) else { return true };
-            let Some(link) = links.containers.get(&run.container_id) else { return true };
-            if !field.is_empty() {
-                newest = later(newest.take(), &remote::text(item.get(&field)));
-            }
-            let fields = run_fields(&run, link);
-            let print = fingerprint(&fields);
-            let id = format!("{}/{}", run.container_id, run.id);
-            if !cursor.changed(&id, &print) {
-                return true;
-            }
-            if !poll.budget_left() {
-                return false;
-            }
-            let time = [&run.update_time, &run.end_time, &run.start_time]
-                .into_iter()
-                .find(|time| !time.is_empty())
-                .cloned()
-                .unwrap_or_default();
-            match poll.emit(SOURCETYPE_PLAYBOOK_RUN, &time, &fields) {
-                Ok(()) => {
-                    cursor.seen.insert(id, print);
-                    true
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    false
-                }
-            }
-        };
-        let read = reader.each_changed(
-            ChangeKind::PlaybookRuns,
-            group,
-            &field,
-            filter.as_deref(),
-            &mut visit,
-        );
-        match read {
-            Ok(true) if is_new => cursor.parents.extend(group.iter().map(u64::to_string)),
-            Ok(true) => {}
-            Ok(false) => complete = false,
-            Err(reason) => {
-                complete = false;
-                failure.get_or_insert(Error::Unavailable(reason));
-            }
-        }
-    }
-    if complete && !field.is_empty() {
-        cursor.since = later(since, newest.as_deref().unwrap_or_default());
-    }
-    failure.map_or(Ok(()), Err)
+/// The change time an event carries: `time` when it is trusted, else none (splunkd stamps the
+/// event with its arrival).
+fn event_time(time: &str, now: f64) -> &str {
+    if untrusted(time, now).is_none() { time } else { "" }
 }
 
 /// Polls StackFlow: every linked incident by id list, reported when its fields changed.
@@ -424,7 +210,8 @@ pub fn poll_stackflow<W: Write>(
     checkpoint: &mut Checkpoint,
 ) -> Result<()> {
     let cursor = &mut checkpoint.incidents;
-    cursor.retain(&|id| links.incidents.contains_key(id));
+    let kept = |id: &str| links.incidents.contains_key(id) || links.closed_incidents.contains(id);
+    cursor.retain(&kept);
     let ids: Vec<&str> = links.incidents.keys().map(String::as_str).collect();
     if ids.is_empty() {
         return Ok(());
@@ -437,16 +224,27 @@ pub fn poll_stackflow<W: Write>(
         let print = fingerprint(&fields);
         if cursor.changed(id, &print) {
             changed.push((incident, fields, print));
+        } else {
+            cursor.mark_closed(id, incident_closed(incident));
         }
     }
-    // Oldest change first, so that a bounded run reports the backlog in order.
-    changed.sort_by(|a, b| a.0.updated.cmp(&b.0.updated));
+    // Oldest change first, so that a bounded run reports the backlog in order; an untrusted
+    // change time sorts as the oldest, so it never holds the others back.
+    let order = |incident: &Incident| match untrusted(&incident.updated, poll.now) {
+        None => incident.updated.clone(),
+        Some(_) => String::new(),
+    };
+    changed.sort_by_cached_key(|(incident, _, _)| order(incident));
     for (incident, fields, print) in changed {
         if !poll.budget_left() {
             break;
         }
-        poll.emit(SOURCETYPE_INCIDENT, &incident.updated, &fields)?;
+        if let Some(problem) = untrusted(&incident.updated, poll.now) {
+            log::warn!("{}: StackFlow incident {}: {problem}", poll.stanza, incident.id);
+        }
+        poll.emit(SOURCETYPE_INCIDENT, event_time(&incident.updated, poll.now), &fields)?;
         cursor.seen.insert(incident.id.clone(), print);
+        cursor.mark_closed(&incident.id, incident_closed(incident));
     }
     Ok(())
 }
@@ -473,8 +271,13 @@ pub fn run_stanza<W: Write>(
         Err(error) => return crate::cmd::report_error(&error),
     };
     let now = crate::delivery::spool::now_unix();
+    checkpoint.distrust_cursors(&stanza.name, now);
     let since = now - (options.lookback_days.saturating_mul(86_400)) as f64;
-    let links = match Links::read(splunkd, since) {
+    let closed = links::Closed {
+        containers: &checkpoint.containers.closed,
+        incidents: &checkpoint.incidents.closed,
+    };
+    let links = match Links::read(splunkd, since, &closed) {
         Ok(links) => links,
         Err(error) => {
             log::error!(
@@ -491,6 +294,7 @@ pub fn run_stanza<W: Write>(
         writer,
         emitted: 0,
         counts: BTreeMap::new(),
+        now,
     };
     let mut code = ExitCode::Success;
     let mut configured = 0;

@@ -1,4 +1,4 @@
-//! Unit tests of the state input's pure parts: options, links, cursors.
+//! Unit tests of the state input's options (links: `links.rs`, cursors: `clock.rs`).
 
 use super::*;
 
@@ -37,28 +37,4 @@ fn options_have_defaults_and_bounds() {
         let error = InputOptions::from_stanza(&stanza(&[(name, value)])).unwrap_err();
         assert!(error.contains(name), "{name}: {error}");
     }
-}
-
-#[test]
-fn links_prefer_the_main_record() {
-    let mut links = Links::default();
-    links.add(&json!({"_key": "k1#e2", "event_id": "e2", "soar_container_id": 7}));
-    links.add(&json!({"_key": "k1", "event_id": "e1", "soar_container_id": "7"}));
-    links.add(&json!({"_key": "k2", "event_id": "e3", "stackflow_incident_id": "INC1"}));
-    links.add(&json!({"_key": "k3", "slack_channel": "C1"}));
-    assert_eq!(links.containers[&7], LinkRef { event_id: "e1".into(), dedupe_key: "k1".into() });
-    assert_eq!(links.incidents["INC1"].dedupe_key, "k2");
-    assert_eq!((links.containers.len(), links.incidents.len()), (1, 1));
-}
-
-#[test]
-fn cursors_move_by_instant_with_an_overlap() {
-    assert_eq!(with_overlap("2026-01-01T00:05:00.5Z", 300), "2026-01-01T00:00:00Z");
-    assert_eq!(with_overlap("not a time", 300), "not a time");
-    assert!(!with_overlap("1970-01-01T00:00:00Z", u64::MAX).is_empty(), "saturates");
-    let newer = later(Some("2026-01-01T00:00:00.9Z".into()), "2026-01-01T00:00:01Z");
-    assert_eq!(newer.as_deref(), Some("2026-01-01T00:00:01Z"));
-    let kept = later(Some("2026-01-01T00:00:02Z".into()), "2026-01-01T00:00:01.5Z");
-    assert_eq!(kept.as_deref(), Some("2026-01-01T00:00:02Z"));
-    assert_eq!(later(None, "").as_deref(), None);
 }

@@ -268,15 +268,8 @@ impl Options {
                 "update_notables" => options.update_notables = parse_bool_option(key, value)?,
                 "dry_run" => options.dry_run = parse_bool_option(key, value)?,
                 "account" => {
-                    let valid = !value.is_empty()
-                        && value
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-                    if !valid {
-                        return Err(format!(
-                            "account=\"{value}\" is not valid; accepted: the name of a [soar:<name>] or \
-                             [stackflow:<name>] stanza of stackflow.conf (letters, digits, _ - .)"
-                        ));
+                    if let Some(problem) = crate::remotes::secrets::account_problem(value) {
+                        return Err(format!("account=\"{value}\" is not valid: {problem}"));
                     }
                     options.account = value.to_string();
                 }

@@ -63,6 +63,9 @@ fn apply_config(shared: &Shared, c: &Value) {
     if let Some(status) = c.get("kv_conflict_status").and_then(Value::as_u64) {
         lock(&shared.splunkd).kv_conflict_status = status as u16;
     }
+    if let Some(refuse) = b("kv_refuse_in") {
+        lock(&shared.splunkd).kv_refuse_in = refuse;
+    }
     // `{"splunk_users": {"<name>": {"email", "roles", "capabilities"}}}`, as `add_splunk_user`.
     if let Some(users) = c.get("splunk_users").and_then(Value::as_object) {
         let mut splunkd = lock(&shared.splunkd);
@@ -73,10 +76,16 @@ fn apply_config(shared: &Shared, c: &Value) {
     let mut soar = lock(&shared.soar);
     soar.token = s("soar_token").unwrap_or(soar.token.clone());
     soar.dedupe = b("soar_artifact_dedupe").unwrap_or(soar.dedupe);
+    if let Some(n) = c.get("soar_page_padding").and_then(Value::as_u64) {
+        soar.page_padding = usize::try_from(n).unwrap_or(usize::MAX).min(10_000_000);
+    }
     drop(soar);
     let mut sf = lock(&shared.stackflow);
     sf.secret = s("stackflow_secret").unwrap_or(sf.secret.clone());
     sf.api_token = s("stackflow_api_token").unwrap_or(sf.api_token.clone());
+    if let Some(n) = c.get("stackflow_page_padding").and_then(Value::as_u64) {
+        sf.page_padding = usize::try_from(n).unwrap_or(usize::MAX).min(10_000_000);
+    }
     if let Some(status) = c.get("stackflow_webhook_status").and_then(Value::as_u64) {
         sf.webhook_response = Some((status as u16, s("stackflow_webhook_body")));
     }

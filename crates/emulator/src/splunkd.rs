@@ -1,10 +1,16 @@
 //! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV
-//! store collection data API (insert, update, batch_save, query with `$in`/`$or`/`$gt`…/equality,
-//! skip/limit/sort=_key/fields, delete by key or by query), `authentication/users` (by name, and
+//! store collection data API (insert, update, batch_save, query with `$or`/`$and`/`$not`/
+//! `$gt`…/`$ne`/equality and the `$in` extension — refused with 400 when `kv_refuse_in` is set,
+//! as a splunkd that keeps to its documented operators would — skip/limit/sort=_key/fields,
+//! delete by key or by query), `authentication/users` (by name, and
 //! `search=email=…`), ES 7 `notable_update`, the ES app version, and ES 8's finding update and
 //! notes endpoints.
 
+#[path = "splunkd_kv.rs"]
+mod kv_api;
+
 use crate::http::{Request, Response, decode, parse_form};
+use kv_api::{kv, matches};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 
@@ -48,9 +54,17 @@ impl Collection {
     }
 }
 
-/// The keys of a query on `_key` alone; `None` for any other query.
+/// The keys of a query on `_key` alone (`{"_key": k}`, `{"_key": {"$in": [...]}}` or `{"$or":
+/// [{"_key": k}, ...]}`); `None` for any other query.
 fn keys_of(query: &Value) -> Option<Vec<&str>> {
     let object = query.as_object().filter(|object| object.len() == 1)?;
+    if let Some(any) = object.get("$or") {
+        let mut keys = Vec::new();
+        for clause in any.as_array()? {
+            keys.extend(keys_of(clause)?);
+        }
+        return Some(keys);
+    }
     match object.get("_key")? {
         Value::String(key) => Some(vec![key.as_str()]),
         Value::Object(condition) if condition.len() == 1 => {
@@ -68,6 +82,10 @@ pub(crate) struct Splunkd {
     next_key: u64,
     /// The status of an insert whose `_key` exists (409 per public accounts; unverified).
     pub kv_conflict_status: u16,
+    /// Answer 400 to a query that uses `$in`: the Splunk REST API Reference ("KV store
+    /// endpoints", `storage/collections/data/{collection}`, parameter `query`) lists only the
+    /// conditional operators `$gt $gte $lt $lte $ne` and the logical `$and $or $not`.
+    pub kv_refuse_in: bool,
     pub notable_updates: Vec<Vec<(String, String)>>,
     pub notable_status: HashMap<String, String>,
     /// Capabilities of the session's user (`GET /services/authentication/current-context`).
@@ -88,6 +106,14 @@ pub(crate) struct Splunkd {
     pub users: BTreeMap<String, Value>,
 }
 
+/// The name splunkd gives a storage/passwords entry: `realm:username:`, each `:` inside the
+/// realm or the user name escaped as `\:` (Splunk REST API Reference, "storage/passwords"), so
+/// that two different (realm, user) pairs never share a name.
+pub(crate) fn entry_name(realm: &str, username: &str) -> String {
+    let escape = |part: &str| part.replace(':', "\\:");
+    format!("{}:{}:", escape(realm), escape(username))
+}
+
 fn messages(status: u16, kind: &str, text: &str) -> Response {
     Response::json(status, &json!({"messages": [{"type": kind, "text": text}]}))
 }
@@ -100,6 +126,7 @@ impl Splunkd {
             kv: BTreeMap::new(),
             next_key: 1,
             kv_conflict_status: 409,
+            kv_refuse_in: false,
             notable_updates: Vec::new(),
             notable_status: HashMap::new(),
             capabilities: [
@@ -121,13 +148,11 @@ impl Splunkd {
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
-        self.secrets.insert(
-            format!("{realm}:{username}:"),
-            (realm.into(), username.into(), password.into()),
-        );
+        self.secrets
+            .insert(entry_name(realm, username), (realm.into(), username.into(), password.into()));
     }
     pub fn secret(&self, realm: &str, username: &str) -> Option<String> {
-        self.secrets.get(&format!("{realm}:{username}:")).map(|(_, _, pw)| pw.clone())
+        self.secrets.get(&entry_name(realm, username)).map(|(_, _, pw)| pw.clone())
     }
     pub fn kv_records(&self, collection: &str) -> Vec<Value> {
         self.kv.get(collection).map(Collection::all).unwrap_or_default()
@@ -271,10 +296,11 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
             )
         }
         ["servicesNS", _, _, "storage", "passwords", name] if m == "GET" => {
+            // The name exactly as splunkd wrote it (after percent-decoding), or without its
+            // trailing `:`; an unescaped `:` is a separator, never part of a realm or user.
             let name = decode(name, false);
-            let found = [name.clone(), format!("{name}:"), format!(":{name}:")]
-                .into_iter()
-                .find(|n| s.secrets.contains_key(n));
+            let found =
+                [name.clone(), format!("{name}:")].into_iter().find(|n| s.secrets.contains_key(n));
             match found {
                 Some(n) => Response::json(200, &json!({"entry": [s.secret_entry(&n)]})),
                 None => messages(404, "ERROR", &format!("Could not find object id={name}")),
@@ -320,7 +346,7 @@ fn create_secret(s: &mut Splunkd, req: &Request) -> Response {
         return messages(400, "ERROR", "Missing argument: name and password are required");
     };
     let realm = field("realm").unwrap_or_default();
-    let name = format!("{realm}:{user}:");
+    let name = entry_name(&realm, &user);
     if s.secrets.contains_key(&name) {
         return messages(409, "ERROR", &format!("An object with name={name} already exists"));
     }
@@ -355,164 +381,6 @@ fn update_secret(s: &mut Splunkd, req: &Request, name: &str) -> Response {
     }
     s.secret_writes.push(name.to_string());
     Response::json(200, &json!({"entry": [s.secret_entry(name)]}))
-}
-
-fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> Response {
-    let body = || {
-        serde_json::from_slice::<Value>(&req.body)
-            .map_err(|e| messages(400, "ERROR", &format!("Invalid JSON: {e}")))
-    };
-    let result = match (req.method.as_str(), rest) {
-        ("POST", ["batch_save"]) => body().and_then(|v| match v {
-            Value::Array(items) => {
-                let keys: Result<Vec<String>, Response> =
-                    items.into_iter().map(|r| s.upsert(coll, r, None)).collect();
-                keys.map(|k| Response::json(200, &json!(k)))
-            }
-            _ => Err(messages(400, "ERROR", "batch_save expects a JSON array")),
-        }),
-        ("POST", []) => body().and_then(|v| {
-            let exists = v
-                .get("_key")
-                .and_then(Value::as_str)
-                .is_some_and(|k| s.kv.get(coll).is_some_and(|c| c.index.contains_key(k)));
-            if exists {
-                return Err(messages(
-                    s.kv_conflict_status,
-                    "ERROR",
-                    "A document with the same key and user already exists.",
-                ));
-            }
-            s.upsert(coll, v, None).map(|k| Response::json(201, &json!({"_key": k})))
-        }),
-        ("POST", [key]) => {
-            let key = decode(key, false);
-            body()
-                .and_then(|v| s.upsert(coll, v, Some(&key)))
-                .map(|k| Response::json(200, &json!({"_key": k})))
-        }
-        ("GET", []) => {
-            let query = match req.query_param("query").filter(|q| !q.is_empty()) {
-                Some(q) => match serde_json::from_str::<Value>(&q) {
-                    Ok(v) => v,
-                    Err(e) => return messages(400, "ERROR", &format!("Invalid query: {e}")),
-                },
-                None => json!({}),
-            };
-            let skip: usize = req.query_param("skip").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let limit: usize = req
-                .query_param("limit")
-                .and_then(|v| v.parse().ok())
-                .filter(|&l| l > 0)
-                .unwrap_or(usize::MAX);
-            let mut found: Vec<&Value> =
-                s.kv.get(coll).map(|c| c.matching(&query)).unwrap_or_default();
-            if req.query_param("sort").as_deref() == Some("_key") {
-                found.sort_by_key(|r| r.get("_key").and_then(Value::as_str).unwrap_or_default());
-            }
-            let fields = req.query_param("fields").filter(|f| !f.is_empty());
-            let out: Vec<Value> = found
-                .into_iter()
-                .skip(skip)
-                .take(limit)
-                .map(|r| match &fields {
-                    Some(fields) => project(r, fields),
-                    None => r.clone(),
-                })
-                .collect();
-            Ok(Response::json(200, &json!(out)))
-        }
-        ("GET", [key]) => {
-            let key = decode(key, false);
-            match s.kv.get(coll).and_then(|c| c.get(&key)) {
-                Some(r) => Ok(Response::json(200, r)),
-                None => Err(messages(404, "ERROR", &format!("Could not find object id={key}"))),
-            }
-        }
-        // With `query`, only what matches it (splunk-sdk-python `KVStoreCollectionData.delete`).
-        ("DELETE", []) => match req.query_param("query").filter(|q| !q.is_empty()) {
-            None => {
-                s.kv.remove(coll);
-                Ok(Response::raw(200, Vec::new()))
-            }
-            Some(q) => match serde_json::from_str::<Value>(&q) {
-                Err(e) => Err(messages(400, "ERROR", &format!("Invalid query: {e}"))),
-                Ok(query) => {
-                    if let Some(c) = s.kv.get_mut(coll) {
-                        let doomed: Vec<String> = c
-                            .matching(&query)
-                            .into_iter()
-                            .filter_map(|r| r.get("_key").and_then(Value::as_str))
-                            .map(str::to_string)
-                            .collect();
-                        for key in doomed {
-                            c.remove(&key);
-                        }
-                    }
-                    Ok(Response::raw(200, Vec::new()))
-                }
-            },
-        },
-        ("DELETE", [key]) => {
-            let key = decode(key, false);
-            if let Some(c) = s.kv.get_mut(coll) {
-                c.remove(&key);
-            }
-            Ok(Response::raw(200, Vec::new()))
-        }
-        _ => Err(messages(404, "ERROR", "Not Found")),
-    };
-    result.unwrap_or_else(|e| e)
-}
-
-/// The `fields` of a query answer (comma-separated; `_key` always), as the KV store returns.
-fn project(rec: &Value, fields: &str) -> Value {
-    let mut out = Map::new();
-    for field in fields.split(',').map(str::trim).chain(["_key"]) {
-        if let Some(value) = rec.get(field) {
-            out.insert(field.to_string(), value.clone());
-        }
-    }
-    Value::Object(out)
-}
-
-/// KV store query subset: `$or`, `$and`, per-field `$in`/`$eq`/`$ne`, plain equality
-/// (array-valued fields match when any element matches).
-fn matches(rec: &Value, q: &Value) -> bool {
-    let Some(q) = q.as_object() else { return true };
-    q.iter().all(|(k, cond)| match k.as_str() {
-        "$or" => cond.as_array().is_some_and(|a| a.iter().any(|c| matches(rec, c))),
-        "$and" => cond.as_array().is_some_and(|a| a.iter().all(|c| matches(rec, c))),
-        field => field_matches(rec.get(field).unwrap_or(&Value::Null), cond),
-    })
-}
-
-fn field_matches(v: &Value, cond: &Value) -> bool {
-    let eq = |want: &Value| match v {
-        Value::Array(items) => items.contains(want),
-        _ => v == want,
-    };
-    match cond.as_object() {
-        Some(ops) if ops.keys().all(|k| k.starts_with('$')) => {
-            ops.iter().all(|(op, arg): (&String, &Value)| match op.as_str() {
-                "$in" => arg.as_array().is_some_and(|a| a.iter().any(eq)),
-                "$nin" => !arg.as_array().is_some_and(|a| a.iter().any(eq)),
-                "$eq" => eq(arg),
-                "$ne" => !eq(arg),
-                "$gt" | "$gte" | "$lt" | "$lte" => match (v.as_f64(), arg.as_f64()) {
-                    (Some(x), Some(y)) => match op.as_str() {
-                        "$gt" => x > y,
-                        "$gte" => x >= y,
-                        "$lt" => x < y,
-                        _ => x <= y,
-                    },
-                    _ => false,
-                },
-                _ => false,
-            })
-        }
-        _ => eq(cond),
-    }
 }
 
 fn notable_update(s: &mut Splunkd, req: &Request) -> Response {

@@ -13,6 +13,9 @@ pub(crate) struct StackFlow {
     pub incidents: Vec<Value>,
     /// `None` = default 201 with the created incident summary.
     pub webhook_response: Option<(u16, Option<String>)>,
+    /// Incidents (never asked for) put in front of the first page of every list answer,
+    /// whatever `limit` asked: an answer far larger than a page, which a client must survive.
+    pub page_padding: usize,
     next: u64,
     window_start: u64,
     window_count: u64,
@@ -54,6 +57,7 @@ impl StackFlow {
             api_token: "sf-api-token".into(),
             incidents: Vec::new(),
             webhook_response: None,
+            page_padding: 0,
             next: 1000,
             window_start: 0,
             window_count: 0,
@@ -179,11 +183,39 @@ impl StackFlow {
             .unwrap_or(1usize)
             .max(1);
         let data: Vec<&Value> = rows.iter().skip((page - 1) * limit).take(limit).copied().collect();
+        if self.page_padding > 0 && page == 1 {
+            return padded(self.page_padding, &data, page, limit, rows.len());
+        }
         Response::json(
             200,
             &json!({"data": data, "page": page, "limit": limit, "total": rows.len()}),
         )
     }
+}
+
+/// A list answer with `n` unrelated incidents before `data`, written straight into the body.
+fn padded(n: usize, data: &[&Value], page: usize, limit: usize, total: usize) -> Response {
+    let mut body = Vec::with_capacity(n.saturating_mul(300));
+    body.extend_from_slice(
+        format!("{{\"page\":{page},\"limit\":{limit},\"total\":{total},\"data\":[").as_bytes(),
+    );
+    for i in 0..n {
+        let incident = json!({"id": format!("PAD{i:09}"), "number": format!("PAD{i:09}"),
+            "state": "new", "priority": "P4", "assigned_to": null, "assignment_group": "other team",
+            "short_description": "an incident of another team, in an answer far larger than a page",
+            "updated_at": "2026-01-01T00:00:00Z"});
+        body.extend_from_slice(incident.to_string().as_bytes());
+        body.push(b',');
+    }
+    for item in data {
+        body.extend_from_slice(item.to_string().as_bytes());
+        body.push(b',');
+    }
+    if body.last() == Some(&b',') {
+        body.pop();
+    }
+    body.extend_from_slice(b"]}");
+    Response::raw(200, body)
 }
 
 pub(crate) fn handle(s: &mut StackFlow, req: &Request) -> Response {

@@ -9,6 +9,7 @@
 //! request URLs.
 
 pub mod claim;
+pub mod pages;
 pub mod probe;
 pub mod read;
 pub mod write;
@@ -108,6 +109,17 @@ impl SoarApi {
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);
         self.http
             .get(&self.account.base.join(path_and_query), &self.headers(None))
+            .map_err(|error| classify_transport(&error, &format!("SOAR GET {path}")))
+    }
+
+    /// `GET <base><path_and_query>` whose body the caller reads as it arrives.
+    pub fn get_streamed(
+        &self,
+        path_and_query: &str,
+    ) -> std::result::Result<crate::delivery::http::StreamedResponse, Outcome> {
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        self.http
+            .get_streamed(&self.account.base.join(path_and_query), &self.headers(None))
             .map_err(|error| classify_transport(&error, &format!("SOAR GET {path}")))
     }
 

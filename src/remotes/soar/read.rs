@@ -192,7 +192,8 @@ impl SoarReader {
 
     /// The containers (by id) or playbook runs (by container id) among `ids` that changed at or
     /// after `since` in `time_field` (all of them when `since` is `None`), oldest change
-    /// first, one page at a time: batched `_filter_…__in` lists, never one request per object.
+    /// first, one page at a time: batched `_filter_…__in` lists, never one request per object,
+    /// each page read as it arrives (`soar::pages`: bounded in pages, items and memory).
     /// `visit` returns false to stop early (the caller's bound on work per run); the answer is
     /// whether every object was visited.
     pub fn each_changed(
@@ -203,36 +204,7 @@ impl SoarReader {
         since: Option<&str>,
         visit: &mut dyn FnMut(&Value) -> bool,
     ) -> Result<bool, String> {
-        let (path, id_field) = match kind {
-            ChangeKind::Containers => ("container", "id"),
-            ChangeKind::PlaybookRuns => ("playbook_run", "container"),
-        };
-        let literals: Vec<String> = ids.iter().map(u64::to_string).collect();
-        let time_filter = match (since, time_field.is_empty()) {
-            (Some(since), false) => {
-                format!("&_filter_{time_field}__gte={}", url_encode(&super::string_literal(since)))
-            }
-            _ => String::new(),
-        };
-        let sort = if time_field.is_empty() { "id" } else { time_field };
-        for (batch, _) in filter_batches(&literals) {
-            let filter = format!("_filter_{id_field}__in={}{time_filter}", url_encode(&batch));
-            let mut page = 0u64;
-            loop {
-                let paging = format!("sort={sort}&order=asc&page_size={CHANGE_PAGE_SIZE}");
-                let (data, num_pages) = self.page(path, &filter, &paging, page)?;
-                for item in &data {
-                    if !visit(item) {
-                        return Ok(false);
-                    }
-                }
-                page += 1;
-                if page >= num_pages || data.is_empty() {
-                    break;
-                }
-            }
-        }
-        Ok(true)
+        super::pages::each_changed(self, kind, ids, time_field, since, visit)
     }
 
     /// One page of a list query: its items and the number of pages.

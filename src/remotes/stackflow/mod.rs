@@ -125,6 +125,19 @@ impl StackflowApi {
     }
 
     /// `GET <api base><path_and_query>` with the Bearer token; transport failures classified.
+    /// `GET <api base><path_and_query>` whose body the caller reads as it arrives.
+    pub fn get_streamed(
+        &self,
+        path_and_query: &str,
+    ) -> std::result::Result<crate::delivery::http::StreamedResponse, Outcome> {
+        let path = path_and_query.split('?').next().unwrap_or(path_and_query);
+        let auth = format!("Bearer {}", self.token.expose());
+        let headers = [("Authorization", auth.as_str()), ("Accept", "application/json")];
+        self.http
+            .get_streamed(&format!("{}{path_and_query}", self.base_url()), &headers)
+            .map_err(|error| classify_transport(&error, &format!("StackFlow GET {path}")))
+    }
+
     pub fn get(&self, path_and_query: &str) -> std::result::Result<HttpResponse, Outcome> {
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);
         let auth = format!("Bearer {}", self.token.expose());

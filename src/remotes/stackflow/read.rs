@@ -156,7 +156,9 @@ impl StackflowReader {
         Err(Lookup::Unknown(format!("{what}: more than {MAX_LOOKUP_PAGES} pages of matches")))
     }
 
-    /// `Err(None)`: the API does not take an id list (HTTP 400).
+    /// `Err(None)`: the API does not take an id list (HTTP 400). Each page is read as it
+    /// arrives and only the incidents asked for are kept, so memory does not grow with what a
+    /// page holds; pages stop when one brings nothing new (at most one per id asked).
     fn list(
         &mut self,
         ids: &[&str],
@@ -167,30 +169,51 @@ impl StackflowReader {
         let mut page = 1u64;
         loop {
             self.requests += 1;
-            let response = self
-                .api
-                .get(&format!("/incidents?ids={joined}&limit={MAX_IDS_PER_QUERY}&page={page}"));
-            if matches!(&response, Ok(response) if response.status == 400) {
+            let response = self.api.get_streamed(&format!(
+                "/incidents?ids={joined}&limit={MAX_IDS_PER_QUERY}&page={page}"
+            ));
+            let mut response = response.map_err(|outcome| Some(remote::reason(&outcome)))?;
+            if response.status == 400 {
                 return Err(None);
             }
-            let json = remote::json_answer(response, what).map_err(Some)?;
-            let data = json.get("data").or_else(|| json.get("incidents")).or(Some(&json));
-            let Some(items) = data.and_then(Value::as_array) else {
-                return Err(Some(format!("{what}: the answer has no \"data\" list")));
-            };
+            if !(200..300).contains(&response.status) {
+                let answered = response
+                    .into_response()
+                    .map_err(|error| Some(format!("{what}: reading the answer: {error}")))?;
+                return Err(Some(match classify_status(&answered, what) {
+                    StatusClass::Failed(outcome) => remote::reason(&outcome),
+                    StatusClass::Success => format!("{what}: HTTP {}", answered.status),
+                }));
+            }
             let mut new = 0usize;
-            for incident in items.iter().filter_map(Incident::from_json) {
-                if ids.contains(&incident.id.as_str())
+            let mut on_item = |item: Value| {
+                if let Some(incident) = Incident::from_json(&item)
+                    && ids.contains(&incident.id.as_str())
                     && found.insert(incident.id.clone(), incident).is_none()
                 {
                     new += 1;
                 }
+                true
+            };
+            let envelope = crate::remotes::stream::read_list(
+                response.body(),
+                &["data", "incidents"],
+                &mut on_item,
+            )
+            .map_err(|error| Some(format!("{what}: {error}")))?;
+            if !envelope.had_list {
+                return Err(Some(format!("{what}: the answer has no \"data\" list")));
             }
-            let total = json.get("total").and_then(remote::as_u64).unwrap_or(0) as usize;
-            let limit =
-                json.get("limit").and_then(remote::as_u64).unwrap_or(MAX_IDS_PER_QUERY as u64);
-            let more = items.len() as u64 >= limit && total > page as usize * limit as usize;
-            if !more || new == 0 {
+            let items = envelope.items;
+            let total = envelope.fields.get("total").and_then(remote::as_u64).unwrap_or(0);
+            let limit = envelope
+                .fields
+                .get("limit")
+                .and_then(remote::as_u64)
+                .unwrap_or(MAX_IDS_PER_QUERY as u64)
+                .max(1);
+            let more = items >= limit && total > page.saturating_mul(limit);
+            if !more || new == 0 || page > ids.len() as u64 {
                 return Ok(());
             }
             page += 1;

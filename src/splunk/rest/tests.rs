@@ -86,3 +86,16 @@ fn encoding_follows_rfc3986() {
         "ruleUIDs=x%40%40notable%40%401&comment=a%26b"
     );
 }
+
+#[test]
+fn password_names_escape_colons_then_percent_encode() {
+    assert_eq!(password_entry_name("stackflow", "soar.default"), "stackflow:soar.default:");
+    assert_eq!(password_entry_name("stackflow", "soar.a:b"), "stackflow:soar.a%5C%3Ab:");
+    assert_eq!(password_entry_name("stackflow:soar.a", "b"), "stackflow%5C%3Asoar.a:b:");
+    assert_ne!(password_entry_name("a:b", "c"), password_entry_name("a", "b:c"));
+    for bad in ["soar.a:b", "soar.", "soar", &format!("llm.{}", "x".repeat(65))] {
+        let error = check_secret_user(bad).unwrap_err();
+        assert_eq!(error.exit_code(), ExitCode::Configuration, "{bad}: {error}");
+    }
+    assert!(check_secret_user("stackflow_api.emea-1").is_ok());
+}
