@@ -76,6 +76,18 @@ def main():
             check(page.locator("tr[data-stanza='soar:default']").count() == 1, "soar:default not listed")
             check("soar.default: not set" in page.inner_text("#sf-accounts"), "secret state not shown")
 
+            # A Slack account's form offers the shipped Slack app manifest (PRODUCT §15), and
+            # the link serves it: a Slack app manifest with Socket Mode and the bot scopes.
+            page.select_option("#sf-new-kind", "slack")
+            page.click("#sf-add")
+            href = page.get_attribute("#sf-slack-manifest-link", "href")
+            check(href == "/en-US/static/app/stackflow/slack_app_manifest.json", f"manifest link: {href!r}")
+            manifest = json.loads(page.evaluate("(u) => fetch(u).then(r => r.text())", href))
+            check(manifest["settings"]["socket_mode_enabled"] is True, f"manifest: {manifest}")
+            check("chat:write" in manifest["oauth_config"]["scopes"]["bot"], f"manifest: {manifest}")
+            check(page.locator("#sf-secret-slack_signing").count() == 0, "a secret the product never uses is asked for")
+            page.click("#sf-cancel")
+
             # Add a SOAR account: a plain-http URL to a non-loopback host is refused in the field.
             page.select_option("#sf-new-kind", "soar")
             page.click("#sf-add")

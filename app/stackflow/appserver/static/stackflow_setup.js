@@ -49,7 +49,7 @@
         slack: {
             label: "Slack",
             fields: [
-                { key: "api_url", label: "Slack Web API URL", type: "url", help: "default https://slack.com/api. Create the Slack app from the manifest /static/app/stackflow/slack_app_manifest.json (api.slack.com/apps: Create New App, From an app manifest): it asks for exactly the scopes StackFlow uses" },
+                { key: "api_url", label: "Slack Web API URL", type: "url", help: "default https://slack.com/api" },
                 { key: "channel", label: "Default channel", type: "channel", help: "e.g. #soc-alerts" },
                 { key: "verify_ssl", label: "Verify TLS certificates", type: "bool" },
                 { key: "ca_file", label: "CA bundle (PEM path on the search head)", type: "path", help: "optional" }
@@ -296,6 +296,16 @@
         function row(id, labelText, input, help) {
             var error = el("div", { class: "sf-error", id: id + "-error" });
             box.appendChild(el("div", { class: "sf-field" }, [el("label", { for: id, text: labelText }), input, help ? el("div", { class: "sf-help", text: help }) : null, error]));
+        }
+        if (kind === "slack") {
+            /* PRODUCT §15: the Slack app is created from the manifest the app ships, which asks
+               for exactly the scopes StackFlow uses (appserver/static/slack_app_manifest.json). */
+            var manifest = (C.MRSPARKLE_ROOT_PATH || "") + "/" + (C.LOCALE || "en-US") + "/static/app/" + APP + "/slack_app_manifest.json";
+            box.appendChild(el("div", { class: "sf-help", id: "sf-slack-manifest" }, [
+                el("span", { text: "No Slack app yet? " }),
+                el("a", { id: "sf-slack-manifest-link", href: manifest, download: "stackflow_slack_app_manifest.json", text: "Download the Slack app manifest" }),
+                el("span", { text: ", then at api.slack.com/apps choose Create New App, From an app manifest, paste it and install the app. Store its Bot User OAuth Token (xoxb-…) below, and for the buttons an app-level token with connections:write (xapp-…)." })
+            ]));
         }
         var nameInput = el("input", { type: "text", id: "sf-field-account", value: isNew ? "" : account });
         if (!isNew) { nameInput.setAttribute("disabled", "disabled"); }
