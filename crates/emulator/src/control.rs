@@ -14,17 +14,19 @@ use std::time::Duration;
 pub(crate) fn state(shared: &Shared, lists: bool) -> Value {
     let soar = lock(&shared.soar);
     let (nc, na, nr) = soar.counts();
-    let mut soar_json =
-        json!({"containers_count": nc, "artifacts_count": na, "playbook_runs_count": nr});
+    let mut soar_json = json!({"containers_count": nc, "artifacts_count": na,
+        "playbook_runs_count": nr, "action_runs_count": soar.action_runs.len()});
     if lists {
         soar_json["containers"] = soar.containers_view().into();
         soar_json["artifacts"] = soar.artifacts.clone().into();
         soar_json["playbook_runs"] = soar.runs.clone().into();
+        soar_json["action_runs"] = soar.action_runs.clone().into();
     }
     drop(soar);
     let splunkd = lock(&shared.splunkd);
     let notables: Vec<Value> = splunkd.notable_updates.iter().map(|f| json!(f)).collect();
     let kv = splunkd.kv_json();
+    let searches = crate::splunkd::search_snapshot(&splunkd.searches);
     drop(splunkd);
     json!({
         "soar": soar_json,
@@ -32,6 +34,8 @@ pub(crate) fn state(shared: &Shared, lists: bool) -> Value {
         "slack_messages": lock(&shared.slack).messages,
         "kv": kv,
         "notable_updates": notables,
+        "splunk_searches": searches,
+        "slack_rooms": crate::slack::rooms_snapshot(&lock(&shared.slack)),
     })
 }
 
@@ -66,6 +70,7 @@ fn apply_config(shared: &Shared, c: &Value) {
     if let Some(refuse) = b("kv_refuse_in") {
         lock(&shared.splunkd).kv_refuse_in = refuse;
     }
+    crate::splunkd::apply_search_config(&mut lock(&shared.splunkd).searches, c);
     // `{"splunk_users": {"<name>": {"email", "roles", "capabilities"}}}`, as `add_splunk_user`.
     if let Some(users) = c.get("splunk_users").and_then(Value::as_object) {
         let mut splunkd = lock(&shared.splunkd);

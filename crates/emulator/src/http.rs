@@ -30,6 +30,8 @@ pub(crate) struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// A slow or streamed answer (splunkd searches), written by `crate::stream`.
+    pub stream: Option<crate::stream::Streamed>,
 }
 
 impl Response {
@@ -38,7 +40,7 @@ impl Response {
     }
     pub fn raw(status: u16, body: Vec<u8>) -> Response {
         let headers = vec![("Content-Type".into(), "application/json".into())];
-        Response { status, headers, body }
+        Response { status, headers, body, stream: None }
     }
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
         self.headers.push((name.into(), value.into()));
@@ -130,7 +132,7 @@ pub(crate) fn read_body<R: BufRead>(r: &mut R, req: &mut Request) -> io::Result<
     Ok(())
 }
 
-fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
+pub(crate) fn read_chunked(r: &mut impl BufRead) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let l = read_line(r, 4096)?.ok_or_else(|| bad("eof in chunk size"))?;

@@ -16,6 +16,7 @@ mod soar;
 pub use proxy::ConnectProxy;
 mod splunkd;
 mod stackflow;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod tls;

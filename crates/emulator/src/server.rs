@@ -185,6 +185,9 @@ fn handle(shared: &Shared, req: &Request, w: &mut Box<dyn Stream>, raw: &TcpStre
         resp
     };
     shared.set_status(seq, resp.status);
+    if let Some(streamed) = &resp.stream {
+        return crate::stream::write(w, raw, &resp, streamed, req.keep_alive);
+    }
     http::write_response(w, &resp, req.keep_alive).is_ok()
 }
 
@@ -228,7 +231,9 @@ fn route(shared: &Shared, req: &Request) -> Response {
         soar::handle(&mut lock(&shared.soar), req)
     } else if p.starts_with("/prod/api/") {
         stackflow::handle(&mut lock(&shared.stackflow), req)
-    } else if p.starts_with(crate::slack_response_url::PREFIX) {
+    } else if p.starts_with(crate::slack_response_url::PREFIX)
+        || p.starts_with(crate::slack_response_url::COMMANDS_PREFIX)
+    {
         crate::slack_response_url::handle(&mut lock(&shared.response_urls), req)
     } else if p.starts_with("/api/") {
         if let Some(refused) =

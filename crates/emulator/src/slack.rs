@@ -3,7 +3,9 @@
 //! (`slackapi/python-slack-sdk`) say: `apps.connections.open` (pointing at `socket_mode`),
 //! `users.info`, `chat.postEphemeral`, `chat.postMessage` and `chat.update` (JSON or form
 //! bodies, Bearer or form token), `auth.test`, `conversations.history` (with message
-//! `metadata` when `include_all_metadata` is set) and `conversations.list`.
+//! `metadata` when `include_all_metadata` is set) and `conversations.list`; the war room's
+//! `conversations.create`, `conversations.invite`, `usergroups.users.list` and `pins.add` are
+//! in `slack/rooms.rs`.
 //!
 //! Per-token granted scopes, checked by every method (`missing_scope` with `needed` and
 //! `provided`, as the spec's error schemas carry them); `x-oauth-scopes` and
@@ -17,9 +19,11 @@
 
 mod blocks;
 mod knobs;
+mod rooms;
 #[cfg(test)]
 mod tests;
 pub(crate) use knobs::apply_config;
+pub(crate) use rooms::snapshot as rooms_snapshot;
 
 use crate::http::{Request, Response, parse_form};
 use crate::util::now_micros;
@@ -77,6 +81,8 @@ pub(crate) struct Slack {
     names: HashMap<String, String>,
     last_post: HashMap<String, u64>,
     last_ts: u64,
+    /// Channels created, invitations, pins and user groups (`slack/rooms.rs`).
+    rooms: rooms::Rooms,
 }
 
 fn err(code: &str) -> Response {
@@ -103,6 +109,7 @@ impl Slack {
             names: HashMap::new(),
             last_post: HashMap::new(),
             last_ts: 0,
+            rooms: rooms::Rooms::default(),
         }
     }
 
@@ -170,6 +177,16 @@ fn channel_id(ch: &str) -> String {
     format!("C{:010X}", h & 0xff_ffff_ffff)
 }
 
+/// The id this emulator gives a channel (name or id), for the other modules.
+pub(crate) fn channel_id_of(channel: &str) -> String {
+    channel_id(channel)
+}
+
+/// A user's `name` (as `add_slack_user` gave it), else the id.
+pub(crate) fn user_name(s: &Slack, user: &str) -> String {
+    s.users.get(user).and_then(|u| u["name"].as_str()).unwrap_or(user).to_string()
+}
+
 /// Reads the message as a JSON object from a JSON or form body (form `blocks`/`attachments`
 /// are JSON strings).
 fn message_body(req: &Request) -> Option<Map<String, Value>> {
@@ -220,6 +237,13 @@ fn accepted_scopes(method: &str) -> Option<&'static [&'static str]> {
         "users.info" => &["users:read"],
         "apps.connections.open" => &["connections:write"],
         "auth.test" => &[],
+        // The spec lists the user scopes `channels:write`, `groups:write`, `im:write`,
+        // `mpim:write`; a bot token holds `channels:manage` for public channels.
+        "conversations.create" | "conversations.invite" => {
+            &["channels:manage", "groups:write", "im:write", "mpim:write"]
+        }
+        "usergroups.users.list" => &["usergroups:read"],
+        "pins.add" => &["pins:write"],
         _ => return None,
     })
 }
@@ -428,7 +452,13 @@ fn route(
         return err("not_allowed_token_type");
     }
     // History and list choose their scope by conversation type; the others need one of theirs.
-    let typed = matches!(method, "conversations.history" | "conversations.list");
+    let typed = matches!(
+        method,
+        "conversations.history"
+            | "conversations.list"
+            | "conversations.create"
+            | "conversations.invite"
+    );
     if !typed && !accepted.is_empty() && !accepted.iter().any(|a| granted.iter().any(|g| g == a)) {
         return missing_scope(accepted[0], granted);
     }
@@ -441,6 +471,10 @@ fn route(
         "auth.test" => auth_test(),
         "conversations.history" => history(s, req, granted),
         "conversations.list" => list_channels(s, req, granted),
+        "conversations.create" => rooms::create(s, req, granted),
+        "conversations.invite" => rooms::invite(s, req, granted),
+        "usergroups.users.list" => rooms::usergroup_users(s, req),
+        "pins.add" => rooms::pin(s, req),
         "chat.update" => post_or_update(s, req, granted, true),
         _ => post_or_update(s, req, granted, false),
     }

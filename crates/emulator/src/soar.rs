@@ -1,7 +1,9 @@
 //! Splunk SOAR REST emulation: containers (create with validation, SDI dedupe, inline artifacts,
 //! partial update), artifacts (object or bulk array, cef_types checks, optional SDI dedupe),
-//! playbook runs, and list endpoints with page/page_size/sort/order/`_filter_*` semantics.
+//! playbook runs, action runs (`soar_actions.rs`), and list endpoints with page/page_size/sort/order/`_filter_*` semantics.
 
+#[path = "soar_actions.rs"]
+mod actions;
 #[path = "soar_literal.rs"]
 mod literal;
 #[path = "soar_padding.rs"]
@@ -24,6 +26,8 @@ pub(crate) struct Soar {
     by_container: HashMap<u64, Vec<u64>>,
     artifact_sdi: HashMap<(u64, String), u64>,
     pub runs: Vec<Value>,
+    /// Action runs (`soar_actions.rs`).
+    pub action_runs: Vec<Value>,
     /// Keep only id, container and SDI of each artifact (benchmarks: 100,000s of artifacts).
     pub slim: bool,
     /// Containers (ids above any real one, never linked) put in front of the first page of
@@ -96,6 +100,7 @@ impl Soar {
             by_container: HashMap::new(),
             artifact_sdi: HashMap::new(),
             runs: Vec::new(),
+            action_runs: Vec::new(),
             slim: false,
             page_padding: 0,
         }
@@ -395,6 +400,9 @@ pub(crate) fn handle(s: &mut Soar, req: &Request) -> Response {
             Some(a) => Response::json(200, a),
             None => failed(404, "Requested item not found"),
         },
+        ("GET", [what @ ("action_run" | "app_run"), rest @ ..]) => {
+            actions::handle(s, req, what, rest)
+        }
         ("GET", ["playbook_run"]) => list(s.runs.iter(), req, None, Value::clone),
         ("GET", ["playbook_run", rid]) => match id(rid).and_then(|i| s.runs.get(i - 1)) {
             Some(r) => Response::json(200, r),

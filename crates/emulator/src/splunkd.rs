@@ -4,10 +4,13 @@
 //! as a splunkd that keeps to its documented operators would — skip/limit/sort=_key/fields,
 //! delete by key or by query), `authentication/users` (by name, and
 //! `search=email=…`), ES 7 `notable_update`, the ES app version, and ES 8's finding update and
-//! notes endpoints.
+//! notes endpoints; the search endpoints are in `splunkd_search.rs`.
 
 #[path = "splunkd_kv.rs"]
 mod kv_api;
+#[path = "splunkd_search.rs"]
+mod search;
+pub(crate) use search::{apply_config as apply_search_config, snapshot as search_snapshot};
 
 use crate::http::{Request, Response, decode, parse_form};
 use kv_api::{kv, matches};
@@ -104,6 +107,8 @@ pub(crate) struct Splunkd {
     pub es8_notes: Vec<Value>,
     /// `authentication/users` entries by name: `{"email", "roles", "capabilities"}`.
     pub users: BTreeMap<String, Value>,
+    /// Search requests, jobs and their knobs (`splunkd_search.rs`).
+    pub searches: search::Searches,
 }
 
 /// The name splunkd gives a storage/passwords entry: `realm:username:`, each `:` inside the
@@ -145,6 +150,7 @@ impl Splunkd {
             es8_updates: Vec::new(),
             es8_notes: Vec::new(),
             users: BTreeMap::new(),
+            searches: search::Searches::default(),
         }
     }
     pub fn set_secret(&mut self, realm: &str, username: &str, password: &str) {
@@ -313,6 +319,10 @@ pub(crate) fn handle(s: &mut Splunkd, req: &Request) -> Response {
         ["servicesNS", _, _, "storage", "collections", "data", coll, rest @ ..] => {
             kv(s, req, &decode(coll, false), rest)
         }
+        ["servicesNS", user, app, "search", rest @ ..] => {
+            search::handle(s, req, Some((user, app)), rest)
+        }
+        ["services", "search", rest @ ..] => search::handle(s, req, None, rest),
         _ => messages(404, "ERROR", &format!("Not Found: {}", req.path)),
     }
 }

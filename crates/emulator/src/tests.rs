@@ -1,6 +1,9 @@
 //! End-to-end tests of every endpoint over real sockets, using a tiny raw HTTP/1.1 client
 //! (plain TCP or rustls with the emulator's CA).
 
+#[path = "tests_part3.rs"]
+mod part3;
+
 use crate::{Emulator, Fault};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -89,6 +92,10 @@ fn read_resp(c: &mut Conn) -> io::Result<Resp> {
         }
         let (k, v) = h.split_once(':').unwrap();
         headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    if crate::http::header(&headers, "transfer-encoding") == Some("chunked") {
+        let body = crate::http::read_chunked(c)?;
+        return Ok(Resp { status, headers, body });
     }
     let len: usize = crate::http::header(&headers, "content-length").unwrap().parse().unwrap();
     let mut body = vec![0; len];

@@ -21,6 +21,7 @@ fn names(list: &[String]) -> HashSet<String> {
 /// `slack_archived_channels` (list), `slack_ratelimited` (`{"<method>": times}`, Retry-After
 /// 1 s) and `slack_method_errors` (`{"<method>": "<code>"}`; `""` clears).
 pub(crate) fn apply_config(s: &mut Slack, c: &Value) {
+    super::rooms::apply_config(s, c);
     if let Some(scopes) = c.get("slack_scopes").and_then(strings) {
         s.scopes = scopes;
     }
