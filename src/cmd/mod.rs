@@ -9,8 +9,8 @@ pub mod state;
 pub mod sync;
 
 use crate::cli::{AlertKind, Cli, Command};
-use crate::delivery::TargetKind;
 use crate::error::ExitCode;
+use crate::item::TargetKind;
 use crate::logging;
 use crate::splunk::modinput::{self, Definition, Mode, Scheme};
 use clap::Parser;

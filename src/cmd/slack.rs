@@ -6,10 +6,10 @@
 use crate::cli::SlackCommand;
 use crate::error::ExitCode;
 use crate::logging;
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::modinput::{self, Arg, Mode, Scheme, Stanza};
-use crate::splunk::rest::Splunkd;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

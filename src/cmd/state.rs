@@ -9,9 +9,9 @@
 
 use crate::error::ExitCode;
 use crate::logging;
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
 use crate::splunk::modinput::{self, Arg, EventWriter, Mode, Scheme};
-use crate::splunk::rest::Splunkd;
 use crate::state::InputOptions;
 use std::io::Write;
 

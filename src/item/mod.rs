@@ -1,28 +1,14 @@
-//! Delivery: the one mechanism every target uses to get an item to its remote.
-//!
-//! An item (`DeliveryItem`) is everything a re-send needs except secrets. A target makes one
-//! *attempt* at a time and answers with an `Outcome` value — delivered, retry later, or
-//! rejected — never with an error: HTTP status is data. The `deliverer` turns attempts into a
-//! final result: it retries inside a time budget, spools what is still undeliverable, keeps
-//! rejected items as dead letters, and never claims delivery it did not see.
+//! The unit of delivery and the contract every remote meets: `DeliveryItem` (everything a
+//! re-send needs except secrets, made by the mappers, stored by the outbox), its `item_id`,
+//! and the `Target` trait a remote implements — one idempotent attempt answered with an
+//! `Outcome`, and, for a remote that does not deduplicate, `find_delivered` (`Lookup`).
+//! Below `mapping/` and `remotes/`, above `net/`: the types both sides share, and nothing else.
 
-pub mod attempt;
-pub mod classify;
-pub mod deliverer;
-pub mod flush;
-pub mod http;
-pub mod kvledger;
-pub mod kvspool;
-pub mod ledger;
-pub mod retry;
-pub mod spool;
-pub mod store;
-
+use crate::net::{Delivered, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Which remote an item is for. The spool stores this name to rebuild the target on flush.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -217,80 +203,6 @@ impl<'de> Deserialize<'de> for RequestJson {
     }
 }
 
-/// The result of one attempt.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Delivered(Delivered),
-    Retry(RetryLater),
-    Rejected(Rejection),
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Delivered {
-    pub remote_id: Option<String>,
-    pub remote_url: Option<String>,
-    /// The remote already had it (SOAR `existing_container_id`, a ledger hit).
-    pub duplicate: bool,
-    /// Target-specific facts worth keeping (e.g. Slack `channel` and `ts`).
-    pub details: serde_json::Map<String, serde_json::Value>,
-    pub message: String,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetryLater {
-    pub reason: String,
-    /// The remote's `Retry-After`, when it said (at most `retry::MAX_RETRY_AFTER` when built
-    /// with `Outcome::retry`; the deliverer and the flusher bound it again all the same).
-    pub after: Option<Duration>,
-    /// Whether the remote may have acted on the request (a timeout or reset after it was
-    /// written, an ambiguous answer). False when the answer says it was not taken (429,
-    /// `ratelimited`, a refused connection, a TLS failure before the request): for a remote
-    /// without dedupe the sending marker is then cleared and the next attempt sends directly.
-    pub maybe_taken: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RejectClass {
-    /// The remote refused the content (4xx, SOAR `failed`): exit 6.
-    Remote,
-    /// The remote refused our credentials (401/403), or none could be read: exit 5.
-    Credentials,
-    /// Our configuration cannot work (untrusted certificate, bad URL, unknown account): exit 4.
-    Configuration,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Rejection {
-    pub reason: String,
-    pub class: RejectClass,
-}
-
-impl Outcome {
-    /// Retry later, after at least `after` (bounded by `retry::MAX_RETRY_AFTER`).
-    pub fn retry(reason: impl Into<String>, after: Option<Duration>) -> Outcome {
-        Outcome::Retry(RetryLater {
-            reason: reason.into(),
-            after: retry::bounded_retry_after(after),
-            maybe_taken: true,
-        })
-    }
-
-    /// Retry later, the remote having said that it did not take the request (see
-    /// `RetryLater::maybe_taken`).
-    pub fn not_taken(reason: impl Into<String>, after: Option<Duration>) -> Outcome {
-        Outcome::Retry(RetryLater {
-            reason: reason.into(),
-            after: retry::bounded_retry_after(after),
-            maybe_taken: false,
-        })
-    }
-
-    pub fn rejected(class: RejectClass, reason: impl Into<String>) -> Outcome {
-        Outcome::Rejected(Rejection { reason: reason.into(), class })
-    }
-}
-
 /// A remote that items can be delivered to. `Send` so that delivery can run on its own thread
 /// while the next rows are read and mapped.
 pub trait Target: Send {
@@ -331,4 +243,14 @@ pub enum Lookup {
     /// This remote or account cannot be asked (e.g. no read-back API configured): the item is
     /// sent, and the possible duplicate is logged.
     Unsupported,
+}
+
+/// A file-name-safe id for a dedupe key: a 128-bit FNV-1a hash in hex.
+pub fn item_id(dedupe_key: &str) -> String {
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in dedupe_key.as_bytes() {
+        hash ^= *byte as u128;
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+    }
+    format!("{hash:032x}")
 }

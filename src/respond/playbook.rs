@@ -243,7 +243,7 @@ fn run(responder: &Responder, container: u64, playbook: &str) -> Outcome {
         }
         match run_playbook(reader.api(), container, playbook) {
             Ok(run_id) => return started(run_id),
-            Err(crate::delivery::Outcome::Retry(retry)) if attempt < RUN_ATTEMPTS => {
+            Err(crate::net::Outcome::Retry(retry)) if attempt < RUN_ATTEMPTS => {
                 log::warn!("playbook run attempt {attempt}/{RUN_ATTEMPTS}: {}", retry.reason);
                 last = retry.reason;
                 std::thread::sleep(Duration::from_millis(500u64 << attempt.min(4)));

@@ -8,11 +8,11 @@
 //! host is), and only `wss://` is accepted. Frames are bounded (`MAX_MESSAGE_BYTES`).
 
 use super::{SlackAccount, SlackApi};
-use crate::delivery::Outcome;
 use crate::error::{Error, Result};
+use crate::net::Outcome;
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::{Settings, TlsSettings};
-use crate::splunk::rest::Splunkd;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, StreamOwned};
@@ -400,7 +400,7 @@ fn tls_failure(host: &str, error: &std::io::Error) -> ConnectError {
 }
 
 fn outcome_error(outcome: Outcome) -> Error {
-    use crate::delivery::RejectClass;
+    use crate::net::RejectClass;
     match outcome {
         Outcome::Rejected(rejection) => match rejection.class {
             RejectClass::Credentials => Error::Credentials(rejection.reason),
