@@ -37,14 +37,14 @@ pub fn run(kind: TargetKind, execute: bool) -> ExitCode {
     logging::init(false);
     let payload = match AlertPayload::read(std::io::stdin().lock(), stanza) {
         Ok(payload) => payload,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     if payload.verbose() {
         logging::init(true);
     }
     match execute_run(kind, &payload) {
         Ok(code) => code,
-        Err(error) => super::report_error(&error),
+        Err(error) => error.report(),
     }
 }
 
@@ -207,7 +207,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     // Items mapped before a failure were delivered (the file was validated first, so this is
     // an I/O failure while re-reading it): report the error, and let the worst code win.
     if let Err(error) = mapped {
-        let code = exit.worst(super::report_error(&error));
+        let code = exit.worst(error.report());
         log::info!("{stanza}: stopped with exit code {}", code.code());
         return Ok(code);
     }

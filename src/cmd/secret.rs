@@ -31,7 +31,7 @@ pub fn run(command: SecretCommand) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::Success,
-        Err(error) => super::report_error(&error),
+        Err(error) => error.report(),
     }
 }
 

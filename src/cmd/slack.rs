@@ -112,11 +112,11 @@ fn listen(
 ) -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let splunkd = match Splunkd::new(&settings, server_uri, session_key) {
         Ok(splunkd) => splunkd,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -38,7 +38,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
     logging::init(false);
     let (settings, spool, options, store, retention) = match open_spool() {
         Ok(opened) => opened,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let (outbox, splunkd) = match store {
         StoreKind::File => (Outbox::File(spool), None),
@@ -49,7 +49,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
             };
             match open_kv(&settings, spool, &uri) {
                 Ok((kv, splunkd)) => (Outbox::Kv(Box::new(kv)), Some(splunkd)),
-                Err(error) => return super::report_error(&error),
+                Err(error) => return error.report(),
             }
         }
     };
@@ -315,7 +315,7 @@ fn open_splunkd(
     match Splunkd::new(settings, splunkd_uri.as_deref().unwrap_or(""), Secret::new(session_key)) {
         Ok(splunkd) => Ok((splunkd, plan)),
         Err(error) => {
-            let code = super::report_error(&error);
+            let code = error.report();
             if let Err(error) = flush::abandon(spool, plan) {
                 return Err(spool_unusable(outbox, &error));
             }

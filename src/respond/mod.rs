@@ -63,7 +63,7 @@ pub fn listen(
     });
     let (client, mut responder) = match opened {
         Ok(opened) => opened,
-        Err(error) => return crate::cmd::report_error(&error),
+        Err(error) => return error.report(),
     };
     // Clicks are handled on their own thread, in arrival order, so that a slow remote (an
     // escalation may wait on the delivery layer) never holds up the socket: every envelope is
@@ -104,7 +104,7 @@ pub fn listen(
             );
             ExitCode::Success
         }
-        Err(error) => crate::cmd::report_error(&error),
+        Err(error) => error.report(),
     }
 }
 

@@ -268,7 +268,7 @@ pub fn run_stanza<W: Write>(
     let path = checkpoint::path_for(checkpoint_dir, stanza.input_name());
     let mut checkpoint = match Checkpoint::load(&path) {
         Ok(checkpoint) => checkpoint,
-        Err(error) => return crate::cmd::report_error(&error),
+        Err(error) => return error.report(),
     };
     let now = crate::civil_time::now_unix();
     checkpoint.distrust_cursors(&stanza.name, now);
