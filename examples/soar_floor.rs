@@ -9,9 +9,9 @@
 //! usage: `soar_floor RESULTS.csv.gz URL CA_FILE` with the SOAR token in `SOAR_TOKEN` (never in
 //! argv); prints one JSON line `{"rows":…,"artifacts":…,"requests":…}`.
 
-use stackflow::delivery::http::{HttpClient, HttpOptions};
 use stackflow::mapping::cef::FieldMapping;
 use stackflow::mapping::soar::{self, ArtifactWriter, BATCH_ARTIFACTS};
+use stackflow::net::http::{HttpClient, HttpOptions};
 use stackflow::settings::TlsSettings;
 use stackflow::splunk::results::{Limits, ResultsReader, Row};
 use std::error::Error;

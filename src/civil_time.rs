@@ -1,7 +1,25 @@
 //! Calendar dates from Unix time, in UTC, without a time-zone database: the one conversion
 //! behind every timestamp we format (ModularAction log lines, Slack's time field, ISO 8601
 //! query parameters). Proleptic Gregorian calendar, Howard Hinnant's `civil_from_days`
-//! ("chrono-Compatible Low-Level Date Algorithms").
+//! ("chrono-Compatible Low-Level Date Algorithms"). Also the one clock: `now` and its two
+//! readings, seconds as `f64` (records, leases) and whole seconds (headers, wall-clock text).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Time since the Unix epoch (zero for a clock set before 1970).
+pub fn now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// `now()` in seconds with a fraction: the time kept in spool records, ledgers and leases.
+pub fn now_unix() -> f64 {
+    now().as_secs_f64()
+}
+
+/// `now()` in whole seconds.
+pub fn now_unix_secs() -> u64 {
+    now().as_secs()
+}
 
 /// Days since 1970-01-01 → (year, month, day).
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {

@@ -106,6 +106,18 @@ impl Error {
         }
     }
 
+    /// Reports the error on stderr the one way every command does — a `FATAL` line when data
+    /// is at risk or it is a bug, an `ERROR` line otherwise — and answers its exit code.
+    pub fn report(&self) -> ExitCode {
+        let code = self.exit_code();
+        if code == ExitCode::DataAtRisk || code == ExitCode::Internal {
+            crate::logging::fatal(&self.to_string());
+        } else {
+            log::error!("{self}");
+        }
+        code
+    }
+
     /// A configuration problem in `stackflow.conf`.
     pub fn config(stanza: &str, key: &str, problem: impl Into<String>) -> Error {
         Error::Config {

@@ -1,15 +1,23 @@
 //! StackFlow for Splunk: one program for the alert actions, the `stackflowsync` search
-//! command and the delivery spool. See ARCHITECTURE.md for the map of modules.
+//! command, the state and Slack inputs and the delivery spool. See ARCHITECTURE.md for the map
+//! of modules; the rooms, from the top (a room uses only the rooms below it, `tests/tidy.rs`):
 //!
-//! - `splunk`: what Splunk hands us and how we talk back (payload, results, chunked protocol,
-//!   conf files, splunkd REST, ES audit artefacts).
-//! - `mapping`: rows → SOAR / StackFlow / Slack requests. Pure: no I/O.
-//! - `remotes`: one module per remote (SOAR, StackFlow, Slack): account settings, the one URL
-//!   policy, authentication, writes (delivery targets), reads (read-back) and `check` probes.
-//! - `check`: the checks of `stackflow check`, as a report.
-//! - `delivery`: HTTP, classification, retries, the spool, the ledger of delivered keys.
-//! - `audit`: receipts, modular-action log lines and links, written for every item.
 //! - `cmd`: the subcommands, glue only.
+//! - `respond`: Slack as a response surface (Socket Mode listener, clicks → effects).
+//! - `state`: the `stackflow_state` modular input. `check`: the checks of `stackflow check`.
+//! - `sync`: `| stackflowsync`.
+//! - `audit`: the stderr line, modular-action log lines, receipts and links of every item.
+//! - `delivery`: attempts → a final result; the flush of the outbox.
+//! - `outbox`: the spool and the ledger, in files or the KV store.
+//! - `remotes`: one module per remote (SOAR, StackFlow, Slack, LLM, splunkd): account
+//!   settings, the one URL policy, authentication, writes, reads and `check` probes.
+//! - `mapping`: rows → SOAR / StackFlow / Slack requests. Pure: no I/O.
+//! - `item`: the delivery item and the `Target` trait every remote implements.
+//! - `net`: HTTP, TLS trust and proxy, `Outcome`, classification, backoff.
+//! - `settings`: typed `stackflow.conf`.
+//! - `splunk`: Splunk's formats and protocols (payload, results, conf, modular input, chunked
+//!   protocol, stash files).
+//! - `error`; `secret`, `civil_time` (dates and the clock), `logging`, `fsync`, `cli`.
 
 pub mod audit;
 pub mod check;
@@ -18,8 +26,12 @@ pub mod cli;
 pub mod cmd;
 pub mod delivery;
 pub mod error;
+pub mod fsync;
+pub mod item;
 pub mod logging;
 pub mod mapping;
+pub mod net;
+pub mod outbox;
 pub mod remotes;
 pub mod respond;
 pub mod secret;

@@ -15,13 +15,13 @@
 
 use super::links::LinkWriter;
 use super::modalert::{self, Invocation, Level, ModAlertLog};
-use super::receipts::ReceiptWriter;
 use super::record_item;
-use crate::delivery::DeliveryItem;
 use crate::delivery::deliverer::DeliveryReport;
+use crate::item::DeliveryItem;
 use crate::mapping::AlertContext;
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
+use crate::splunk::stash::ReceiptWriter;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 

@@ -10,18 +10,15 @@
 //! `batch_save`, at most `BATCH` per call; a failing call is a WARN line and never changes the
 //! run's exit code (the items themselves are delivered).
 
-use crate::delivery::TargetKind;
+use super::detail;
 use crate::delivery::deliverer::DeliveryReport;
-use crate::splunk::rest::Splunkd;
+use crate::item::TargetKind;
+use crate::remotes::splunkd::Splunkd;
 use serde_json::{Map, Value, json};
 
 pub const COLLECTION: &str = "stackflow_links";
 /// Records per `batch_save` call (splunkd's default `max_documents_per_batch_save` is 1000).
 pub const BATCH: usize = 1000;
-
-fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
-    super::receipts::detail(report, keys)
-}
 
 /// The link records of one item (none unless it was delivered or already there).
 pub fn link_records(report: &DeliveryReport, updated: f64) -> Vec<Value> {
@@ -166,7 +163,8 @@ impl LinkWriter {
 mod tests {
     use super::*;
     use crate::delivery::deliverer::Final;
-    use crate::delivery::{Delivered, DeliveryItem, ItemContext, RejectClass, RowRef};
+    use crate::item::{DeliveryItem, ItemContext, RowRef};
+    use crate::net::{Delivered, RejectClass};
     use std::time::Duration;
 
     pub fn report(

@@ -1,6 +1,6 @@
 //! The audit trail of every item a run handles: the stderr line splunkd logs, the
 //! ModularAction log lines ES Incident Review reads (`modalert`), the receipt events indexed
-//! from stash files (`receipts`) and the KV store links to remote objects (`links`).
+//! from stash files (`splunk::stash`) and the KV store links to remote objects (`links`).
 //!
 //! Per row: one `Invoking modular action` line when the row is read, and one status line plus
 //! one receipt when the item that carried it ended. Nothing here can fail a run: a file or KV
@@ -8,19 +8,18 @@
 
 pub mod drain;
 pub mod links;
-pub mod llm;
 pub mod modalert;
-pub mod receipts;
 
 use crate::delivery::deliverer::{DeliveryReport, Final};
-use crate::delivery::{RejectClass, RowRef, TargetKind};
+use crate::item::{RowRef, TargetKind};
 use crate::mapping::AlertContext;
+use crate::net::RejectClass;
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 use crate::splunk::results::Row;
+use crate::splunk::stash::{Receipt, ReceiptRef, ReceiptWriter};
 use links::LinkWriter;
 use modalert::{Invocation, Level, LineTemplate, ModAlertLog, RowIds};
-use receipts::{Receipt, ReceiptRef, ReceiptWriter};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Collects what each run must leave behind in Splunk.
@@ -73,6 +72,16 @@ pub fn status_of(result: Final, target: TargetKind) -> (Level, &'static str, Str
             format!("Not delivered to {name} and not spooled: data at risk"),
         ),
     }
+}
+
+/// A string from `Delivered.details` (strings as-is, numbers as text).
+pub fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
+    let details = &report.delivered.as_ref()?.details;
+    keys.iter().find_map(|key| match details.get(*key)? {
+        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+        serde_json::Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    })
 }
 
 impl Audit {
@@ -288,9 +297,9 @@ fn record_item(
         extra.push(("message", report.message.clone()));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let target = receipts::detail(report, &["target"]);
-    let slack_channel = receipts::detail(report, &["slack_channel", "channel"]);
-    let slack_ts = receipts::detail(report, &["slack_ts", "ts"]);
+    let target = detail(report, &["target"]);
+    let slack_channel = detail(report, &["slack_channel", "channel"]);
+    let slack_ts = detail(report, &["slack_ts", "ts"]);
     let line = LineTemplate::new(level, invocation, &signature, status, &extra);
     let mut ids = RowIds::default();
     for row in rows {

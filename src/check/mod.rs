@@ -15,17 +15,18 @@ pub mod search;
 
 pub use report::{Line, Report, Status, Subject};
 
-use crate::delivery::http::{HttpClient, HttpOptions};
 use crate::error::{Error, ExitCode};
+use crate::net::http::{HttpClient, HttpOptions};
+use crate::net::redact_userinfo;
 use crate::remotes::probe::ProbeResult;
 use crate::remotes::slack::{self, SlackAccount, SlackApi};
 use crate::remotes::soar::{self, SoarAccount, SoarApi};
+use crate::remotes::splunkd::Splunkd;
 use crate::remotes::stackflow::{self, StackflowAccount, StackflowApi};
-use crate::remotes::url::{RemoteUrl, redact_userinfo};
+use crate::remotes::url::RemoteUrl;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::conf::ConfFile;
-use crate::splunk::rest::Splunkd;
 use crate::splunk::results::Limits;
 use std::io::Write;
 use std::path::Path;

@@ -8,15 +8,16 @@
 
 use crate::audit::Audit;
 use crate::delivery::deliverer::Deliverer;
-use crate::delivery::kvspool::KvSpool;
-use crate::delivery::spool::Spool;
-use crate::delivery::{DeliveryItem, RejectClass, Target, TargetKind};
 use crate::error::{Error, ExitCode, Result};
+use crate::item::{DeliveryItem, Target, TargetKind};
 use crate::mapping::{self, AlertContext};
+use crate::net::RejectClass;
+use crate::outbox::kvspool::KvSpool;
+use crate::outbox::spool::Spool;
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::{Settings, StoreKind};
 use crate::splunk::conf::ConfFile;
 use crate::splunk::payload::AlertPayload;
-use crate::splunk::rest::Splunkd;
 use crate::splunk::results::{Limits, ResultsReader, Row};
 use crate::{logging, remotes};
 use std::path::Path;
@@ -36,14 +37,14 @@ pub fn run(kind: TargetKind, execute: bool) -> ExitCode {
     logging::init(false);
     let payload = match AlertPayload::read(std::io::stdin().lock(), stanza) {
         Ok(payload) => payload,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     if payload.verbose() {
         logging::init(true);
     }
     match execute_run(kind, &payload) {
         Ok(code) => code,
-        Err(error) => super::report_error(&error),
+        Err(error) => error.report(),
     }
 }
 
@@ -176,7 +177,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
                     audit.suppressed(row, &account);
                 }
                 for item in items {
-                    let now = crate::delivery::spool::now_unix();
+                    let now = crate::civil_time::now_unix();
                     let report = match (&mut target, &blocked) {
                         (Some(target), _) => deliverer.deliver(item, target.as_mut()),
                         (None, Some(Blocked::Reject(class, reason))) => {
@@ -206,7 +207,7 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     // Items mapped before a failure were delivered (the file was validated first, so this is
     // an I/O failure while re-reading it): report the error, and let the worst code win.
     if let Err(error) = mapped {
-        let code = exit.worst(super::report_error(&error));
+        let code = exit.worst(error.report());
         log::info!("{stanza}: stopped with exit code {}", code.code());
         return Ok(code);
     }

@@ -9,9 +9,8 @@ pub mod state;
 pub mod sync;
 
 use crate::cli::{AlertKind, Cli, Command};
-use crate::delivery::TargetKind;
 use crate::error::ExitCode;
-use crate::logging;
+use crate::item::TargetKind;
 use crate::splunk::modinput::{self, Definition, Mode, Scheme};
 use clap::Parser;
 use std::ffi::OsString;
@@ -95,16 +94,6 @@ pub fn modinput_definition(mode: Mode) -> Result<Definition, ExitCode> {
             let message = modinput::validation_error(&error.to_string());
             let _ = std::io::stdout().lock().write_all(message.as_bytes());
         }
-        report_error(&error)
+        error.report()
     })
-}
-
-pub fn report_error(error: &crate::error::Error) -> ExitCode {
-    let code = error.exit_code();
-    if code == ExitCode::DataAtRisk || code == ExitCode::Internal {
-        logging::fatal(&error.to_string());
-    } else {
-        log::error!("{error}");
-    }
-    code
 }

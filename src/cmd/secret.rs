@@ -15,9 +15,9 @@ use crate::cli::SecretCommand;
 use crate::error::{Error, ExitCode, Result};
 use crate::logging;
 use crate::remotes::secrets;
+use crate::remotes::splunkd::{REALM, Splunkd};
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::{REALM, Splunkd};
 use std::io::{BufRead, IsTerminal, Read, Write};
 
 /// A session key or a secret is one line; anything longer than this is not one.
@@ -31,7 +31,7 @@ pub fn run(command: SecretCommand) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::Success,
-        Err(error) => super::report_error(&error),
+        Err(error) => error.report(),
     }
 }
 

@@ -6,10 +6,10 @@
 use crate::cli::SlackCommand;
 use crate::error::ExitCode;
 use crate::logging;
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::modinput::{self, Arg, Mode, Scheme, Stanza};
-use crate::splunk::rest::Splunkd;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,11 +112,11 @@ fn listen(
 ) -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let splunkd = match Splunkd::new(&settings, server_uri, session_key) {
         Ok(splunkd) => splunkd,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

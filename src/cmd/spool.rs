@@ -15,20 +15,22 @@
 //! record's account is fixed.
 
 use crate::audit::drain::DrainAudit;
+use crate::civil_time::now_unix;
 use crate::cli::SpoolCommand;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::delivery::flush::{self, FlushOptions};
-use crate::delivery::kvspool::KvSpool;
-use crate::delivery::retry::Backoff;
-use crate::delivery::spool::{ItemState, Listed, Spool, now_unix};
-use crate::delivery::store::Outbox;
-use crate::delivery::{Outcome, RejectClass, Target};
 use crate::error::{Error, ExitCode};
+use crate::item::Target;
 use crate::logging;
+use crate::net::retry::Backoff;
+use crate::net::{Outcome, RejectClass};
+use crate::outbox::kvspool::KvSpool;
+use crate::outbox::spool::{ItemState, Listed, Spool};
+use crate::outbox::store::Outbox;
 use crate::remotes;
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::{Settings, StoreKind};
-use crate::splunk::rest::Splunkd;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
@@ -36,7 +38,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
     logging::init(false);
     let (settings, spool, options, store, retention) = match open_spool() {
         Ok(opened) => opened,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let (outbox, splunkd) = match store {
         StoreKind::File => (Outbox::File(spool), None),
@@ -47,7 +49,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
             };
             match open_kv(&settings, spool, &uri) {
                 Ok((kv, splunkd)) => (Outbox::Kv(Box::new(kv)), Some(splunkd)),
-                Err(error) => return super::report_error(&error),
+                Err(error) => return error.report(),
             }
         }
     };
@@ -209,7 +211,7 @@ fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
 const DEAD_LETTERS_LISTED: usize = 100;
 
 /// One dead letter as the dashboard shows it: what, whose, why, and the command that requeues it.
-fn dead_letter(record: &crate::delivery::spool::SpoolRecord, now: f64) -> serde_json::Value {
+fn dead_letter(record: &crate::outbox::spool::SpoolRecord, now: f64) -> serde_json::Value {
     serde_json::json!({
         "id": record.id,
         "age_s": (now - record.first_attempt_unix).max(0.0).round(),
@@ -285,7 +287,7 @@ fn flush(
 struct RefusedAccount(String);
 
 impl Target for RefusedAccount {
-    fn attempt(&mut self, _item: &crate::delivery::DeliveryItem) -> Outcome {
+    fn attempt(&mut self, _item: &crate::item::DeliveryItem) -> Outcome {
         Outcome::rejected(RejectClass::Configuration, format!("configuration: {}", self.0))
     }
 }
@@ -313,7 +315,7 @@ fn open_splunkd(
     match Splunkd::new(settings, splunkd_uri.as_deref().unwrap_or(""), Secret::new(session_key)) {
         Ok(splunkd) => Ok((splunkd, plan)),
         Err(error) => {
-            let code = super::report_error(&error);
+            let code = error.report();
             if let Err(error) = flush::abandon(spool, plan) {
                 return Err(spool_unusable(outbox, &error));
             }

@@ -9,9 +9,9 @@
 
 use crate::error::ExitCode;
 use crate::logging;
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
 use crate::splunk::modinput::{self, Arg, EventWriter, Mode, Scheme};
-use crate::splunk::rest::Splunkd;
 use crate::state::InputOptions;
 use std::io::Write;
 
@@ -90,12 +90,12 @@ pub fn run(scheme_flag: bool, validate_flag: bool) -> ExitCode {
     drop(stdout);
     let settings = match Settings::load() {
         Ok(settings) => settings,
-        Err(error) => return super::report_error(&error),
+        Err(error) => return error.report(),
     };
     let splunkd =
         match Splunkd::new(&settings, &definition.server_uri, definition.session_key.clone()) {
             Ok(splunkd) => splunkd,
-            Err(error) => return super::report_error(&error),
+            Err(error) => return error.report(),
         };
     if definition.checkpoint_dir.trim().is_empty() {
         log::error!("{SCHEME}: splunkd handed over no checkpoint_dir; nothing polled");

@@ -9,9 +9,10 @@
 //! and a lookup that cannot work for a lasting reason sends again with a WARN naming the
 //! possible duplicate — an alert is never held forever for bookkeeping.
 
-use super::ledger::{Ledger, LedgerEntry};
-use super::spool::now_unix;
-use super::{Delivered, DeliveryItem, Lookup, Outcome, Target};
+use crate::civil_time::now_unix;
+use crate::item::{DeliveryItem, Lookup, Target};
+use crate::net::{Delivered, Outcome};
+use crate::outbox::ledger::{Ledger, LedgerEntry};
 
 /// One attempt with the ledger around it (see `attempt_once`).
 #[derive(Clone, Debug)]
@@ -157,7 +158,7 @@ fn record(ledger: &Ledger, key: &str, delivered: &Delivered) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::spool::tests::{item, temp_root};
+    use crate::outbox::spool::tests::{item, temp_root};
 
     /// A remote without dedupe whose lookups answer from a script.
     struct Remote {
@@ -285,7 +286,7 @@ mod tests {
         let root = temp_root("attempt-refused");
         let ledger = Ledger::new(&root);
         let mut remote = Remote {
-            attempts: vec![Outcome::rejected(crate::delivery::RejectClass::Remote, "400")],
+            attempts: vec![Outcome::rejected(crate::net::RejectClass::Remote, "400")],
             lookups: Vec::new(),
             sent: 0,
             asked: Vec::new(),

@@ -8,14 +8,16 @@
 //! bounded before they meet the clock, so no value of theirs can overflow it.
 
 use super::attempt::attempt_once;
-use super::kvspool::{COLLECTION, KvSpool};
-use super::ledger::Ledger;
-use super::retry::{Backoff, bounded_retry_after, jitter_unit};
-use super::spool::ItemState;
-use super::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView, item_id, now_unix};
-use super::store::Store;
-use super::{Delivered, DeliveryItem, Outcome, RejectClass, Target};
+use crate::civil_time::now_unix;
 use crate::error::{Error, ExitCode};
+use crate::item::{DeliveryItem, Target, item_id};
+use crate::net::retry::{Backoff, bounded_retry_after, jitter_unit};
+use crate::net::{Delivered, Outcome, RejectClass};
+use crate::outbox::kvspool::{COLLECTION, KvSpool};
+use crate::outbox::ledger::Ledger;
+use crate::outbox::spool::ItemState;
+use crate::outbox::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView};
+use crate::outbox::store::Store;
 use crate::settings::DeliverySettings;
 use std::time::{Duration, Instant};
 
@@ -391,7 +393,7 @@ fn lost(item: DeliveryItem, attempts: u32, reason: &str, error: &Error) -> Deliv
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::delivery::spool::tests::{item, temp_root};
+    use crate::outbox::spool::tests::{item, temp_root};
     use std::collections::VecDeque;
 
     /// A target that answers from a script (then delivers), counting what it was sent.
@@ -487,7 +489,7 @@ pub(crate) mod tests {
         let root = temp_root("bounds");
         // A target may build its answer by hand (not through `Outcome::retry`).
         let after = Some(Duration::MAX);
-        let mut target = Scripted::new(vec![Outcome::Retry(crate::delivery::RetryLater {
+        let mut target = Scripted::new(vec![Outcome::Retry(crate::net::RetryLater {
             reason: "HTTP 429".into(),
             after,
             maybe_taken: false,

@@ -24,12 +24,14 @@ mod report;
 
 use super::attempt::attempt_once;
 use super::deliverer::{DeliveryReport, Final};
-use super::ledger::Ledger;
-use super::retry::{Backoff, bounded_retry_after, jitter_unit};
-use super::spool::{Claim, SpoolRecord, now_unix};
-use super::store::{Candidate, Claimed, Store};
-use super::{Outcome, RejectClass, Target, TargetKind};
+use crate::civil_time::now_unix;
 use crate::error::{Error, ExitCode, Result};
+use crate::item::{Target, TargetKind};
+use crate::net::retry::{Backoff, bounded_retry_after, jitter_unit};
+use crate::net::{Outcome, RejectClass};
+use crate::outbox::ledger::Ledger;
+use crate::outbox::spool::{Claim, SpoolRecord};
+use crate::outbox::store::{Candidate, Claimed, Store};
 pub use report::{AccountReport, AccountState};
 use report::{log_account, log_summary};
 use std::collections::{BTreeMap, HashMap};
@@ -202,7 +204,7 @@ pub fn abandon(spool: &dyn Store, plan: Plan) -> Result<()> {
     Ok(())
 }
 
-fn log_quarantined(quarantined: &super::spool::Quarantined) {
+fn log_quarantined(quarantined: &crate::outbox::spool::Quarantined) {
     log::error!(
         "spool: {} is not a readable item ({}); moved to {} for inspection, it will not be sent",
         quarantined.original.display(),

@@ -10,7 +10,7 @@
 use super::AlertContext;
 use super::slack::RESPOND_CONTEXT_FIELDS;
 use super::stackflow::{Priority, SeverityMapping};
-use crate::delivery::TargetKind;
+use crate::item::TargetKind;
 use crate::splunk::results::{FieldValue, Row};
 use serde_json::{Map, Value};
 

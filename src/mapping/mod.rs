@@ -10,10 +10,10 @@ pub mod soar;
 pub mod stackflow;
 pub mod summary;
 
-use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::error::Result;
+use crate::item::{DeliveryItem, ItemContext, RowRef, TargetKind};
+use crate::net::url_encode;
 use crate::splunk::payload::AlertPayload;
-use crate::splunk::rest::url_encode;
 use crate::splunk::results::Row;
 use std::collections::BTreeMap;
 
@@ -187,7 +187,7 @@ pub trait RowMapper {
 /// A row not sent because a `[route:<name>]` with `suppress = true` matched it.
 #[derive(Clone, Debug)]
 pub struct Suppressed {
-    pub row: crate::delivery::RowRef,
+    pub row: crate::item::RowRef,
     pub route: String,
 }
 

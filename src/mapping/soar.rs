@@ -10,10 +10,10 @@
 
 use super::cef::{self, FieldMapping};
 use super::{AlertContext, RowMapper};
-use crate::delivery::{
+use crate::error::{Error, Result};
+use crate::item::{
     DeliveryItem, ItemContext, ListElement, ListIndex, RequestJson, RowRef, TargetKind,
 };
-use crate::error::{Error, Result};
 use crate::splunk::results::{FieldValue, Row};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -6,8 +6,8 @@
 //! re-sent by `spool flush` without the results file.
 
 use super::{AlertContext, RowMapper};
-use crate::delivery::{DeliveryItem, TargetKind};
 use crate::error::{Error, Result};
+use crate::item::{DeliveryItem, TargetKind};
 use crate::splunk::results::{FieldValue, Row};
 use serde_json::{Map, Value};
 

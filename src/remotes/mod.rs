@@ -13,15 +13,16 @@ pub mod response;
 pub mod secrets;
 pub mod slack;
 pub mod soar;
+pub mod splunkd;
 pub mod stackflow;
 pub mod stream;
 pub mod url;
 
-use crate::delivery::http::{HttpClient, HttpOptions};
-use crate::delivery::{Target, TargetKind};
 use crate::error::Result;
+use crate::item::{Target, TargetKind};
+use crate::net::http::{HttpClient, HttpOptions};
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 
 /// Builds the delivery target for `kind` and `account`: its settings and its secret.
 pub fn open(

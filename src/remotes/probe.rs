@@ -2,10 +2,10 @@
 //! note when it worked, else a reason and its place in the exit-code table (PRODUCT §4).
 //! Statuses and transport failures are classified by `delivery::classify`, as for deliveries.
 
-use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::http::HttpResponse;
-use crate::delivery::{Outcome, RejectClass};
 use crate::error::ExitCode;
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::http::HttpResponse;
+use crate::net::{Outcome, RejectClass};
 
 /// A failed probe: why, and which exit code it stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]

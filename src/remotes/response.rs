@@ -5,9 +5,9 @@
 //! Read-back failures are never thrown: they become a reason string that `| stackflowsync`
 //! shows on the affected rows (`sync_action=error`) and once as an inspector WARN.
 
-use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::http::HttpResponse;
-use crate::delivery::{Outcome, RejectClass};
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::http::HttpResponse;
+use crate::net::{Outcome, RejectClass};
 use serde_json::Value;
 
 /// A response as JSON, or why not (transport failure, non-2xx status, non-JSON body).

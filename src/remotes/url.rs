@@ -15,6 +15,7 @@
 //! The result is the base URL without a trailing slash, to which API paths are appended.
 
 use crate::error::{Error, Result};
+use crate::net::redact_userinfo;
 use std::fmt;
 use std::net::IpAddr;
 use ureq::http::Uri;
@@ -167,20 +168,6 @@ fn is_loopback_address(host: &str) -> bool {
     literal.parse::<IpAddr>().is_ok_and(|ip| {
         ip == IpAddr::from([127, 0, 0, 1]) || ip == IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
     })
-}
-
-/// A URL value with any user info replaced by `***`, for messages (`http://u:p@h/x` →
-/// `http://***@h/x`). Values that are not URLs come back unchanged but for a `user@` prefix.
-pub fn redact_userinfo(url: &str) -> String {
-    let (prefix, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
-        Some((_, host)) => format!("{prefix}***@{host}{}", &rest[authority_end..]),
-        None => url.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! lives here too.
 
 use super::click::{self, Click};
-use super::{INTERACTIONS_COLLECTION, Responder, now};
+use super::{INTERACTIONS_COLLECTION, Responder};
+use crate::civil_time::now;
 use crate::error::{Error, Result};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};

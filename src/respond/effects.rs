@@ -1,5 +1,5 @@
 //! The effect of each button (PRODUCT §9 "Effects"): acknowledge and false positive change the
-//! notable through the one notable-update interface (`splunk::notable_update`, ES 7 or ES 8);
+//! notable through the one notable-update interface (`remotes::splunkd::notables`, ES 7 or ES 8);
 //! each effect is followed by the `chat.update` of the clicked message. A notable update that
 //! splunkd could not take now (outage, expired session) is an error for the click handler to
 //! retry or keep (`process`); escalation goes through the delivery layer (`escalate`);
@@ -9,8 +9,8 @@
 use super::click::{ACK, APPROVE, DENY, ESCALATE, FALSE_POSITIVE, PLAYBOOK};
 use super::{Context, Outcome, Responder, claims, feedback};
 use crate::mapping::slack::escape_mrkdwn;
-use crate::splunk::notable_update::{self, NotableChange};
-use crate::splunk::users::SplunkUser;
+use crate::remotes::splunkd::notables::{self as notable_update, NotableChange};
+use crate::remotes::splunkd::users::SplunkUser;
 
 pub const DEFAULT_FALSE_POSITIVE_DISPOSITION: &str = "disposition:3";
 
@@ -37,10 +37,7 @@ pub fn false_positive_disposition(responder: &Responder) -> Result<String, Strin
 
 /// "12:03 UTC".
 fn clock() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now = crate::civil_time::now_unix_secs();
     let day_seconds = now % 86_400;
     format!("{:02}:{:02} UTC", day_seconds / 3600, (day_seconds % 3600) / 60)
 }

@@ -8,9 +8,9 @@
 
 use super::{Context, Outcome, Responder, feedback};
 use crate::audit::Audit;
-use crate::delivery::TargetKind;
 use crate::delivery::deliverer::{DeliveryReport, Final};
 use crate::error::ExitCode;
+use crate::item::TargetKind;
 use crate::mapping::{self, escalate};
 use crate::remotes;
 use std::time::Duration;
@@ -80,14 +80,14 @@ fn deliver(
     responder: &Responder,
     kind: TargetKind,
     account: &str,
-    item: crate::delivery::DeliveryItem,
+    item: crate::item::DeliveryItem,
 ) -> Result<DeliveryReport, String> {
     let delivery = responder.settings.delivery().map_err(|error| error.to_string())?;
     let mut deliverer = crate::delivery::deliverer::Deliverer::from_settings(&delivery, BUDGET);
     match remotes::open(kind, account, &responder.settings, &responder.splunkd) {
         Ok(mut target) => Ok(deliverer.deliver(item, target.as_mut())),
         Err(error) if error.exit_code() == ExitCode::Deferred => {
-            let now = crate::delivery::spool::now_unix();
+            let now = crate::civil_time::now_unix();
             Ok(deliverer.defer(item, 0, &error.to_string(), now))
         }
         Err(error) => Err(format!("{} account \"{account}\": {error}", kind.action_name())),

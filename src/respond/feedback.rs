@@ -8,8 +8,8 @@
 //! and at most 50 blocks are kept (Slack "Block Kit" reference).
 
 use super::click::{ACTION_IDS, Click};
-use crate::delivery::http::HttpClient;
 use crate::mapping::slack::escape_mrkdwn;
+use crate::net::http::HttpClient;
 use crate::remotes::slack::SlackApi;
 use serde_json::{Value, json};
 

@@ -5,9 +5,10 @@
 //! `stackflow_approve`), asked of splunkd, never the listener's own rights.
 
 use crate::error::{Error, Result};
+use crate::net::form_encode;
 use crate::remotes::slack::SlackApi;
-use crate::splunk::rest::{Splunkd, form_encode};
-use crate::splunk::users::{self, SplunkUser};
+use crate::remotes::splunkd::Splunkd;
+use crate::remotes::splunkd::users::{self, SplunkUser};
 
 pub const USERS_COLLECTION: &str = "stackflow_slack_users";
 pub const RESPOND: &str = "stackflow_respond";

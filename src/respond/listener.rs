@@ -5,9 +5,9 @@
 //! a JSON object with the expected fields is logged and skipped (Slack "Using Socket Mode":
 //! `hello`, `disconnect`, envelopes with `envelope_id`, acknowledged by `{"envelope_id": …}`).
 
+use crate::net::retry::{Backoff, jitter_unit};
 use crate::remotes::slack::socket::{ConnectError, Socket, SocketModeClient};
 use serde_json::Value;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -212,15 +212,9 @@ fn raw_envelope_id(text: &str) -> Option<String> {
 }
 
 /// `BACKOFF_FIRST · 2^(n-1)`, at most `BACKOFF_MAX`, minus up to half of it at random ("equal
-/// jitter"), so that many listeners do not reconnect in step.
+/// jitter", `net::retry::Backoff`), so that many listeners do not reconnect in step.
 pub fn backoff(failures: u32) -> Duration {
-    let exponent = failures.saturating_sub(1).min(16);
-    let base = BACKOFF_FIRST.saturating_mul(1u32 << exponent).min(BACKOFF_MAX);
-    let half = base / 2;
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(failures);
-    let half_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX).max(1);
-    half + Duration::from_millis(hasher.finish() % half_ms)
+    Backoff { base: BACKOFF_FIRST, cap: BACKOFF_MAX }.delay(failures, None, jitter_unit())
 }
 
 fn sleep_unless_stopped(wait: Duration, stop: &AtomicBool) {

@@ -15,20 +15,20 @@ pub mod pending;
 pub mod playbook;
 mod process;
 
-use crate::audit::receipts::{ReceiptWriter, line_of};
-use crate::delivery::http::HttpClient;
 use crate::error::ExitCode;
+use crate::net::http::HttpClient;
 use crate::remotes::slack::SlackApi;
 use crate::remotes::slack::socket::SocketModeClient;
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
+use crate::splunk::stash::{ReceiptWriter, line_of};
 use click::Click;
 use listener::Envelope;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Acknowledged envelopes waiting for the click handler; a full queue slows reading (and so
 /// acknowledging) rather than growing without bound.
@@ -63,7 +63,7 @@ pub fn listen(
     });
     let (client, mut responder) = match opened {
         Ok(opened) => opened,
-        Err(error) => return crate::cmd::report_error(&error),
+        Err(error) => return error.report(),
     };
     // Clicks are handled on their own thread, in arrival order, so that a slow remote (an
     // escalation may wait on the delivery layer) never holds up the socket: every envelope is
@@ -104,7 +104,7 @@ pub fn listen(
             );
             ExitCode::Success
         }
-        Err(error) => crate::cmd::report_error(&error),
+        Err(error) => error.report(),
     }
 }
 
@@ -165,10 +165,6 @@ impl Context {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-pub(crate) fn now() -> std::time::Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 impl Responder {
@@ -249,7 +245,7 @@ impl Responder {
             extra,
         );
         let Some(writer) = self.receipts.as_mut() else { return };
-        let written = line_of(now(), &fields)
+        let written = line_of(crate::civil_time::now(), &fields)
             .and_then(|line| writer.push_line(line))
             .and_then(|_| writer.flush());
         if let Err(error) = written {

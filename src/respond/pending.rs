@@ -7,8 +7,9 @@
 //! store is taken by one listener only (a conditional insert of `resume:<click>:<since>`);
 //! the checkpoint folder belongs to this input alone.
 
-use super::{INTERACTIONS_COLLECTION, Responder, now};
-use crate::delivery::spool::write_atomically;
+use super::{INTERACTIONS_COLLECTION, Responder};
+use crate::civil_time::now;
+use crate::outbox::spool::write_atomically;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

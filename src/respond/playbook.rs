@@ -13,6 +13,7 @@
 
 use super::{Click, Context, INTERACTIONS_COLLECTION, Outcome, Responder, feedback};
 use crate::mapping::slack::escape_mrkdwn;
+use crate::net::retry::{Backoff, jitter_unit};
 use crate::remotes::soar::SoarApi;
 use crate::remotes::soar::read::SoarReader;
 use crate::remotes::soar::write::run_playbook;
@@ -21,6 +22,8 @@ use std::time::Duration;
 
 /// Attempts of one playbook run on a temporary failure.
 const RUN_ATTEMPTS: u32 = 3;
+/// Between two attempts: 1 s, 2 s (… at most 8 s), with equal jitter.
+const RUN_BACKOFF: Backoff = Backoff { base: Duration::from_secs(1), cap: Duration::from_secs(8) };
 
 /// `[slack_response] playbook_account`: the SOAR account playbooks run on.
 fn account(responder: &Responder) -> String {
@@ -243,10 +246,10 @@ fn run(responder: &Responder, container: u64, playbook: &str) -> Outcome {
         }
         match run_playbook(reader.api(), container, playbook) {
             Ok(run_id) => return started(run_id),
-            Err(crate::delivery::Outcome::Retry(retry)) if attempt < RUN_ATTEMPTS => {
+            Err(crate::net::Outcome::Retry(retry)) if attempt < RUN_ATTEMPTS => {
                 log::warn!("playbook run attempt {attempt}/{RUN_ATTEMPTS}: {}", retry.reason);
                 last = retry.reason;
-                std::thread::sleep(Duration::from_millis(500u64 << attempt.min(4)));
+                std::thread::sleep(RUN_BACKOFF.delay(attempt, None, jitter_unit()));
             }
             Err(outcome) => {
                 last = crate::remotes::response::reason(&outcome);

@@ -444,7 +444,7 @@ impl Responder {
         splunk_user: &str,
         context: &Context,
     ) -> crate::error::Result<()> {
-        let now = super::now();
+        let now = crate::civil_time::now();
         let record = json!({"_key": key, "kind": "click", "envelope_id": envelope_id,
             "state": state, "outcome": outcome, "action": click.action_id,
             "slack_user_id": click.user_id, "account": self.account,

@@ -3,10 +3,8 @@
 pub mod chunked;
 pub mod conf;
 pub mod modinput;
-pub mod notable_update;
 pub mod payload;
-pub mod rest;
 pub mod results;
 pub mod search_command;
 pub mod splunk_csv;
-pub mod users;
+pub mod stash;

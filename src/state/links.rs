@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::remotes::response as remote;
-use crate::splunk::rest::Splunkd;
+use crate::remotes::splunkd::Splunkd;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 

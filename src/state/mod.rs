@@ -26,11 +26,11 @@ mod soar;
 use crate::error::{Error, ExitCode, Result};
 use crate::remotes::soar::SoarApi;
 use crate::remotes::soar::read::{Container, PlaybookRun, SoarReader};
+use crate::remotes::splunkd::Splunkd;
 use crate::remotes::stackflow::StackflowApi;
 use crate::remotes::stackflow::read::{Incident, StackflowReader};
 use crate::settings::Settings;
 use crate::splunk::modinput::{EventWriter, Stanza, StreamEvent};
-use crate::splunk::rest::Splunkd;
 use checkpoint::{Checkpoint, fingerprint};
 use clock::untrusted;
 pub use links::{LinkRef, Links};
@@ -268,9 +268,9 @@ pub fn run_stanza<W: Write>(
     let path = checkpoint::path_for(checkpoint_dir, stanza.input_name());
     let mut checkpoint = match Checkpoint::load(&path) {
         Ok(checkpoint) => checkpoint,
-        Err(error) => return crate::cmd::report_error(&error),
+        Err(error) => return error.report(),
     };
-    let now = crate::delivery::spool::now_unix();
+    let now = crate::civil_time::now_unix();
     checkpoint.distrust_cursors(&stanza.name, now);
     let since = now - (options.lookback_days.saturating_mul(86_400)) as f64;
     let closed = links::Closed {

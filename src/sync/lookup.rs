@@ -2,7 +2,7 @@
 //! read-backs (one query per kind, never one per row) and the grouped notable updates.
 
 use super::*;
-use crate::splunk::notable_update::{self, NotableChange};
+use crate::remotes::splunkd::notables::{self as notable_update, NotableChange};
 
 /// The containers found in SOAR for one chunk.
 #[derive(Default)]

@@ -18,14 +18,15 @@ mod rows;
 use lookup::{SoarFound, read_links, read_soar, read_stackflow, write_updates};
 use rows::{RowDecision, RowKeys, Slots, decide_row, summary, unique};
 
+use crate::net::url_encode;
 use crate::remotes::response as remote;
 use crate::remotes::soar::SoarApi;
 use crate::remotes::soar::read::{Container, SoarReader};
+use crate::remotes::splunkd::Splunkd;
 use crate::remotes::stackflow::StackflowApi;
 use crate::remotes::stackflow::read::{Incident, StackflowReader};
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::{Splunkd, url_encode};
 use crate::splunk::search_command::{
     CommandConfig, CommandError, CommandType, ExecuteChunk, Level, SearchCommand, SearchInfo,
 };
@@ -82,7 +83,7 @@ struct Runtime {
     /// `Ok(())` once the user is known to hold the capability.
     may_update: Option<Result<(), String>>,
     /// The notable-update API (ES 7 `notable_update` or ES 8), chosen at the first update.
-    updater: Option<Result<Box<dyn crate::splunk::notable_update::NotableUpdater>, String>>,
+    updater: Option<Result<Box<dyn crate::remotes::splunkd::notables::NotableUpdater>, String>>,
     /// Grouped notable updates sent.
     notable_updates: usize,
 }

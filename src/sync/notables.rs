@@ -7,7 +7,7 @@
 //! repeated, whatever the number of rows).
 
 use super::options::{Remote, StatusMap, es_status_label, parse_es_status};
-use crate::splunk::rest::Splunkd;
+use crate::remotes::splunkd::Splunkd;
 use std::collections::BTreeMap;
 
 /// The capability that allows `update_notables=true` (authorize.conf).
@@ -150,7 +150,7 @@ pub fn has_capability(splunkd: &Splunkd) -> Result<Option<bool>, String> {
         .map(|context| {
             context.map(|context| {
                 context.has_capability(CAPABILITY)
-                    || context.username == crate::splunk::rest::SYSTEM_USER
+                    || context.username == crate::remotes::splunkd::SYSTEM_USER
             })
         })
         .map_err(|error| error.to_string())

@@ -9,12 +9,13 @@ use regex::Regex;
 use serde_json::{Map, Value, json};
 use stackflow::audit::Audit;
 use stackflow::delivery::deliverer::{DeliveryReport, Final};
-use stackflow::delivery::{Delivered, DeliveryItem, ItemContext, RejectClass, TargetKind};
+use stackflow::item::{DeliveryItem, ItemContext, TargetKind};
 use stackflow::mapping::AlertContext;
+use stackflow::net::{Delivered, RejectClass};
+use stackflow::remotes::splunkd::Splunkd;
 use stackflow::secret::Secret;
 use stackflow::settings::Settings;
 use stackflow::splunk::conf::ConfFile;
-use stackflow::splunk::rest::Splunkd;
 use stackflow::splunk::results::{FieldValue, Row};
 use stackflow_emulator::{Emulator, Fault};
 use std::collections::BTreeMap;
@@ -127,7 +128,7 @@ fn receipts_are_picked_up_and_their_time_is_read() {
     let lookahead: usize =
         props.get_nonempty(st, "MAX_TIMESTAMP_LOOKAHEAD").unwrap().parse().unwrap();
     // A receipt as the code writes it, with a message that mentions "time" itself.
-    let receipt = stackflow::audit::receipts::Receipt {
+    let receipt = stackflow::splunk::stash::Receipt {
         time: Duration::from_micros(1_763_750_000_000_001),
         message: "said \"time\": 5".into(),
         ..Default::default()

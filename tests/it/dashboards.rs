@@ -6,7 +6,7 @@
 
 use crate::state::{Input, container, incident, start_run};
 use serde_json::json;
-use stackflow::audit::receipts::Receipt;
+use stackflow::splunk::stash::Receipt;
 use std::collections::{BTreeMap, BTreeSet};
 
 const DASHBOARDS: [&str; 3] =
@@ -58,7 +58,7 @@ fn emitted() -> BTreeMap<String, BTreeSet<String>> {
     let c = container(emu, 1, "e1");
     start_run(emu, c);
     incident(emu, "INC0000001", "new");
-    let now = stackflow::delivery::spool::now_unix();
+    let now = stackflow::civil_time::now_unix();
     crate::sync::seed_links(
         emu,
         &[

@@ -466,12 +466,12 @@ fn per_result_alerts_key_the_incident_by_result_id() {
 
 #[test]
 fn read_back_finds_incidents_by_id_with_the_api_token() {
+    use stackflow::remotes::splunkd::Splunkd;
     use stackflow::remotes::stackflow::StackflowApi;
     use stackflow::remotes::stackflow::read::StackflowReader;
     use stackflow::secret::Secret;
     use stackflow::settings::Settings;
     use stackflow::splunk::conf::ConfFile;
-    use stackflow::splunk::rest::Splunkd;
 
     let fx = Fixture::new();
     fx.splunkd.set_secret("stackflow", "stackflow_api.default", "sf-api-token");

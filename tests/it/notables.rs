@@ -6,11 +6,11 @@
 use crate::support::{SESSION_KEY, one};
 use crate::sync::{csv, execute, field, getinfo, run, setup, table};
 use serde_json::json;
+use stackflow::remotes::splunkd::Splunkd;
+use stackflow::remotes::splunkd::notables::{self as notable_update, EsApi, NotableChange};
 use stackflow::secret::Secret;
 use stackflow::settings::Settings;
 use stackflow::splunk::conf::ConfFile;
-use stackflow::splunk::notable_update::{self, EsApi, NotableChange};
-use stackflow::splunk::rest::Splunkd;
 use stackflow_emulator::{Emulator, Fault};
 
 const FINDING: &str = "2008e99d-af14-4fec-89da-b9b17a81820a@@notable@@time1768225865";

@@ -4,10 +4,10 @@
 
 use crate::support::*;
 use serde_json::{Value, json};
+use stackflow::remotes::splunkd::Splunkd;
 use stackflow::secret::Secret;
 use stackflow::settings::Settings;
 use stackflow::splunk::conf::ConfFile;
-use stackflow::splunk::rest::Splunkd;
 use stackflow_emulator::{Emulator, Fault};
 use std::path::PathBuf;
 

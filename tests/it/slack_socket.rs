@@ -233,8 +233,8 @@ pub(crate) fn post_message(emu: &Emulator, reference: &str) -> (String, String, 
             {"type": "button", "action_id": "open_splunk", "url": "https://splunk.example.com/x",
              "text": {"type": "plain_text", "text": "Open in Splunk"}}]}
     ]);
-    let client = stackflow::delivery::http::HttpClient::new(
-        &stackflow::delivery::http::HttpOptions {
+    let client = stackflow::net::http::HttpClient::new(
+        &stackflow::net::http::HttpOptions {
             tls: stackflow::settings::TlsSettings { verify: false, ca_file: None },
             proxy: None,
             timeout: Duration::from_secs(10),
@@ -273,10 +273,10 @@ pub(crate) fn click(
 }
 
 pub(crate) fn seed(emu: &Emulator, collection: &str, records: &[Value]) {
+    use stackflow::remotes::splunkd::Splunkd;
     use stackflow::secret::Secret;
     use stackflow::settings::Settings;
     use stackflow::splunk::conf::ConfFile;
-    use stackflow::splunk::rest::Splunkd;
     let settings = Settings::from_conf(ConfFile::default(), None, None);
     let splunkd = Splunkd::new(&settings, &emu.url(), Secret::new(SESSION_KEY)).unwrap();
     splunkd.kv_batch_save(collection, records).unwrap();

@@ -7,7 +7,7 @@ use crate::delivery::{SOAR, alert, files_in, flush, soar_home_with};
 use crate::support::*;
 use crate::sync::{execute, getinfo, run as run_sync, setup as sync_setup};
 use serde_json::{Value, json};
-use stackflow::delivery::http::{HttpClient, HttpOptions};
+use stackflow::net::http::{HttpClient, HttpOptions};
 use stackflow_emulator::Emulator;
 use std::path::Path;
 use std::process::Command;
@@ -193,7 +193,7 @@ fn storage_password_names_escape_colons_and_never_reach_another_entry() {
     assert_eq!(emu.secret("stackflow", "soar.a:b").as_deref(), Some("token-of-a-colon-b"));
     assert_eq!(emu.secret("stackflow:soar.a", "b").as_deref(), Some("token-of-realm-with-colon"));
     // `realm:user:` with `:` inside a part escaped as `\:`, then percent-encoded (`%5C%3A`),
-    // as `stackflow::splunk::rest::password_entry_name` writes them.
+    // as `stackflow::remotes::splunkd::password_entry_name` writes them.
     for (realm, user, password, name) in [
         ("stackflow", "soar.a", "token-of-a", "stackflow:soar.a:"),
         ("stackflow", "soar.a:b", "token-of-a-colon-b", "stackflow:soar.a%5C%3Ab:"),

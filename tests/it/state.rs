@@ -104,8 +104,8 @@ pub(crate) fn container(emu: &Emulator, n: u64, sdi: &str) -> u64 {
 
 pub(crate) fn start_run(emu: &Emulator, container: u64) -> String {
     let body = json!({"container_id": container, "playbook_id": "local/triage", "run": true});
-    let client = stackflow::delivery::http::HttpClient::new(
-        &stackflow::delivery::http::HttpOptions {
+    let client = stackflow::net::http::HttpClient::new(
+        &stackflow::net::http::HttpOptions {
             tls: stackflow::settings::TlsSettings { verify: false, ca_file: None },
             proxy: None,
             timeout: std::time::Duration::from_secs(10),
@@ -154,7 +154,7 @@ fn each_change_is_one_event_across_restarts_and_outages() {
     incident(emu, "INC0001001", "new");
     incident(emu, "INC0001002", "in_progress");
     incident(emu, "INC0009999", "new");
-    let now = stackflow::delivery::spool::now_unix();
+    let now = stackflow::civil_time::now_unix();
     seed_links(
         emu,
         &[
@@ -304,7 +304,7 @@ fn each_change_is_one_event_across_restarts_and_outages() {
 fn many_objects_are_read_in_batches_and_a_run_is_bounded() {
     let input = Input::new();
     let emu = input.emu();
-    let now = stackflow::delivery::spool::now_unix();
+    let now = stackflow::civil_time::now_unix();
     let mut links = Vec::new();
     for n in 1..=250u64 {
         let id = container(emu, n, &format!("e{n}"));
@@ -409,7 +409,7 @@ fn without_a_run_change_field_runs_are_compared_not_filtered() {
     let emu = input.emu();
     let c = container(emu, 1, "e1");
     let run_id = start_run(emu, c);
-    let now = stackflow::delivery::spool::now_unix();
+    let now = stackflow::civil_time::now_unix();
     seed_links(
         emu,
         &[json!({"_key": "k1", "event_id": "e1", "soar_container_id": c, "updated": now})],

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const CONTAINERS: &str = "stackflow:soar:container";
 
 fn now() -> f64 {
-    stackflow::delivery::spool::now_unix()
+    stackflow::civil_time::now_unix()
 }
 
 fn link(key: &str, container: u64, updated: f64) -> Value {
@@ -58,7 +58,7 @@ fn a_future_or_unparsable_change_time_never_moves_the_checkpoint() {
     }
     let since = checkpoint(&input)["containers"]["since"].as_str().unwrap_or_default().to_string();
     let at = stackflow::civil_time::parse_iso8601(&since).expect("the cursor is a time");
-    assert!(at <= stackflow::delivery::spool::now_unix() + 1.0, "cursor {since} is not ahead");
+    assert!(at <= stackflow::civil_time::now_unix() + 1.0, "cursor {since} is not ahead");
 
     // A later change of the well-behaved container is seen: nothing hides it.
     assert!(emu.update_soar_container(fine, json!({"status": "open", "owner_name": "carol"})));

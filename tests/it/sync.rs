@@ -4,12 +4,12 @@
 
 use crate::support::{Cell, SESSION_KEY, SplunkHome, one, splunk_csv};
 use serde_json::{Value, json};
-use stackflow::delivery::http::{HttpClient, HttpOptions};
+use stackflow::net::http::{HttpClient, HttpOptions};
+use stackflow::remotes::splunkd::Splunkd;
 use stackflow::secret::Secret;
 use stackflow::settings::{Settings, TlsSettings};
 use stackflow::splunk::chunked::{Chunk, read_chunk};
 use stackflow::splunk::conf::ConfFile;
-use stackflow::splunk::rest::Splunkd;
 use stackflow::splunk::splunk_csv::Table;
 use stackflow_emulator::{Emulator, Fault};
 use std::time::Duration;

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::delivery::deliverer::Final;
-use crate::delivery::{Delivered, DeliveryItem, ItemContext, TargetKind};
+use crate::item::{DeliveryItem, ItemContext, TargetKind};
+use crate::net::Delivered;
 use crate::splunk::conf::ConfFile;
 use std::path::Path;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! and the stderr lines that close a flush (one per account, one summary).
 
 use super::FlushSummary;
-use crate::delivery::TargetKind;
-use crate::delivery::store::Store;
 use crate::error::ExitCode;
+use crate::item::TargetKind;
+use crate::outbox::store::Store;
 
 /// What a flush learnt about one remote account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

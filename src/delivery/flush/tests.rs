@@ -1,7 +1,8 @@
 use super::*;
 use crate::delivery::deliverer::tests::Scripted;
-use crate::delivery::spool::tests::{record, temp_root};
-use crate::delivery::spool::{Spool, item_id};
+use crate::item::item_id;
+use crate::outbox::spool::Spool;
+use crate::outbox::spool::tests::{record, temp_root};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 struct Shared(Arc<Mutex<Scripted>>);
 
 impl Target for Shared {
-    fn attempt(&mut self, item: &crate::delivery::DeliveryItem) -> Outcome {
+    fn attempt(&mut self, item: &crate::item::DeliveryItem) -> Outcome {
         self.0.lock().unwrap().attempt(item)
     }
     fn needs_ledger(&self) -> bool {
@@ -308,7 +309,7 @@ impl Store for Ahead {
     fn ledger(&self) -> Ledger {
         Store::ledger(&self.spool)
     }
-    fn scan(&self) -> Result<super::super::store::Scan> {
+    fn scan(&self) -> Result<crate::outbox::store::Scan> {
         Store::scan(&self.spool)
     }
     fn claim(&self, id: &str, token: u64) -> Result<Claimed> {
@@ -320,7 +321,7 @@ impl Store for Ahead {
     fn open_adopted(
         &self,
         path: &std::path::Path,
-    ) -> Result<std::result::Result<Claim, super::super::spool::Quarantined>> {
+    ) -> Result<std::result::Result<Claim, crate::outbox::spool::Quarantined>> {
         Store::open_adopted(&self.spool, path)
     }
     fn finish_delivered(&self, claim: Claim) -> Result<()> {

@@ -12,8 +12,8 @@
 //!   "links": [{"event_id", "soar_container_id", "stackflow_incident_id"}]}`.
 
 use super::{AlertContext, RowMapper};
-use crate::delivery::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::error::{Error, Result};
+use crate::item::{DeliveryItem, ItemContext, RowRef, TargetKind};
 use crate::splunk::results::{FieldValue, Row};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -21,7 +21,7 @@ pub fn storm_context(row: &Row, context: &AlertContext, account: &str, window_s:
     let entity = first_present(row, STORM_ENTITY_FIELDS).unwrap_or_default();
     let key = format!(
         "storm:{account}:{}",
-        crate::delivery::spool::item_id(&format!("{account}\n{rule}\n{entity}"))
+        crate::item::item_id(&format!("{account}\n{rule}\n{entity}"))
     );
     json!({"key": key, "rule": rule, "entity": entity, "window_s": window_s})
 }

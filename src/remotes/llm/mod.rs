@@ -7,13 +7,15 @@
 //! works. The caller redacts the context first (`mapping::redact`); this module never sees raw
 //! PII and never logs the prompt or the answer.
 
+pub mod receipt;
+
 use super::url::RemoteUrl;
-use crate::delivery::http::{HttpClient, HttpOptions, TransportErrorKind};
 use crate::error::{Error, Result};
+use crate::net::http::{HttpClient, HttpOptions, TransportErrorKind};
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::Settings;
 use crate::splunk::conf;
-use crate::splunk::rest::Splunkd;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

@@ -8,8 +8,8 @@
 //! aspect of the operation succeeded", so they leave the outcome unknown; the other retried
 //! codes say nothing was done.
 
-use crate::delivery::http::HttpResponse;
-use crate::delivery::{Outcome, RejectClass};
+use crate::net::http::HttpResponse;
+use crate::net::{Outcome, RejectClass};
 use serde_json::Value;
 
 /// What a Slack error code means for the call that got it.

@@ -10,13 +10,13 @@ pub mod summary;
 pub mod write;
 
 use super::url::RemoteUrl;
-use crate::delivery::Outcome;
-use crate::delivery::classify::classify_transport;
-use crate::delivery::http::{HttpClient, HttpResponse};
 use crate::error::Result;
+use crate::net::Outcome;
+use crate::net::classify::classify_transport;
+use crate::net::http::{HttpClient, HttpResponse};
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 
 pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 

@@ -15,9 +15,9 @@
 
 use super::SlackApi;
 use super::errors::{self, ErrorClass};
-use crate::delivery::Outcome;
-use crate::delivery::classify::{StatusClass, classify_status};
-use crate::splunk::rest::form_encode;
+use crate::net::Outcome;
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::form_encode;
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -4,13 +4,13 @@
 //! placeholders and swap it for the template summary. Any failure keeps the template summary:
 //! the model can neither fail nor hold the message past its budget.
 
-use crate::audit::llm::{self as audit_llm, LlmReceipt};
-use crate::delivery::DeliveryItem;
+use crate::item::DeliveryItem;
 use crate::mapping::redact::Redactor;
 use crate::mapping::slack::{SUMMARY_MAX, replace_summary, truncate};
+use crate::remotes::llm::receipt::{self as audit_llm, LlmReceipt};
 use crate::remotes::llm::{LlmApi, LlmOutcome};
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 use serde_json::Value;
 use std::collections::HashMap;
 

@@ -8,15 +8,16 @@ use super::SlackApi;
 use super::errors;
 use super::read::{ChannelIds, LookupError};
 use super::summary::LlmSummaries;
-use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, Target};
 use crate::error::Result;
+use crate::item::{DeliveryItem, Lookup, Target};
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::{Delivered, Outcome, RejectClass};
 use crate::remotes::soar::SoarAccount;
 use crate::remotes::soar::claim::ContainerClaims;
+use crate::remotes::splunkd::Splunkd;
 use crate::remotes::stackflow::StackflowAccount;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -254,7 +255,7 @@ impl SlackTarget {
             None => None,
         };
         // Whole seconds since the epoch (the clock is read once; a value out of range reads 0).
-        let now = crate::delivery::spool::now_unix().floor().clamp(0.0, 1e15) as i64;
+        let now = crate::civil_time::now_unix().floor().clamp(0.0, 1e15) as i64;
         let record = match self.splunkd.kv_query(STORMS_COLLECTION, &json!({"_key": key})) {
             Ok(records) => records.into_iter().next(),
             Err(error) => {

@@ -21,9 +21,9 @@
 //! therefore counts only once the locked file is still the one at the path, else it opens the
 //! path again (the usual rule for lock files that get removed).
 
-use crate::delivery::Outcome;
-use crate::delivery::spool::item_id;
 use crate::error::{Error, Result};
+use crate::item::item_id;
+use crate::net::Outcome;
 use crate::settings::Settings;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

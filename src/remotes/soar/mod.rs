@@ -15,13 +15,14 @@ pub mod read;
 pub mod write;
 
 use super::url::RemoteUrl;
-use crate::delivery::Outcome;
-use crate::delivery::classify::classify_transport;
-use crate::delivery::http::{HttpClient, HttpResponse};
 use crate::error::{Error, Result};
+use crate::net::Outcome;
+use crate::net::classify::classify_transport;
+use crate::net::http::{HttpClient, HttpResponse};
+use crate::net::url_encode;
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::{Splunkd, url_encode};
 
 /// The default container label (PRODUCT §3).
 pub const DEFAULT_LABEL: &str = "events";
@@ -116,7 +117,7 @@ impl SoarApi {
     pub fn get_streamed(
         &self,
         path_and_query: &str,
-    ) -> std::result::Result<crate::delivery::http::StreamedResponse, Outcome> {
+    ) -> std::result::Result<crate::net::http::StreamedResponse, Outcome> {
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);
         self.http
             .get_streamed(&self.account.base.join(path_and_query), &self.headers(None))

@@ -7,10 +7,10 @@
 
 use super::filter_batches;
 use super::read::{CHANGE_PAGE_SIZE, ChangeKind, SoarReader};
-use crate::delivery::classify::{StatusClass, classify_status};
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::url_encode;
 use crate::remotes::response as remote;
 use crate::remotes::stream;
-use crate::splunk::rest::url_encode;
 use serde_json::Value;
 
 /// Pages read by one change query at most (playbook runs: 200 × 500 = 100,000 per batch of

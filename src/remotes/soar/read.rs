@@ -10,8 +10,8 @@
 //! of containers changed since a time (`_filter_update_time__gte`), oldest first, page by page.
 
 use super::{SoarApi, filter_batches, string_literal};
+use crate::net::url_encode;
 use crate::remotes::response as remote;
-use crate::splunk::rest::url_encode;
 use serde_json::Value;
 use std::collections::HashMap;
 

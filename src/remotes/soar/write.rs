@@ -13,12 +13,14 @@
 
 use super::claim::ContainerClaims;
 use super::{SoarApi, filter_batches, string_literal};
-use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::{Delivered, DeliveryItem, ListIndex, Outcome, RejectClass, Target};
 use crate::error::Result;
+use crate::item::{DeliveryItem, ListIndex, Target};
 use crate::mapping::soar::ContainerSpec;
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::url_encode;
+use crate::net::{Delivered, Outcome, RejectClass};
+use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
-use crate::splunk::rest::{Splunkd, url_encode};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;

@@ -13,14 +13,14 @@ pub mod read;
 pub mod write;
 
 use super::url::RemoteUrl;
-use crate::delivery::Outcome;
-use crate::delivery::classify::classify_transport;
-use crate::delivery::http::{HttpClient, HttpResponse};
 use crate::error::{Error, Result};
 use crate::mapping::stackflow_incident_url;
+use crate::net::Outcome;
+use crate::net::classify::classify_transport;
+use crate::net::http::{HttpClient, HttpResponse};
+use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 
 /// The webhook path suffix; what precedes it is the API base (`…/prod/api`).
 pub const WEBHOOK_SUFFIX: &str = "/webhooks/inbound/splunk";
@@ -129,7 +129,7 @@ impl StackflowApi {
     pub fn get_streamed(
         &self,
         path_and_query: &str,
-    ) -> std::result::Result<crate::delivery::http::StreamedResponse, Outcome> {
+    ) -> std::result::Result<crate::net::http::StreamedResponse, Outcome> {
         let path = path_and_query.split('?').next().unwrap_or(path_and_query);
         let auth = format!("Bearer {}", self.token.expose());
         let headers = [("Authorization", auth.as_str()), ("Accept", "application/json")];

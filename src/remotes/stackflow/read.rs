@@ -14,10 +14,11 @@
 //! `GET <api_url>/incidents/<id>` per id, for the rest of the run.
 
 use super::StackflowApi;
-use crate::delivery::classify::{StatusClass, classify_status};
-use crate::delivery::{Lookup, Outcome};
+use crate::item::Lookup;
+use crate::net::Outcome;
+use crate::net::classify::{StatusClass, classify_status};
+use crate::net::url_encode;
 use crate::remotes::response as remote;
-use crate::splunk::rest::url_encode;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -234,7 +235,7 @@ impl StackflowReader {
 /// A look-up's answer as JSON, or why there is none: a refused token or a URL that is not the
 /// API (401, 403, 404, any other refusal) is lasting; a rate limit or an outage is not.
 fn lookup_answer(
-    response: std::result::Result<crate::delivery::http::HttpResponse, Outcome>,
+    response: std::result::Result<crate::net::http::HttpResponse, Outcome>,
     what: &str,
 ) -> Result<Value, Lookup> {
     let failed = |outcome: Outcome| match outcome {

@@ -7,14 +7,15 @@
 
 use super::read::StackflowReader;
 use super::{StackflowAccount, StackflowApi};
-use crate::delivery::classify::{StatusClass, classify_status, classify_transport};
-use crate::delivery::http::{HttpClient, HttpResponse};
-use crate::delivery::{Delivered, DeliveryItem, Lookup, Outcome, RejectClass, RetryLater, Target};
 use crate::error::{Error, Result};
+use crate::item::{DeliveryItem, Lookup, Target};
+use crate::net::classify::{StatusClass, classify_status, classify_transport};
+use crate::net::http::{HttpClient, HttpResponse};
+use crate::net::{Delivered, Outcome, RejectClass, RetryLater};
+use crate::remotes::splunkd::Splunkd;
 use crate::remotes::url::RemoteUrl;
 use crate::secret::Secret;
 use crate::settings::Settings;
-use crate::splunk::rest::Splunkd;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -139,7 +140,7 @@ impl Target for StackflowTarget {
             ("X-StackFlow-Secret", self.secret.expose()),
         ];
         match self.http.post(self.webhook_url.as_str(), &headers, body) {
-            Ok(response) => self.judge(&response, now_unix()),
+            Ok(response) => self.judge(&response, crate::civil_time::now_unix_secs()),
             Err(error) => classify_transport(&error, &self.what()),
         }
     }
@@ -194,13 +195,6 @@ impl StackflowTarget {
             None => Err(Lookup::Unsupported),
         }
     }
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// A string or number as text.
@@ -282,7 +276,7 @@ pub fn rate_limit_wait(response: &HttpResponse, now_unix: u64) -> Option<Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::http::HttpOptions;
+    use crate::net::http::HttpOptions;
     use crate::settings::TlsSettings;
     use crate::splunk::conf::ConfFile;
 

@@ -1,9 +1,10 @@
-//! The spool's file primitives: atomic writes and folder syncs, folder listings, file-name-safe
-//! item ids, and the names of claims and temp files with whether the process that owns one is
-//! still running (so a flusher can adopt what a dead process left).
+//! The spool's file primitives: atomic writes, folder listings, and the names of claims and
+//! temp files with whether the process that owns one is still running (so a flusher can adopt
+//! what a dead process left).
 
 use super::{TMP_COUNTER, is_not_found, spool_error};
 use crate::error::Result;
+use crate::fsync::sync_dir;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,16 +13,6 @@ use std::time::Duration;
 
 /// Where no process table can be read, a claim or temp file this old is presumed abandoned.
 const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
-
-/// A file-name-safe id for a dedupe key: a 128-bit FNV-1a hash in hex.
-pub fn item_id(dedupe_key: &str) -> String {
-    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    for byte in dedupe_key.as_bytes() {
-        hash ^= *byte as u128;
-        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
-    }
-    format!("{hash:032x}")
-}
 
 /// Whether process `pid` still runs: `Some(false)` for no such process or a zombie, `None`
 /// where the process table cannot be read (not Linux).
@@ -128,17 +119,4 @@ pub fn write_atomically(tmp_dir: &Path, final_path: &Path, bytes: &[u8]) -> Resu
         return Err(spool_error(final_path, error));
     }
     Ok(())
-}
-
-/// fsync a directory so that a rename into it survives a power cut (no-op where unsupported).
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
 }

@@ -2,9 +2,10 @@
 //! insert, update, batch save, query, delete — with queries kept to the operators splunkd
 //! documents; a `$in` the KV store refuses falls back to `$or` here, for every caller.
 
-use super::{APP, Splunkd, url_encode};
-use crate::delivery::http::{HttpResponse, TransportError};
+use super::{APP, Splunkd};
 use crate::error::{Error, Result};
+use crate::net::http::{HttpResponse, TransportError};
+use crate::net::url_encode;
 use serde_json::{Map, Value, json};
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1,4 +1,4 @@
-//! Receipts: one JSON object per row an item carried, written as Splunk stash files
+//! Stash files and the receipt line: one JSON object per row an item carried, written as Splunk stash files
 //! `$SPLUNK_HOME/var/spool/splunk/<epoch>_<random>.stash_stackflow` that the app's `batch`
 //! input indexes (sourcetype `stackflow:receipt`) and then deletes (PRODUCT §4).
 //!
@@ -12,9 +12,8 @@
 //! (`$SPLUNK_HOME/var/run/stackflow/receipts/`), fsynced, then renamed into the spool folder;
 //! only when that rename fails (another filesystem) is `<name>.tmp` in the spool folder used.
 
-use crate::delivery::deliverer::DeliveryReport;
-use crate::delivery::spool::sync_dir;
 use crate::error::{Error, Result};
+use crate::fsync::sync_dir;
 use serde::Serialize;
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
@@ -86,16 +85,6 @@ pub struct ReceiptRef<'a> {
     pub slack_channel: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slack_ts: Option<&'a str>,
-}
-
-/// A string from `Delivered.details` (strings as-is, numbers as text).
-pub fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
-    let details = &report.delivered.as_ref()?.details;
-    keys.iter().find_map(|key| match details.get(*key)? {
-        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
-        serde_json::Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    })
 }
 
 impl Receipt {

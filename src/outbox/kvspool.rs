@@ -33,12 +33,11 @@
 //! earlier version. No secret is ever written: items carry none.
 
 use super::ledger::Ledger;
-use super::spool::{
-    Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, now_unix, parse_record,
-};
+use super::spool::{Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, parse_record};
 use super::store::{Candidate, Claimed, Scan, Store, Summary};
+use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
-use crate::splunk::rest::Splunkd;
+use crate::remotes::splunkd::Splunkd;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -8,11 +8,11 @@
 //! number of seconds so that it cannot make us wait, or overflow a clock, without bound.
 
 use super::retry::MAX_RETRY_AFTER;
-use crate::error::{Error, Result};
+use super::tls;
+use crate::error::Result;
 use crate::settings::TlsSettings;
 use std::io::Read;
 use std::time::Duration;
-use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// Larger responses are cut here; no API we call answers with more than a few MB.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
@@ -129,45 +129,13 @@ impl std::fmt::Display for TransportError {
 impl HttpClient {
     /// Builds an agent; fails with a configuration error when the CA file or proxy is unusable.
     pub fn new(options: &HttpOptions, config_stanza: &str) -> Result<HttpClient> {
-        let mut tls = TlsConfig::builder().disable_verification(!options.tls.verify);
-        if let Some(path) = &options.tls.ca_file {
-            let pem = std::fs::read(path).map_err(|error| {
-                Error::config(
-                    config_stanza,
-                    "ca_file",
-                    format!("cannot read {}: {error}", path.display()),
-                )
-            })?;
-            let certificates: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(certificate)) => Some(certificate),
-                    _ => None,
-                })
-                .collect();
-            if certificates.is_empty() {
-                return Err(Error::config(
-                    config_stanza,
-                    "ca_file",
-                    format!("{} holds no PEM certificate", path.display()),
-                ));
-            }
-            tls = tls.root_certs(RootCerts::new_with_certs(&certificates));
-        }
-        let proxy = match &options.proxy {
-            Some(url) => Some(ureq::Proxy::new(url).map_err(|error| {
-                Error::config(
-                    "proxy",
-                    "url",
-                    format!("\"{url}\" is not a usable proxy URL: {error}"),
-                )
-            })?),
-            None => None,
-        };
+        let tls = tls::agent_tls(&options.tls, config_stanza)?;
+        let proxy = tls::agent_proxy(options.proxy.as_deref())?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(options.timeout))
             .timeout_connect(Some(options.timeout.min(Duration::from_secs(10))))
-            .tls_config(tls.build())
+            .tls_config(tls)
             .proxy(proxy)
             .user_agent(USER_AGENT)
             .max_redirects(0)
@@ -329,7 +297,7 @@ fn classify_transport_error(error: ureq::Error) -> TransportError {
         | ureq::Error::InvalidProxyUrl
         | ureq::Error::RequireHttpsOnly(_) => Kind::BadUrl,
         ureq::Error::Io(io) => return classify_io_error(io, "sending the request"),
-        ureq::Error::Rustls(tls) => tls_kind(tls),
+        ureq::Error::Rustls(tls) => tls::tls_kind(tls),
         ureq::Error::Tls(_) => Kind::TlsInterrupted,
         ureq::Error::ConnectionFailed => Kind::ConnectionRefused,
         _ => Kind::Other,
@@ -337,26 +305,12 @@ fn classify_transport_error(error: ureq::Error) -> TransportError {
     TransportError { kind, message }
 }
 
-/// A TLS failure by its type: the server's certificate refused by our verifier (unknown
-/// issuer, wrong name, expired…) or none presented is configuration; anything else (an alert,
-/// a torn record) is an interrupted connection, worth retrying.
-fn tls_kind(error: &rustls::Error) -> TransportErrorKind {
-    match error {
-        rustls::Error::InvalidCertificate(_)
-        | rustls::Error::NoCertificatesPresented
-        | rustls::Error::UnsupportedNameType => TransportErrorKind::CertificateNotTrusted,
-        _ => TransportErrorKind::TlsInterrupted,
-    }
-}
-
 fn classify_io_error(error: &std::io::Error, during: &str) -> TransportError {
     use TransportErrorKind as Kind;
     use std::io::ErrorKind;
     let text = error.to_string();
-    // rustls reports handshake failures through the stream as io::Error(InvalidData, <rustls::Error>).
-    let tls = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    let kind = match (tls, error.kind()) {
-        (Some(tls), _) => tls_kind(tls),
+    let kind = match (tls::rustls_error(error), error.kind()) {
+        (Some(tls), _) => tls::tls_kind(tls),
         (None, ErrorKind::TimedOut | ErrorKind::WouldBlock) => Kind::Timeout,
         (None, ErrorKind::ConnectionRefused) => Kind::ConnectionRefused,
         (

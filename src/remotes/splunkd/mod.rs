@@ -4,15 +4,14 @@
 //! Every call is authenticated with `Authorization: Splunk <session key>`. The local splunkd
 //! usually serves Splunk's self-signed certificate, so `[splunkd] verify_ssl` defaults to
 //! false; no proxy is ever used for it. A secret read is classified like any remote's answer
-//! (`delivery::classify`): splunkd busy or unreachable defers, a refusal is a credentials error.
+//! (`net::classify`): splunkd busy or unreachable defers, a refusal is a credentials error.
 
-use crate::delivery::classify::{StatusClass, classify_status, classify_transport, server_message};
-use crate::delivery::http::{HttpClient, HttpOptions, HttpResponse, TransportError};
-use crate::delivery::{Outcome, RejectClass};
 use crate::error::{Error, Result};
+use crate::net::classify::{StatusClass, classify_status, classify_transport, server_message};
+use crate::net::http::{HttpClient, HttpOptions, HttpResponse, TransportError};
+use crate::net::{Outcome, RejectClass, form_encode, url_encode};
 use crate::secret::Secret;
 use crate::settings::Settings;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -53,25 +52,6 @@ pub const READ_CREDENTIALS: &str = "stackflow_read_credentials";
 /// `splunk-system-user`, which splunkd does not describe with capabilities.
 const ADMIN_CAPABILITY: &str = "admin_all_objects";
 pub const SYSTEM_USER: &str = "splunk-system-user";
-
-/// RFC 3986 §2.3's unreserved characters (`ALPHA / DIGIT / "-" / "." / "_" / "~"`) are the
-/// only ones left as they are; every other byte is percent-encoded.
-const NOT_UNRESERVED: &AsciiSet =
-    &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// Percent-encodes a URL path segment or query value (UTF-8, upper-case hex digits).
-pub fn url_encode(text: &str) -> String {
-    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
-}
-
-/// Encodes form fields as `application/x-www-form-urlencoded`.
-pub fn form_encode(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(key, value)| format!("{}={}", url_encode(key), url_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
 
 /// The storage/passwords entry name of `<realm>:<username>:` as it goes in a URL path: splunkd
 /// names an entry `realm:username:` with every `:` inside the realm or the user name escaped
@@ -170,7 +150,7 @@ impl Splunkd {
     }
 
     /// A response, or the error its failure stands for, classified as every remote's answer is
-    /// (`delivery::classify`): splunkd busy or unreachable is `Unavailable` (retry later), a
+    /// (`net::classify`): splunkd busy or unreachable is `Unavailable` (retry later), a
     /// refused session key `Credentials`, an untrusted certificate configuration, anything
     /// else `Rejected`.
     fn checked(
@@ -202,7 +182,7 @@ impl Splunkd {
 
     /// Reads `<realm>:<username>:` from storage/passwords.
     ///
-    /// splunkd's answer goes through the classifier the remotes use (`delivery::classify`): a
+    /// splunkd's answer goes through the classifier the remotes use (`net::classify`): a
     /// splunkd that is restarting or busy (5xx, 408, 429) or unreachable is `Unavailable` —
     /// the secret is probably fine, so the items are deferred to the spool (exit 7) and
     /// `spool flush` tries again — while a refusal (401/403), a missing secret (404) or any
@@ -436,6 +416,8 @@ impl Splunkd {
 }
 
 mod kv;
+pub mod notables;
+pub mod users;
 
 #[cfg(test)]
 mod tests;

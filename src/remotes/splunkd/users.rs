@@ -3,8 +3,9 @@
 //! Splunk user behind a Slack click may act — by that user's rights, never by the session's
 //! (Splunk REST API reference, "authentication/users": `email`, `roles`, `capabilities`).
 
-use super::rest::{Splunkd, url_encode};
+use super::Splunkd;
 use crate::error::Result;
+use crate::net::url_encode;
 use serde_json::Value;
 
 /// Users an e-mail search may return before the answer is taken as ambiguous.

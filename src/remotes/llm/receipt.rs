@@ -4,7 +4,7 @@
 //! the context or the answer. Written as stash files like delivery receipts (`receipts`), named
 //! `*.stash_stackflow_llm` for their own batch input.
 
-use super::receipts::{ReceiptWriter, line_of};
+use crate::splunk::stash::{ReceiptWriter, line_of};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -3,10 +3,10 @@
 //! head cluster members). The flusher's policy (probe, drain, bounds, reporting) is written once
 //! in `flush.rs` against this trait.
 
-use super::TargetKind;
 use super::ledger::Ledger;
 use super::spool::{Claim, Quarantined, Spool, SpoolRecord};
 use crate::error::Result;
+use crate::item::TargetKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

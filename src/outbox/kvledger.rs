@@ -12,9 +12,9 @@
 //! "delivered", and a marker only ever widens the window a lookup covers.
 
 use super::ledger::LedgerEntry;
-use super::spool::item_id;
 use crate::error::Result;
-use crate::splunk::rest::Splunkd;
+use crate::item::item_id;
+use crate::remotes::splunkd::Splunkd;
 use serde_json::{Value, json};
 
 /// The collection (collections.conf).

@@ -17,8 +17,9 @@
 //! (`apps/local/SplunkEnterpriseSecuritySuite`): major version 8 or later → ES 8's API,
 //! otherwise (or no ES) `notable_update`; `api = notable_update` / `es8` forces one.
 
-use super::rest::{Splunkd, url_encode};
+use super::Splunkd;
 use crate::error::{Error, Result};
+use crate::net::url_encode;
 use crate::settings::Settings;
 use serde_json::{Map, Value};
 

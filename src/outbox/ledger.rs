@@ -24,9 +24,11 @@
 //! and removing it could let a lost answer turn into a blind re-send.
 
 use super::kvledger::KvLedger;
-use super::spool::{item_id, write_atomically};
+use super::spool::write_atomically;
+use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
-use crate::splunk::rest::Splunkd;
+use crate::item::item_id;
+use crate::remotes::splunkd::Splunkd;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -164,7 +166,7 @@ impl Ledger {
     /// Removes entries delivered more than `retention` ago (an unreadable entry by its file's
     /// age). Returns how many were removed.
     pub fn expire(&self, retention: std::time::Duration) -> Result<usize> {
-        let cutoff = super::spool::now_unix() - retention.as_secs_f64();
+        let cutoff = now_unix() - retention.as_secs_f64();
         let in_kv = match &self.kv {
             Some(kv) => kv.expire(cutoff)?,
             None => 0,
@@ -209,7 +211,7 @@ impl Ledger {
     pub fn expire_hourly(&self, retention: std::time::Duration) -> Result<usize> {
         let stamp = self.dir.join(EXPIRE_STAMP);
         let last = fs::metadata(&stamp).ok().map(|_| super::spool::modified_unix(&stamp));
-        if last.is_some_and(|last| super::spool::now_unix() - last < EXPIRE_EVERY_S) {
+        if last.is_some_and(|last| now_unix() - last < EXPIRE_EVERY_S) {
             return Ok(0);
         }
         let removed = self.expire(retention)?;
@@ -288,9 +290,9 @@ mod tests {
 
     #[test]
     fn entries_past_retention_expire_and_markers_stay() {
-        let root = crate::delivery::spool::tests::temp_root("ledger-expire");
+        let root = crate::outbox::spool::tests::temp_root("ledger-expire");
         let ledger = Ledger::new(&root);
-        let now = crate::delivery::spool::now_unix();
+        let now = crate::civil_time::now_unix();
         for (key, age_days) in [("old", 40.0), ("recent", 2.0)] {
             let entry = LedgerEntry {
                 dedupe_key: key.into(),
@@ -314,7 +316,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_other_keys_miss() {
-        let root = crate::delivery::spool::tests::temp_root("ledger");
+        let root = crate::outbox::spool::tests::temp_root("ledger");
         let ledger = Ledger::new(&root);
         assert_eq!(ledger.get("k").unwrap(), None);
         let entry = LedgerEntry {

@@ -1,8 +1,8 @@
 //! Unit tests of `rest`.
 
 use super::*;
-use crate::delivery::http::TransportErrorKind;
 use crate::error::ExitCode;
+use crate::net::http::TransportErrorKind;
 
 fn answer(status: u16) -> HttpResponse {
     HttpResponse {

@@ -2,8 +2,9 @@
 //! (`SpoolRecordView::write_json`): every item an alert sends is first written as a claim, and
 //! a SOAR batch is up to a megabyte of JSON that must not be checked again on the way.
 
-use super::item_id;
-use crate::delivery::{DeliveryItem, RejectClass};
+use crate::item::DeliveryItem;
+use crate::item::item_id;
+use crate::net::RejectClass;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
@@ -130,7 +131,7 @@ pub(crate) fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::{ItemContext, RowRef, TargetKind};
+    use crate::item::{ItemContext, RowRef, TargetKind};
 
     fn view_of(record: &SpoolRecord) -> SpoolRecordView<'_> {
         SpoolRecordView {

@@ -31,12 +31,14 @@ mod files;
 mod record;
 
 pub(crate) use files::modified_unix;
-pub use files::{item_id, pid_alive, sync_dir, write_atomically};
 use files::{list_dir, owner_gone, split_claim_name, tmp_pid};
+pub use files::{pid_alive, write_atomically};
 pub(crate) use record::parse_record;
 pub use record::{RECORD_VERSION, SpoolRecord, SpoolRecordView};
 
+use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
+use crate::fsync::sync_dir;
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -132,13 +134,6 @@ impl Drop for Spool {
             log::warn!("{error}");
         }
     }
-}
-
-pub fn now_unix() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 pub(super) fn spool_error(path: &Path, error: impl std::fmt::Display) -> Error {

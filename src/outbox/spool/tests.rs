@@ -1,7 +1,8 @@
 //! Unit tests of `spool`.
 
 use super::*;
-use crate::delivery::{DeliveryItem, ItemContext, RejectClass, TargetKind};
+use crate::item::{DeliveryItem, ItemContext, TargetKind, item_id};
+use crate::net::RejectClass;
 
 pub(crate) fn temp_root(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!(
