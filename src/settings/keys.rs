@@ -83,7 +83,7 @@ pub const STANZAS: &[StanzaKind] = &[
     StanzaKind {
         kind: "notables",
         naming: Naming::Fixed,
-        keys: &["api", "es8_update_path", "es8_notes_path"],
+        keys: &["api", "es8_update_path", "es8_notes_path", "comment_playbook_results"],
     },
     StanzaKind {
         kind: "slack_response",

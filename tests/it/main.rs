@@ -4,6 +4,7 @@
 //!
 //! One test crate with modules, so the binary and the emulator are linked once.
 
+mod action_runs;
 mod audit;
 mod check;
 mod cim;
