@@ -59,6 +59,7 @@ pub const STANZAS: &[StanzaKind] = &[
             "mention",
             "buttons",
             "suppress",
+            "war_room",
         ],
     },
     StanzaKind { kind: "splunkd", naming: Naming::Fixed, keys: &["uri", "verify_ssl", "ca_file"] },
@@ -88,7 +89,15 @@ pub const STANZAS: &[StanzaKind] = &[
     StanzaKind {
         kind: "slack_response",
         naming: Naming::Fixed,
-        keys: &["false_positive_disposition", "escalate_account", "playbook_account"],
+        keys: &[
+            "false_positive_disposition",
+            "escalate_account",
+            "playbook_account",
+            "war_room_prefix",
+            "war_room_users",
+            "war_room_usergroup",
+            "war_room_private",
+        ],
     },
     StanzaKind {
         kind: "limits",

@@ -7,6 +7,7 @@ pub mod probe;
 pub mod read;
 pub mod socket;
 pub mod summary;
+pub mod war_room;
 pub mod write;
 
 use super::url::RemoteUrl;
