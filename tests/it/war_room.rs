@@ -168,3 +168,64 @@ fn a_workspace_that_forbids_channels_keeps_the_alert_and_says_why() {
         .assert_code(0);
     assert_eq!(emulator.slack_created_channels().len(), 1);
 }
+
+/// `stackflow slack manifest`'s bot scopes.
+fn manifest_scopes(home: &SplunkHome) -> Vec<String> {
+    let run = home.run_stackflow(&["slack", "manifest", "--account", "default"], b"");
+    run.assert_code(0);
+    let manifest: Value = serde_json::from_str(&run.stdout).expect("the manifest is JSON");
+    serde_json::from_value(manifest["oauth_config"]["scopes"]["bot"].clone()).unwrap()
+}
+
+const WAR_ROOM_SCOPES: [&str; 4] =
+    ["channels:manage", "groups:write", "pins:write", "usergroups:read"];
+
+#[test]
+fn the_manifest_and_check_ask_for_war_room_scopes_only_when_configured() {
+    let (home, emulator) = setup();
+    let scopes = manifest_scopes(&home);
+    assert!(scopes.iter().any(|s| s == "chat:write"), "{scopes:?}");
+    for scope in WAR_ROOM_SCOPES.iter().chain(&["commands"]) {
+        assert!(!scopes.iter().any(|s| s == scope), "{scope} without the feature: {scopes:?}");
+    }
+    let granted = [
+        "chat:write",
+        "chat:write.public",
+        "channels:history",
+        "groups:history",
+        "channels:read",
+        "groups:read",
+    ];
+    emulator.set_slack_scopes(&granted);
+    let url = emulator.url();
+    let check = |home: &SplunkHome| {
+        let run = home.run_stackflow(
+            &["check", "--splunkd-uri", &url],
+            format!("{SESSION_KEY}\n").as_bytes(),
+        );
+        run.stdout
+            .lines()
+            .filter(|line| line.starts_with("WARN"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let warned = check(&home);
+    assert!(
+        WAR_ROOM_SCOPES.iter().all(|scope| warned.iter().all(|line| !line.contains(scope))),
+        "{warned:?}"
+    );
+
+    home.append_local_conf(ROUTE);
+    let scopes = manifest_scopes(&home);
+    for scope in WAR_ROOM_SCOPES {
+        assert!(scopes.iter().any(|s| s == scope), "{scope}: {scopes:?}");
+    }
+    assert!(!scopes.iter().any(|s| s == "commands"), "no triage template: {scopes:?}");
+    let warned = check(&home);
+    for scope in WAR_ROOM_SCOPES {
+        assert!(
+            warned.iter().any(|line| line.contains(&format!("the {scope} scope"))),
+            "{scope}: {warned:?}"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 //! messages (the delivery target), `probe` is what `stackflow check` asks (`auth.test`).
 
 pub mod errors;
+pub mod manifest;
 pub mod probe;
 pub mod read;
 pub mod socket;
