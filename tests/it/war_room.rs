@@ -229,3 +229,32 @@ fn the_manifest_and_check_ask_for_war_room_scopes_only_when_configured() {
         );
     }
 }
+
+#[test]
+fn concurrent_alerts_of_one_notable_make_one_room() {
+    let (home, emulator) = war_room_setup();
+    std::thread::scope(|scope| {
+        for n in 0..4u32 {
+            let (home, emulator) = (&home, &emulator);
+            scope.spawn(move || {
+                run_slack(
+                    home,
+                    emulator,
+                    &scheduler_sid(60 + n),
+                    &[notable("RBA-WR-5")],
+                    json!({"mode": "row"}),
+                )
+                .assert_code(0);
+            });
+        }
+    });
+    assert_eq!(emulator.slack_created_channels().len(), 1, "one room, whichever run won the claim");
+    assert_eq!(emulator.requests_to("/api/conversations.create").len(), 1);
+    let receipts = home.receipts();
+    let notes: Vec<&str> = receipts
+        .iter()
+        .filter_map(|r| r["message"].as_str())
+        .filter(|m| m.contains("war room"))
+        .collect();
+    assert_eq!(notes.len(), 4, "every alert says where the room is: {notes:?}");
+}
