@@ -258,3 +258,97 @@ fn concurrent_alerts_of_one_notable_make_one_room() {
         .collect();
     assert_eq!(notes.len(), 4, "every alert says where the room is: {notes:?}");
 }
+
+mod button {
+    //! The `stackflow_war_room` button through the installed listener.
+
+    use crate::slack_socket::{
+        Listener, assert_clean, click, interactions, post_message, responders, setup, wait_for,
+    };
+    use serde_json::Value;
+
+    #[test]
+    fn a_click_opens_the_room_and_a_second_click_links_it() {
+        let setup = setup();
+        let emu = &setup.emu;
+        setup.home.append_local_conf(
+            "\n[slack_response]\nwar_room_users = U0AAA1\nwar_room_usergroup = S0ONCALL\n",
+        );
+        emu.add_slack_usergroup("S0ONCALL", &["U0CCC3"]);
+        responders(&setup);
+        let message = post_message(emu, "dk-1");
+        let listener = Listener::start(&setup);
+        emu.socket_send(click("env-w1", "UALICE", "stackflow_war_room", "dk-1", &message, "200.1"));
+        wait_for("the war room receipt", || interactions(&setup.home).len() == 1);
+        let rooms = emu.slack_created_channels();
+        assert_eq!(rooms.len(), 1, "{rooms:?}");
+        let name = rooms[0]["name"].as_str().unwrap();
+        assert!(name.starts_with("inc-") && name.contains("-brute-force-"), "{name}");
+        let room_id = rooms[0]["id"].as_str().unwrap().to_string();
+        let mut members = emu.slack_channel_members(&room_id);
+        members.sort();
+        assert_eq!(members, ["U0AAA1", "U0CCC3", "UALICE"], "the clicker, the list, the group");
+        assert_eq!(emu.slack_pins(&room_id).len(), 1);
+        let receipt = &interactions(&setup.home)[0];
+        assert_eq!(receipt["action"], "war_room", "{receipt}");
+        assert_eq!(receipt["outcome"], "done", "{receipt}");
+        assert_eq!(receipt["event_id"], "NE-1", "{receipt}");
+        assert_eq!(receipt["remote_id"], room_id.as_str(), "{receipt}");
+        let replies: Vec<Value> = emu
+            .slack_messages()
+            .into_iter()
+            .filter(|m| m["thread_ts"] == message.1.as_str())
+            .collect();
+        assert_eq!(replies.len(), 1, "the room's link is the one reply: {replies:?}");
+        assert!(replies[0]["text"].as_str().unwrap().contains(&format!("<#{room_id}>")));
+
+        // Another user clicks: the same room, linked again, that user invited.
+        emu.socket_send(click("env-w2", "UCAROL", "stackflow_war_room", "dk-1", &message, "200.2"));
+        wait_for("the second receipt", || interactions(&setup.home).len() == 2);
+        assert_eq!(emu.slack_created_channels().len(), 1, "one room per notable");
+        assert!(emu.slack_channel_members(&room_id).contains(&"UCAROL".to_string()));
+        let second = &interactions(&setup.home)[1];
+        assert_eq!(second["action"], "war_room");
+        assert_eq!(second["outcome"], "done");
+        assert!(second["message"].as_str().unwrap().contains("linked"), "{second}");
+
+        // A refused user changes nothing.
+        emu.socket_send(click("env-w3", "UBOB", "stackflow_war_room", "dk-1", &message, "200.3"));
+        wait_for("the refusal", || interactions(&setup.home).len() == 3);
+        assert_eq!(interactions(&setup.home)[2]["outcome"], "denied");
+        assert_eq!(emu.slack_created_channels().len(), 1);
+        assert_clean(&listener.stop());
+    }
+
+    #[test]
+    fn a_missing_scope_is_a_failed_click_with_a_clear_reply() {
+        let setup = setup();
+        let emu = &setup.emu;
+        responders(&setup);
+        emu.set_slack_method_error("conversations.create", Some("missing_scope"));
+        let message = post_message(emu, "dk-1");
+        let listener = Listener::start(&setup);
+        emu.socket_send(click("env-w4", "UALICE", "stackflow_war_room", "dk-1", &message, "201.1"));
+        wait_for("the receipt", || interactions(&setup.home).len() == 1);
+        let receipt = &interactions(&setup.home)[0];
+        assert_eq!(
+            (receipt["action"].as_str(), receipt["outcome"].as_str()),
+            (Some("war_room"), Some("failed"))
+        );
+        assert!(receipt["message"].as_str().unwrap().contains("channels:manage"), "{receipt}");
+        let replies: Vec<String> = emu
+            .slack_messages()
+            .into_iter()
+            .filter(|m| m["thread_ts"] == message.1.as_str())
+            .filter_map(|m| m["text"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            replies
+                .iter()
+                .any(|text| text.contains("missing_scope") || text.contains("war-room scope")),
+            "{replies:?}"
+        );
+        assert!(emu.slack_created_channels().is_empty());
+        assert_clean(&listener.stop());
+    }
+}

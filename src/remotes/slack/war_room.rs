@@ -336,7 +336,12 @@ fn invite(api: &SlackApi, channel_id: &str, users: &[String]) -> usize {
 
 fn link_in_thread(api: &SlackApi, request: &RoomRequest, channel_id: &str) {
     let Some((channel, ts)) = request.thread else { return };
-    let text = format!(":rotating_light: War room: <#{channel_id}>");
+    let text = match request.requested_by {
+        Some(user) => {
+            format!(":rotating_light: War room: <#{channel_id}> (asked for by <@{user}>)")
+        }
+        None => format!(":rotating_light: War room: <#{channel_id}>"),
+    };
     if let Err((_, message)) =
         call(api, "chat.postMessage", &json!({"channel": channel, "thread_ts": ts, "text": text}))
     {
