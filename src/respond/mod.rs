@@ -16,6 +16,7 @@ pub mod pending;
 pub mod playbook;
 mod process;
 pub mod verdict;
+pub mod war_room;
 
 use crate::error::ExitCode;
 use crate::net::http::HttpClient;

@@ -4,6 +4,8 @@
 //!
 //! One test crate with modules, so the binary and the emulator are linked once.
 
+mod action_runs;
+mod asset_context;
 mod audit;
 mod check;
 mod cim;
@@ -34,3 +36,4 @@ mod state_rules;
 mod support;
 mod sync;
 mod triage;
+mod war_room;

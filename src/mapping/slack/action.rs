@@ -25,6 +25,8 @@ pub enum Action {
     Approve,
     /// Deny a containment request.
     Deny,
+    /// Open the notable's war room (PRODUCT §17), or link the one it has.
+    WarRoom,
 }
 
 /// The `action_id`s StackFlow puts on messages, each written once.
@@ -34,8 +36,10 @@ const FALSE_POSITIVE: &str = "stackflow_false_positive";
 const PLAYBOOK: &str = "stackflow_playbook";
 const APPROVE: &str = "stackflow_approve";
 const DENY: &str = "stackflow_deny";
+const WAR_ROOM: &str = "stackflow_war_room";
 /// Every `action_id` of ours (a message's buttons that are not, e.g. links, are left alone).
-pub const ACTION_IDS: [&str; 6] = [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY];
+pub const ACTION_IDS: [&str; 7] =
+    [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY, WAR_ROOM];
 
 impl Action {
     /// The button's `action_id`.
@@ -47,6 +51,7 @@ impl Action {
             Action::Playbook(_) => PLAYBOOK,
             Action::Approve => APPROVE,
             Action::Deny => DENY,
+            Action::WarRoom => WAR_ROOM,
         }
     }
 
@@ -68,14 +73,16 @@ impl Action {
             }
             APPROVE => Action::Approve,
             DENY => Action::Deny,
+            WAR_ROOM => Action::WarRoom,
             _ => return None,
         })
     }
 
-    /// A word of the `buttons` parameter (`ack`, `escalate`, `false_positive`): the buttons
-    /// an alert may choose (playbooks have their own parameter, decisions are never offered).
+    /// A word of the `buttons` parameter (`ack`, `escalate`, `false_positive`, `war_room`):
+    /// the buttons an alert may choose (playbooks have their own parameter, decisions are
+    /// never offered).
     pub fn from_word(word: &str) -> Option<Action> {
-        [Action::Ack, Action::Escalate, Action::FalsePositive]
+        [Action::Ack, Action::Escalate, Action::FalsePositive, Action::WarRoom]
             .into_iter()
             .find(|action| action.name() == word)
     }
@@ -93,6 +100,7 @@ impl Action {
             Action::Playbook(playbook) => format!("Contain: {playbook}"),
             Action::Approve => "Approve".into(),
             Action::Deny => "Deny".into(),
+            Action::WarRoom => "War room".into(),
         }
     }
 
@@ -100,7 +108,7 @@ impl Action {
         match self {
             Action::Ack | Action::Approve => Some("primary"),
             Action::Playbook(_) | Action::Deny => Some("danger"),
-            Action::Escalate | Action::FalsePositive => None,
+            Action::Escalate | Action::FalsePositive | Action::WarRoom => None,
         }
     }
 
@@ -157,6 +165,8 @@ mod tests {
         assert_eq!(Action::parse("stackflow_open_splunk", "k"), None);
         assert_eq!(Action::from_word("false_positive"), Some(Action::FalsePositive));
         assert_eq!(Action::from_word("approve"), None);
+        assert_eq!(Action::from_word("war_room"), Some(Action::WarRoom));
+        assert_eq!(Action::WarRoom.id(), "stackflow_war_room");
         let button = Action::Playbook("block_ip".into()).button("k1").unwrap();
         assert_eq!(
             (button["value"].as_str(), button["style"].as_str()),

@@ -49,7 +49,7 @@ pub fn parse_buttons(text: &str) -> std::result::Result<Vec<String>, String> {
         }
         if Action::from_word(&word).is_none() {
             return Err(format!(
-                "\"{word}\" is not one of ack, escalate, false_positive (or none)"
+                "\"{word}\" is not one of ack, escalate, false_positive, war_room (or none)"
             ));
         }
         if !buttons.contains(&word) {
