@@ -7,12 +7,14 @@
 //! - `state`: the `stackflow_state` modular input. `check`: the checks of `stackflow check`.
 //! - `sync`: `| stackflowsync`.
 //! - `audit`: the stderr line, modular-action log lines, receipts and links of every item.
+//! - `links`: the one owner of `stackflow_links`: the writer, the reads, the one rule.
 //! - `delivery`: attempts → a final result; the flush of the outbox.
 //! - `outbox`: the spool and the ledger, in files or the KV store.
 //! - `remotes`: one module per remote (SOAR, StackFlow, Slack, LLM, splunkd): account
 //!   settings, the one URL policy, authentication, writes, reads and `check` probes.
 //! - `mapping`: rows → SOAR / StackFlow / Slack requests. Pure: no I/O.
-//! - `item`: the delivery item and the `Target` trait every remote implements.
+//! - `item`: the delivery item and the `Target` trait every remote implements; `item::link`
+//!   the `stackflow_links` record and the rule for which container a notable has.
 //! - `net`: HTTP, TLS trust and proxy, `Outcome`, classification, backoff.
 //! - `settings`: typed `stackflow.conf`.
 //! - `splunk`: Splunk's formats and protocols (payload, results, conf, modular input, chunked
@@ -28,6 +30,7 @@ pub mod delivery;
 pub mod error;
 pub mod fsync;
 pub mod item;
+pub mod links;
 pub mod logging;
 pub mod mapping;
 pub mod net;

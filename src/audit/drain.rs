@@ -13,11 +13,11 @@
 //! "Successfully created splunk events" line. A search met again later starts a new count (a
 //! second such line); every item's own status line and receipt are written either way.
 
-use super::links::LinkWriter;
 use super::modalert::{self, Invocation, Level, ModAlertLog};
 use super::record_item;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::item::DeliveryItem;
+use crate::links::LinkWriter;
 use crate::mapping::AlertContext;
 use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
@@ -191,7 +191,10 @@ impl DrainAudit {
         self.links.flush();
         let (saved, failed) = self.links.counts();
         if saved + failed > 0 {
-            log::debug!("links: {saved} saved, {failed} not saved to {}", super::links::COLLECTION);
+            log::debug!(
+                "links: {saved} saved, {failed} not saved to {}",
+                crate::item::link::COLLECTION
+            );
         }
     }
 

@@ -7,18 +7,18 @@
 //! store that cannot be written is a WARN line, the exit code stays the items' own.
 
 pub mod drain;
-pub mod links;
 pub mod modalert;
 
 use crate::delivery::deliverer::{DeliveryReport, Final};
+use crate::item::link::COLLECTION;
 use crate::item::{RowRef, TargetKind};
+use crate::links::LinkWriter;
 use crate::mapping::AlertContext;
 use crate::net::RejectClass;
 use crate::remotes::splunkd::Splunkd;
 use crate::settings::Settings;
 use crate::splunk::results::Row;
 use crate::splunk::stash::{Receipt, ReceiptRef, ReceiptWriter};
-use links::LinkWriter;
 use modalert::{Invocation, Level, LineTemplate, ModAlertLog, RowIds};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,16 +72,6 @@ pub fn status_of(result: Final, target: TargetKind) -> (Level, &'static str, Str
             format!("Not delivered to {name} and not spooled: data at risk"),
         ),
     }
-}
-
-/// A string from `Delivered.details` (strings as-is, numbers as text).
-pub fn detail(report: &DeliveryReport, keys: &[&str]) -> Option<String> {
-    let details = &report.delivered.as_ref()?.details;
-    keys.iter().find_map(|key| match details.get(*key)? {
-        serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
-        serde_json::Value::Number(number) => Some(number.to_string()),
-        _ => None,
-    })
 }
 
 impl Audit {
@@ -214,7 +204,7 @@ impl Audit {
         self.links.flush();
         let (saved, failed) = self.links.counts();
         if saved + failed > 0 {
-            log::debug!("links: {saved} saved, {failed} not saved to {}", links::COLLECTION);
+            log::debug!("links: {saved} saved, {failed} not saved to {COLLECTION}");
         }
     }
 }
@@ -297,9 +287,9 @@ fn record_item(
         extra.push(("message", report.message.clone()));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let target = detail(report, &["target"]);
-    let slack_channel = detail(report, &["slack_channel", "channel"]);
-    let slack_ts = detail(report, &["slack_ts", "ts"]);
+    let target = report.detail(&["target"]);
+    let slack_channel = report.detail(&["slack_channel", "channel"]);
+    let slack_ts = report.detail(&["slack_ts", "ts"]);
     let line = LineTemplate::new(level, invocation, &signature, status, &extra);
     let mut ids = RowIds::default();
     for row in rows {
@@ -332,7 +322,7 @@ fn record_item(
             log::warn!("receipts: {error}");
         }
     }
-    links.push(links::link_records(report, now.as_secs_f64()));
+    links.push(crate::links::link_records(report, now.as_secs_f64()));
     log.flush();
     rows.len()
 }

@@ -75,6 +75,16 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
+    /// A string from `Delivered.details` (strings as-is, numbers as text), the first of `keys`.
+    pub fn detail(&self, keys: &[&str]) -> Option<String> {
+        let details = &self.delivered.as_ref()?.details;
+        keys.iter().find_map(|key| match details.get(*key)? {
+            serde_json::Value::String(text) if !text.is_empty() => Some(text.clone()),
+            serde_json::Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        })
+    }
+
     pub fn exit_code(&self) -> ExitCode {
         self.result.exit_code()
     }

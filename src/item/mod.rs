@@ -2,7 +2,11 @@
 //! re-send needs except secrets, made by the mappers, stored by the outbox), its `item_id`,
 //! and the `Target` trait a remote implements — one idempotent attempt answered with an
 //! `Outcome`, and, for a remote that does not deduplicate, `find_delivered` (`Lookup`).
-//! Below `mapping/` and `remotes/`, above `net/`: the types both sides share, and nothing else.
+//! Below `mapping/` and `remotes/`, above `net/`: the types both sides share, and nothing else;
+//! `link` the `stackflow_links` record, its decoder and encoder and the one rule for which
+//! container or incident a notable has.
+
+pub mod link;
 
 use crate::net::{Delivered, Outcome};
 use serde::{Deserialize, Serialize};

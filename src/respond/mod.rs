@@ -38,7 +38,6 @@ pub use verdict::Verdict;
 /// acknowledging) rather than growing without bound.
 const CLICK_QUEUE: usize = 256;
 pub const INTERACTIONS_COLLECTION: &str = "stackflow_interactions";
-pub const LINKS_COLLECTION: &str = "stackflow_links";
 pub const SOURCETYPE: &str = "stackflow:interaction";
 /// Link-record fields copied into each interaction receipt as `notable_<name>`.
 pub const NOTABLE_FIELDS: [&str; 4] = ["host", "src", "dest", "user"];

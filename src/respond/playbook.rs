@@ -141,7 +141,7 @@ pub fn find_container(
             None => return Ok(Err(format!("stackflow_links: {problem}"))),
         },
     };
-    if let Some(id) = links.get(event_id).and_then(|link| link.soar_id) {
+    if let Some(id) = links.get(event_id).and_then(|link| link.soar_id()) {
         return Ok(Ok(id));
     }
     let api = match SoarApi::open(&responder.settings, &responder.splunkd, &account(responder)) {

@@ -10,7 +10,7 @@ use super::click::{Action, Click};
 use super::decide::{Decision, Fact, Facts, decide};
 use super::governance;
 use super::pending::{self, Kept, KeptIn};
-use super::{Context, LINKS_COLLECTION, Outcome, Responder, Verdict, effects, feedback};
+use super::{Context, Outcome, Responder, Verdict, effects, feedback};
 use super::{listener::Envelope, playbook};
 use crate::error::Error;
 use crate::mapping::slack::escape_mrkdwn;
@@ -383,28 +383,21 @@ impl Responder {
         Ok(())
     }
 
-    /// The link of the button's reference: by `_key` (dedupe key), else by `event_id`; `None`
-    /// when StackFlow recorded no such notable.
+    /// The link of the button's reference: by `_key` (dedupe key), else the notable's record by
+    /// the one rule of `links` (newest `updated`, on a tie the main record); `None` when
+    /// StackFlow recorded no such notable.
     fn context(&self, reference: &str) -> crate::error::Result<Option<Context>> {
         if reference.is_empty() {
             return Ok(None);
         }
-        let link = match self.splunkd.kv_get(LINKS_COLLECTION, reference)? {
-            Some(link) => Some(link),
-            None => self
-                .splunkd
-                .kv_query_page(LINKS_COLLECTION, &json!({"event_id": reference}), 0, 1)?
-                .into_iter()
-                .next(),
+        let Some(link) = crate::links::by_reference(&self.splunkd, reference)? else {
+            return Ok(None);
         };
-        let Some(Value::Object(link)) = link else { return Ok(None) };
-        let dedupe_key = link.get("_key").and_then(Value::as_str).unwrap_or(reference).to_string();
-        let event_id = link
-            .get("event_id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .unwrap_or(reference)
-            .to_string();
+        let or_reference = |text: &str| {
+            if text.is_empty() { reference.to_string() } else { text.to_string() }
+        };
+        let (dedupe_key, event_id) = (or_reference(&link.key), or_reference(&link.event_id));
+        let Value::Object(link) = link.encode() else { return Ok(None) };
         Ok(Some(Context { dedupe_key, event_id, link }))
     }
 

@@ -291,7 +291,7 @@ pub fn run_stanza<W: Write>(
             log::error!(
                 "{}: cannot read the links (KV store {}), poll skipped: {error}",
                 stanza.name,
-                crate::audit::links::COLLECTION
+                crate::item::link::COLLECTION
             );
             return error.exit_code();
         }

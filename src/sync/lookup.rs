@@ -2,6 +2,7 @@
 //! read-backs (one query per kind, never one per row) and the grouped notable updates.
 
 use super::*;
+use crate::links::Newest;
 use crate::remotes::splunkd::notables::{self as notable_update, NotableChange};
 
 /// The containers found in SOAR for one chunk.
@@ -145,50 +146,11 @@ pub(super) fn write_updates(
     failures
 }
 
-/// Reads the links of event ids, in queries whose URL stays small.
+/// The container and incident of each event id, by the one rule of `links` (the newest
+/// `updated` wins, on a tie the main record).
 pub(crate) fn read_links(
     splunkd: &Splunkd,
     event_ids: &[&str],
-) -> Result<HashMap<String, Link>, String> {
-    let mut links: HashMap<String, (f64, Link)> = HashMap::new();
-    let mut start = 0;
-    while start < event_ids.len() {
-        let mut end = start;
-        let mut bytes = 0;
-        while end < event_ids.len() {
-            let cost = url_encode(event_ids[end]).len() + 9;
-            if end > start && bytes + cost > MAX_KV_QUERY_BYTES {
-                break;
-            }
-            bytes += cost;
-            end += 1;
-        }
-        let query = serde_json::json!({"event_id": {"$in": event_ids[start..end]}});
-        let records =
-            splunkd.kv_query(LINKS_COLLECTION, &query).map_err(|error| error.to_string())?;
-        for record in records {
-            let event_id = remote::text(record.get("event_id"));
-            if event_id.is_empty() {
-                continue;
-            }
-            let updated = record
-                .get("updated")
-                .and_then(|value| value.as_f64().or_else(|| value.as_str()?.parse().ok()))
-                .unwrap_or(0.0);
-            let soar_id = record.get("soar_container_id").and_then(remote::as_u64);
-            let incident_id = Some(remote::text(record.get("stackflow_incident_id")))
-                .filter(|id| !id.trim().is_empty());
-            let entry = links.entry(event_id).or_insert((f64::MIN, Link::default()));
-            let newer = updated >= entry.0;
-            if soar_id.is_some() && (newer || entry.1.soar_id.is_none()) {
-                entry.1.soar_id = soar_id;
-            }
-            if incident_id.is_some() && (newer || entry.1.incident_id.is_none()) {
-                entry.1.incident_id = incident_id;
-            }
-            entry.0 = entry.0.max(updated);
-        }
-        start = end;
-    }
-    Ok(links.into_iter().map(|(event_id, (_, link))| (event_id, link)).collect())
+) -> Result<HashMap<String, Newest>, String> {
+    crate::links::newest_of_notables(splunkd, event_ids).map_err(|error| error.to_string())
 }

@@ -18,8 +18,7 @@ mod rows;
 use lookup::{SoarFound, read_links, read_soar, read_stackflow, write_updates};
 use rows::{RowDecision, RowKeys, Slots, decide_row, summary, unique};
 
-use crate::net::url_encode;
-use crate::remotes::response as remote;
+use crate::links::Newest;
 use crate::remotes::soar::SoarApi;
 use crate::remotes::soar::read::{Container, SoarReader};
 use crate::remotes::splunkd::Splunkd;
@@ -35,11 +34,6 @@ use notables::{RemoteState, Updates};
 use options::{Options, Remote};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-
-/// The KV store collection written by the alert actions (PRODUCT §4).
-pub const LINKS_COLLECTION: &str = "stackflow_links";
-/// Budget for the encoded `query=` of one KV store request.
-const MAX_KV_QUERY_BYTES: usize = 5_000;
 
 const NO_KEYS: &str =
     "the row has no soar_container_id, stackflow_incident_id, receipt remote_id or event_id";
@@ -211,13 +205,6 @@ impl SearchCommand for StackflowSync {
     }
 }
 
-/// The link of an event id in `stackflow_links` (merged over its records, newest first).
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Link {
-    pub(crate) soar_id: Option<u64>,
-    pub(crate) incident_id: Option<String>,
-}
-
 /// A lookup failure shared by many rows.
 type Failure = Option<String>;
 
@@ -259,8 +246,10 @@ impl StackflowSync {
         let (links, link_failure) = match read_links(&runtime.splunkd, &link_ids) {
             Ok(links) => (links, None),
             Err(message) => {
-                let message =
-                    format!("cannot read the KV store collection {LINKS_COLLECTION}: {message}");
+                let message = format!(
+                    "cannot read the KV store collection {}: {message}",
+                    crate::links::COLLECTION
+                );
                 warnings.push(message.clone());
                 (HashMap::new(), Some(message))
             }
@@ -268,15 +257,14 @@ impl StackflowSync {
         let link_of = |key: &RowKeys<'_>| key.event_id.as_deref().and_then(|id| links.get(id));
         let soar_ids: Vec<Option<u64>> = keys
             .iter()
-            .map(|key| key.soar_id.or_else(|| link_of(key).and_then(|link| link.soar_id)))
+            .map(|key| key.soar_id.or_else(|| link_of(key).and_then(Newest::soar_id)))
             .collect();
         let incident_ids: Vec<Option<String>> = keys
             .iter()
             .map(|key| {
-                key.incident_id
-                    .as_deref()
-                    .map(str::to_string)
-                    .or_else(|| link_of(key).and_then(|link| link.incident_id.clone()))
+                key.incident_id.as_deref().map(str::to_string).or_else(|| {
+                    link_of(key).and_then(|link| link.incident_id().map(str::to_string))
+                })
             })
             .collect();
 

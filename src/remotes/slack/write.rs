@@ -10,6 +10,7 @@ use super::read::{ChannelIds, LookupError};
 use super::summary::LlmSummaries;
 use super::war_room::{self, RoomOutcome, RoomRequest, WarRoomSettings};
 use crate::error::Result;
+use crate::item::link::{COLLECTION, Link, Newest, by_notable};
 use crate::item::{DeliveryItem, Lookup, Target};
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
 use crate::net::classify::{StatusClass, classify_status};
@@ -23,8 +24,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// The KV store collection the audit module writes links to (PRODUCT §4).
-pub const LINKS_COLLECTION: &str = "stackflow_links";
 /// The KV store collection of storms (`aggregate_window_s`, PRODUCT §13).
 pub const STORMS_COLLECTION: &str = "stackflow_storms";
 /// Slack's guidance: one message per second per channel.
@@ -70,8 +69,9 @@ impl SlackTarget {
         })
     }
 
-    /// Looks up `stackflow_links` for the item's rows with an `event_id`. A failed lookup only
-    /// costs the buttons, never the message.
+    /// Looks up `stackflow_links` for the item's rows with an `event_id`: per notable, its
+    /// container and incident by the one rule of `item::link` (the newest `updated` wins, on a
+    /// tie the main record). A failed lookup only costs the buttons, never the message.
     fn lookup_links(&self, hints: &[LinkRecord]) -> Vec<LinkRecord> {
         let mut event_ids: Vec<&str> = Vec::new();
         for hint in hints {
@@ -83,11 +83,26 @@ impl SlackTarget {
             return Vec::new();
         }
         let query = json!({"event_id": {"$in": event_ids}});
-        match self.splunkd.kv_query(LINKS_COLLECTION, &query) {
-            Ok(records) => records.iter().map(LinkRecord::from_json).collect(),
+        match self.splunkd.kv_query(COLLECTION, &query) {
+            Ok(records) => {
+                let links: Vec<Link> = records.iter().map(Link::decode).collect();
+                let mut found: Vec<(String, Newest)> = by_notable(&links).into_iter().collect();
+                found.sort_by(|a, b| a.0.cmp(&b.0));
+                found
+                    .into_iter()
+                    .map(|(event_id, newest)| LinkRecord {
+                        soar_container_id: newest
+                            .soar_id()
+                            .map(|id| id.to_string())
+                            .unwrap_or_default(),
+                        stackflow_incident_id: newest.incident_id().unwrap_or_default().to_string(),
+                        event_id,
+                    })
+                    .collect()
+            }
             Err(error) => {
                 log::warn!(
-                    "stackflow_slack: cannot look up {LINKS_COLLECTION} for SOAR/StackFlow buttons ({error}); posting without them"
+                    "stackflow_slack: cannot look up {COLLECTION} for SOAR/StackFlow buttons ({error}); posting without them"
                 );
                 Vec::new()
             }

@@ -1,7 +1,8 @@
-//! Links: the KV store collection `stackflow_links` that ties a delivered item (its dedupe key
-//! is the `_key`) and the notables it carried (`event_id`) to the remote objects — SOAR
-//! container, StackFlow incident, Slack message — so that `| stackflowsync` and the dashboards
-//! can find them again (PRODUCT §4 "Receipts and links").
+//! The writer of `stackflow_links` (moved from `audit/links.rs`): the records that tie a
+//! delivered item (its dedupe key is the `_key`) and the notables it carried (`event_id`) to the
+//! remote objects — SOAR container, StackFlow incident, Slack message — so that
+//! `| stackflowsync`, the state input, the listener and the dashboards can find them again
+//! (PRODUCT §4 "Receipts and links").
 //!
 //! One record per delivered (or duplicate) item, keyed by its dedupe key, whose `event_id` is
 //! the first row's. An item that carries several notables (SOAR `grouping=alert`) also gets one
@@ -10,18 +11,22 @@
 //! `batch_save`, at most `BATCH` per call; a failing call is a WARN line and never changes the
 //! run's exit code (the items themselves are delivered).
 
-use super::detail;
 use crate::delivery::deliverer::DeliveryReport;
 use crate::item::TargetKind;
+use crate::item::link::{COLLECTION, Link};
 use crate::remotes::splunkd::Splunkd;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-pub const COLLECTION: &str = "stackflow_links";
 /// Records per `batch_save` call (splunkd's default `max_documents_per_batch_save` is 1000).
 pub const BATCH: usize = 1000;
 
-/// The link records of one item (none unless it was delivered or already there).
+/// The link records of one item (none unless it was delivered or already there), encoded.
 pub fn link_records(report: &DeliveryReport, updated: f64) -> Vec<Value> {
+    links_of(report, updated).iter().map(Link::encode).collect()
+}
+
+/// The links of one item: its main record, then one per further notable.
+fn links_of(report: &DeliveryReport, updated: f64) -> Vec<Link> {
     if !report.result.is_success() {
         return Vec::new();
     }
@@ -30,40 +35,26 @@ pub fn link_records(report: &DeliveryReport, updated: f64) -> Vec<Value> {
         .as_ref()
         .and_then(|delivered| delivered.remote_id.clone())
         .filter(|id| !id.is_empty());
-    let mut fields = Map::new();
+    let mut link = Link { updated, ..Link::default() };
     match report.item.target {
-        TargetKind::Soar => {
-            if let Some(id) = remote_id {
-                // The collection types the field as a number; keep text that is not one.
-                let value = id.parse::<u64>().map(Value::from).unwrap_or(Value::String(id));
-                fields.insert("soar_container_id".into(), value);
-            }
-        }
-        TargetKind::Stackflow => {
-            if let Some(id) = remote_id {
-                fields.insert("stackflow_incident_id".into(), Value::String(id));
-            }
-        }
+        TargetKind::Soar => link.soar_container_id = remote_id,
+        TargetKind::Stackflow => link.stackflow_incident_id = remote_id,
         TargetKind::Slack => {
-            if let Some(channel) = detail(report, &["slack_channel", "channel"]) {
-                fields.insert("slack_channel".into(), Value::String(channel));
-            }
-            if let Some(ts) = detail(report, &["slack_ts", "ts"]) {
-                fields.insert("slack_ts".into(), Value::String(ts));
-            }
+            link.slack_channel = report.detail(&["slack_channel", "channel"]);
+            link.slack_ts = report.detail(&["slack_ts", "ts"]);
             // What a click on the message's buttons needs (PRODUCT §9: no search per click).
-            if !fields.is_empty() {
-                let request = report.item.request_value();
-                for (key, value) in crate::mapping::slack::link_fields(&request) {
-                    fields.entry(key).or_insert(value);
-                }
+            if link.slack_channel.is_some() || link.slack_ts.is_some() {
+                link.extra = crate::mapping::slack::link_fields(&report.item.request_value());
             }
         }
     }
-    if fields.is_empty() {
+    let names_nothing = link.soar_container_id.is_none()
+        && link.stackflow_incident_id.is_none()
+        && link.slack_channel.is_none()
+        && link.slack_ts.is_none();
+    if names_nothing {
         return Vec::new();
     }
-    fields.insert("updated".into(), json!(updated));
     let context = &report.item.context;
     let mut event_ids: Vec<&str> = Vec::new();
     let first = context.rows.first().map(|row| row.event_id.as_str()).unwrap_or(&context.event_id);
@@ -75,18 +66,16 @@ pub fn link_records(report: &DeliveryReport, updated: f64) -> Vec<Value> {
         }
     }
     let key = &report.item.dedupe_key;
-    let mut records = Vec::with_capacity(event_ids.len().max(1));
-    let mut main = fields.clone();
-    main.insert("_key".into(), Value::String(key.clone()));
-    main.insert("event_id".into(), Value::String(first.to_string()));
-    records.push(Value::Object(main));
+    let mut links = Vec::with_capacity(event_ids.len().max(1));
+    links.push(Link { key: key.clone(), event_id: first.to_string(), ..link.clone() });
     for event_id in event_ids.iter().filter(|id| **id != first) {
-        let mut record = fields.clone();
-        record.insert("_key".into(), Value::String(format!("{key}#{event_id}")));
-        record.insert("event_id".into(), Value::String(event_id.to_string()));
-        records.push(Value::Object(record));
+        links.push(Link {
+            key: format!("{key}#{event_id}"),
+            event_id: event_id.to_string(),
+            ..link.clone()
+        });
     }
-    records
+    links
 }
 
 /// Buffers link records and saves them in batches.
@@ -165,6 +154,7 @@ mod tests {
     use crate::delivery::deliverer::Final;
     use crate::item::{DeliveryItem, ItemContext, RowRef};
     use crate::net::{Delivered, RejectClass};
+    use serde_json::{Map, json};
     use std::time::Duration;
 
     pub fn report(
