@@ -9,6 +9,7 @@ pub mod slack;
 pub mod soar;
 pub mod stackflow;
 pub mod summary;
+pub mod triage;
 
 use crate::error::Result;
 use crate::item::{DeliveryItem, ItemContext, RowRef, TargetKind};

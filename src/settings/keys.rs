@@ -88,7 +88,27 @@ pub const STANZAS: &[StanzaKind] = &[
     StanzaKind {
         kind: "slack_response",
         naming: Naming::Fixed,
-        keys: &["false_positive_disposition", "escalate_account", "playbook_account"],
+        keys: &[
+            "false_positive_disposition",
+            "escalate_account",
+            "playbook_account",
+            "max_concurrent_searches",
+        ],
+    },
+    StanzaKind {
+        kind: "triage",
+        naming: Naming::Named,
+        keys: &[
+            "search",
+            "earliest",
+            "latest",
+            "max_rows",
+            "timeout_s",
+            "label",
+            "fields",
+            "summary",
+            "llm_account",
+        ],
     },
     StanzaKind {
         kind: "limits",

@@ -34,3 +34,4 @@ mod state_rules;
 mod support;
 mod sync;
 mod triage;
+mod triage_button;
