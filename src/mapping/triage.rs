@@ -330,6 +330,25 @@ impl Template {
             .collect()
     }
 
+    /// The valid templates in name order, and the errors of the others (an alert still posts
+    /// when one template is broken; `stackflow check` reports it).
+    pub fn valid(conf: &crate::splunk::conf::ConfFile) -> (Vec<Template>, Vec<Error>) {
+        let mut names: Vec<&str> =
+            conf.stanza_names().filter_map(|name| name.strip_prefix(STANZA_PREFIX)).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut valid = Vec::new();
+        let mut errors = Vec::new();
+        for name in names {
+            let Some(section) = conf.stanza(&format!("{STANZA_PREFIX}{name}")) else { continue };
+            match Template::parse(name, section) {
+                Ok(template) => valid.push(template),
+                Err(error) => errors.push(error),
+            }
+        }
+        (valid, errors)
+    }
+
     /// One template by name.
     pub fn named(conf: &crate::splunk::conf::ConfFile, name: &str) -> Result<Option<Template>> {
         let stanza = format!("{STANZA_PREFIX}{name}");
