@@ -6,7 +6,7 @@
 //! cluster never both act. How a splunkd failure is judged (expired session, outage, other)
 //! lives here too.
 
-use super::click::{self, Click};
+use super::click::{Action, Click};
 use super::{INTERACTIONS_COLLECTION, Responder};
 use crate::civil_time::now;
 use crate::error::{Error, Result};
@@ -67,25 +67,25 @@ fn part(text: &str) -> String {
 
 /// The key of the effect a click asks for: one per notable and kind of change, one per
 /// containment request's decision; `None` for a playbook request (each request is its own).
-pub fn effect_key(action_id: &str, event_id: &str, request_key: &str) -> Option<String> {
-    Some(match action_id {
-        click::ACK => format!("ack:{}", part(event_id)),
-        click::FALSE_POSITIVE => format!("false_positive:{}", part(event_id)),
-        click::ESCALATE => format!("escalate:{}", part(event_id)),
-        click::APPROVE | click::DENY => format!("decision:{}", part(request_key)),
-        _ => return None,
+pub fn effect_key(action: &Action, event_id: &str, request_key: &str) -> Option<String> {
+    Some(match action {
+        Action::Ack => format!("ack:{}", part(event_id)),
+        Action::FalsePositive => format!("false_positive:{}", part(event_id)),
+        Action::Escalate => format!("escalate:{}", part(event_id)),
+        Action::Approve | Action::Deny => format!("decision:{}", part(request_key)),
+        Action::Playbook(_) => return None,
     })
 }
 
 /// "acknowledged", for "already acknowledged by …".
-pub fn verb(action_id: &str) -> &'static str {
-    match action_id {
-        click::ACK => "acknowledged",
-        click::FALSE_POSITIVE => "marked false positive",
-        click::ESCALATE => "escalated",
-        click::APPROVE => "approved",
-        click::DENY => "denied",
-        _ => "handled",
+pub fn verb(action: &Action) -> &'static str {
+    match action {
+        Action::Ack => "acknowledged",
+        Action::FalsePositive => "marked false positive",
+        Action::Escalate => "escalated",
+        Action::Approve => "approved",
+        Action::Deny => "denied",
+        Action::Playbook(_) => "handled",
     }
 }
 
@@ -124,7 +124,7 @@ fn insert(responder: &Responder, document: &Value) -> Result<Claim> {
 /// Claims the click itself (its first handling); `Taken` when it was seen before.
 pub fn claim_click(responder: &Responder, click: &Click, envelope_id: &str) -> Result<Claim> {
     let record = json!({"_key": click.key(), "kind": "click", "envelope_id": envelope_id,
-        "state": "started", "outcome": "", "action": click.action_id,
+        "state": "started", "outcome": "", "action": click.action.id(),
         "slack_user_id": click.user_id, "account": responder.account,
         "channel": click.channel_id, "message_ts": click.message_ts, "value": click.value,
         "updated": now().as_secs_f64()});
@@ -140,7 +140,7 @@ pub fn claim_effect(
     splunk_user: &str,
 ) -> Result<Claim> {
     let record = json!({"_key": key, "kind": "effect", "click_key": click.key(),
-        "state": "claimed", "action": click.action_id, "verb": verb(&click.action_id),
+        "state": "claimed", "action": click.action.id(), "verb": verb(&click.action),
         "splunk_user": splunk_user, "slack_user_id": click.user_id,
         "updated": now().as_secs_f64()});
     Ok(match insert(responder, &record)? {
@@ -163,9 +163,9 @@ pub fn release_effect(responder: &Responder, key: &str) {
 
 /// "already acknowledged by alice (Slack user U1)" of a claim another click holds (plain
 /// text: it is escaped where it lands in mrkdwn).
-pub fn already(record: &Map<String, Value>, action_id: &str) -> String {
+pub fn already(record: &Map<String, Value>, action: &Action) -> String {
     let text = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or("").to_string();
-    let verb = Some(text("verb")).filter(|v| !v.is_empty()).unwrap_or(verb(action_id).into());
+    let verb = Some(text("verb")).filter(|v| !v.is_empty()).unwrap_or(verb(action).into());
     let who = match (text("splunk_user"), text("slack_user_id")) {
         (user, slack) if !user.is_empty() && !slack.is_empty() => {
             format!("{user} (Slack user {slack})")
@@ -183,12 +183,15 @@ mod tests {
 
     #[test]
     fn effect_keys_name_the_notable_and_stay_short() {
-        assert_eq!(effect_key(click::ACK, "NE-1", "").unwrap(), "ack:NE-1");
-        assert_eq!(effect_key(click::APPROVE, "NE-1", "r1"), effect_key(click::DENY, "x", "r1"));
-        assert!(effect_key(click::PLAYBOOK, "NE-1", "").is_none());
-        let long = effect_key(click::ACK, &"e".repeat(5000), "").unwrap();
+        assert_eq!(effect_key(&Action::Ack, "NE-1", "").unwrap(), "ack:NE-1");
+        assert_eq!(
+            effect_key(&Action::Approve, "NE-1", "r1"),
+            effect_key(&Action::Deny, "x", "r1")
+        );
+        assert!(effect_key(&Action::Playbook("p".into()), "NE-1", "").is_none());
+        let long = effect_key(&Action::Ack, &"e".repeat(5000), "").unwrap();
         assert_eq!(long.len(), 4 + 32);
-        assert_ne!(long, effect_key(click::ACK, &"e".repeat(5001), "").unwrap());
+        assert_ne!(long, effect_key(&Action::Ack, &"e".repeat(5001), "").unwrap());
     }
 
     #[test]
@@ -203,6 +206,6 @@ mod tests {
         assert!(kept_error("rejected: HTTP 400").is_none());
         let record = json!({"verb": "acknowledged", "splunk_user": "alice", "slack_user_id": "U1"});
         let record = record.as_object().unwrap();
-        assert_eq!(already(record, click::ACK), "already acknowledged by alice (Slack user U1)");
+        assert_eq!(already(record, &Action::Ack), "already acknowledged by alice (Slack user U1)");
     }
 }

@@ -2,17 +2,9 @@
 //! payload": `user`, `actions[]`, `container`, `channel`, `message`): who clicked which of our
 //! buttons on which message. Pure; everything is bounded and optional fields stay optional.
 
+pub use crate::mapping::slack::Action;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// The `action_id`s this app puts on messages (PRODUCT §9).
-pub const ACK: &str = "stackflow_ack";
-pub const ESCALATE: &str = "stackflow_escalate";
-pub const FALSE_POSITIVE: &str = "stackflow_false_positive";
-pub const PLAYBOOK: &str = "stackflow_playbook";
-pub const APPROVE: &str = "stackflow_approve";
-pub const DENY: &str = "stackflow_deny";
-pub const ACTION_IDS: [&str; 6] = [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY];
 
 /// Longer strings than this are not ours (button values are at most 2000 characters).
 const MAX_FIELD: usize = 2000;
@@ -21,7 +13,8 @@ const MAX_FIELD: usize = 2000;
 pub struct Click {
     pub user_id: String,
     pub user_name: String,
-    pub action_id: String,
+    /// Which of our buttons (its `action_id`, and a playbook's name).
+    pub action: Action,
     /// The reference the button carries (dedupe key / notable event_id; for playbook buttons
     /// `<reference>|<playbook>`, for approvals the request's interaction key).
     pub value: String,
@@ -60,9 +53,10 @@ impl Click {
             .and_then(|actions| actions.first())
             .ok_or("no actions")?;
         let action_id = text(action.get("action_id")).ok_or("an action without action_id")?;
-        if !ACTION_IDS.contains(&action_id.as_str()) {
+        let value = text(action.get("value"));
+        let Some(kind) = Action::parse(&action_id, value.as_deref().unwrap_or("")) else {
             return Err(format!("action {action_id:?} is not one of StackFlow's buttons"));
-        }
+        };
         let user = payload.get("user").ok_or("no user")?;
         let user_id = text(user.get("id")).ok_or("no user id")?;
         let user_name = text(user.get("username"))
@@ -82,9 +76,9 @@ impl Click {
         Ok(Click {
             user_id,
             user_name,
-            value: text(action.get("value")).ok_or("a button without value")?,
+            value: value.ok_or("a button without value")?,
             action_ts: text(action.get("action_ts")).unwrap_or_default(),
-            action_id,
+            action: kind,
             channel_id,
             message_ts,
             thread_ts,
@@ -98,9 +92,14 @@ impl Click {
     /// action_ts), as a KV store `_key`.
     pub fn key(&self) -> String {
         let mut hash = Sha256::new();
-        for part in
-            [&self.channel_id, &self.message_ts, &self.action_id, &self.user_id, &self.action_ts]
-        {
+        let action_id = self.action.id();
+        for part in [
+            self.channel_id.as_str(),
+            self.message_ts.as_str(),
+            action_id,
+            self.user_id.as_str(),
+            self.action_ts.as_str(),
+        ] {
             hash.update(part.as_bytes());
             hash.update([0u8]);
         }
@@ -120,6 +119,10 @@ impl Click {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const ACK: &str = "stackflow_ack";
+    const FALSE_POSITIVE: &str = "stackflow_false_positive";
+    const PLAYBOOK: &str = "stackflow_playbook";
 
     fn payload(action_id: &str) -> Value {
         json!({"type": "block_actions", "user": {"id": "U1", "username": "alice"},

@@ -6,8 +6,8 @@
 //! containment playbooks wait for a second person's approval (`playbook`). Outside text in
 //! the context lines (user names) is escaped.
 
-use super::click::{ACK, APPROVE, DENY, ESCALATE, FALSE_POSITIVE, PLAYBOOK};
-use super::{Context, Outcome, Responder, claims, feedback};
+use super::click::Action;
+use super::{Context, Outcome, Responder, Verdict, claims, feedback};
 use crate::mapping::slack::escape_mrkdwn;
 use crate::remotes::splunkd::notables::{self as notable_update, NotableChange};
 use crate::remotes::splunkd::users::SplunkUser;
@@ -59,8 +59,8 @@ pub fn apply(
         escape_mrkdwn(&user.name),
         clock()
     );
-    Ok(match click.action_id.as_str() {
-        ACK => {
+    Ok(match &click.action {
+        Action::Ack => {
             let change = NotableChange {
                 event_ids: vec![context.event_id.clone()],
                 status: Some(2),
@@ -71,10 +71,10 @@ pub fn apply(
             let done = format!("Acknowledged in Slack by {}", user.name);
             notable(responder, click, &change, "2", &format!("Acknowledged by {by}"), &done)?
         }
-        FALSE_POSITIVE => {
+        Action::FalsePositive => {
             let disposition = match false_positive_disposition(responder) {
                 Ok(disposition) => disposition,
-                Err(problem) => return Ok(Outcome::new("failed", problem)),
+                Err(problem) => return Ok(Outcome::new(Verdict::Failed, problem)),
             };
             let change = NotableChange {
                 event_ids: vec![context.event_id.clone()],
@@ -87,15 +87,16 @@ pub fn apply(
             let done = format!("Marked false positive in Slack by {}", user.name);
             notable(responder, click, &change, "5", &line, &done)?
         }
-        ESCALATE => super::escalate::apply(responder, click, &user.name, context, &by),
-        PLAYBOOK => super::playbook::request(responder, click, &user.name, context, key, &by),
-        APPROVE | DENY => match request {
+        Action::Escalate => super::escalate::apply(responder, click, &user.name, context, &by),
+        Action::Playbook(_) => {
+            super::playbook::request(responder, click, &user.name, context, key, &by)
+        }
+        Action::Approve | Action::Deny => match request {
             Some(request) => super::playbook::decide(
                 responder, click, &user.name, context, request, &by, container,
             ),
-            None => Outcome::new("failed", "no containment request waits for this decision"),
+            None => Outcome::new(Verdict::Failed, "no containment request waits for this decision"),
         },
-        other => Outcome::new("failed", format!("unknown action {other}")),
     })
 }
 
@@ -110,24 +111,26 @@ fn notable(
     done: &str,
 ) -> crate::error::Result<Outcome> {
     if change.event_ids.iter().any(|id| id.is_empty()) {
-        return Ok(Outcome::new("failed", "the button names no notable event"));
+        return Ok(Outcome::new(Verdict::Failed, "the button names no notable event"));
     }
     let updater = match notable_update::open(&responder.settings, &responder.splunkd) {
         Ok(updater) => updater,
         Err(error) if claims::trouble_of(&error) != claims::Trouble::Other => return Err(error),
-        Err(error) => return Ok(Outcome::new("failed", format!("notable update: {error}"))),
+        Err(error) => return Ok(Outcome::new(Verdict::Failed, format!("notable update: {error}"))),
     };
     match updater.update(change) {
         Ok(()) => {
             feedback::update_message(&responder.slack, click, line);
-            let mut outcome = Outcome::new("done", done.to_string());
+            let mut outcome = Outcome::new(Verdict::Done, done.to_string());
             outcome.notable_status_after = status_after.to_string();
             outcome.remote_id = change.event_ids.join(",");
             Ok(outcome)
         }
         Err(problem) => match claims::kept_error(&problem) {
             Some(error) => Err(error),
-            None => Ok(Outcome::new("failed", format!("the notable was not updated: {problem}"))),
+            None => {
+                Ok(Outcome::new(Verdict::Failed, format!("the notable was not updated: {problem}")))
+            }
         },
     }
 }

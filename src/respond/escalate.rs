@@ -6,7 +6,7 @@
 //! the usual delivery receipt and `stackflow_links` record, so that `| stackflowsync` and a
 //! later playbook click find the incident or container.
 
-use super::{Context, Outcome, Responder, feedback};
+use super::{Context, Outcome, Responder, Verdict, feedback};
 use crate::audit::Audit;
 use crate::delivery::deliverer::{DeliveryReport, Final};
 use crate::error::ExitCode;
@@ -44,11 +44,11 @@ pub fn apply(
     by: &str,
 ) -> Outcome {
     if context.event_id.is_empty() {
-        return Outcome::new("failed", "the button names no notable event");
+        return Outcome::new(Verdict::Failed, "the button names no notable event");
     }
     let Some(kind) = escalate::target_of(context.field("escalate_to")) else {
         return Outcome::new(
-            "failed",
+            Verdict::Failed,
             format!("escalate_to = \"{}\" is not stackflow or soar", context.field("escalate_to")),
         );
     };
@@ -61,12 +61,12 @@ pub fn apply(
     });
     let item = match items.map(|items| items.into_iter().next()) {
         Ok(Some(item)) => item,
-        Ok(None) => return Outcome::new("failed", "the escalation mapped to nothing"),
-        Err(error) => return Outcome::new("failed", format!("escalation: {error}")),
+        Ok(None) => return Outcome::new(Verdict::Failed, "the escalation mapped to nothing"),
+        Err(error) => return Outcome::new(Verdict::Failed, format!("escalation: {error}")),
     };
     let report = match deliver(responder, kind, &account, item) {
         Ok(report) => report,
-        Err(problem) => return Outcome::new("failed", problem),
+        Err(problem) => return Outcome::new(Verdict::Failed, problem),
     };
     let mut audit = Audit::new(&alert, &responder.settings, Some(responder.splunkd.clone()));
     audit.record(&report);
@@ -111,7 +111,7 @@ fn outcome_of(
         Final::Delivered | Final::Duplicate => {
             let verb = if report.result == Final::Duplicate { "already had" } else { "created" };
             feedback::update_message(&responder.slack, click, &format!("Escalated by {by}"));
-            Outcome::new("done", format!("Escalated: {what} {remote_id} {verb}"))
+            Outcome::new(Verdict::Done, format!("Escalated: {what} {remote_id} {verb}"))
         }
         Final::Spooled => {
             feedback::update_message(
@@ -120,7 +120,7 @@ fn outcome_of(
                 &format!("Escalation queued by {by}"),
             );
             Outcome::new(
-                "done",
+                Verdict::Done,
                 format!(
                     "Escalation queued: the {what} will be created when the remote is reachable ({})",
                     report.message
@@ -128,7 +128,7 @@ fn outcome_of(
             )
         }
         Final::Rejected(_) | Final::Lost => {
-            Outcome::new("failed", format!("the {what} was not created: {}", report.message))
+            Outcome::new(Verdict::Failed, format!("the {what} was not created: {}", report.message))
         }
     };
     outcome.remote_id = remote_id;

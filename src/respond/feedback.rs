@@ -7,7 +7,7 @@
 //! undo an effect. Block Kit limits hold: a context element's text is cut to 3000 characters
 //! and at most 50 blocks are kept (Slack "Block Kit" reference).
 
-use super::click::{ACTION_IDS, Click};
+use super::click::{Action, Click};
 use crate::mapping::slack::escape_mrkdwn;
 use crate::net::http::HttpClient;
 use crate::remotes::slack::SlackApi;
@@ -56,18 +56,6 @@ pub fn updated_blocks(blocks: Option<&Value>, remove: &[&str], line: &str) -> Va
     Value::Array(out)
 }
 
-/// The buttons that give way after an action: a decided notable (false positive) loses every
-/// response button, an acknowledged one its *Acknowledge*, an escalation its *Escalate*.
-pub fn buttons_removed_by(action_id: &str) -> Vec<&'static str> {
-    match action_id {
-        super::click::FALSE_POSITIVE => ACTION_IDS.to_vec(),
-        super::click::APPROVE | super::click::DENY => {
-            vec![super::click::APPROVE, super::click::DENY]
-        }
-        other => ACTION_IDS.iter().copied().filter(|id| *id == other).collect(),
-    }
-}
-
 /// Calls `method`; Slack's error code when it refused (logged), `None` when it took it.
 fn call(slack: &SlackApi, method: &str, body: &Value) -> Option<String> {
     let bytes = body.to_string().into_bytes();
@@ -91,7 +79,7 @@ fn call(slack: &SlackApi, method: &str, body: &Value) -> Option<String> {
 /// `chat.update` of the clicked message.
 pub fn update_message(slack: &SlackApi, click: &Click, line: &str) {
     let blocks =
-        updated_blocks(click.message_blocks.as_ref(), &buttons_removed_by(&click.action_id), line);
+        updated_blocks(click.message_blocks.as_ref(), &click.action.buttons_removed(), line);
     let text = if click.message_text.is_empty() { cut(line) } else { click.message_text.clone() };
     let body = json!({"channel": click.channel_id, "ts": click.message_ts, "text": text,
                       "blocks": blocks});
@@ -108,16 +96,11 @@ pub fn reply_in_thread(slack: &SlackApi, click: &Click, text: &str) {
 /// The approval request of a containment playbook, in the message's thread: the question and
 /// *Approve* / *Deny* buttons whose value is the request's interaction key (a reference only).
 pub fn post_approval_request(slack: &SlackApi, click: &Click, text: &str, request_key: &str) {
-    let button = |action_id: &str, label: &str, style: &str| {
-        json!({"type": "button", "action_id": action_id, "style": style, "value": request_key,
-               "text": {"type": "plain_text", "text": label}})
-    };
     let body = json!({"channel": click.channel_id, "thread_ts": click.thread_ts, "text": cut(text),
     "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": cut(text)}},
         {"type": "actions", "elements": [
-            button(super::click::APPROVE, "Approve", "primary"),
-            button(super::click::DENY, "Deny", "danger")]}
+            Action::Approve.button(request_key), Action::Deny.button(request_key)]}
     ]});
     let _ = call(slack, "chat.postMessage", &body);
 }
@@ -172,7 +155,11 @@ fn reply_by_response_url(slack: &SlackApi, replies: &HttpClient, click: &Click, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::respond::click::{ACK, ESCALATE, FALSE_POSITIVE};
+    const ACK: &str = "stackflow_ack";
+    const ESCALATE: &str = "stackflow_escalate";
+    fn buttons_removed_by(action: Action) -> Vec<&'static str> {
+        action.buttons_removed()
+    }
 
     #[test]
     fn acted_on_buttons_give_way_to_a_context_line() {
@@ -182,7 +169,7 @@ mod tests {
                 {"type": "button", "action_id": ACK}, {"type": "button", "action_id": ESCALATE},
                 {"type": "button", "action_id": "open_splunk", "url": "https://s"}]}
         ]);
-        let after = updated_blocks(Some(&blocks), &buttons_removed_by(ACK), "Acknowledged");
+        let after = updated_blocks(Some(&blocks), &buttons_removed_by(Action::Ack), "Acknowledged");
         let ids: Vec<&str> = after[1]["elements"]
             .as_array()
             .unwrap()
@@ -191,7 +178,8 @@ mod tests {
             .collect();
         assert_eq!(ids, [ESCALATE, "open_splunk"]);
         assert_eq!(after[2]["elements"][0]["text"], "Acknowledged");
-        let closed = updated_blocks(Some(&blocks), &buttons_removed_by(FALSE_POSITIVE), "FP");
+        let closed =
+            updated_blocks(Some(&blocks), &buttons_removed_by(Action::FalsePositive), "FP");
         assert_eq!(closed[1]["elements"].as_array().unwrap().len(), 1);
         let many = Value::Array(vec![json!({"type": "divider"}); 80]);
         let capped = updated_blocks(Some(&many), &[], &"y".repeat(5000));

@@ -4,6 +4,7 @@
 //! `users:read.email`) — and that Splunk user's own capabilities decide (`stackflow_respond`,
 //! `stackflow_approve`), asked of splunkd, never the listener's own rights.
 
+use super::click::Action;
 use crate::error::{Error, Result};
 use crate::net::form_encode;
 use crate::remotes::slack::SlackApi;
@@ -60,9 +61,9 @@ fn slack_email(slack: &SlackApi, slack_user_id: &str) -> Result<Option<String>> 
 }
 
 /// The capability an action needs.
-pub fn capability_for(action_id: &str) -> &'static str {
-    match action_id {
-        super::click::APPROVE | super::click::DENY => APPROVE,
-        _ => RESPOND,
+pub fn capability_for(action: &Action) -> &'static str {
+    match action {
+        Action::Approve | Action::Deny => APPROVE,
+        Action::Ack | Action::Escalate | Action::FalsePositive | Action::Playbook(_) => RESPOND,
     }
 }

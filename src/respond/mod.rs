@@ -6,6 +6,7 @@
 
 pub mod claims;
 pub mod click;
+pub mod decide;
 pub mod effects;
 pub mod escalate;
 pub mod feedback;
@@ -14,6 +15,7 @@ pub mod listener;
 pub mod pending;
 pub mod playbook;
 mod process;
+pub mod verdict;
 
 use crate::error::ExitCode;
 use crate::net::http::HttpClient;
@@ -29,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+pub use verdict::Verdict;
 
 /// Acknowledged envelopes waiting for the click handler; a full queue slows reading (and so
 /// acknowledging) rather than growing without bound.
@@ -130,10 +133,9 @@ pub struct Responder {
 }
 
 /// What became of a click, for the receipt, the thread and the log.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// `done | denied | failed | duplicate | awaiting_approval`.
-    pub outcome: &'static str,
+    pub verdict: Verdict,
     /// Plain text (escaped wherever it lands in mrkdwn).
     pub message: String,
     pub remote_id: String,
@@ -144,8 +146,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn new(outcome: &'static str, message: impl Into<String>) -> Outcome {
-        Outcome { outcome, message: message.into(), ..Outcome::default() }
+    pub fn new(verdict: Verdict, message: impl Into<String>) -> Outcome {
+        Outcome { verdict, message: message.into(), ..Outcome::default() }
     }
 }
 
@@ -264,7 +266,6 @@ pub fn interaction_fields(
     account: &str,
     extra: Map<String, Value>,
 ) -> Map<String, Value> {
-    let action = click.action_id.strip_prefix("stackflow_").unwrap_or(&click.action_id);
     let mut fields = Map::new();
     let mut put = |name: &str, value: &str| {
         fields.insert(name.to_string(), Value::String(value.to_string()));
@@ -272,7 +273,7 @@ pub fn interaction_fields(
     put("slack_user_id", &click.user_id);
     put("slack_user", &click.user_name);
     put("splunk_user", splunk_user.unwrap_or(""));
-    put("action", action);
+    put("action", click.action.name());
     put("playbook", if outcome.playbook.is_empty() { playbook } else { &outcome.playbook });
     put("event_id", &context.event_id);
     put("dedupe_key", &context.dedupe_key);
@@ -287,7 +288,7 @@ pub fn interaction_fields(
     }
     put("requested_by", &outcome.requested_by);
     put("approved_by", &outcome.approved_by);
-    put("outcome", outcome.outcome);
+    put("outcome", outcome.verdict.as_str());
     put("notable_status_before", context.field("notable_status"));
     put("notable_status_after", &outcome.notable_status_after);
     put("remote_id", &outcome.remote_id);

@@ -11,7 +11,8 @@
 //! approval message says "running" until the run id or the failure is known. Playbook names
 //! and event ids are escaped wherever they land in mrkdwn.
 
-use super::{Click, Context, INTERACTIONS_COLLECTION, Outcome, Responder, feedback};
+use super::click::Action;
+use super::{Click, Context, INTERACTIONS_COLLECTION, Outcome, Responder, Verdict, feedback};
 use crate::mapping::slack::escape_mrkdwn;
 use crate::net::retry::{Backoff, jitter_unit};
 use crate::remotes::soar::SoarApi;
@@ -49,15 +50,20 @@ pub fn request(
     key: &str,
     by: &str,
 ) -> Outcome {
-    let (_, playbook) = click.reference_and_playbook();
-    let Some(playbook) = playbook else {
-        return Outcome::new("failed", "the button names no playbook");
+    let Action::Playbook(playbook) = &click.action else {
+        return Outcome::new(Verdict::Failed, "the click asks for no playbook");
     };
+    let playbook = playbook.as_str();
+    if playbook.is_empty() {
+        return Outcome::new(Verdict::Failed, "the button names no playbook");
+    }
     // Only a playbook the message offered (recorded at post time) may be asked for.
     let offered = context.field("playbooks").split(',').map(str::trim).any(|p| p == playbook);
     if !offered {
-        let mut outcome =
-            Outcome::new("failed", format!("playbook {playbook} was not offered on this message"));
+        let mut outcome = Outcome::new(
+            Verdict::Failed,
+            format!("playbook {playbook} was not offered on this message"),
+        );
         outcome.playbook = playbook.to_string();
         return outcome;
     }
@@ -76,7 +82,7 @@ pub fn request(
         &format!("Containment *{shown}* requested by {by}, awaiting approval"),
     );
     let mut outcome = Outcome::new(
-        "awaiting_approval",
+        Verdict::AwaitingApproval,
         format!("Containment {playbook} requested; awaiting approval"),
     );
     outcome.playbook = playbook.to_string();
@@ -91,8 +97,8 @@ pub fn request_record(
 ) -> crate::error::Result<Option<Map<String, Value>>> {
     Ok(match responder.splunkd.kv_get(INTERACTIONS_COLLECTION, reference)? {
         Some(Value::Object(record))
-            if text(&record, "action") == super::click::PLAYBOOK
-                && text(&record, "outcome") == "awaiting_approval" =>
+            if text(&record, "action") == Action::Playbook(String::new()).id()
+                && text(&record, "outcome").parse() == Ok(Verdict::AwaitingApproval) =>
         {
             Some(record)
         }
@@ -170,17 +176,17 @@ pub fn decide(
         outcome
     };
     let shown = escape_mrkdwn(&playbook);
-    if click.action_id != super::click::APPROVE {
+    if click.action != Action::Approve {
         feedback::update_message(&responder.slack, click, &format!("Denied by {by}"));
         return finish(Outcome::new(
-            "denied",
+            Verdict::Denied,
             format!("Containment {playbook} denied (requested by {requested_by})"),
         ));
     }
     let Some(container) = container else {
         let why =
             format!("notable {} has no SOAR container to run {playbook} on", context.event_id);
-        return finish(Outcome::new("failed", why));
+        return finish(Outcome::new(Verdict::Failed, why));
     };
     feedback::update_message(
         &responder.slack,
@@ -188,8 +194,8 @@ pub fn decide(
         &format!("Approved by {by}: *{shown}* running…"),
     );
     let mut outcome = run(responder, container, &playbook);
-    let line = match outcome.outcome {
-        "done" => {
+    let line = match outcome.verdict {
+        Verdict::Done => {
             format!("Approved by {by}: *{shown}* run {} started", escape_mrkdwn(&outcome.remote_id))
         }
         _ => {
@@ -197,7 +203,7 @@ pub fn decide(
         }
     };
     feedback::update_message(&responder.slack, click, &line);
-    if outcome.outcome == "done" {
+    if outcome.verdict == Verdict::Done {
         outcome.message =
             format!("{} (requested by {requested_by}, approved by {user})", outcome.message);
     }
@@ -213,11 +219,11 @@ pub fn decide(
 fn run(responder: &Responder, container: u64, playbook: &str) -> Outcome {
     let api = match SoarApi::open(&responder.settings, &responder.splunkd, &account(responder)) {
         Ok(api) => api,
-        Err(error) => return Outcome::new("failed", format!("SOAR account: {error}")),
+        Err(error) => return Outcome::new(Verdict::Failed, format!("SOAR account: {error}")),
     };
     let started = |run_id: String| {
         let mut outcome = Outcome::new(
-            "done",
+            Verdict::Done,
             format!("Playbook {playbook} run {run_id} started on SOAR container {container}"),
         );
         outcome.remote_id = run_id;
@@ -257,5 +263,5 @@ fn run(responder: &Responder, container: u64, playbook: &str) -> Outcome {
             }
         }
     }
-    Outcome::new("failed", format!("playbook {playbook} did not run: {last}"))
+    Outcome::new(Verdict::Failed, format!("playbook {playbook} did not run: {last}"))
 }

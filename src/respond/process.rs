@@ -6,9 +6,11 @@
 //! keeps it at once and stops the listener (PRODUCT §15).
 
 use super::claims::{self, Claim, Trouble};
-use super::click::{self, Click};
+use super::click::{Action, Click};
+use super::decide::{Decision, Fact, Facts, decide};
+use super::governance;
 use super::pending::{self, Kept, KeptIn};
-use super::{Context, LINKS_COLLECTION, Outcome, Responder, effects, feedback, governance};
+use super::{Context, LINKS_COLLECTION, Outcome, Responder, Verdict, effects, feedback};
 use super::{listener::Envelope, playbook};
 use crate::error::Error;
 use crate::mapping::slack::escape_mrkdwn;
@@ -43,7 +45,7 @@ impl Responder {
         };
         log::info!(
             "Socket Mode: {} clicked by {} (envelope {})",
-            click.action_id,
+            click.action.id(),
             click.user_id,
             envelope.envelope_id
         );
@@ -107,13 +109,15 @@ impl Responder {
         };
         log::info!(
             "Socket Mode: taking up the kept {} by {} (envelope {})",
-            click.action_id,
+            click.action.id(),
             click.user_id,
             kept.envelope_id
         );
         if pending::exhausted(kept) {
-            let outcome =
-                Outcome::new("failed", "splunkd stayed unavailable; the click was not acted on");
+            let outcome = Outcome::new(
+                Verdict::Failed,
+                "splunkd stayed unavailable; the click was not acted on",
+            );
             self.fail(&click, &kept.envelope_id, &outcome);
             return Ended::Finished;
         }
@@ -141,14 +145,14 @@ impl Responder {
                     if Instant::now() + wait < deadline && !self.stopping() {
                         log::warn!(
                             "Socket Mode: {} by {}: {error}; retrying in {} ms",
-                            click.action_id,
+                            click.action.id(),
                             click.user_id,
                             wait.as_millis()
                         );
                         std::thread::sleep(wait);
                         continue;
                     }
-                    log::warn!("Socket Mode: {} by {}: {error}", click.action_id, click.user_id);
+                    log::warn!("Socket Mode: {} by {}: {error}", click.action.id(), click.user_id);
                     return self.keep(click, kept, resumed, Trouble::Outage);
                 }
                 Trouble::Expired => {
@@ -156,9 +160,9 @@ impl Responder {
                     return self.keep(click, kept, resumed, Trouble::Expired);
                 }
                 Trouble::Other => {
-                    log::error!("Socket Mode: {} by {}: {error}", click.action_id, click.user_id);
+                    log::error!("Socket Mode: {} by {}: {error}", click.action.id(), click.user_id);
                     let outcome = Outcome::new(
-                        "failed",
+                        Verdict::Failed,
                         format!("StackFlow could not act on the click: {}", short_error(&error)),
                     );
                     self.fail(click, &kept.envelope_id, &outcome);
@@ -178,7 +182,7 @@ impl Responder {
         match kept_in {
             KeptIn::Nowhere => {
                 let outcome = Outcome::new(
-                    "failed",
+                    Verdict::Failed,
                     "splunkd is unavailable and the click could not be kept",
                 );
                 self.fail(click, &kept.envelope_id, &outcome);
@@ -188,7 +192,7 @@ impl Responder {
         }
         log::warn!(
             "Socket Mode: {} by {} (envelope {}) kept for later ({})",
-            click.action_id,
+            click.action.id(),
             click.user_id,
             kept.envelope_id,
             if kept_in == KeptIn::File { "checkpoint_dir" } else { "KV store" }
@@ -219,191 +223,161 @@ impl Responder {
         );
         if !self.expired() {
             let context = Context::default();
-            let _ = self.record(&click.key(), envelope_id, click, "done", "failed", "", &context);
+            let _ = self.record(click, envelope_id, Verdict::Failed, "", &context);
         }
         let (reference, _) = click.reference_and_playbook();
         let context = Context { dedupe_key: reference.into(), ..Context::default() };
         self.receipt(click, None, "", &context, outcome, audit_of(envelope_id, click));
     }
 
+    /// One click: the facts `decide` asks for, gathered in its order; then the effect
+    /// (`effects::apply`); then one `tell`.
     fn process(
         &mut self,
         click: &Click,
         envelope_id: &str,
         owned: bool,
     ) -> crate::error::Result<()> {
-        let key = click.key();
-        let (reference, playbook) = click.reference_and_playbook();
-        let audit = audit_of(envelope_id, click);
-        // A click seen before is not acted on again — also when its first handling was
-        // interrupted (`started`: a listener stopped mid-click, or another search head's
-        // listener is on it) or is kept for later (`pending`).
-        if !owned && let Claim::Taken(seen) = claims::claim_click(self, click, envelope_id)? {
-            let earlier = seen.get("outcome").and_then(Value::as_str).unwrap_or("");
-            let message = match seen.get("state").and_then(Value::as_str) {
-                Some("done") => format!("seen before (outcome {earlier}); not acted on again"),
-                Some("pending") => "seen before and queued; it will be acted on once".into(),
-                _ => "seen before, its handling interrupted or still running; not acted on \
-                      again (click again if the change is missing)"
-                    .to_string(),
-            };
-            let context = Context { dedupe_key: reference.into(), ..Context::default() };
-            self.receipt(click, None, "", &context, &Outcome::new("duplicate", message), audit);
-            return Ok(());
+        let mut facts = Facts::default();
+        if owned {
+            facts.click_claim = Some(Claim::Won);
         }
-        // A decision's value is the request's interaction key; its context is the request's.
-        let deciding = matches!(click.action_id.as_str(), click::APPROVE | click::DENY);
-        let request = if deciding { playbook::request_record(self, reference)? } else { None };
-        if deciding && request.is_none() {
-            let outcome = Outcome::new("failed", "no containment request waits for this decision");
-            return self.finish_early(click, None, &Context::default(), None, &outcome, audit);
-        }
-        let link_reference = match &request {
-            Some(request) => request.get("dedupe_key").and_then(Value::as_str).unwrap_or(""),
-            None => reference,
-        };
-        let Some(context) = self.context(link_reference)? else {
-            let outcome = Outcome::new(
-                "failed",
-                "the button names no notable StackFlow recorded (no stackflow_links record)",
-            );
-            let context = Context { dedupe_key: link_reference.into(), ..Context::default() };
-            return self.finish_early(click, None, &context, None, &outcome, audit);
-        };
-        let playbook = playbook.map(str::to_string).or_else(|| {
-            let request = request.as_ref()?;
-            request.get("playbook").and_then(Value::as_str).map(str::to_string)
-        });
-        let playbook = playbook.as_deref();
-        let user = match governance::map_user(&self.splunkd, &self.slack, &click.user_id)? {
-            Ok(user) => user,
-            Err(why) => return self.refuse(click, None, &context, playbook, &why, audit),
-        };
-        let needed = governance::capability_for(&click.action_id);
-        if !user.can(needed) {
-            let why = format!("the Splunk user \"{}\" lacks the capability {needed}", user.name);
-            return self.refuse(click, Some(&user.name), &context, playbook, &why, audit);
-        }
-        if let Some(why) =
-            request.as_ref().and_then(|request| playbook::self_approval(request, click, &user.name))
-        {
-            return self.refuse(click, Some(&user.name), &context, playbook, &why, audit);
-        }
-        // An approval finds the container first: nothing is recorded for a run that cannot be.
-        let container = if click.action_id == click::APPROVE {
-            match playbook::find_container(self, &context, playbook.unwrap_or(""))? {
-                Ok(container) => Some(container),
-                Err(why) => {
-                    let mut outcome = Outcome::new("failed", why);
-                    outcome.playbook = playbook.unwrap_or("").to_string();
-                    return self.finish_early(
-                        click,
-                        Some(&user.name),
-                        &context,
-                        playbook,
-                        &outcome,
-                        audit,
-                    );
+        let (reference, _) = click.reference_and_playbook();
+        let (effect, container) = loop {
+            match decide(click, &facts) {
+                Decision::Need(fact) => self.gather(click, envelope_id, fact, &mut facts)?,
+                Decision::SeenBefore(message) => {
+                    let context = Context { dedupe_key: reference.into(), ..Context::default() };
+                    let outcome = Outcome::new(Verdict::Duplicate, message);
+                    let audit = audit_of(envelope_id, click);
+                    self.receipt(click, None, "", &context, &outcome, audit);
+                    return Ok(());
                 }
+                Decision::Early(outcome) => {
+                    let text = match outcome.verdict {
+                        Verdict::Duplicate => format!("Nothing to do: {}.", outcome.message),
+                        _ => format!("Not done: {}.", outcome.message),
+                    };
+                    let told = Told::Clicker(text);
+                    return self.tell(click, envelope_id, &facts, Ending::early(outcome, told));
+                }
+                Decision::Refuse(why) => {
+                    log::warn!(
+                        "Socket Mode: {} by {} refused: {why}",
+                        click.action.id(),
+                        click.user_id
+                    );
+                    let told = Told::Clicker(format!("StackFlow did not act: {why}."));
+                    let outcome = Outcome::new(Verdict::Denied, why);
+                    return self.tell(click, envelope_id, &facts, Ending::early(outcome, told));
+                }
+                Decision::Act { effect, container } => break (effect, container),
             }
-        } else {
-            None
         };
-        let effect = claims::effect_key(&click.action_id, &context.event_id, reference);
-        if let Some(effect) = &effect
-            && let Claim::Taken(holder) = claims::claim_effect(self, effect, click, &user.name)?
-        {
-            let outcome = Outcome::new("duplicate", claims::already(&holder, &click.action_id));
-            return self.finish_early(click, Some(&user.name), &context, playbook, &outcome, audit);
+        let outcome = self.apply(click, &facts, effect.as_deref(), container)?;
+        let splunk_user = facts.splunk_user().map(|user| user.name.as_str()).unwrap_or("");
+        let told = match outcome.verdict {
+            // The approval request in the thread is the reply.
+            Verdict::AwaitingApproval => Told::Nothing,
+            Verdict::Denied if click.action != Action::Deny => {
+                Told::Clicker(format!("Not done: {}", outcome.message))
+            }
+            _ => Told::Thread(thread_text(click, splunk_user, &outcome)),
+        };
+        let ending = Ending { outcome, told, before_effect: false };
+        self.tell(click, envelope_id, &facts, ending)
+    }
+
+    /// Gathers one fact `decide` asked for.
+    fn gather(
+        &mut self,
+        click: &Click,
+        envelope_id: &str,
+        fact: Fact,
+        facts: &mut Facts,
+    ) -> crate::error::Result<()> {
+        match fact {
+            Fact::ClickClaim => {
+                facts.click_claim = Some(claims::claim_click(self, click, envelope_id)?);
+            }
+            Fact::Request => {
+                let (reference, _) = click.reference_and_playbook();
+                facts.request = Some(playbook::request_record(self, reference)?);
+            }
+            Fact::Link(reference) => facts.link = Some(self.context(&reference)?),
+            Fact::User => {
+                let user = governance::map_user(&self.splunkd, &self.slack, &click.user_id)?;
+                facts.user = Some(user);
+            }
+            Fact::Container => {
+                let context = facts.context(click);
+                let playbook = facts.playbook(click).unwrap_or("");
+                facts.container = Some(playbook::find_container(self, &context, playbook)?);
+            }
+            Fact::EffectClaim(key) => {
+                let user = facts.splunk_user().map(|user| user.name.clone()).unwrap_or_default();
+                facts.effect_claim = Some(claims::claim_effect(self, &key, click, &user)?);
+            }
         }
-        let applied =
-            effects::apply(self, click, &user, &context, &key, request.as_ref(), container);
-        let outcome = match applied {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                if claims::trouble_of(&error) == Trouble::Other
-                    && let Some(effect) = &effect
-                {
+        Ok(())
+    }
+
+    /// The effect, holding its claim: given back when the effect failed (and when splunkd
+    /// failed in a way that retrying will not mend), so that a later click may try.
+    fn apply(
+        &mut self,
+        click: &Click,
+        facts: &Facts,
+        effect: Option<&str>,
+        container: Option<u64>,
+    ) -> crate::error::Result<Outcome> {
+        let (Some(user), Some(Some(context))) = (facts.splunk_user(), &facts.link) else {
+            return Ok(Outcome::new(Verdict::Failed, "the click was decided without its facts"));
+        };
+        let request = match &facts.request {
+            Some(Some(request)) => Some(request),
+            _ => None,
+        };
+        let key = click.key();
+        let applied = effects::apply(self, click, user, context, &key, request, container);
+        match &applied {
+            Err(error) if claims::trouble_of(error) != Trouble::Other => {}
+            Ok(outcome) if outcome.verdict != Verdict::Failed => {}
+            _ => {
+                if let Some(effect) = effect {
                     claims::release_effect(self, effect);
                 }
-                return Err(error);
             }
-        };
-        if outcome.outcome == "failed"
-            && let Some(effect) = &effect
-        {
-            claims::release_effect(self, effect);
         }
-        if outcome.outcome == "awaiting_approval" {
-            // The approval request in the thread is the reply.
-        } else if outcome.outcome != "denied" || click.action_id == click::DENY {
-            feedback::reply_in_thread(
-                &self.slack,
-                click,
-                &thread_text(click, &user.name, &outcome),
-            );
-        } else {
-            let text = format!("Not done: {}", outcome.message);
-            feedback::tell_clicker(&self.slack, &self.replies, click, &text);
-        }
-        self.record(&key, envelope_id, click, "done", outcome.outcome, &user.name, &context)?;
-        self.receipt(click, Some(&user.name), outcome.playbook.as_str(), &context, &outcome, audit);
-        Ok(())
+        applied
     }
 
-    /// A click that ends before any effect (failed, or a duplicate of an effect): the clicker
-    /// is told why, the click is recorded done, one receipt.
-    fn finish_early(
+    /// Tells Slack how the click ended (`ending.told`), records the click done with its
+    /// verdict, and writes its one receipt.
+    fn tell(
         &mut self,
         click: &Click,
-        splunk_user: Option<&str>,
-        context: &Context,
-        playbook: Option<&str>,
-        outcome: &Outcome,
-        audit: Map<String, Value>,
+        envelope_id: &str,
+        facts: &Facts,
+        ending: Ending,
     ) -> crate::error::Result<()> {
-        let text = match outcome.outcome {
-            "duplicate" => format!("Nothing to do: {}.", outcome.message),
-            _ => format!("Not done: {}.", outcome.message),
+        match &ending.told {
+            Told::Nothing => {}
+            Told::Clicker(text) => feedback::tell_clicker(&self.slack, &self.replies, click, text),
+            Told::Thread(text) => feedback::reply_in_thread(&self.slack, click, text),
+        }
+        let splunk_user = facts.splunk_user().map(|user| user.name.as_str());
+        let context = facts.context(click);
+        let verdict = ending.outcome.verdict;
+        self.record(click, envelope_id, verdict, splunk_user.unwrap_or(""), &context)?;
+        // Before an effect, the playbook asked for; after it, the effect's own.
+        let playbook = match facts.link {
+            Some(Some(_)) if ending.before_effect => facts.playbook(click),
+            _ => None,
         };
-        feedback::tell_clicker(&self.slack, &self.replies, click, &text);
-        let envelope_id = audit.get("envelope_id").and_then(Value::as_str).unwrap_or("");
-        self.record(
-            &click.key(),
-            envelope_id,
-            click,
-            "done",
-            outcome.outcome,
-            splunk_user.unwrap_or(""),
-            context,
-        )?;
-        self.receipt(click, splunk_user, playbook.unwrap_or(""), context, outcome, audit);
-        Ok(())
-    }
-
-    /// A refusal: the clicker is told why, nothing changes, the receipt says `denied`.
-    fn refuse(
-        &mut self,
-        click: &Click,
-        splunk_user: Option<&str>,
-        context: &Context,
-        playbook: Option<&str>,
-        why: &str,
-        audit: Map<String, Value>,
-    ) -> crate::error::Result<()> {
-        log::warn!("Socket Mode: {} by {} refused: {why}", click.action_id, click.user_id);
-        feedback::tell_clicker(
-            &self.slack,
-            &self.replies,
-            click,
-            &format!("StackFlow did not act: {why}."),
-        );
-        let envelope_id =
-            audit.get("envelope_id").and_then(Value::as_str).unwrap_or("").to_string();
-        let splunk = splunk_user.unwrap_or("");
-        self.record(&click.key(), &envelope_id, click, "done", "denied", splunk, context)?;
-        let outcome = Outcome::new("denied", why);
-        self.receipt(click, splunk_user, playbook.unwrap_or(""), context, &outcome, audit);
+        let audit = audit_of(envelope_id, click);
+        let playbook = playbook.unwrap_or("");
+        self.receipt(click, splunk_user, playbook, &context, &ending.outcome, audit);
         Ok(())
     }
 
@@ -432,32 +406,55 @@ impl Responder {
         Ok(Some(Context { dedupe_key, event_id, link }))
     }
 
-    /// The click's own record (its claim made it; only this handling writes it).
-    #[allow(clippy::too_many_arguments)]
+    /// The click's own record, `done` with its verdict (its claim made it; only this handling
+    /// writes it).
     pub(crate) fn record(
         &self,
-        key: &str,
-        envelope_id: &str,
         click: &Click,
-        state: &str,
-        outcome: &str,
+        envelope_id: &str,
+        verdict: Verdict,
         splunk_user: &str,
         context: &Context,
     ) -> crate::error::Result<()> {
+        let key = click.key();
         let now = crate::civil_time::now();
+        let playbook = match &click.action {
+            Action::Playbook(playbook) => playbook.as_str(),
+            _ => "",
+        };
         let record = json!({"_key": key, "kind": "click", "envelope_id": envelope_id,
-            "state": state, "outcome": outcome, "action": click.action_id,
+            "state": "done", "outcome": verdict.as_str(), "action": click.action.id(),
             "slack_user_id": click.user_id, "account": self.account,
             "splunk_user": splunk_user, "dedupe_key": context.dedupe_key,
             "event_id": context.event_id, "channel": click.channel_id,
             "message_ts": click.message_ts, "value": click.value,
-            "playbook": if click.action_id == click::PLAYBOOK {
-                click.reference_and_playbook().1.unwrap_or("")
-            } else {
-                ""
-            },
+            "playbook": playbook,
             "updated": now.as_secs_f64()});
-        self.splunkd.kv_update(super::INTERACTIONS_COLLECTION, key, &record)
+        self.splunkd.kv_update(super::INTERACTIONS_COLLECTION, &key, &record)
+    }
+}
+
+/// What the clicker or the channel is told.
+enum Told {
+    Nothing,
+    /// An ephemeral reply to the clicker (plain text).
+    Clicker(String),
+    /// A reply in the message's thread (mrkdwn, outside text escaped).
+    Thread(String),
+}
+
+/// How a click ended, for `tell`.
+struct Ending {
+    outcome: Outcome,
+    told: Told,
+    /// Ended before an effect: the receipt names the playbook asked for (once the notable is
+    /// known). After an effect, the outcome names its own.
+    before_effect: bool,
+}
+
+impl Ending {
+    fn early(outcome: Outcome, told: Told) -> Ending {
+        Ending { outcome, told, before_effect: true }
     }
 }
 
@@ -476,8 +473,8 @@ fn short_error(error: &Error) -> String {
 fn thread_text(click: &Click, splunk_user: &str, outcome: &Outcome) -> String {
     let who = format!("<@{}> ({})", escape_mrkdwn(&click.user_id), escape_mrkdwn(splunk_user));
     let message = escape_mrkdwn(&outcome.message);
-    match outcome.outcome {
-        "failed" => format!("{} by {who} failed: {message}", click.action_id),
+    match outcome.verdict {
+        Verdict::Failed => format!("{} by {who} failed: {message}", click.action.id()),
         _ => format!("{message} ({who})"),
     }
 }

@@ -92,7 +92,7 @@ fn emitted() -> BTreeMap<String, BTreeSet<String>> {
         Some("alice"),
         "",
         &stackflow::respond::Context::default(),
-        &stackflow::respond::Outcome::new("done", ""),
+        &stackflow::respond::Outcome::new(stackflow::respond::Verdict::Done, ""),
         "default",
         serde_json::Map::new(),
     );

@@ -248,6 +248,7 @@ pub fn parse_severity_channels(text: &str) -> Result<BTreeMap<Severity, String>>
     Ok(routes)
 }
 
+mod action;
 mod blocks;
 mod llm;
 mod mapper;
@@ -260,6 +261,7 @@ mod tests;
 mod text;
 mod view;
 
+pub use action::{ACTION_IDS, Action};
 pub use blocks::*;
 pub use llm::*;
 pub use mapper::*;

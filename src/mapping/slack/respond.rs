@@ -9,7 +9,7 @@
 //! `<dedupe key>|<playbook>`. Only a message about exactly one row gets them (a digest of many
 //! notables would not say which one a click is about).
 
-use super::{escape_mrkdwn, limits, param_error, plain, truncate, truncate_escaped};
+use super::{Action, param_error, truncate};
 use crate::error::Result;
 use crate::mapping::AlertContext;
 use crate::mapping::route::Route;
@@ -47,7 +47,7 @@ pub fn parse_buttons(text: &str) -> std::result::Result<Vec<String>, String> {
         if word == "none" {
             continue;
         }
-        if !matches!(word.as_str(), "ack" | "escalate" | "false_positive") {
+        if Action::from_word(&word).is_none() {
             return Err(format!(
                 "\"{word}\" is not one of ack, escalate, false_positive (or none)"
             ));
@@ -139,15 +139,6 @@ impl ResponseParams {
     }
 }
 
-fn button(action_id: &str, label: &str, value: &str, style: Option<&str>) -> Value {
-    let mut button = json!({"type": "button", "action_id": action_id,
-        "text": plain(&truncate_escaped(&escape_mrkdwn(label), limits::BUTTON_TEXT)), "value": value});
-    if let Some(style) = style {
-        button["style"] = json!(style);
-    }
-    button
-}
-
 /// Adds the response buttons of `request["respond"]` to the actions block, with `dedupe_key`
 /// as their value. A value over Slack's limit drops the button (a cut reference would point
 /// nowhere); the block keeps at most 25 elements; a full message gets no block.
@@ -160,25 +151,10 @@ pub fn add_response_buttons(blocks: &mut Vec<Value>, request: &Value, dedupe_key
             .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default()
     };
-    let mut buttons = Vec::new();
-    for word in words("buttons") {
-        let (action_id, label, style) = match word.as_str() {
-            "ack" => ("stackflow_ack", "Acknowledge", Some("primary")),
-            "escalate" => ("stackflow_escalate", "Escalate", None),
-            "false_positive" => ("stackflow_false_positive", "False positive", None),
-            _ => continue,
-        };
-        if dedupe_key.chars().count() <= limits::BUTTON_VALUE {
-            buttons.push(button(action_id, label, dedupe_key, style));
-        }
-    }
-    for playbook in words("playbooks") {
-        let value = format!("{dedupe_key}|{playbook}");
-        if value.chars().count() <= limits::BUTTON_VALUE {
-            let label = format!("Contain: {playbook}");
-            buttons.push(button("stackflow_playbook", &label, &value, Some("danger")));
-        }
-    }
+    let playbooks = words("playbooks").into_iter().map(Action::Playbook);
+    let actions = words("buttons").into_iter().filter_map(|word| Action::from_word(&word));
+    let buttons: Vec<Value> =
+        actions.chain(playbooks).filter_map(|action| action.button(dedupe_key)).collect();
     // Response buttons first, link buttons after them.
     super::blocks::add_to_actions_block(blocks, buttons, true);
 }
