@@ -73,7 +73,8 @@ pub fn effect_key(action: &Action, event_id: &str, request_key: &str) -> Option<
         Action::FalsePositive => format!("false_positive:{}", part(event_id)),
         Action::Escalate => format!("escalate:{}", part(event_id)),
         Action::Approve | Action::Deny => format!("decision:{}", part(request_key)),
-        Action::Playbook(_) => return None,
+        // Each request and each triage run is its own.
+        Action::Playbook(_) | Action::Triage(_) => return None,
     })
 }
 
@@ -85,7 +86,7 @@ pub fn verb(action: &Action) -> &'static str {
         Action::Escalate => "escalated",
         Action::Approve => "approved",
         Action::Deny => "denied",
-        Action::Playbook(_) => "handled",
+        Action::Playbook(_) | Action::Triage(_) => "handled",
     }
 }
 
