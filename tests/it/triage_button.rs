@@ -306,3 +306,50 @@ fn every_envelope_is_acknowledged_while_searches_run() {
     );
     assert_clean(&listener.stop());
 }
+
+/// `buttons = ack,triage` on *Post to Slack*: the message offers one *Triage* button per
+/// template the notable can fill (value `<dedupe key>|<template>`, a reference only), and the
+/// link record keeps the fields the templates name, so the click runs no search for them.
+#[test]
+fn the_posted_message_offers_triage_and_records_the_fields_templates_name() {
+    let (home, emulator) = crate::slack::setup();
+    home.append_local_conf(
+        "\n[triage:process_tree]\nsearch = index=edr process=$process_name$ host=$host$\nlabel = Process tree\n\n\
+         [triage:by_dest]\nsearch = index=main dest=$dest$\n\n\
+         [triage:broken]\nsearch = index=main x=$x\n",
+    );
+    let row = vec![
+        ("event_id", one("EVT-7")),
+        ("rule_name", one("Suspicious process")),
+        ("host", one("ws-17")),
+        ("process_name", one("powershell.exe -enc \"AAA\"")),
+        ("urgency", one("high")),
+    ];
+    let run = crate::slack::run_slack(
+        &home,
+        &emulator,
+        &scheduler_sid(3),
+        &[row],
+        json!({"account": "default", "buttons": "ack,triage"}),
+    );
+    run.assert_code(0).assert_line("WARN", "[triage:broken]");
+    let posted = crate::slack::posted(&emulator);
+    assert_eq!(posted.len(), 1);
+    let buttons: Vec<&Value> = posted[0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|block| block["elements"].as_array())
+        .flatten()
+        .filter(|element| element["action_id"] == "stackflow_triage")
+        .collect();
+    assert_eq!(buttons.len(), 1, "only the template the notable can fill: {buttons:?}");
+    assert_eq!(buttons[0]["text"]["text"], "Triage: Process tree");
+    let value = buttons[0]["value"].as_str().unwrap();
+    let (reference, template) = value.split_once('|').unwrap();
+    assert_eq!(template, "process_tree");
+    let links = emulator.kv_records("stackflow_links");
+    let link = links.iter().find(|l| l["_key"] == reference).expect("the message's link record");
+    assert_eq!(link["process_name"], "powershell.exe -enc \"AAA\"", "{link}");
+    assert_eq!(link["host"], "ws-17", "{link}");
+}
