@@ -259,9 +259,12 @@ fn the_slash_command_answers_the_caller_only() {
     wait_for("the refusal", || emu.slack_response_url_posts().len() == 4);
     assert_eq!(emu.splunk_searches().len(), 2);
     assert!(emu.slack_response_url_posts()[3].to_string().contains("stackflow_triage"));
+    // The refusal is told first, then receipted.
+    wait_for("two runs and a refusal receipted", || interactions(&setup.home).len() == 3);
     let receipts = interactions(&setup.home);
-    let triage: Vec<&Value> = receipts.iter().filter(|r| r["action"] == "triage").collect();
-    assert_eq!(triage.len(), 3, "two runs and a refusal: {receipts:?}");
+    let outcomes: Vec<&str> = receipts.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["done", "done", "denied"], "{receipts:?}");
+    assert!(receipts.iter().all(|r| r["action"] == "triage"), "{receipts:?}");
     assert_clean(&listener.stop());
 }
 
@@ -352,4 +355,66 @@ fn the_posted_message_offers_triage_and_records_the_fields_templates_name() {
     let link = links.iter().find(|l| l["_key"] == reference).expect("the message's link record");
     assert_eq!(link["process_name"], "powershell.exe -enc \"AAA\"", "{link}");
     assert_eq!(link["host"], "ws-17", "{link}");
+}
+
+/// `summary = llm` on a template: the model sees the digest redacted as an alert's context
+/// (user names and addresses as placeholders), the thread gets its answer with the values
+/// restored, and the call is a `stackflow:llm` receipt of action `triage`.
+#[test]
+fn a_model_summary_of_a_triage_sees_no_pii_and_the_thread_has_it_restored() {
+    let setup = triage_setup(
+        "[triage:llm_activity]\nsearch = index=main src=$src$\nfields = user, src\nsummary = llm\n",
+    );
+    let emu = &setup.emu;
+    let ca = setup.home.root.join("emulator-ca.pem");
+    setup.home.append_local_conf(&format!(
+        "\n[llm:default]\nurl = {}/v1/chat/completions\nmodel = soc-summarizer\nca_file = {}\n",
+        emu.url(),
+        ca.display()
+    ));
+    emu.set_secret("stackflow", "llm.default", "sk-test");
+    emu.set_search_rows(vec![
+        json!({"user": "svc_backup", "src": "203.0.113.7", "action": "failure"}),
+        json!({"user": "svc_backup", "src": "203.0.113.7", "action": "success"}),
+    ]);
+    let message = post_message(emu, "dk-1");
+    let listener = Listener::start(&setup);
+    emu.socket_send(triage_click("env-l1", "UALICE", "llm_activity", &message, "30.1"));
+    wait_for("the triage receipt", || interactions(&setup.home).len() == 1);
+    let calls = emu.requests_to("/v1/chat/completions");
+    assert_eq!(calls.len(), 1);
+    let sent = String::from_utf8(calls[0].body.clone()).unwrap();
+    for raw in ["svc_backup", "203.0.113.7", "10.0.0.1"] {
+        assert!(!sent.contains(raw), "{raw:?} reached the model: {sent}");
+    }
+    assert!(sent.contains("<USER_1>") && sent.contains("<IP_1>"), "{sent}");
+    let replies = thread_replies(&setup, &message.1);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    let first = replies[0]["blocks"][0]["text"]["text"].as_str().unwrap().to_string();
+    assert!(first.contains("Model summary") && first.contains("svc_backup"), "{first}");
+    assert!(!first.contains("<USER_") && !first.contains("&lt;USER_"), "{first}");
+    let llm = setup.home.stash_lines(".stash_stackflow_llm");
+    assert_eq!(llm.len(), 1, "{llm:?}");
+    assert_eq!(
+        (llm[0].1["action"].as_str(), llm[0].1["outcome"].as_str()),
+        (Some("triage"), Some("ok"))
+    );
+    assert_eq!(interactions(&setup.home)[0]["outcome"], "done");
+    assert_clean(&listener.stop());
+}
+
+/// Slack delivers the same slash command envelope again: acknowledged, not run again.
+#[test]
+fn a_redelivered_slash_command_runs_once() {
+    let setup = triage_setup("");
+    let emu = &setup.emu;
+    let listener = Listener::start(&setup);
+    let envelope = emu.socket_send_slash_command("by_user bob", "UALICE");
+    wait_for("the answer", || emu.slack_response_url_posts().len() == 1);
+    emu.socket_send(envelope.clone());
+    wait_for("the duplicate receipt", || interactions(&setup.home).len() == 2);
+    assert_eq!(emu.splunk_searches().len(), 1, "run once");
+    assert_eq!(interactions(&setup.home)[1]["outcome"], "duplicate");
+    assert_eq!(acked(emu, envelope["envelope_id"].as_str().unwrap()), 2);
+    assert_clean(&listener.stop());
 }
