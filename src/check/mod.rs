@@ -259,6 +259,17 @@ fn check_triage(report: &mut Report, settings: &Settings) {
         let Some(section) = settings.conf.stanza(&format!("{prefix}{name}")) else { continue };
         match crate::mapping::triage::Template::parse(name, section) {
             Ok(template) => {
+                let llm = format!("llm:{}", template.llm_account);
+                if template.summary == crate::mapping::triage::SummaryKind::Llm
+                    && settings.conf.stanza(&llm).is_none()
+                {
+                    report.warn(
+                        &what,
+                        format!(
+                            "summary = llm but there is no [{llm}]: the template sentence is used"
+                        ),
+                    );
+                }
                 let tokens: Vec<String> =
                     template.tokens.iter().map(|token| format!("${token}$")).collect();
                 let tokens =

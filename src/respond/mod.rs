@@ -231,6 +231,11 @@ impl Responder {
         lock(&self.expiry).is_some()
     }
 
+    /// The flag SIGTERM raises (shared with the triage searches' threads).
+    pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
     pub(crate) fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }

@@ -21,6 +21,8 @@ use crate::settings::Settings;
 use crate::splunk::stash::{ReceiptWriter, line_of};
 use crate::triage::slots::{Entry, Permit, Slots, Waiter};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The command the app manifest declares.
 pub const COMMAND: &str = "/stackflow";
@@ -56,6 +58,8 @@ struct Remotes {
     slack: SlackApi,
     replies: HttpClient,
     account: String,
+    /// Raised at SIGTERM: a search still waiting for a permit is not started.
+    stop: Arc<AtomicBool>,
 }
 
 /// A `/stackflow` command read out of an untrusted `slash_commands` payload.
@@ -262,6 +266,7 @@ impl Responder {
             slack: self.slack.clone(),
             replies: self.replies.clone(),
             account: self.account.clone(),
+            stop: self.stop_flag(),
         }
     }
 
@@ -422,7 +427,17 @@ impl Responder {
         let job = std::thread::Builder::new().name("triage".into()).spawn(move || {
             let permit = match waiter {
                 Ok(permit) => permit,
-                Err(waiter) => waiter.wait(),
+                Err(waiter) => {
+                    let permit = waiter.wait();
+                    if remotes.stop.load(Ordering::SeqCst) {
+                        drop(permit);
+                        let why = "the listener stopped before the search ran; ask again";
+                        remotes.tell(&ask, &format!("Not done: {why}."));
+                        let extra = crate::triage::receipt_fields(&template, None);
+                        return remotes.finish(&ask, &Outcome::new(Verdict::Failed, why), extra);
+                    }
+                    permit
+                }
             };
             remotes.run(&ask, &template, &search, permit);
         });

@@ -18,6 +18,7 @@ fn check_validates_triage_templates_and_the_search_bound() {
          [triage:broken]\nsearch = index=main user=\"$user$\"\n\n\
          [triage:slow]\nsearch = index=main src=$src\n\n\
          [triage:big]\nsearch = index=main\nmax_rows = 100000\n\n\
+         [triage:modeled]\nsearch = index=main\nsummary = llm\nllm_account = nowhere\n\n\
          [slack_response]\nmax_concurrent_searches = 0\n",
         emulator.url()
     ));
@@ -49,6 +50,8 @@ fn check_validates_triage_templates_and_the_search_bound() {
     assert!(big.starts_with("FAIL") && big.contains("[triage:big] max_rows"), "{big}");
     let bound = line("[slack_response]");
     assert!(bound.starts_with("FAIL") && bound.contains("max_concurrent_searches"), "{bound}");
+    let modeled = line("[triage:modeled]");
+    assert!(modeled.starts_with("WARN") && modeled.contains("no [llm:nowhere]"), "{modeled}");
     assert!(!run.stdout.contains("unknown stanza"), "{}", run.stdout);
 }
 
@@ -417,4 +420,34 @@ fn a_redelivered_slash_command_runs_once() {
     assert_eq!(interactions(&setup.home)[1]["outcome"], "duplicate");
     assert_eq!(acked(emu, envelope["envelope_id"].as_str().unwrap()), 2);
     assert_clean(&listener.stop());
+}
+
+/// SIGTERM while one search runs and another waits for its permit: the running one answers
+/// and is receipted before the process exits; the waiting one is not started, and its asker is
+/// told so.
+#[test]
+fn at_sigterm_the_running_search_finishes_and_a_queued_one_is_not_started() {
+    let setup = triage_setup("[slack_response]\nmax_concurrent_searches = 1\n");
+    let emu = &setup.emu;
+    emu.set_search_delay(Duration::from_secs(2));
+    let message = post_message(emu, "dk-1");
+    let listener = Listener::start(&setup);
+    emu.socket_send(triage_click("env-q1", "UALICE", "user_activity", &message, "40.1"));
+    emu.socket_send(triage_click("env-q2", "UALICE", "user_activity", &message, "40.2"));
+    wait_for("the second is queued", || {
+        emu.slack_ephemeral().iter().any(|e| e.to_string().contains("queued"))
+    });
+    let run = listener.stop();
+    assert_clean(&run);
+    let receipts = interactions(&setup.home);
+    let outcomes: Vec<&str> = receipts.iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.len(), 2, "{receipts:?}");
+    assert!(outcomes.contains(&"done") && outcomes.contains(&"failed"), "{receipts:?}");
+    assert_eq!(emu.splunk_searches().len(), 1, "the queued search never reached splunkd");
+    assert!(
+        emu.slack_ephemeral().iter().any(|e| e.to_string().contains("listener stopped")),
+        "{:?}",
+        emu.slack_ephemeral()
+    );
+    assert_eq!(thread_replies(&setup, &message.1).len(), 1);
 }
