@@ -133,6 +133,19 @@ pub enum SlackCommand {
         #[arg(long)]
         validate_arguments: bool,
     },
+    /// Print the Slack app manifest (JSON) for the features stackflow.conf configures: the
+    /// bot scopes they need and no others (the war-room scopes only when a route has
+    /// war_room = true or war_room among its buttons; the /stackflow command and the
+    /// `commands` scope only when a [triage:<name>] template exists). The app ships the full
+    /// manifest (appserver/static/slack_app_manifest.json). Reads no secret, calls nothing.
+    ///
+    /// Exit codes: 0 printed, 4 configuration (stackflow.conf, the account name).
+    Manifest {
+        /// The [slack:<account>] the manifest is for (checked; the manifest is the same for
+        /// every account of this installation).
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -624,7 +624,11 @@ fn check_slack(report: &mut Report, settings: &Settings, secrets: &Secrets, acco
             // The response buttons are set up when the listener's app-level token is stored.
             let app_token = slack::socket::app_token_user_of(account);
             let buttons = secrets.splunkd.secret(&app_token).is_ok();
-            let (result, warnings) = slack::probe::check(&api, buttons);
+            let features = slack::probe::Features {
+                buttons,
+                ..slack::manifest::configured_features(settings)
+            };
+            let (result, warnings) = slack::probe::check(&api, features);
             probed(report, &what, result);
             for warning in warnings {
                 report.warn(&what, warning);

@@ -1,4 +1,5 @@
-//! `stackflow slack listen`: the `stackflow_slack_socket` modular input as splunkd runs it
+//! `stackflow slack manifest` prints the Slack app manifest for the configured features
+//! (`remotes::slack::manifest`). `stackflow slack listen`: the `stackflow_slack_socket` modular input as splunkd runs it
 //! (`--scheme`, `--validate-arguments`, or the XML configuration on stdin), or a manual run
 //! with `--account` and the session key on stdin. Glue only: the protocol is
 //! `splunk::modinput`, the connection `remotes::slack::socket`, the work `respond`.
@@ -33,6 +34,31 @@ fn scheme() -> Scheme {
     }
 }
 
+/// `stackflow slack manifest`: the manifest for the configured features on stdout.
+fn manifest(account: Option<&str>) -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => return error.report(),
+    };
+    if let Some(account) = account {
+        if let Some(problem) = crate::remotes::secrets::account_problem(account) {
+            log::error!("--account {account:?}: {problem}");
+            return ExitCode::Configuration;
+        }
+        if let Err(error) = crate::remotes::slack::SlackAccount::from_settings(&settings, account) {
+            return error.report();
+        }
+    }
+    let features = crate::remotes::slack::manifest::configured_features(&settings);
+    let manifest = crate::remotes::slack::manifest::manifest(features, true);
+    let text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{text}").is_err() {
+        return ExitCode::Internal;
+    }
+    ExitCode::Success
+}
+
 /// The account of a stanza: its `account` param, else its name.
 fn account_of(stanza: &Stanza) -> Result<String, String> {
     let account = stanza.param("account").unwrap_or(stanza.input_name()).trim().to_string();
@@ -41,8 +67,12 @@ fn account_of(stanza: &Stanza) -> Result<String, String> {
 
 pub fn run(command: SlackCommand) -> ExitCode {
     logging::init(false);
-    let SlackCommand::Listen { account, splunkd_uri, scheme: scheme_flag, validate_arguments } =
-        command;
+    let (account, splunkd_uri, scheme_flag, validate_arguments) = match command {
+        SlackCommand::Listen { account, splunkd_uri, scheme, validate_arguments } => {
+            (account, splunkd_uri, scheme, validate_arguments)
+        }
+        SlackCommand::Manifest { account } => return manifest(account.as_deref()),
+    };
     let mode = match super::modinput_mode(scheme_flag, validate_arguments, scheme) {
         Ok(mode) => mode,
         Err(code) => return code,

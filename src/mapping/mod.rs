@@ -1,6 +1,7 @@
 //! Pure mapping: result rows → delivery items for SOAR, StackFlow and Slack. No I/O here:
 //! everything a mapper needs arrives in `AlertContext` and the rows.
 
+pub mod assets;
 pub mod cef;
 pub mod escalate;
 pub mod redact;

@@ -5,7 +5,9 @@
 //! matches the wildcard). Effects for Slack: `channel`, `mention` (a user group `S…`, a user
 //! `U…`/`W…`, or `here`/`channel`), `buttons` (the response buttons of PRODUCT §9, in the
 //! words of the alert's `buttons` parameter: `ack`, `escalate`, `false_positive`, or `none`),
-//! `suppress = true` (not posted; a receipt with outcome `suppressed`).
+//! `suppress = true` (not posted; a receipt with outcome `suppressed`), `war_room = true` (a
+//! war room for the notable after posting, PRODUCT §17). Conditions on any field cover ES's
+//! asset & identity fields (`field.dest_priority = critical`).
 //!
 //! Pure: parsed from the already loaded configuration; no I/O.
 
@@ -31,6 +33,8 @@ pub struct Route {
     /// The response buttons of the rows it matches (PRODUCT §9 `buttons`; empty = none).
     pub buttons: Option<Vec<String>>,
     pub suppress: bool,
+    /// PRODUCT §17: open a war room for the notable after posting.
+    pub war_room: bool,
 }
 
 /// `*` any run of characters, `?` one character; case-insensitive.
@@ -97,6 +101,7 @@ impl Route {
             mention: None,
             buttons: None,
             suppress: false,
+            war_room: false,
         };
         for (key, value) in section {
             let value = value.trim();
@@ -135,13 +140,17 @@ impl Route {
                     route.suppress = parse_bool(value)
                         .ok_or_else(|| bad(format!("\"{value}\" is not a boolean")))?;
                 }
+                "war_room" => {
+                    route.war_room = parse_bool(value)
+                        .ok_or_else(|| bad(format!("\"{value}\" is not a boolean")))?;
+                }
                 other => match other.strip_prefix("field.") {
                     Some(field) if !field.is_empty() => {
                         route.fields.push((field.to_string(), value.to_string()));
                     }
                     _ => {
                         return Err(bad(
-                            "unknown key: a route has min_risk_score, min_severity, search_name, field.<name>, channel, mention, buttons, suppress".into(),
+                            "unknown key: a route has min_risk_score, min_severity, search_name, field.<name>, channel, mention, buttons, suppress, war_room".into(),
                         ));
                     }
                 },
@@ -151,11 +160,12 @@ impl Route {
             && route.channel.is_none()
             && route.mention.is_none()
             && route.buttons.is_none()
+            && !route.war_room
         {
             return Err(Error::config(
                 &stanza,
                 "",
-                "the route has no effect: set channel, mention, buttons or suppress = true",
+                "the route has no effect: set channel, mention, buttons, war_room = true or suppress = true",
             ));
         }
         Ok(route)
@@ -218,6 +228,22 @@ mod tests {
 
     fn routes(text: &str) -> Result<Vec<Route>> {
         Route::all(&ConfFile::parse_str(text))
+    }
+
+    #[test]
+    fn asset_fields_route_and_war_room_is_an_effect() {
+        let routes = routes(
+            "[route:10_crown]\nfield.dest_priority = critical\nwar_room = true\n\n[route:20_rest]\nchannel = #soc\n",
+        )
+        .unwrap();
+        let context = AlertContext::default();
+        let critical = row(&[("dest", "db-1"), ("dest_priority", "Critical")]);
+        let low = row(&[("dest", "db-2"), ("dest_priority", "low")]);
+        let first = route_for(&routes, &critical, &context).unwrap();
+        assert_eq!(first.name, "10_crown");
+        assert!(first.war_room && first.channel.is_none());
+        assert_eq!(route_for(&routes, &low, &context).unwrap().name, "20_rest");
+        assert!(Route::all(&ConfFile::parse_str("[route:x]\nwar_room = maybe\n")).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The template summary (PRODUCT §13, `summary = template`): a deterministic plain-language
 //! paragraph about one row — what fired and how severe, who, what happened, where and when, how
 //! risky, the MITRE ATT&CK mapping, and why it is notable — in good English for any subset of
-//! the fields present, never "null" or an empty clause. Used by Slack messages and by StackFlow
+//! the fields present, never "null" or an empty clause. A critical asset or a watch-listed
+//! identity (ES asset & identity fields, `assets`) is named first. Used by Slack messages and by StackFlow
 //! incident descriptions where the row has no `message`.
 //!
 //! Pure: no I/O.
@@ -147,7 +148,7 @@ fn tactic_name(tactic: &str) -> String {
 
 /// Whether the row has any field the summary describes beyond the rule's name.
 pub fn has_context(row: &Row) -> bool {
-    CONTEXT.iter().any(|names| !first(row, names).is_empty())
+    CONTEXT.iter().any(|names| !first(row, names).is_empty()) || super::assets::lead(row).is_some()
 }
 
 /// The rule's name: `rule_name`, else the row's `search_name`, else the alert's.
@@ -164,6 +165,10 @@ pub fn summarize(row: &Row, context: &AlertContext) -> Option<String> {
         return None;
     }
     let mut sentences: Vec<String> = Vec::new();
+    // A critical asset or a watch-listed identity first (PRODUCT §17).
+    if let Some(lead) = super::assets::lead(row) {
+        sentences.push(lead);
+    }
     // What fired, and how severe.
     let name = rule_name(row, context);
     let severity = one(row, SEVERITY).map(|severity| severity.to_ascii_lowercase());

@@ -73,8 +73,9 @@ pub fn effect_key(action: &Action, event_id: &str, request_key: &str) -> Option<
         Action::FalsePositive => format!("false_positive:{}", part(event_id)),
         Action::Escalate => format!("escalate:{}", part(event_id)),
         Action::Approve | Action::Deny => format!("decision:{}", part(request_key)),
-        // Each request and each triage run is its own.
-        Action::Playbook(_) | Action::Triage(_) => return None,
+        // The war room holds its own claim (`remotes::slack::war_room`): a second click links
+        // the room instead of being refused. Each request and each triage run is its own.
+        Action::Playbook(_) | Action::WarRoom | Action::Triage(_) => return None,
     })
 }
 
@@ -87,6 +88,7 @@ pub fn verb(action: &Action) -> &'static str {
         Action::Approve => "approved",
         Action::Deny => "denied",
         Action::Playbook(_) | Action::Triage(_) => "handled",
+        Action::WarRoom => "opened a war room for",
     }
 }
 

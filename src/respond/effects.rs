@@ -91,6 +91,7 @@ pub fn apply(
         Action::Playbook(_) => {
             super::playbook::request(responder, click, &user.name, context, key, &by)
         }
+        Action::WarRoom => super::war_room::apply(responder, click, context, &by),
         Action::Approve | Action::Deny => match request {
             Some(request) => super::playbook::decide(
                 responder, click, &user.name, context, request, &by, container,

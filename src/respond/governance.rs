@@ -66,7 +66,11 @@ fn slack_email(slack: &SlackApi, slack_user_id: &str) -> Result<Option<String>> 
 pub fn capability_for(action: &Action) -> &'static str {
     match action {
         Action::Approve | Action::Deny => APPROVE,
-        Action::Ack | Action::Escalate | Action::FalsePositive | Action::Playbook(_) => RESPOND,
+        Action::Ack
+        | Action::Escalate
+        | Action::FalsePositive
+        | Action::Playbook(_)
+        | Action::WarRoom => RESPOND,
         Action::Triage(_) => TRIAGE,
     }
 }

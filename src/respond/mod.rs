@@ -17,6 +17,7 @@ pub mod playbook;
 mod process;
 pub mod triage;
 pub mod verdict;
+pub mod war_room;
 
 use crate::error::ExitCode;
 use crate::net::http::HttpClient;

@@ -287,6 +287,8 @@ impl Responder {
         let told = match outcome.verdict {
             // The approval request in the thread is the reply.
             Verdict::AwaitingApproval => Told::Nothing,
+            // The room's link in the thread is the reply (`war_room`).
+            Verdict::Done if click.action == Action::WarRoom => Told::Nothing,
             Verdict::Denied if click.action != Action::Deny => {
                 Told::Clicker(format!("Not done: {}", outcome.message))
             }

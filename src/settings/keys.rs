@@ -59,6 +59,7 @@ pub const STANZAS: &[StanzaKind] = &[
             "mention",
             "buttons",
             "suppress",
+            "war_room",
         ],
     },
     StanzaKind { kind: "splunkd", naming: Naming::Fixed, keys: &["uri", "verify_ssl", "ca_file"] },
@@ -83,7 +84,7 @@ pub const STANZAS: &[StanzaKind] = &[
     StanzaKind {
         kind: "notables",
         naming: Naming::Fixed,
-        keys: &["api", "es8_update_path", "es8_notes_path"],
+        keys: &["api", "es8_update_path", "es8_notes_path", "comment_playbook_results"],
     },
     StanzaKind {
         kind: "slack_response",
@@ -92,6 +93,10 @@ pub const STANZAS: &[StanzaKind] = &[
             "false_positive_disposition",
             "escalate_account",
             "playbook_account",
+            "war_room_prefix",
+            "war_room_users",
+            "war_room_usergroup",
+            "war_room_private",
             "max_concurrent_searches",
         ],
     },

@@ -80,6 +80,44 @@ pub struct Checkpoint {
     pub playbook_runs: Cursor,
     #[serde(default)]
     pub incidents: Cursor,
+    /// SOAR action runs (PRODUCT §17): `seen` holds the finished runs reported.
+    #[serde(default)]
+    pub action_runs: Cursor,
+    /// Notable comments on finished playbook runs (PRODUCT §17).
+    #[serde(default)]
+    pub comments: Comments,
+}
+
+/// A comment still to be added to a notable.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueComment {
+    pub event_id: String,
+    pub text: String,
+}
+
+/// Playbook runs (`<container>/<run>`) whose result was commented on their notable, and those
+/// whose comment is still due (a splunkd that failed keeps it due for the next poll).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Comments {
+    #[serde(default)]
+    pub done: BTreeSet<String>,
+    #[serde(default)]
+    pub due: BTreeMap<String, DueComment>,
+}
+
+impl Comments {
+    /// Queues the comment of run `id` unless it was commented or is queued already.
+    pub fn queue(&mut self, id: &str, comment: DueComment) {
+        if !self.done.contains(id) && !self.due.contains_key(id) {
+            self.due.insert(id.to_string(), comment);
+        }
+    }
+
+    /// Keeps only the runs of containers still linked.
+    pub fn retain(&mut self, linked: &dyn Fn(&str) -> bool) {
+        self.done.retain(|id| linked(id));
+        self.due.retain(|id, _| linked(id));
+    }
 }
 
 impl Checkpoint {
@@ -88,6 +126,7 @@ impl Checkpoint {
         self.containers.distrust("SOAR container", stanza, now_unix);
         self.playbook_runs.distrust("SOAR playbook run", stanza, now_unix);
         self.incidents.distrust("StackFlow incident", stanza, now_unix);
+        self.action_runs.distrust("SOAR action run", stanza, now_unix);
     }
 }
 

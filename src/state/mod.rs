@@ -3,7 +3,9 @@
 //! store collection `stackflow_links`: links updated in the last `lookback_days`, and older
 //! ones whose object is not known to be closed, see `links`), the SOAR containers and playbook
 //! runs and the StackFlow incidents that changed since the last checkpoint, and writes one event per change: sourcetypes `stackflow:soar:container`,
-//! `stackflow:soar:playbook_run`, `stackflow:incident`.
+//! `stackflow:soar:playbook_run`, `stackflow:incident`; the finished action runs of those
+//! containers (`actions`, `stackflow:soar:action_run`), and one comment per finished playbook
+//! run on its notable (`comments`, PRODUCT §17).
 //!
 //! - SOAR: `_filter_id__in` / `_filter_container__in` lists (batched by `remotes::soar`) with
 //!   `_filter_update_time__gte=<since − overlap>`, oldest first; objects never reported before
@@ -18,8 +20,10 @@
 //!   event but never moves a cursor (WARN naming the object); SOAR pages are read as they
 //!   arrive and bounded (`remotes::soar::pages`), so no answer stalls a poll or grows memory.
 
+mod actions;
 pub mod checkpoint;
 pub mod clock;
+pub mod comments;
 pub mod links;
 mod soar;
 
@@ -42,9 +46,10 @@ use std::io::Write;
 pub const SOURCETYPE_CONTAINER: &str = "stackflow:soar:container";
 pub const SOURCETYPE_PLAYBOOK_RUN: &str = "stackflow:soar:playbook_run";
 pub const SOURCETYPE_INCIDENT: &str = "stackflow:incident";
+pub const SOURCETYPE_ACTION_RUN: &str = "stackflow:soar:action_run";
 
 /// A SOAR `message` longer than this is cut (it often holds JSON of a whole run).
-const MAX_MESSAGE_CHARS: usize = 4096;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 4096;
 
 /// One input stanza's settings (inputs.conf, documented in README/inputs.conf.spec).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +113,9 @@ pub struct Poll<'a, W: Write> {
     pub counts: BTreeMap<&'static str, usize>,
     /// This host's clock when the poll started (change times ahead of it are not trusted).
     pub now: f64,
+    /// `[notables] comment_playbook_results`: finished playbook runs are commented on their
+    /// notables (`comments`).
+    pub comment_runs: bool,
 }
 
 impl<W: Write> Poll<'_, W> {
@@ -295,6 +303,7 @@ pub fn run_stanza<W: Write>(
         emitted: 0,
         counts: BTreeMap::new(),
         now,
+        comment_runs: comments::enabled(settings),
     };
     let mut code = ExitCode::Success;
     let mut configured = 0;
@@ -341,6 +350,19 @@ pub fn run_stanza<W: Write>(
             account = options.account
         );
         return ExitCode::Configuration;
+    }
+    if poll.comment_runs {
+        match comments::add_due(settings, splunkd, &mut checkpoint) {
+            Ok(0) => {}
+            Ok(added) => log::info!(
+                "{}: {added} playbook result(s) commented on their notables",
+                stanza.name
+            ),
+            Err(error) => log::warn!(
+                "{}: a playbook result could not be commented on its notable, tried again next poll: {error}",
+                stanza.name
+            ),
+        }
     }
     let emitted = poll.emitted;
     let counts: Vec<String> = poll.counts.iter().map(|(kind, n)| format!("{kind}={n}")).collect();

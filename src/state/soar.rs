@@ -29,12 +29,15 @@ pub fn poll_soar<W: Write>(
     };
     checkpoint.containers.retain(&kept);
     checkpoint.playbook_runs.retain(&kept);
+    checkpoint.action_runs.retain(&kept);
+    checkpoint.comments.retain(&kept);
     let ids: Vec<u64> = links.containers.keys().copied().collect();
     if ids.is_empty() {
         return Ok(());
     }
     poll_containers(poll, reader, links, checkpoint, &ids)?;
-    poll_runs(poll, reader, links, checkpoint, &ids)
+    poll_runs(poll, reader, links, checkpoint, &ids)?;
+    super::actions::poll_action_runs(poll, reader, links, checkpoint, &ids)
 }
 
 fn poll_containers<W: Write>(
@@ -126,6 +129,8 @@ fn poll_runs<W: Write>(
     ids: &[u64],
 ) -> Result<()> {
     let overlap = poll.options.overlap_s;
+    let comment_runs = poll.comment_runs;
+    let comments = &mut checkpoint.comments;
     let cursor = &mut checkpoint.playbook_runs;
     cursor.parents.retain(|id| id.parse().is_ok_and(|id: u64| links.containers.contains_key(&id)));
     let (known, new): (Vec<u64>, Vec<u64>) =
@@ -173,6 +178,9 @@ fn poll_runs<W: Write>(
                 .unwrap_or_default();
             match poll.emit(SOURCETYPE_PLAYBOOK_RUN, time, &fields) {
                 Ok(()) => {
+                    if comment_runs {
+                        super::comments::queue(comments, &run, link);
+                    }
                     cursor.seen.insert(id, print);
                     true
                 }

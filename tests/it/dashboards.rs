@@ -57,6 +57,7 @@ fn emitted() -> BTreeMap<String, BTreeSet<String>> {
     let emu = input.emu();
     let c = container(emu, 1, "e1");
     start_run(emu, c);
+    emu.add_soar_action_run(c, json!({"status": "success", "result_summary": {"malicious": 1}}));
     incident(emu, "INC0000001", "new");
     let now = stackflow::civil_time::now_unix();
     crate::sync::seed_links(
@@ -73,7 +74,7 @@ fn emitted() -> BTreeMap<String, BTreeSet<String>> {
         let keys = event.data.as_object().unwrap().keys().cloned();
         fields.entry(event.sourcetype.clone()).or_default().extend(keys);
     }
-    assert_eq!(fields.len(), 3, "one event of each sourcetype: {fields:?}");
+    assert_eq!(fields.len(), 4, "one event of each sourcetype: {fields:?}");
     let receipt = Receipt {
         target: Some("x".into()),
         slack_channel: Some("C".into()),

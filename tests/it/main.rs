@@ -4,6 +4,8 @@
 //!
 //! One test crate with modules, so the binary and the emulator are linked once.
 
+mod action_runs;
+mod asset_context;
 mod audit;
 mod check;
 mod cim;
@@ -35,3 +37,4 @@ mod support;
 mod sync;
 mod triage;
 mod triage_button;
+mod war_room;

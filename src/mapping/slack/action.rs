@@ -25,6 +25,8 @@ pub enum Action {
     Approve,
     /// Deny a containment request.
     Deny,
+    /// Open the notable's war room (PRODUCT §17), or link the one it has.
+    WarRoom,
     /// Run a triage template (PRODUCT §16) and answer in the thread. The name is the one the
     /// button carries (`<reference>|<template>`); empty when the value names none.
     Triage(String),
@@ -37,9 +39,11 @@ const FALSE_POSITIVE: &str = "stackflow_false_positive";
 const PLAYBOOK: &str = "stackflow_playbook";
 const APPROVE: &str = "stackflow_approve";
 const DENY: &str = "stackflow_deny";
+const WAR_ROOM: &str = "stackflow_war_room";
 const TRIAGE: &str = "stackflow_triage";
 /// Every `action_id` of ours (a message's buttons that are not, e.g. links, are left alone).
-pub const ACTION_IDS: [&str; 7] = [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY, TRIAGE];
+pub const ACTION_IDS: [&str; 8] =
+    [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY, WAR_ROOM, TRIAGE];
 
 impl Action {
     /// The button's `action_id`.
@@ -51,6 +55,7 @@ impl Action {
             Action::Playbook(_) => PLAYBOOK,
             Action::Approve => APPROVE,
             Action::Deny => DENY,
+            Action::WarRoom => WAR_ROOM,
             Action::Triage(_) => TRIAGE,
         }
     }
@@ -73,6 +78,7 @@ impl Action {
             }
             APPROVE => Action::Approve,
             DENY => Action::Deny,
+            WAR_ROOM => Action::WarRoom,
             TRIAGE => {
                 let template = value.split_once('|').map(|(_, name)| name).unwrap_or("");
                 Action::Triage(template.to_string())
@@ -81,10 +87,11 @@ impl Action {
         })
     }
 
-    /// A word of the `buttons` parameter (`ack`, `escalate`, `false_positive`): the buttons
-    /// an alert may choose (playbooks have their own parameter, decisions are never offered).
+    /// A word of the `buttons` parameter (`ack`, `escalate`, `false_positive`, `war_room`):
+    /// the buttons an alert may choose (playbooks have their own parameter, decisions are
+    /// never offered).
     pub fn from_word(word: &str) -> Option<Action> {
-        [Action::Ack, Action::Escalate, Action::FalsePositive]
+        [Action::Ack, Action::Escalate, Action::FalsePositive, Action::WarRoom]
             .into_iter()
             .find(|action| action.name() == word)
     }
@@ -102,6 +109,7 @@ impl Action {
             Action::Playbook(playbook) => format!("Contain: {playbook}"),
             Action::Approve => "Approve".into(),
             Action::Deny => "Deny".into(),
+            Action::WarRoom => "War room".into(),
             Action::Triage(template) => format!("Triage: {template}"),
         }
     }
@@ -110,7 +118,7 @@ impl Action {
         match self {
             Action::Ack | Action::Approve => Some("primary"),
             Action::Playbook(_) | Action::Deny => Some("danger"),
-            Action::Escalate | Action::FalsePositive | Action::Triage(_) => None,
+            Action::Escalate | Action::FalsePositive | Action::WarRoom | Action::Triage(_) => None,
         }
     }
 
@@ -174,6 +182,8 @@ mod tests {
         assert_eq!(Action::parse("stackflow_open_splunk", "k"), None);
         assert_eq!(Action::from_word("false_positive"), Some(Action::FalsePositive));
         assert_eq!(Action::from_word("approve"), None);
+        assert_eq!(Action::from_word("war_room"), Some(Action::WarRoom));
+        assert_eq!(Action::WarRoom.id(), "stackflow_war_room");
         let button = Action::Playbook("block_ip".into()).button("k1").unwrap();
         assert_eq!(
             (button["value"].as_str(), button["style"].as_str()),

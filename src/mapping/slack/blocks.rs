@@ -96,8 +96,9 @@ pub(super) fn actions_block(results_link: &str) -> Option<Value> {
     )
 }
 
-/// The `context` line under the header: search name, result count, app.
-pub(super) fn context_block(context: &AlertContext, results: u64) -> Value {
+/// The `context` line under the header: search name, result count, app; then, when the
+/// (first) row carries ES asset & identity fields, a second element naming them (escaped).
+pub(super) fn context_block(context: &AlertContext, results: u64, assets: Option<&str>) -> Value {
     let mut parts = Vec::new();
     if !context.search_name.is_empty() {
         parts.push(format!("Search *{}*", escape_mrkdwn(&context.search_name)));
@@ -108,7 +109,11 @@ pub(super) fn context_block(context: &AlertContext, results: u64) -> Value {
     }
     parts.push("StackFlow for Splunk".to_string());
     let text = truncate_escaped(&parts.join(" · "), limits::TEXT_OBJECT);
-    json!({"type": "context", "elements": [mrkdwn(&text)]})
+    let mut elements = vec![mrkdwn(&text)];
+    if let Some(assets) = assets {
+        elements.push(mrkdwn(&truncate_escaped(&escape_mrkdwn(assets), limits::TEXT_OBJECT)));
+    }
+    json!({"type": "context", "elements": elements})
 }
 
 pub(super) fn fallback_text(severity: Severity, title: &str, summary: &str, more: u64) -> String {

@@ -150,7 +150,7 @@ impl SlackMapper {
         let results = listed.len() as u64 + self.unlisted;
         let mut blocks = vec![
             json!({"type": "header", "text": plain(&header_text(severity, &title))}),
-            context_block(&self.context, results),
+            context_block(&self.context, results, first.and_then(|view| view.assets.as_deref())),
         ];
         let many = listed.len() > 1;
         for listed_row in &listed {
@@ -201,6 +201,7 @@ impl SlackMapper {
             request["storm"] = storm;
         }
         apply_route(&mut request, route.as_ref());
+        war_room_part(&mut request, route.as_ref(), &title);
         let key = self.key_prefix(channel.as_deref());
         let mut rows: Vec<RowRef> =
             listed.iter().map(|listed| listed.view.row_ref.clone()).collect();
@@ -221,7 +222,7 @@ impl SlackMapper {
         let title = title_of(Some(&view), &self.context);
         let mut blocks = vec![
             json!({"type": "header", "text": plain(&header_text(view.severity, &title))}),
-            context_block(&self.context, 1),
+            context_block(&self.context, 1, view.assets.as_deref()),
             row_section(&view, ""),
         ];
         if let Some(actions) = actions_block(&self.context.results_link) {
@@ -246,6 +247,7 @@ impl SlackMapper {
             request["storm"] = storm;
         }
         apply_route(&mut request, route);
+        war_room_part(&mut request, route, &title);
         let suffix = match row.str("event_id") {
             Some(event_id) => event_id.to_string(),
             None => row_hash(row),
@@ -405,6 +407,14 @@ impl RowMapper for SlackMapper {
 /// A route's effects on a built message: a mention before the summary (and in the
 /// notification text) and the route's name for the record. Its `buttons` are the response
 /// buttons of the rows it matches ([`ResponseParams::request_part`]).
+/// A route with `war_room = true` (PRODUCT §17): the request asks the Slack target to open the
+/// notable's war room after posting, naming the rule.
+pub fn war_room_part(request: &mut Value, route: Option<&Route>, rule: &str) {
+    if route.is_some_and(|route| route.war_room) {
+        request["war_room"] = json!({"rule": rule});
+    }
+}
+
 pub fn apply_route(request: &mut Value, route: Option<&Route>) {
     let Some(route) = route else { return };
     request["route"] = Value::String(route.name.clone());

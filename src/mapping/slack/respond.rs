@@ -52,7 +52,7 @@ pub fn parse_buttons(text: &str) -> std::result::Result<Vec<String>, String> {
         }
         if Action::from_word(&word).is_none() && word != TRIAGE_WORD {
             return Err(format!(
-                "\"{word}\" is not one of ack, escalate, false_positive, triage (or none)"
+                "\"{word}\" is not one of ack, escalate, false_positive, war_room, triage (or none)"
             ));
         }
         if !buttons.contains(&word) {

@@ -78,6 +78,8 @@ pub struct RowView {
     pub llm: Option<Value>,
     /// `aggregate_window_s`: the storm this row belongs to ([`storm_context`]).
     pub storm: Option<Value>,
+    /// The ES asset & identity line of the context block (`mapping::assets`), unescaped.
+    pub assets: Option<String>,
 }
 
 /// Builds a row's view: severity, title (`rule_name`), summary, context fields, link hints.
@@ -113,6 +115,7 @@ pub fn row_view(row: &Row, context: &AlertContext, template: Option<&str>) -> Ro
         },
         llm: None,
         storm: None,
+        assets: crate::mapping::assets::line(row),
         row_ref: RowRef {
             rid: row.rid.clone(),
             orig_sid: row.str("orig_sid").unwrap_or_default().to_string(),

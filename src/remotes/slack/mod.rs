@@ -3,10 +3,12 @@
 //! messages (the delivery target), `probe` is what `stackflow check` asks (`auth.test`).
 
 pub mod errors;
+pub mod manifest;
 pub mod probe;
 pub mod read;
 pub mod socket;
 pub mod summary;
+pub mod war_room;
 pub mod write;
 
 use super::url::RemoteUrl;

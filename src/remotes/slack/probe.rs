@@ -21,8 +21,34 @@ pub enum Need {
     Buttons,
     /// Optional: posting to public channels the bot has not joined.
     Optional,
-    /// The slash command and the war room (PRODUCT §16–§17).
-    Investigation,
+    /// The `/stackflow` slash command (PRODUCT §16): a `[triage:<name>]` template exists.
+    Triage,
+    /// The war room (PRODUCT §17): a route with `war_room = true`, or `war_room` among the
+    /// buttons.
+    WarRoom,
+}
+
+/// Which optional features are configured: they decide the scopes `check` asks for and the
+/// scopes of the manifest `stackflow slack manifest` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Features {
+    /// The response buttons (the listener's app-level token is stored).
+    pub buttons: bool,
+    pub triage: bool,
+    pub war_room: bool,
+}
+
+impl Features {
+    /// Whether a scope needed for `need` is asked for.
+    pub fn needs(&self, need: Need) -> bool {
+        match need {
+            Need::Always => true,
+            Need::Optional => false,
+            Need::Buttons => self.buttons,
+            Need::Triage => self.triage,
+            Need::WarRoom => self.war_room,
+        }
+    }
 }
 
 /// A bot scope the product uses: name, when it is needed, and what for.
@@ -74,32 +100,24 @@ pub const BOT_SCOPES: &[Scope] = &[
         need: Need::Buttons,
         used_for: "mapping a clicking Slack user to a Splunk user by e-mail",
     },
-    Scope { name: "commands", need: Need::Investigation, used_for: "the /stackflow slash command" },
-    Scope {
-        name: "channels:manage",
-        need: Need::Investigation,
-        used_for: "opening a war room channel",
-    },
+    Scope { name: "commands", need: Need::Triage, used_for: "the /stackflow slash command" },
+    Scope { name: "channels:manage", need: Need::WarRoom, used_for: "opening a war room channel" },
     Scope {
         name: "groups:write",
-        need: Need::Investigation,
+        need: Need::WarRoom,
         used_for: "opening a private war room channel",
     },
-    Scope {
-        name: "pins:write",
-        need: Need::Investigation,
-        used_for: "pinning the war room's summary",
-    },
+    Scope { name: "pins:write", need: Need::WarRoom, used_for: "pinning the war room's summary" },
     Scope {
         name: "usergroups:read",
-        need: Need::Investigation,
+        need: Need::WarRoom,
         used_for: "inviting the on-call user group",
     },
 ];
 
 /// `auth.test`, then one WARN line per scope a configured feature needs and the token lacks
-/// (`buttons`: the response buttons are set up). No WARN when Slack does not say the scopes.
-pub fn check(api: &SlackApi, buttons: bool) -> (ProbeResult, Vec<String>) {
+/// (`features`: what is set up). No WARN when Slack does not say the scopes.
+pub fn check(api: &SlackApi, features: Features) -> (ProbeResult, Vec<String>) {
     let hint = credentials_hint(&SlackAccount::secret_user_of(&api.account.name));
     let response = match api.call("auth.test", b"") {
         Ok(response) => response,
@@ -135,22 +153,22 @@ pub fn check(api: &SlackApi, buttons: bool) -> (ProbeResult, Vec<String>) {
         text("user")
     );
     let warnings = match response.header("x-oauth-scopes") {
-        Some(granted) => missing_scopes(granted, buttons),
+        Some(granted) => missing_scopes(granted, features),
         None => Vec::new(),
     };
     (Ok(note), warnings)
 }
 
 /// One line per needed scope that `granted` (Slack's comma-separated list) lacks.
-pub fn missing_scopes(granted: &str, buttons: bool) -> Vec<String> {
+pub fn missing_scopes(granted: &str, features: Features) -> Vec<String> {
     let granted: Vec<&str> = granted.split(',').map(str::trim).collect();
     BOT_SCOPES
         .iter()
-        .filter(|scope| scope.need == Need::Always || (buttons && scope.need == Need::Buttons))
+        .filter(|scope| features.needs(scope.need))
         .filter(|scope| !granted.contains(&scope.name))
         .map(|scope| {
             format!(
-                "the bot token lacks the {} scope, needed for {}: add it (the app manifest in docs/slack.md has every scope), reinstall the app and store the new token",
+                "the bot token lacks the {} scope, needed for {}: add it (`stackflow slack manifest` prints the manifest for the configured features), reinstall the app and store the new token",
                 scope.name, scope.used_for
             )
         })
@@ -163,18 +181,30 @@ mod tests {
 
     #[test]
     fn each_missing_scope_is_named_once() {
-        let lines = missing_scopes("chat:write,chat:write.public, channels:read", false);
+        let lines =
+            missing_scopes("chat:write,chat:write.public, channels:read", Features::default());
         let named: Vec<&str> = BOT_SCOPES
             .iter()
             .map(|scope| scope.name)
             .filter(|name| lines.iter().any(|line| line.contains(&format!("the {name} scope"))))
             .collect();
         assert_eq!(named, ["channels:history", "groups:history", "groups:read"]);
-        let with_buttons = missing_scopes(
-            "chat:write,channels:history,groups:history,channels:read,groups:read",
-            true,
-        );
+        let all = "chat:write,channels:history,groups:history,channels:read,groups:read";
+        let with_buttons = missing_scopes(all, Features { buttons: true, ..Features::default() });
         assert_eq!(with_buttons.len(), 2, "{with_buttons:?}");
         assert!(with_buttons[0].contains("users:read scope"));
+        assert!(missing_scopes(all, Features::default()).is_empty(), "no war room, no warning");
+        let war_room = missing_scopes(all, Features { war_room: true, ..Features::default() });
+        let named: Vec<&str> = ["channels:manage", "groups:write", "pins:write", "usergroups:read"]
+            .into_iter()
+            .filter(|scope| {
+                war_room.iter().any(|line| line.contains(&format!("the {scope} scope")))
+            })
+            .collect();
+        assert_eq!(named.len(), 4, "{war_room:?}");
+        assert_eq!(war_room.len(), 4, "{war_room:?}");
+        let triage = missing_scopes(all, Features { triage: true, ..Features::default() });
+        assert_eq!(triage.len(), 1);
+        assert!(triage[0].contains("the commands scope"));
     }
 }

@@ -8,6 +8,7 @@ use super::SlackApi;
 use super::errors;
 use super::read::{ChannelIds, LookupError};
 use super::summary::LlmSummaries;
+use super::war_room::{self, RoomOutcome, RoomRequest, WarRoomSettings};
 use crate::error::Result;
 use crate::item::{DeliveryItem, Lookup, Target};
 use crate::mapping::slack::{self, LinkBases, LinkRecord};
@@ -41,6 +42,9 @@ pub struct SlackTarget {
     summaries: LlmSummaries,
     /// Cross-process claims on storms (`None`: no spool folder to hold the locks).
     storm_claims: Option<ContainerClaims>,
+    /// `[slack_response] war_room_*` for routes with `war_room = true` (PRODUCT §17), or why
+    /// they cannot be read.
+    war_room: std::result::Result<WarRoomSettings, String>,
 }
 
 impl SlackTarget {
@@ -62,6 +66,7 @@ impl SlackTarget {
                 "Slack storm message",
             )
             .ok(),
+            war_room: WarRoomSettings::from_settings(settings).map_err(|error| error.to_string()),
         })
     }
 
@@ -351,6 +356,68 @@ impl SlackTarget {
         }
     }
 
+    /// A route's `war_room = true` after the message was posted: the notable's room is opened
+    /// (or linked, when it exists). A room that cannot be made never fails the delivered
+    /// message: the reason is logged, said in the message's thread and in the receipt.
+    fn open_war_room(
+        &self,
+        item: &DeliveryItem,
+        part: &Value,
+        body: &Value,
+        delivered: &mut Delivered,
+    ) {
+        let detail = |name: &str| {
+            delivered.details.get(name).and_then(Value::as_str).unwrap_or_default().to_string()
+        };
+        let (channel_id, ts) = (detail("slack_channel"), detail("slack_ts"));
+        let event_id = if item.context.event_id.is_empty() {
+            item.dedupe_key.as_str()
+        } else {
+            item.context.event_id.as_str()
+        };
+        let rule = part.get("rule").and_then(Value::as_str).unwrap_or(&item.context.search_name);
+        let config = match &self.war_room {
+            Ok(config) => config,
+            Err(problem) => {
+                log::warn!("stackflow_slack: no war room for {event_id}: {problem}");
+                delivered.message.push_str(&format!("; war room not opened: {problem}"));
+                return;
+            }
+        };
+        let request = RoomRequest {
+            event_id,
+            rule,
+            requested_by: None,
+            alert: body,
+            thread: (!channel_id.is_empty() && !ts.is_empty())
+                .then_some((channel_id.as_str(), ts.as_str())),
+        };
+        let note = match war_room::open_room(&self.api, &self.splunkd, config, &request) {
+            RoomOutcome::Created { channel_id, name, invited } => {
+                log::info!(
+                    "stackflow_slack: war room {name} ({channel_id}) opened for {event_id}, {invited} user(s) invited"
+                );
+                format!("war room {name} ({channel_id}) opened")
+            }
+            RoomOutcome::Existing { channel_id, name } => {
+                format!("war room {name} ({channel_id}) linked")
+            }
+            RoomOutcome::InProgress => "war room being opened by another request".to_string(),
+            RoomOutcome::Failed { message, .. } => {
+                log::warn!("stackflow_slack: no war room for {event_id}: {message}");
+                if let Some((channel, ts)) = request.thread {
+                    let text = format!("War room not opened: {message}");
+                    let reply = json!({"channel": channel, "thread_ts": ts, "text": text});
+                    if let Ok(bytes) = serde_json::to_vec(&reply) {
+                        let _ = self.api.call("chat.postMessage", &bytes);
+                    }
+                }
+                format!("war room not opened: {message}")
+            }
+        };
+        delivered.message.push_str(&format!("; {note}"));
+    }
+
     /// The item's routed channel, else the account's.
     fn channel_of(&self, request: &Value) -> Option<String> {
         let routed = request.get("channel").and_then(Value::as_str).map(str::trim);
@@ -383,10 +450,16 @@ impl Target for SlackTarget {
         }
         // Lets a later attempt find this message if the answer to this one is lost.
         body["metadata"] = super::read::message_metadata(&item.dedupe_key);
-        match request.get("storm").cloned() {
-            Some(storm) => self.attempt_storm(&storm, &channel, body),
+        let mut outcome = match request.get("storm").cloned() {
+            Some(storm) => self.attempt_storm(&storm, &channel, body.clone()),
             None => self.post(&channel, &body),
+        };
+        if let (Some(part), Outcome::Delivered(delivered)) = (request.get("war_room"), &mut outcome)
+            && !delivered.details.contains_key("storm_count")
+        {
+            self.open_war_room(item, part, &body, delivered);
         }
+        outcome
     }
 
     fn needs_ledger(&self) -> bool {

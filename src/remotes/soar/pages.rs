@@ -31,6 +31,7 @@ pub fn each_changed(
     let (path, id_field) = match kind {
         ChangeKind::Containers => ("container", "id"),
         ChangeKind::PlaybookRuns => ("playbook_run", "container"),
+        ChangeKind::ActionRuns => ("action_run", "container"),
     };
     let literals: Vec<String> = ids.iter().map(u64::to_string).collect();
     let time_filter = match (since, time_field.is_empty()) {

@@ -90,6 +90,62 @@ impl PlaybookRun {
     }
 }
 
+/// A finished or running action run as the state input reports it (PRODUCT §17). `app` and
+/// `summary` come from the action run itself (`app`, `result_summary`); SOAR keeps them on
+/// the app runs behind it too (unverified which one a given version fills; see
+/// docs/remote-facts-part3.md), so `app_name` is read as a fallback.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ActionRun {
+    pub id: u64,
+    pub container_id: u64,
+    pub action: String,
+    pub app: String,
+    pub status: String,
+    pub message: String,
+    /// `result_summary` as compact JSON text (empty when SOAR gives none).
+    pub summary: String,
+    pub playbook_run: String,
+    pub end_time: String,
+    pub update_time: String,
+}
+
+impl ActionRun {
+    pub fn from_json(value: &Value) -> Option<ActionRun> {
+        let text = |key: &str| remote::text(value.get(key));
+        let summary = match value.get("result_summary") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::Object(map)) if map.is_empty() => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        };
+        Some(ActionRun {
+            id: remote::as_u64(value.get("id")?)?,
+            container_id: value.get("container").and_then(remote::as_u64)?,
+            action: [text("action"), text("name")]
+                .into_iter()
+                .find(|name| !name.is_empty())
+                .unwrap_or_default(),
+            app: [text("app"), text("app_name")]
+                .into_iter()
+                .find(|name| !name.is_empty())
+                .unwrap_or_default(),
+            status: text("status"),
+            message: text("message"),
+            summary,
+            playbook_run: text("playbook_run"),
+            end_time: text("end_time"),
+            update_time: text("update_time"),
+        })
+    }
+}
+
+/// Whether a SOAR run status is final (`running`, `pending`, `waiting` and an empty status
+/// are not; SOAR's run statuses, unverified list: docs/remote-facts-part3.md).
+pub fn run_finished(status: &str) -> bool {
+    let status = status.trim().to_ascii_lowercase();
+    !matches!(status.as_str(), "" | "running" | "pending" | "waiting" | "new")
+}
+
 /// Which objects a change query reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -97,6 +153,8 @@ pub enum ChangeKind {
     Containers,
     /// `/rest/playbook_run`, by `container`.
     PlaybookRuns,
+    /// `/rest/action_run`, by `container`.
+    ActionRuns,
 }
 
 /// Objects per page of a change query.
