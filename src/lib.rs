@@ -4,6 +4,7 @@
 //!
 //! - `cmd`: the subcommands, glue only.
 //! - `respond`: Slack as a response surface (Socket Mode listener, clicks → effects).
+//! - `triage`: a triage template run through splunkd, bounded, and rendered (PRODUCT §16).
 //! - `state`: the `stackflow_state` modular input. `check`: the checks of `stackflow check`.
 //! - `sync`: `| stackflowsync`.
 //! - `audit`: the stderr line, modular-action log lines, receipts and links of every item.
@@ -42,3 +43,4 @@ pub mod settings;
 pub mod splunk;
 pub mod state;
 pub mod sync;
+pub mod triage;

@@ -246,6 +246,21 @@ impl Settings {
         })
     }
 
+    /// `[slack_response] max_concurrent_searches` (PRODUCT §16): the most triage searches one
+    /// listener runs at once (1 to 16, default 2).
+    pub fn max_concurrent_searches(&self) -> Result<usize> {
+        let key = "max_concurrent_searches";
+        let value = self.parse_number("slack_response", key, 2.0)?;
+        if !(1.0..=16.0).contains(&value) || value.fract() != 0.0 {
+            return Err(Error::config(
+                "slack_response",
+                key,
+                "must be a whole number from 1 to 16",
+            ));
+        }
+        Ok(value as usize)
+    }
+
     /// The index receipts go to.
     pub fn receipts_index(&self) -> String {
         self.conf.get_nonempty("receipts", "index").unwrap_or("stackflow").to_string()
@@ -377,6 +392,18 @@ mod tests {
         let settings = settings("[delivery]\ntimeout_s = soon\n", Some("/opt/splunk"));
         let message = settings.delivery().unwrap_err().to_string();
         assert!(message.contains("[delivery] timeout_s"), "{message}");
+    }
+
+    #[test]
+    fn max_concurrent_searches_defaults_to_two_and_names_the_key() {
+        assert_eq!(settings("", None).max_concurrent_searches().unwrap(), 2);
+        let four = settings("[slack_response]\nmax_concurrent_searches = 4\n", None);
+        assert_eq!(four.max_concurrent_searches().unwrap(), 4);
+        for bad in ["0", "2.5", "17", "lots"] {
+            let text = format!("[slack_response]\nmax_concurrent_searches = {bad}\n");
+            let error = settings(&text, None).max_concurrent_searches().unwrap_err().to_string();
+            assert!(error.contains("[slack_response] max_concurrent_searches"), "{bad}: {error}");
+        }
     }
 
     #[test]

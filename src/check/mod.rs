@@ -95,6 +95,7 @@ fn check_settings_selected(
     check_receipts(report, settings);
     check_limits(report, settings);
     check_routes(report, settings);
+    check_triage(report, settings);
     check_llm(report, settings);
     let secrets = check_splunkd(report, settings, splunkd_uri, session_key);
     let mut accounts = 0;
@@ -188,8 +189,10 @@ fn check_known_keys(report: &mut Report, settings: &Settings) {
             continue;
         }
         let what = format!("[{name}]");
-        if name.starts_with(crate::mapping::route::STANZA_PREFIX) {
-            continue; // checked whole by check_routes
+        if name.starts_with(crate::mapping::route::STANZA_PREFIX)
+            || name.starts_with(crate::mapping::triage::STANZA_PREFIX)
+        {
+            continue; // checked whole by check_routes / check_triage
         }
         let Some(kind) = crate::settings::keys::kind_of(name) else {
             let known: Vec<String> =
@@ -240,6 +243,58 @@ fn check_routes(report: &mut Report, settings: &Settings) {
             }
             Err(error) => report.error(&what, &error),
         }
+    }
+}
+
+/// `[triage:<name>]` templates and `[slack_response] max_concurrent_searches` (PRODUCT §16):
+/// each template parses (known keys, valid values, tokens of the `$field$` syntax, none inside
+/// a quoted string); a FAIL names the stanza and key, since the listener never runs it.
+fn check_triage(report: &mut Report, settings: &Settings) {
+    let prefix = crate::mapping::triage::STANZA_PREFIX;
+    let mut names: Vec<&str> =
+        settings.conf.stanza_names().filter_map(|name| name.strip_prefix(prefix)).collect();
+    names.sort_unstable();
+    for name in &names {
+        let what = format!("[{prefix}{name}]");
+        let Some(section) = settings.conf.stanza(&format!("{prefix}{name}")) else { continue };
+        match crate::mapping::triage::Template::parse(name, section) {
+            Ok(template) => {
+                let llm = format!("llm:{}", template.llm_account);
+                if template.summary == crate::mapping::triage::SummaryKind::Llm
+                    && settings.conf.stanza(&llm).is_none()
+                {
+                    report.warn(
+                        &what,
+                        format!(
+                            "summary = llm but there is no [{llm}]: the template sentence is used"
+                        ),
+                    );
+                }
+                let tokens: Vec<String> =
+                    template.tokens.iter().map(|token| format!("${token}$")).collect();
+                let tokens =
+                    if tokens.is_empty() { "no tokens".to_string() } else { tokens.join(", ") };
+                report.ok(
+                    &what,
+                    format!(
+                        "triage template valid ({tokens}; {} to {}, at most {} rows in {} s)",
+                        template.earliest,
+                        template.latest,
+                        template.max_rows,
+                        template.timeout.as_secs_f64()
+                    ),
+                );
+            }
+            Err(error) => report.error(&what, &error),
+        }
+    }
+    match settings.max_concurrent_searches() {
+        Ok(most) if !names.is_empty() => report.ok(
+            "[slack_response]",
+            format!("at most {most} triage search(es) at once per listener"),
+        ),
+        Ok(_) => {}
+        Err(error) => report.error("[slack_response]", &error),
     }
 }
 

@@ -117,6 +117,11 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
     let mut context = AlertContext::from_payload(stanza, payload, rows_total);
     if kind == TargetKind::Slack {
         context.routes = mapping::route::Route::all(&settings.conf)?;
+        let (templates, broken) = mapping::triage::Template::valid(&settings.conf);
+        for error in broken {
+            log::warn!("{stanza}: {error}; its Triage button is not offered (see stackflow check)");
+        }
+        context.triage = templates;
     }
     let account = context.account().to_string();
     let mut mapper = mapping::mapper_for(kind, context.clone())?;

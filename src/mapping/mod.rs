@@ -10,6 +10,7 @@ pub mod slack;
 pub mod soar;
 pub mod stackflow;
 pub mod summary;
+pub mod triage;
 
 use crate::error::Result;
 use crate::item::{DeliveryItem, ItemContext, RowRef, TargetKind};
@@ -49,6 +50,9 @@ pub struct AlertContext {
     pub trigger_time: u64,
     /// `[route:<name>]` stanzas in name order (Slack only; PRODUCT §13).
     pub routes: Vec<route::Route>,
+    /// The valid `[triage:<name>]` templates in name order (Slack only; PRODUCT §16): the
+    /// Triage buttons offered and the fields recorded for them.
+    pub triage: Vec<triage::Template>,
 }
 
 impl AlertContext {
@@ -69,6 +73,7 @@ impl AlertContext {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             routes: Vec::new(),
+            triage: Vec::new(),
         }
     }
 

@@ -174,6 +174,25 @@ impl HttpClient {
         Ok(StreamedResponse { status, headers, body: Box::new(body) })
     }
 
+    /// `POST` whose body is read by the caller as it arrives (capped like any body): a search
+    /// export streams its rows, and closing it early (dropping the response) ends the search.
+    pub fn post_streamed(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<StreamedResponse, TransportError> {
+        let mut request = self.agent.post(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send(body).map_err(classify_transport_error)?;
+        let status = response.status().as_u16();
+        let headers = header_list(&response);
+        let body = response.into_body().into_with_config().limit(MAX_RESPONSE_BYTES).reader();
+        Ok(StreamedResponse { status, headers, body: Box::new(body) })
+    }
+
     pub fn post(
         &self,
         url: &str,

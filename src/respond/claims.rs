@@ -74,8 +74,8 @@ pub fn effect_key(action: &Action, event_id: &str, request_key: &str) -> Option<
         Action::Escalate => format!("escalate:{}", part(event_id)),
         Action::Approve | Action::Deny => format!("decision:{}", part(request_key)),
         // The war room holds its own claim (`remotes::slack::war_room`): a second click links
-        // the room instead of being refused.
-        Action::Playbook(_) | Action::WarRoom => return None,
+        // the room instead of being refused. Each request and each triage run is its own.
+        Action::Playbook(_) | Action::WarRoom | Action::Triage(_) => return None,
     })
 }
 
@@ -87,7 +87,7 @@ pub fn verb(action: &Action) -> &'static str {
         Action::Escalate => "escalated",
         Action::Approve => "approved",
         Action::Deny => "denied",
-        Action::Playbook(_) => "handled",
+        Action::Playbook(_) | Action::Triage(_) => "handled",
         Action::WarRoom => "opened a war room for",
     }
 }

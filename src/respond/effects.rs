@@ -98,6 +98,10 @@ pub fn apply(
             ),
             None => Outcome::new(Verdict::Failed, "no containment request waits for this decision"),
         },
+        // Run off the click handler by `triage` (the search may take `timeout_s`).
+        Action::Triage(_) => {
+            Outcome::new(Verdict::Failed, "a triage click is not an effect of the click handler")
+        }
     })
 }
 

@@ -93,6 +93,11 @@ pub fn reply_in_thread(slack: &SlackApi, click: &Click, text: &str) {
     let _ = call(slack, "chat.postMessage", &body);
 }
 
+/// A message of ours (`chat.postMessage` with `channel`, `thread_ts`, `text`, `blocks`).
+pub fn post_message(slack: &SlackApi, body: &Value) {
+    let _ = call(slack, "chat.postMessage", body);
+}
+
 /// The approval request of a containment playbook, in the message's thread: the question and
 /// *Approve* / *Deny* buttons whose value is the request's interaction key (a reference only).
 pub fn post_approval_request(slack: &SlackApi, click: &Click, text: &str, request_key: &str) {

@@ -14,6 +14,8 @@ use crate::remotes::splunkd::users::{self, SplunkUser};
 pub const USERS_COLLECTION: &str = "stackflow_slack_users";
 pub const RESPOND: &str = "stackflow_respond";
 pub const APPROVE: &str = "stackflow_approve";
+/// Runs triage templates (PRODUCT §16).
+pub const TRIAGE: &str = "stackflow_triage";
 
 /// The Splunk user behind a Slack user, or why there is none (said to the clicker).
 pub fn map_user(
@@ -69,5 +71,6 @@ pub fn capability_for(action: &Action) -> &'static str {
         | Action::FalsePositive
         | Action::Playbook(_)
         | Action::WarRoom => RESPOND,
+        Action::Triage(_) => TRIAGE,
     }
 }

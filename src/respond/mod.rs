@@ -15,6 +15,7 @@ pub mod listener;
 pub mod pending;
 pub mod playbook;
 mod process;
+pub mod triage;
 pub mod verdict;
 pub mod war_room;
 
@@ -82,6 +83,7 @@ pub fn listen(
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
+        responder.finish_triage();
     });
     let ran = listener::run(&client, stop, &mut |envelope| {
         if sender.send(envelope.clone()).is_err() {
@@ -130,6 +132,10 @@ pub struct Responder {
     last_resume: Instant,
     /// Clicks were kept by this process since the last look (taken up before the next click).
     kept_here: bool,
+    /// The permits of triage searches (`[slack_response] max_concurrent_searches`).
+    triage_slots: Option<crate::triage::slots::Slots>,
+    /// Triage searches started by this listener (joined at the end).
+    triage_jobs: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// What became of a click, for the receipt, the thread and the log.
@@ -199,6 +205,8 @@ impl Responder {
             expiry: Expiry::default(),
             last_resume: Instant::now(),
             kept_here: false,
+            triage_slots: None,
+            triage_jobs: Vec::new(),
         })
     }
 
@@ -221,6 +229,11 @@ impl Responder {
 
     pub(crate) fn expired(&self) -> bool {
         lock(&self.expiry).is_some()
+    }
+
+    /// The flag SIGTERM raises (shared with the triage searches' threads).
+    pub(crate) fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
     }
 
     pub(crate) fn stopping(&self) -> bool {

@@ -32,6 +32,9 @@ pub enum Ended {
 impl Responder {
     /// One acknowledged envelope.
     pub fn handle(&mut self, envelope: &Envelope) {
+        if envelope.kind == "slash_commands" {
+            return self.slash_command(envelope);
+        }
         if envelope.kind != "interactive" {
             log::debug!("Socket Mode: ignored a {:?} envelope", envelope.kind);
             return;
@@ -274,6 +277,11 @@ impl Responder {
                 Decision::Act { effect, container } => break (effect, container),
             }
         };
+        if let Action::Triage(_) = click.action {
+            // A search, on its own thread: it answers and writes its receipt there.
+            self.triage_click(click, envelope_id, &facts);
+            return Ok(());
+        }
         let outcome = self.apply(click, &facts, effect.as_deref(), container)?;
         let splunk_user = facts.splunk_user().map(|user| user.name.as_str()).unwrap_or("");
         let told = match outcome.verdict {

@@ -18,15 +18,18 @@ pub enum Verdict {
     Duplicate,
     /// A containment request waiting for a second person's decision.
     AwaitingApproval,
+    /// A triage search ran out of its `timeout_s` and was cancelled (PRODUCT §16).
+    TimedOut,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 5] = [
+    pub const ALL: [Verdict; 6] = [
         Verdict::Done,
         Verdict::Denied,
         Verdict::Failed,
         Verdict::Duplicate,
         Verdict::AwaitingApproval,
+        Verdict::TimedOut,
     ];
 
     /// The receipt's `outcome` word.
@@ -37,6 +40,7 @@ impl Verdict {
             Verdict::Failed => "failed",
             Verdict::Duplicate => "duplicate",
             Verdict::AwaitingApproval => "awaiting_approval",
+            Verdict::TimedOut => "timeout",
         }
     }
 }

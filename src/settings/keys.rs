@@ -97,6 +97,22 @@ pub const STANZAS: &[StanzaKind] = &[
             "war_room_users",
             "war_room_usergroup",
             "war_room_private",
+            "max_concurrent_searches",
+        ],
+    },
+    StanzaKind {
+        kind: "triage",
+        naming: Naming::Named,
+        keys: &[
+            "search",
+            "earliest",
+            "latest",
+            "max_rows",
+            "timeout_s",
+            "label",
+            "fields",
+            "summary",
+            "llm_account",
         ],
     },
     StanzaKind {

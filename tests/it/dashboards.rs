@@ -98,6 +98,12 @@ fn emitted() -> BTreeMap<String, BTreeSet<String>> {
         serde_json::Map::new(),
     );
     let mut keys: BTreeSet<String> = interaction.keys().cloned().collect();
+    // A triage run's receipt adds its own fields (PRODUCT §16).
+    let template = stackflow::mapping::triage::Template::all(
+        &stackflow::splunk::conf::ConfFile::parse_str("[triage:t]\nsearch = index=main\n"),
+    )
+    .unwrap();
+    keys.extend(stackflow::triage::receipt_fields(&template[0], None).keys().cloned());
     keys.insert("time".into());
     fields.insert(stackflow::respond::SOURCETYPE.into(), keys);
     fields

@@ -37,4 +37,5 @@ mod state_rules;
 mod support;
 mod sync;
 mod triage;
+mod triage_button;
 mod war_room;

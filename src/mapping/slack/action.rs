@@ -27,6 +27,9 @@ pub enum Action {
     Deny,
     /// Open the notable's war room (PRODUCT §17), or link the one it has.
     WarRoom,
+    /// Run a triage template (PRODUCT §16) and answer in the thread. The name is the one the
+    /// button carries (`<reference>|<template>`); empty when the value names none.
+    Triage(String),
 }
 
 /// The `action_id`s StackFlow puts on messages, each written once.
@@ -37,9 +40,10 @@ const PLAYBOOK: &str = "stackflow_playbook";
 const APPROVE: &str = "stackflow_approve";
 const DENY: &str = "stackflow_deny";
 const WAR_ROOM: &str = "stackflow_war_room";
+const TRIAGE: &str = "stackflow_triage";
 /// Every `action_id` of ours (a message's buttons that are not, e.g. links, are left alone).
-pub const ACTION_IDS: [&str; 7] =
-    [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY, WAR_ROOM];
+pub const ACTION_IDS: [&str; 8] =
+    [ACK, ESCALATE, FALSE_POSITIVE, PLAYBOOK, APPROVE, DENY, WAR_ROOM, TRIAGE];
 
 impl Action {
     /// The button's `action_id`.
@@ -52,6 +56,7 @@ impl Action {
             Action::Approve => APPROVE,
             Action::Deny => DENY,
             Action::WarRoom => WAR_ROOM,
+            Action::Triage(_) => TRIAGE,
         }
     }
 
@@ -74,6 +79,10 @@ impl Action {
             APPROVE => Action::Approve,
             DENY => Action::Deny,
             WAR_ROOM => Action::WarRoom,
+            TRIAGE => {
+                let template = value.split_once('|').map(|(_, name)| name).unwrap_or("");
+                Action::Triage(template.to_string())
+            }
             _ => return None,
         })
     }
@@ -101,6 +110,7 @@ impl Action {
             Action::Approve => "Approve".into(),
             Action::Deny => "Deny".into(),
             Action::WarRoom => "War room".into(),
+            Action::Triage(template) => format!("Triage: {template}"),
         }
     }
 
@@ -108,7 +118,7 @@ impl Action {
         match self {
             Action::Ack | Action::Approve => Some("primary"),
             Action::Playbook(_) | Action::Deny => Some("danger"),
-            Action::Escalate | Action::FalsePositive | Action::WarRoom => None,
+            Action::Escalate | Action::FalsePositive | Action::WarRoom | Action::Triage(_) => None,
         }
     }
 
@@ -116,7 +126,7 @@ impl Action {
     /// a reference only, never row data; a playbook's is `<reference>|<playbook>`.
     pub fn value(&self, reference: &str) -> String {
         match self {
-            Action::Playbook(playbook) => format!("{reference}|{playbook}"),
+            Action::Playbook(name) | Action::Triage(name) => format!("{reference}|{name}"),
             _ => reference.to_string(),
         }
     }
@@ -124,11 +134,16 @@ impl Action {
     /// The Block Kit button of this action for `reference`; `None` when the value is over
     /// Slack's limit (a cut reference would point nowhere).
     pub fn button(&self, reference: &str) -> Option<Value> {
+        self.button_labelled(reference, &self.label())
+    }
+
+    /// The button with its own text (a triage template's `label`).
+    pub fn button_labelled(&self, reference: &str, label: &str) -> Option<Value> {
         let value = self.value(reference);
         if value.chars().count() > limits::BUTTON_VALUE {
             return None;
         }
-        let text = truncate_escaped(&escape_mrkdwn(&self.label()), limits::BUTTON_TEXT);
+        let text = truncate_escaped(&escape_mrkdwn(label), limits::BUTTON_TEXT);
         let mut button =
             json!({"type": "button", "action_id": self.id(), "text": plain(&text), "value": value});
         if let Some(style) = self.style() {
@@ -144,6 +159,8 @@ impl Action {
         match self {
             Action::FalsePositive => ACTION_IDS.to_vec(),
             Action::Approve | Action::Deny => vec![APPROVE, DENY],
+            // A triage may be asked again (another template, later data).
+            Action::Triage(_) => Vec::new(),
             other => vec![other.id()],
         }
     }
@@ -173,5 +190,13 @@ mod tests {
             (Some("k1|block_ip"), Some("danger"))
         );
         assert!(Action::Ack.button(&"k".repeat(3000)).is_none());
+        assert_eq!(
+            Action::parse(TRIAGE, "k|user_activity"),
+            Some(Action::Triage("user_activity".into()))
+        );
+        let triage =
+            Action::Triage("user_activity".into()).button_labelled("k1", "User <b>").unwrap();
+        assert_eq!(triage["value"], "k1|user_activity");
+        assert_eq!(triage["text"]["text"], "User &lt;b&gt;");
     }
 }

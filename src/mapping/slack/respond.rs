@@ -17,6 +17,9 @@ use crate::splunk::results::Row;
 use serde_json::{Map, Value, json};
 
 pub const DEFAULT_BUTTONS: &str = "ack,escalate,false_positive";
+/// The `buttons` word that offers the Triage buttons: one per `[triage:<name>]` template whose
+/// tokens the row can fill (PRODUCT §16).
+pub const TRIAGE_WORD: &str = "triage";
 /// Row fields a click may need (escalation builds its incident / container from them).
 pub const RESPOND_CONTEXT_FIELDS: [&str; 12] = [
     "event_id",
@@ -47,9 +50,9 @@ pub fn parse_buttons(text: &str) -> std::result::Result<Vec<String>, String> {
         if word == "none" {
             continue;
         }
-        if Action::from_word(&word).is_none() {
+        if Action::from_word(&word).is_none() && word != TRIAGE_WORD {
             return Err(format!(
-                "\"{word}\" is not one of ack, escalate, false_positive, war_room (or none)"
+                "\"{word}\" is not one of ack, escalate, false_positive, war_room, triage (or none)"
             ));
         }
         if !buttons.contains(&word) {
@@ -135,7 +138,28 @@ impl ResponseParams {
         fields.insert("sid".into(), json!(truncate(&context.sid, CONTEXT_VALUE_MAX)));
         fields.insert("escalate_to".into(), json!(self.escalate_to));
         fields.insert("playbooks".into(), json!(self.playbooks.join(",")));
-        Some(json!({"buttons": buttons, "playbooks": self.playbooks, "context": fields}))
+        let mut triage = Vec::new();
+        if buttons.iter().any(|word| word == TRIAGE_WORD) {
+            // The fields the templates name are recorded (no search per click), whole: a cut
+            // value would search for something else.
+            for template in &context.triage {
+                let mut complete = true;
+                for token in &template.tokens {
+                    let value = row.str(token).map(str::trim).filter(|v| !v.is_empty());
+                    match value.filter(|v| v.chars().count() <= crate::mapping::triage::VALUE_MAX) {
+                        Some(value) => {
+                            fields.entry(token.clone()).or_insert_with(|| json!(value));
+                        }
+                        None => complete = false,
+                    }
+                }
+                if complete {
+                    triage.push(json!({"name": template.name, "label": template.label}));
+                }
+            }
+        }
+        Some(json!({"buttons": buttons, "playbooks": self.playbooks, "triage": triage,
+                    "context": fields}))
     }
 }
 
@@ -153,8 +177,20 @@ pub fn add_response_buttons(blocks: &mut Vec<Value>, request: &Value, dedupe_key
     };
     let playbooks = words("playbooks").into_iter().map(Action::Playbook);
     let actions = words("buttons").into_iter().filter_map(|word| Action::from_word(&word));
-    let buttons: Vec<Value> =
+    let mut buttons: Vec<Value> =
         actions.chain(playbooks).filter_map(|action| action.button(dedupe_key)).collect();
+    // One Triage button per template the row can fill, labelled with the template's label.
+    let templates = respond.get("triage").and_then(Value::as_array).map(Vec::as_slice);
+    for template in templates.unwrap_or_default() {
+        let name = template.get("name").and_then(Value::as_str).unwrap_or("");
+        let label = template.get("label").and_then(Value::as_str).unwrap_or(name);
+        if !name.is_empty()
+            && let Some(button) = Action::Triage(name.to_string())
+                .button_labelled(dedupe_key, &format!("Triage: {label}"))
+        {
+            buttons.push(button);
+        }
+    }
     // Response buttons first, link buttons after them.
     super::blocks::add_to_actions_block(blocks, buttons, true);
 }

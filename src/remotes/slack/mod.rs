@@ -58,6 +58,7 @@ impl SlackAccount {
 }
 
 /// An authenticated connection to one Slack workspace's Web API.
+#[derive(Clone)]
 pub struct SlackApi {
     pub account: SlackAccount,
     token: Secret,

@@ -19,6 +19,68 @@ pub const SYSTEM_PROMPT: &str = "You are a senior SOC analyst. Summarise the sec
 the on-call analyst in at most three plain sentences: who, what, where, how risky, and why it is \
 notable. Keep placeholders such as <USER_1> or <IP_1> exactly as written. No preamble, no markdown.";
 
+/// What the model is asked to do with a triage search's digest (PRODUCT §16; no data in it).
+pub const TRIAGE_PROMPT: &str = "You are a senior SOC analyst. Summarise the results of the triage \
+search below for the analyst in at most three plain sentences: how much activity, which values \
+dominate, and what looks worth a closer look. Keep placeholders such as <USER_1> or <IP_1> exactly \
+as written. No preamble, no markdown.";
+
+/// The model's summary of a triage search's digest (`llm`: `fields`, `users`), under the same
+/// redaction as an alert's (`redacted_prompt`), audited as a `stackflow:llm` line; `None` (the
+/// caller keeps `template`) when the account cannot be used or the model fails.
+pub fn triage_summary(
+    settings: &Settings,
+    splunkd: &Splunkd,
+    account: &str,
+    title: &str,
+    llm: &Value,
+    template: &str,
+    mut receipt: LlmReceipt,
+) -> Option<String> {
+    receipt.account = account.to_string();
+    let audit = |receipt: &LlmReceipt| {
+        audit_llm::write(settings.splunk_home.as_deref(), &settings.receipts_index(), receipt);
+    };
+    let api = match LlmApi::open(settings, splunkd, account) {
+        Ok(api) => api,
+        Err(error) => {
+            log::warn!(
+                "triage: summary=llm: cannot use [llm:{account}] ({error}); using the template summary"
+            );
+            receipt.outcome = LlmOutcome::Error.as_str().into();
+            receipt.message = format!("[llm:{account}] is not usable (see the listener's log)");
+            audit(&receipt);
+            return None;
+        }
+    };
+    receipt.model = api.account.model.clone();
+    let (redacted, redactor) = redacted_prompt(title, llm, template, api.account.redact_ips);
+    receipt.redactions = redactor.counts();
+    let answer = api.complete(TRIAGE_PROMPT, &redacted);
+    receipt.latency_ms = answer.latency_ms;
+    receipt.prompt_tokens = answer.prompt_tokens;
+    receipt.completion_tokens = answer.completion_tokens;
+    receipt.outcome = answer.outcome.as_str().into();
+    receipt.message = answer.reason.clone();
+    audit(&receipt);
+    match (answer.outcome, answer.text) {
+        (LlmOutcome::Ok, Some(text)) => {
+            let restored = redactor.restore(&text);
+            let line = restored.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some(truncate(&line, SUMMARY_MAX)).filter(|line| !line.is_empty())
+        }
+        (outcome, _) => {
+            log::warn!(
+                "triage: summary=llm: model {} ({account}) {}: {}; using the template summary",
+                api.account.model,
+                outcome.as_str(),
+                answer.reason
+            );
+            None
+        }
+    }
+}
+
 pub struct LlmSummaries {
     settings: Settings,
     splunkd: Splunkd,

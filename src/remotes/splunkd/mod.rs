@@ -41,6 +41,8 @@ pub struct Splunkd {
     base: String,
     session_key: Secret,
     http: HttpClient,
+    /// How `http` was built (a search builds its own agent with the search's time budget).
+    options: HttpOptions,
     /// The session's user, asked once per process (`authentication/current-context`).
     context: Arc<OnceLock<Option<CurrentContext>>>,
 }
@@ -119,6 +121,7 @@ impl Splunkd {
             base: base.trim_end_matches('/').to_string(),
             session_key,
             http,
+            options,
             context: Arc::new(OnceLock::new()),
         })
     }
@@ -417,6 +420,7 @@ impl Splunkd {
 
 mod kv;
 pub mod notables;
+pub mod search;
 pub mod users;
 
 #[cfg(test)]
