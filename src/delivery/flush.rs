@@ -12,7 +12,7 @@
 //! Two steps so that the command can read the session key only when there is work:
 //! `prepare` (check the spool is usable, remove crash leftovers, adopt abandoned claims, pick
 //! the due items) and `run` (claim, send, finish, log one line per item and a summary). Safe to
-//! run concurrently with alert actions and other flushers: see the claim protocol in `spool.rs`.
+//! run concurrently with alert actions and other flushers: see the claim protocol in `outbox/file.rs`.
 //! A store may claim several items ahead of sending them (`Store::claim_ahead`: the KV store
 //! leases 50 with one read and one write); a claim whose account is found down, or that the
 //! run's bound leaves unsent, is given back untouched, and one that waited past
@@ -30,8 +30,8 @@ use crate::item::{Target, TargetKind};
 use crate::net::retry::{Backoff, bounded_retry_after, jitter_unit};
 use crate::net::{Outcome, RejectClass};
 use crate::outbox::ledger::Ledger;
-use crate::outbox::spool::{Claim, SpoolRecord};
-use crate::outbox::store::{Candidate, Claimed, Store};
+use crate::outbox::record::{Candidate, Claim, Claimed, Quarantined, SpoolRecord};
+use crate::outbox::store::Store;
 pub use report::{AccountReport, AccountState};
 use report::{log_account, log_summary};
 use std::collections::{BTreeMap, HashMap};
@@ -204,7 +204,7 @@ pub fn abandon(spool: &dyn Store, plan: Plan) -> Result<()> {
     Ok(())
 }
 
-fn log_quarantined(quarantined: &crate::outbox::spool::Quarantined) {
+fn log_quarantined(quarantined: &Quarantined) {
     log::error!(
         "spool: {} is not a readable item ({}); moved to {} for inspection, it will not be sent",
         quarantined.original.display(),
@@ -342,7 +342,7 @@ pub fn run(
         let target = targets.entry(pair.clone()).or_insert_with(|| open(pair.0, &pair.1));
         let step = match target {
             Ok(target) => {
-                send(spool, &ledger, claim, target.as_mut(), options, &mut summary, on_end)
+                send(spool, ledger.as_ref(), claim, target.as_mut(), options, &mut summary, on_end)
             }
             Err(error) => cannot_open(spool, claim, error, options, &mut summary),
         };
@@ -422,7 +422,7 @@ fn describe(record: &SpoolRecord) -> String {
 
 fn send(
     spool: &dyn Store,
-    ledger: &Ledger,
+    ledger: &dyn Ledger,
     claim: Claim,
     target: &mut dyn Target,
     options: &FlushOptions,

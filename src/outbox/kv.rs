@@ -32,9 +32,14 @@
 //! file ledger entries into the KV store (`migrate`), which also adopts a file spool left by an
 //! earlier version. No secret is ever written: items carry none.
 
+use super::file::FileStore;
 use super::ledger::Ledger;
-use super::spool::{Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, parse_record};
-use super::store::{Candidate, Claimed, Scan, Store, Summary};
+use super::ledger::kv::KvLedger;
+use super::record::{
+    Candidate, Claim, Claimed, ItemState, Listed, Quarantined, Scan, SpoolRecord, Summary,
+    parse_record,
+};
+use super::store::Store;
 use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
 use crate::remotes::splunkd::Splunkd;
@@ -66,12 +71,12 @@ enum Taken {
     Leased(Box<Claim>, Value),
 }
 
-pub struct KvSpool {
+pub struct KvStore {
     /// Delivered items not deleted yet, and since when the oldest waits (`settle`).
     delivered: std::sync::Mutex<(Vec<String>, Option<std::time::Instant>)>,
     splunkd: Splunkd,
     /// The member's local file spool: migration source and ledger folder.
-    local: Spool,
+    local: FileStore,
     lease_s: f64,
     conflict_status: u16,
     owner: String,
@@ -99,11 +104,16 @@ fn fresh_generation() -> u64 {
     if millis.is_finite() && millis > 0.0 { millis as u64 } else { 1 }
 }
 
-impl KvSpool {
-    pub fn new(splunkd: Splunkd, local: Spool, lease_s: f64, conflict_status: u16) -> KvSpool {
+impl KvStore {
+    /// The ledger that goes with this store: `stackflow_ledger`, and the member's file ledger.
+    fn kv_ledger(&self) -> KvLedger {
+        KvLedger::new(self.splunkd.clone(), self.local.root())
+    }
+
+    pub fn new(splunkd: Splunkd, local: FileStore, lease_s: f64, conflict_status: u16) -> KvStore {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         let owner = format!("{host}:{}:{}", std::process::id(), fresh_generation());
-        KvSpool { delivered: Default::default(), splunkd, local, lease_s, conflict_status, owner }
+        KvStore { delivered: Default::default(), splunkd, local, lease_s, conflict_status, owner }
     }
 
     /// The item document for a record in `state`, holding `generation` with `expires`.
@@ -139,7 +149,7 @@ impl KvSpool {
     }
 
     /// Adds an item in `state`; an item with the same id already there wins (same dedupe key).
-    pub fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<bool> {
+    fn insert(&self, record: &SpoolRecord, state: ItemState) -> Result<bool> {
         let document = Self::document(record, state, fresh_generation(), 0.0)?;
         self.splunkd.kv_insert(COLLECTION, &document, self.conflict_status)
     }
@@ -148,11 +158,11 @@ impl KvSpool {
     /// spool of an earlier version) into the collection, and its file ledger into
     /// `stackflow_ledger`. Each file is claimed first, so a
     /// concurrent file flusher never sends it too; it is removed only once the KV store has it.
-    pub fn migrate(&self) -> Result<usize> {
+    fn migrate_local(&self) -> Result<usize> {
         if !self.local.root().exists() {
             return Ok(0);
         }
-        self.ledger().migrate_files()?;
+        self.kv_ledger().migrate_files()?;
         let mut moved = 0;
         let scan = Store::scan(&self.local)?;
         // Write-ahead claims of alert runs killed mid-send are adopted, then moved like the rest.
@@ -172,7 +182,7 @@ impl KvSpool {
                 }
                 Some(Ok(claim)) => claim,
             };
-            match self.put(&claim.record, ItemState::Pending) {
+            match self.insert(&claim.record, ItemState::Pending) {
                 Ok(_) => {
                     self.local.finish_delivered(claim)?;
                     moved += 1;
@@ -189,7 +199,7 @@ impl KvSpool {
                 continue;
             }
             if let Ok(record) = &entry.record {
-                self.put(record, ItemState::Dead)?;
+                self.insert(record, ItemState::Dead)?;
                 match std::fs::remove_file(&entry.path) {
                     Ok(()) => moved += 1,
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -241,7 +251,7 @@ impl KvSpool {
     }
 
     /// Every item, as `spool list` shows it (an item under a live lease is in flight).
-    pub fn list(&self) -> Result<Vec<Listed>> {
+    fn list_items(&self) -> Result<Vec<Listed>> {
         let now = now_unix();
         let mut listed = Vec::new();
         for document in self.items(None)? {
@@ -264,7 +274,7 @@ impl KvSpool {
     }
 
     /// Dead letters back to pending, due now (`ids` empty: all). Returns requeued and missing ids.
-    pub fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    fn requeue_items(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
         let dead = self.items(Some(ItemState::Dead))?;
         let wanted: Vec<String> = if ids.is_empty() {
             dead.iter()
@@ -299,7 +309,7 @@ impl KvSpool {
     }
 
     /// Deletes dead letters and quarantined items whose last attempt is older than `older_than`.
-    pub fn purge(&self, older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
+    fn purge_items(&self, older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
         let cutoff = now_unix() - older_than.as_secs_f64();
         let mut removed = Vec::new();
         for document in self.items(None)? {
@@ -378,7 +388,7 @@ impl KvSpool {
     }
 }
 
-impl Drop for KvSpool {
+impl Drop for KvStore {
     fn drop(&mut self) {
         if let Err(error) = Store::settle(self) {
             log::warn!(
@@ -388,17 +398,49 @@ impl Drop for KvSpool {
     }
 }
 
-impl Store for KvSpool {
+impl Store for KvStore {
     fn location(&self) -> String {
         format!("KV store collection {COLLECTION} (splunkd at {})", self.splunkd.base_url())
     }
 
-    fn ledger(&self) -> Ledger {
-        Ledger::in_kvstore(self.local.root(), self.splunkd.clone())
+    fn ledger(&self) -> Box<dyn Ledger> {
+        Box::new(self.kv_ledger())
+    }
+
+    /// Into the collection; when the KV store does not take it, into the member's file spool
+    /// (the next `spool flush` moves it).
+    fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<String> {
+        match self.insert(record, state) {
+            Ok(_) => return Ok(format!("{} in the KV store collection {COLLECTION}", record.id)),
+            Err(error) => log::warn!(
+                "the KV store did not take item {} ({error}); keeping it on this member, the next `spool flush` moves it",
+                record.id
+            ),
+        }
+        self.local.put(record, state)
+    }
+
+    fn migrate(&self) -> Result<usize> {
+        self.migrate_local()
+    }
+
+    fn list(&self) -> Result<Vec<Listed>> {
+        self.migrate_local()?;
+        self.list_items()
+    }
+
+    fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        self.migrate_local()?;
+        self.requeue_items(ids)
+    }
+
+    fn purge(&self, older_than: Duration) -> Result<Vec<PathBuf>> {
+        self.migrate_local()?;
+        self.purge_items(older_than)
     }
 
     fn scan(&self) -> Result<Scan> {
-        self.migrate()?;
+        self.migrate_local()?;
         self.collect_leases()?;
         let now = now_unix();
         let mut pending = Vec::new();
@@ -431,11 +473,7 @@ impl Store for KvSpool {
         Ok(Scan { adopted: Vec::new(), pending })
     }
 
-    fn claim(
-        &self,
-        id: &str,
-        token: u64,
-    ) -> Result<Option<std::result::Result<Claim, Quarantined>>> {
+    fn claim(&self, id: &str, token: u64) -> Result<Claimed> {
         let next = token.saturating_add(1);
         let expires = now_unix() + self.lease_s;
         if !self.insert_lease(id, next, expires)? {
