@@ -25,7 +25,7 @@ use crate::logging;
 use crate::net::retry::Backoff;
 use crate::net::{Outcome, RejectClass};
 use crate::outbox;
-use crate::outbox::record::{ItemState, Listed, SpoolRecord};
+use crate::outbox::record::{ItemState, Listed, PAGE, SpoolRecord};
 use crate::outbox::store::Store;
 use crate::remotes;
 use crate::remotes::splunkd::Splunkd;
@@ -155,6 +155,7 @@ struct FlushCounts {
     duplicates: usize,
     rejected: usize,
     not_due: usize,
+    still_pending: usize,
     left_for_next_run: usize,
     accounts: Vec<flush::AccountReport>,
 }
@@ -162,25 +163,32 @@ struct FlushCounts {
 /// One JSON line on stdout per flush: the scripted input indexes it as `stackflow:flush`, and
 /// the overview dashboard reads the spool's state from it.
 fn print_status(outbox: &dyn Store, counts: &FlushCounts, code: ExitCode) {
-    let mut state = [0usize; 4];
+    // O(page), not O(backlog): pending is what this flush counted (or, while the remotes
+    // stay down, what the last scan counted); the other states are read a page at most.
     let now = now_unix();
     let mut dead = Vec::new();
-    if let Ok(items) = outbox.list() {
-        for item in items {
-            let slot = match item.state {
-                ItemState::Pending => 0,
-                ItemState::Inflight => 1,
-                ItemState::Dead => 2,
-                ItemState::Quarantine => 3,
-            };
-            state[slot] += 1;
-            if item.state == ItemState::Dead
-                && let Ok(record) = &item.record
-            {
-                dead.push(dead_letter(record, now));
+    let mut capped = false;
+    let mut count = |state| match outbox.page(state, PAGE) {
+        Ok(page) => {
+            capped |= page.more;
+            if state == ItemState::Dead {
+                dead.extend(
+                    page.items
+                        .iter()
+                        .filter_map(|item| item.record.as_ref().ok())
+                        .map(|record| dead_letter(record, now)),
+                );
             }
+            page.items.len()
         }
-    }
+        Err(_) => 0,
+    };
+    let state = [
+        counts.still_pending + counts.not_due,
+        count(ItemState::Inflight),
+        count(ItemState::Dead),
+        count(ItemState::Quarantine),
+    ];
     // The oldest first (they have waited longest), bounded: the count is `dead_letters`.
     dead.sort_by(|a, b| {
         b["age_s"].as_f64().unwrap_or(0.0).total_cmp(&a["age_s"].as_f64().unwrap_or(0.0))
@@ -197,6 +205,7 @@ fn print_status(outbox: &dyn Store, counts: &FlushCounts, code: ExitCode) {
         "rejected": counts.rejected,
         "not_due": counts.not_due,
         "left_for_next_run": counts.left_for_next_run,
+        "counts_capped": capped,
         "dead_letter_list": dead,
         "accounts": counts.accounts,
         "exit_code": code.code(),
@@ -276,6 +285,7 @@ fn flush(
     counts.duplicates = summary.duplicates;
     counts.rejected = summary.rejected;
     counts.left_for_next_run = summary.left_for_next_run;
+    counts.still_pending = summary.still_pending;
     counts.accounts = summary.accounts;
     summary.exit
 }
@@ -335,11 +345,22 @@ pub(crate) fn read_session_key() -> String {
     }
 }
 
+/// At most a page (`PAGE`) of each state, read as the store gives them, so that a backlog of
+/// any size lists in bounded time and memory; a line on stderr says when there are more.
 fn list(outbox: &dyn Store, json: bool) -> ExitCode {
-    let mut listed = match outbox.list() {
-        Ok(listed) => listed,
-        Err(error) => return spool_unusable(outbox, &error),
-    };
+    let mut listed = Vec::new();
+    let mut more = Vec::new();
+    for state in [ItemState::Pending, ItemState::Inflight, ItemState::Dead, ItemState::Quarantine] {
+        match outbox.page(state, PAGE) {
+            Ok(page) => {
+                if page.more {
+                    more.push(state.as_str());
+                }
+                listed.extend(page.items);
+            }
+            Err(error) => return spool_unusable(outbox, &error),
+        }
+    }
     listed.sort_by(|a, b| {
         order(a.state).cmp(&order(b.state)).then(first_seen(a).total_cmp(&first_seen(b)))
     });
@@ -356,6 +377,13 @@ fn list(outbox: &dyn Store, json: bool) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     if stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).is_err() {
         return ExitCode::Internal;
+    }
+    if !more.is_empty() {
+        log::warn!(
+            "spool {}: more than {PAGE} items {}; the first {PAGE} of each are shown (in no particular order)",
+            outbox.location(),
+            more.join(", ")
+        );
     }
     let count = |state| listed.iter().filter(|entry| entry.state == state).count();
     log::info!(

@@ -35,7 +35,7 @@ use files::{list_dir, owner_gone, split_claim_name, tmp_pid};
 pub use files::{pid_alive, write_atomically};
 
 use super::record::{
-    Claim, ItemState, Listed, Quarantined, SpoolRecord, SpoolRecordView, parse_record,
+    Claim, ItemState, Listed, Page, Quarantined, SpoolRecord, SpoolRecordView, parse_record,
 };
 
 use crate::civil_time::now_unix;
@@ -400,34 +400,61 @@ impl FileStore {
     /// Every file of `pending/`, `inflight/`, `dead/` and `quarantine/`. Read-only.
     pub fn list(&self) -> Result<Vec<Listed>> {
         let mut listed = Vec::new();
-        for (state, dir) in [
-            (ItemState::Pending, self.pending_dir()),
-            (ItemState::Inflight, self.inflight_dir()),
-            (ItemState::Dead, self.dead_dir()),
-            (ItemState::Quarantine, self.quarantine_dir()),
-        ] {
-            for (path, name) in list_dir(&dir)? {
-                if name.starts_with('.') {
-                    continue;
-                }
-                let id = match state {
-                    ItemState::Inflight => {
-                        split_claim_name(&name).map(|(id, _)| id.to_string()).unwrap_or_default()
-                    }
-                    _ => name.strip_suffix(".json").unwrap_or(&name).to_string(),
-                };
-                let record = match (state, fs::read(&path)) {
-                    (ItemState::Quarantine, Ok(bytes)) => {
-                        parse_record(&bytes, "").and_then(|_| Err("quarantined".to_string()))
-                    }
-                    (_, Ok(bytes)) => parse_record(&bytes, &id),
-                    (_, Err(error)) if is_not_found(&error) => continue,
-                    (_, Err(error)) => Err(format!("cannot read it: {error}")),
-                };
-                listed.push(Listed { state, modified_unix: modified_unix(&path), path, record });
-            }
+        for state in
+            [ItemState::Pending, ItemState::Inflight, ItemState::Dead, ItemState::Quarantine]
+        {
+            listed.extend(self.page_of(state, usize::MAX)?.items);
         }
         Ok(listed)
+    }
+
+    fn dir_of(&self, state: ItemState) -> PathBuf {
+        match state {
+            ItemState::Pending => self.pending_dir(),
+            ItemState::Inflight => self.inflight_dir(),
+            ItemState::Dead => self.dead_dir(),
+            ItemState::Quarantine => self.quarantine_dir(),
+        }
+    }
+
+    /// At most `limit` files of one state's folder, read as they come from the folder (no
+    /// listing of the whole folder first), and whether there are more. Read-only.
+    pub fn page_of(&self, state: ItemState, limit: usize) -> Result<Page> {
+        let dir = self.dir_of(state);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if is_not_found(&error) => return Ok(Page::default()),
+            Err(error) => return Err(spool_error(&dir, error)),
+        };
+        let mut page = Page::default();
+        for entry in entries {
+            let entry = entry.map_err(|error| spool_error(&dir, error))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+            if name.starts_with('.') || !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                continue;
+            }
+            if page.items.len() >= limit {
+                page.more = true;
+                break;
+            }
+            let path = entry.path();
+            let id = match state {
+                ItemState::Inflight => {
+                    split_claim_name(&name).map(|(id, _)| id.to_string()).unwrap_or_default()
+                }
+                _ => name.strip_suffix(".json").unwrap_or(&name).to_string(),
+            };
+            let record = match (state, fs::read(&path)) {
+                (ItemState::Quarantine, Ok(bytes)) => {
+                    parse_record(&bytes, "").and_then(|_| Err("quarantined".to_string()))
+                }
+                (_, Ok(bytes)) => parse_record(&bytes, &id),
+                (_, Err(error)) if is_not_found(&error) => continue,
+                (_, Err(error)) => Err(format!("cannot read it: {error}")),
+            };
+            page.items.push(Listed { state, modified_unix: modified_unix(&path), path, record });
+        }
+        Ok(page)
     }
 
     /// Moves dead letters back to `pending/`, due now. `ids` empty means every dead letter.
@@ -444,6 +471,9 @@ impl FileStore {
         };
         let mut done = Vec::new();
         let mut missing = Vec::new();
+        if !wanted.is_empty() {
+            self.mark_fresh()?; // the next flush scans for what this puts back
+        }
         for id in wanted {
             let path = dead.join(format!("{id}.json"));
             let bytes = match fs::read(&path) {

@@ -36,8 +36,8 @@ use super::file::FileStore;
 use super::ledger::Ledger;
 use super::ledger::kv::KvLedger;
 use super::record::{
-    Candidate, Claim, Claimed, ItemState, Listed, Quarantined, Scan, SpoolRecord, Summary,
-    parse_record,
+    Candidate, Claim, Claimed, ItemState, Listed, Outlook, Page, Quarantined, Scan, SpoolRecord,
+    Summary, parse_record,
 };
 use super::store::Store;
 use crate::civil_time::now_unix;
@@ -92,6 +92,24 @@ fn number(document: &Value, field: &str) -> f64 {
 
 fn generation(document: &Value) -> u64 {
     document.get("lease_gen").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// An item document as `spool list` shows it (an item under a live lease is in flight).
+fn listed(document: &Value, now: f64) -> Listed {
+    let id = document.get("_key").and_then(Value::as_str).unwrap_or_default().to_string();
+    let state = match document.get("state").and_then(Value::as_str) {
+        Some("dead") => ItemState::Dead,
+        Some("quarantine") => ItemState::Quarantine,
+        _ if number(document, "lease_expires_unix") > now => ItemState::Inflight,
+        _ => ItemState::Pending,
+    };
+    let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
+    Listed {
+        state,
+        path: pseudo_path(&id),
+        record: parse_record(text.as_bytes(), &id),
+        modified_unix: number(document, "last_attempt_unix"),
+    }
 }
 
 fn pseudo_path(id: &str) -> PathBuf {
@@ -253,24 +271,46 @@ impl KvStore {
     /// Every item, as `spool list` shows it (an item under a live lease is in flight).
     fn list_items(&self) -> Result<Vec<Listed>> {
         let now = now_unix();
-        let mut listed = Vec::new();
-        for document in self.items(None)? {
-            let id = document.get("_key").and_then(Value::as_str).unwrap_or_default().to_string();
-            let state = match document.get("state").and_then(Value::as_str) {
-                Some("dead") => ItemState::Dead,
-                Some("quarantine") => ItemState::Quarantine,
-                _ if number(&document, "lease_expires_unix") > now => ItemState::Inflight,
-                _ => ItemState::Pending,
-            };
-            let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
-            listed.push(Listed {
-                state,
-                path: pseudo_path(&id),
-                record: parse_record(text.as_bytes(), &id),
-                modified_unix: number(&document, "last_attempt_unix"),
-            });
+        Ok(self.items(None)?.iter().map(|document| listed(document, now)).collect())
+    }
+
+    /// At most `limit` items of `state` in one query (one more asked, to tell whether there
+    /// are more).
+    fn page_items(&self, state: ItemState, limit: usize) -> Result<Page> {
+        let now = now_unix();
+        let query = match state {
+            ItemState::Pending => {
+                json!({"kind": "item", "state": "pending", "lease_expires_unix": {"$lte": now}})
+            }
+            ItemState::Inflight => {
+                json!({"kind": "item", "state": "pending", "lease_expires_unix": {"$gt": now}})
+            }
+            other => json!({"kind": "item", "state": other.as_str()}),
+        };
+        let documents =
+            self.splunkd.kv_query_page(COLLECTION, &query, 0, limit.saturating_add(1))?;
+        let more = documents.len() > limit;
+        let items = documents.iter().take(limit).map(|document| listed(document, now)).collect();
+        Ok(Page { items, more })
+    }
+
+    /// Whether a pending item of an account not in `outlook` is there (one query for one key).
+    fn others_pending(&self, outlook: &Outlook) -> Result<bool> {
+        let not_down: Vec<Value> = outlook
+            .accounts
+            .iter()
+            .map(|down| {
+                json!({"$or": [
+                    {"target": {"$ne": down.target.as_str()}},
+                    {"account": {"$ne": down.account}},
+                ]})
+            })
+            .collect();
+        let mut query = json!({"kind": "item", "state": "pending"});
+        if !not_down.is_empty() {
+            query["$and"] = Value::Array(not_down);
         }
-        Ok(listed)
+        Ok(!self.splunkd.kv_query_fields(COLLECTION, &query, 0, 1, Some("_key"))?.is_empty())
     }
 
     /// Dead letters back to pending, due now (`ids` empty: all). Returns requeued and missing ids.
@@ -437,6 +477,25 @@ impl Store for KvStore {
     fn purge(&self, older_than: Duration) -> Result<Vec<PathBuf>> {
         self.migrate_local()?;
         self.purge_items(older_than)
+    }
+
+    fn page(&self, state: ItemState, limit: usize) -> Result<Page> {
+        self.migrate_local()?;
+        self.page_items(state, limit)
+    }
+
+    /// The member's last outlook (kept with its local files), while the member has nothing
+    /// local to move and the collection holds no pending item of another account.
+    fn outlook(&self) -> Result<Option<Outlook>> {
+        let Some(outlook) = self.local.outlook()? else { return Ok(None) };
+        if self.others_pending(&outlook)? {
+            return Ok(None);
+        }
+        Ok(Some(outlook))
+    }
+
+    fn save_outlook(&self, outlook: Option<&Outlook>) -> Result<()> {
+        self.local.save_outlook(outlook)
     }
 
     fn scan(&self) -> Result<Scan> {

@@ -224,6 +224,41 @@ pub struct Scan {
     pub pending: Vec<Candidate>,
 }
 
+/// What the last flush found: every account with pending items was down (or held by its
+/// Retry-After), each with the item it probes with. While it holds, a flush probes each account
+/// once with that item and reads nothing else of the backlog; a store drops it (`Store::outlook`
+/// answers `None`) as soon as anything else may be pending (an item put, requeued, or left by a
+/// crashed run).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Outlook {
+    pub accounts: Vec<DownAccount>,
+}
+
+/// One account the last flush found down.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DownAccount {
+    pub target: TargetKind,
+    pub account: String,
+    /// The item the next flush probes with (the account's oldest), and its claim token.
+    pub probe: String,
+    pub token: u64,
+    /// Pending items of the account when it was last counted.
+    pub pending: usize,
+    /// The remote's Retry-After: no probe before then (0: none).
+    pub hold_until_unix: f64,
+    pub reason: String,
+}
+
+/// At most this many items of a state a page of `spool list` or of the status line reads.
+pub const PAGE: usize = 1000;
+
+/// A page of one state's items, and whether the store holds more of them.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Listed>,
+    pub more: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

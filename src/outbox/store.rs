@@ -5,7 +5,9 @@
 //! and the `spool` commands list, requeue and purge through it.
 
 use super::ledger::Ledger;
-use super::record::{Claim, Claimed, ItemState, Listed, Quarantined, Scan, SpoolRecord};
+use super::record::{
+    Claim, Claimed, ItemState, Listed, Outlook, Page, Quarantined, Scan, SpoolRecord,
+};
 use crate::error::Result;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,4 +62,22 @@ pub trait Store: Send {
     fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)>;
     /// Deletes dead letters and quarantined items last touched more than `older_than` ago.
     fn purge(&self, older_than: Duration) -> Result<Vec<PathBuf>>;
+    /// At most `limit` items in `state` (in no particular order), and whether there are more:
+    /// what `spool list` and the flush's status line show, without reading the whole backlog.
+    fn page(&self, state: ItemState, limit: usize) -> Result<Page> {
+        let mut items: Vec<Listed> =
+            self.list()?.into_iter().filter(|item| item.state == state).collect();
+        let more = items.len() > limit;
+        items.truncate(limit);
+        Ok(Page { items, more })
+    }
+    /// What the last flush found down, while nothing else may be pending (see `Outlook`): a
+    /// flush then probes those accounts without reading the backlog. `None`: scan.
+    fn outlook(&self) -> Result<Option<Outlook>> {
+        Ok(None)
+    }
+    /// Keeps (or, `None`, drops) what this flush found for the next one.
+    fn save_outlook(&self, _outlook: Option<&Outlook>) -> Result<()> {
+        Ok(())
+    }
 }
