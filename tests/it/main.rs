@@ -17,6 +17,7 @@ mod input_limits;
 mod listener_lifecycle;
 mod mapping_rules;
 mod notables;
+mod outage;
 mod recovery;
 mod remotes;
 mod robustness;
