@@ -274,6 +274,35 @@ impl KvStore {
         Ok(self.items(None)?.iter().map(|document| listed(document, now)).collect())
     }
 
+    /// A pending item document as a flush's candidate; `None` while another member's lease on
+    /// it holds.
+    fn candidate(&self, document: &Value, now: f64) -> Option<Candidate> {
+        let id = document.get("_key").and_then(Value::as_str)?;
+        let expires = number(document, "lease_expires_unix");
+        if expires > now {
+            return None; // another member is sending it
+        }
+        if expires > 0.0 {
+            log::info!(
+                "spool: KV store item {id} was being sent by {} whose lease expired; taking it over",
+                document.get("lease_owner").and_then(Value::as_str).unwrap_or("?")
+            );
+        }
+        let target = document.get("target").cloned().map(serde_json::from_value);
+        let record = match (target, document.get("account").and_then(Value::as_str)) {
+            (Some(Ok(target)), Some(account)) => Ok(Summary {
+                target,
+                account: account.to_string(),
+                first_attempt_unix: number(document, "first_attempt_unix"),
+                next_attempt_unix: number(document, "next_attempt_unix"),
+                remote_hold_unix: number(document, "remote_hold_unix"),
+            }),
+            // Claimed anyway, so that it is quarantined with a line naming it.
+            _ => Err(format!("KV store item {id} has no readable target and account")),
+        };
+        Some(Candidate { id: id.to_string(), token: generation(document), record })
+    }
+
     /// At most `limit` items of `state` in one query (one more asked, to tell whether there
     /// are more).
     fn page_items(&self, state: ItemState, limit: usize) -> Result<Page> {
@@ -503,31 +532,22 @@ impl Store for KvStore {
         self.collect_leases()?;
         let now = now_unix();
         let mut pending = Vec::new();
-        for document in self.items_with(Some(ItemState::Pending), Some(SCAN_FIELDS))? {
-            let Some(id) = document.get("_key").and_then(Value::as_str) else { continue };
-            let expires = number(&document, "lease_expires_unix");
-            if expires > now {
-                continue; // another member is sending it
+        // Page by page into candidates: a page's documents are dropped before the next is read.
+        let query = json!({"kind": "item", "state": ItemState::Pending.as_str()});
+        let mut skip = 0;
+        loop {
+            let page =
+                self.splunkd.kv_query_fields(COLLECTION, &query, skip, PAGE, Some(SCAN_FIELDS))?;
+            skip += page.len();
+            let last = page.len() < PAGE;
+            for document in page {
+                if let Some(candidate) = self.candidate(&document, now) {
+                    pending.push(candidate);
+                }
             }
-            if expires > 0.0 {
-                log::info!(
-                    "spool: KV store item {id} was being sent by {} whose lease expired; taking it over",
-                    document.get("lease_owner").and_then(Value::as_str).unwrap_or("?")
-                );
+            if last {
+                break;
             }
-            let target = document.get("target").cloned().map(serde_json::from_value);
-            let record = match (target, document.get("account").and_then(Value::as_str)) {
-                (Some(Ok(target)), Some(account)) => Ok(Summary {
-                    target,
-                    account: account.to_string(),
-                    first_attempt_unix: number(&document, "first_attempt_unix"),
-                    next_attempt_unix: number(&document, "next_attempt_unix"),
-                    remote_hold_unix: number(&document, "remote_hold_unix"),
-                }),
-                // Claimed anyway, so that it is quarantined with a line naming it.
-                _ => Err(format!("KV store item {id} has no readable target and account")),
-            };
-            pending.push(Candidate { id: id.to_string(), token: generation(&document), record });
         }
         Ok(Scan { adopted: Vec::new(), pending })
     }
