@@ -12,8 +12,6 @@ use crate::error::{Error, ExitCode, Result};
 use crate::item::{DeliveryItem, Target, TargetKind};
 use crate::mapping::{self, AlertContext};
 use crate::net::RejectClass;
-use crate::outbox::kvspool::KvSpool;
-use crate::outbox::spool::Spool;
 use crate::remotes::splunkd::Splunkd;
 use crate::settings::{Settings, StoreKind};
 use crate::splunk::conf::ConfFile;
@@ -134,12 +132,8 @@ fn execute_run(kind: TargetKind, payload: &AlertPayload) -> Result<ExitCode> {
                 if delivery.store == StoreKind::KvStore {
                     // A cluster member: what this run cannot deliver any member may flush, and
                     // what one member delivered every member must know.
-                    deliverer = deliverer.with_kvstore(KvSpool::new(
-                        splunkd.clone(),
-                        Spool::new(&delivery.spool_dir),
-                        delivery.lease_s,
-                        delivery.kvstore_conflict_status,
-                    ));
+                    deliverer = deliverer
+                        .with_outbox(crate::outbox::open(&delivery, Some(splunkd.clone())));
                 }
                 (Some(splunkd), opened)
             }

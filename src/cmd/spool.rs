@@ -24,43 +24,46 @@ use crate::item::Target;
 use crate::logging;
 use crate::net::retry::Backoff;
 use crate::net::{Outcome, RejectClass};
-use crate::outbox::kvspool::KvSpool;
-use crate::outbox::spool::{ItemState, Listed, Spool};
-use crate::outbox::store::Outbox;
+use crate::outbox;
+use crate::outbox::record::{ItemState, Listed, PAGE, SpoolRecord};
+use crate::outbox::store::Store;
 use crate::remotes;
 use crate::remotes::splunkd::Splunkd;
 use crate::secret::Secret;
-use crate::settings::{Settings, StoreKind};
+use crate::settings::{DeliverySettings, Settings, StoreKind};
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 pub fn run(command: SpoolCommand) -> ExitCode {
     logging::init(false);
-    let (settings, spool, options, store, retention) = match open_spool() {
+    let (settings, delivery, options) = match open_spool() {
         Ok(opened) => opened,
         Err(error) => return error.report(),
     };
-    let (outbox, splunkd) = match store {
-        StoreKind::File => (Outbox::File(spool), None),
+    let retention = delivery.ledger_retention;
+    let splunkd = match delivery.store {
+        StoreKind::File => None,
         StoreKind::KvStore => {
             let uri = match &command {
                 SpoolCommand::Flush { splunkd_uri, .. } => splunkd_uri.clone().unwrap_or_default(),
                 _ => String::new(),
             };
-            match open_kv(&settings, spool, &uri) {
-                Ok((kv, splunkd)) => (Outbox::Kv(Box::new(kv)), Some(splunkd)),
+            match open_kv(&settings, &uri) {
+                Ok(splunkd) => Some(splunkd),
                 Err(error) => return error.report(),
             }
         }
     };
+    let outbox = outbox::open(&delivery, splunkd.clone());
+    let outbox = outbox.as_ref();
     match command {
-        SpoolCommand::List { json } => list(&outbox, json),
+        SpoolCommand::List { json } => list(outbox, json),
         SpoolCommand::Flush { splunkd_uri, all } => {
             let mut summary = FlushCounts::default();
             let options = FlushOptions { all, ..options };
-            let code = flush(&settings, &outbox, options, splunkd, splunkd_uri, &mut summary);
+            let code = flush(&settings, outbox, options, splunkd, splunkd_uri, &mut summary);
             sweep_stale_claims(&settings);
-            let ledger = outbox.store().ledger();
+            let ledger = outbox.ledger();
             let code = match ledger.expire_hourly(retention) {
                 Ok(0) => code,
                 Ok(removed) => {
@@ -69,15 +72,15 @@ pub fn run(command: SpoolCommand) -> ExitCode {
                     );
                     code
                 }
-                Err(error) => code.worst(spool_unusable(&outbox, &error)),
+                Err(error) => code.worst(spool_unusable(outbox, &error)),
             };
-            print_status(&outbox, &summary, code);
+            print_status(outbox, &summary, code);
             code
         }
-        SpoolCommand::Requeue { ids } => requeue(&outbox, &ids),
+        SpoolCommand::Requeue { ids } => requeue(outbox, &ids),
         SpoolCommand::Purge { older_than_days } => {
-            let code = purge(&outbox, older_than_days);
-            match outbox.store().ledger().expire(retention) {
+            let code = purge(outbox, older_than_days);
+            match outbox.ledger().expire(retention) {
                 Ok(removed) => {
                     log::info!(
                         "spool purge: removed {removed} ledger entries delivered more than {} day(s) ago ([delivery] ledger_retention_days)",
@@ -85,7 +88,7 @@ pub fn run(command: SpoolCommand) -> ExitCode {
                     );
                     code
                 }
-                Err(error) => code.worst(spool_unusable(&outbox, &error)),
+                Err(error) => code.worst(spool_unusable(outbox, &error)),
             }
         }
     }
@@ -106,38 +109,33 @@ fn sweep_stale_claims(settings: &Settings) {
     }
 }
 
-type Opened = (Settings, Spool, FlushOptions, StoreKind, Duration);
+type Opened = (Settings, DeliverySettings, FlushOptions);
 
 fn open_spool() -> Result<Opened, Error> {
     let settings = Settings::load()?;
     let delivery = settings.delivery()?;
-    let spool = Spool::new(&delivery.spool_dir);
     let options = FlushOptions {
         all: false,
         backoff: Backoff::with_base(delivery.retry_base),
         max_items: delivery.flush_max_items,
         max_time: delivery.flush_max_time,
     };
-    Ok((settings, spool, options, delivery.store, delivery.ledger_retention))
+    Ok((settings, delivery, options))
 }
 
 /// The KV store spool of a cluster member: every command needs splunkd, so the session key
 /// (first line of stdin) is read up front.
-fn open_kv(settings: &Settings, local: Spool, uri: &str) -> Result<(KvSpool, Splunkd), Error> {
+fn open_kv(settings: &Settings, uri: &str) -> Result<Splunkd, Error> {
     let session_key = read_session_key();
     if session_key.is_empty() {
         return Err(Error::Credentials(
             "the spool lives in the KV store ([delivery] store = kvstore, or this is a search head cluster member), which needs a splunkd session key on stdin: the app's scripted input passes it (passAuth); by hand, pipe one: `echo $KEY | stackflow spool …`".into(),
         ));
     }
-    let delivery = settings.delivery()?;
-    let splunkd = Splunkd::new(settings, uri, Secret::new(session_key))?;
-    let kv =
-        KvSpool::new(splunkd.clone(), local, delivery.lease_s, delivery.kvstore_conflict_status);
-    Ok((kv, splunkd))
+    Splunkd::new(settings, uri, Secret::new(session_key))
 }
 
-fn spool_unusable(outbox: &Outbox, error: &Error) -> ExitCode {
+fn spool_unusable(outbox: &dyn Store, error: &Error) -> ExitCode {
     if let Error::Unavailable(_) = error {
         // The KV store (splunkd) cannot answer now: the items are where they were.
         log::error!(
@@ -157,32 +155,40 @@ struct FlushCounts {
     duplicates: usize,
     rejected: usize,
     not_due: usize,
+    still_pending: usize,
     left_for_next_run: usize,
     accounts: Vec<flush::AccountReport>,
 }
 
 /// One JSON line on stdout per flush: the scripted input indexes it as `stackflow:flush`, and
 /// the overview dashboard reads the spool's state from it.
-fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
-    let mut state = [0usize; 4];
+fn print_status(outbox: &dyn Store, counts: &FlushCounts, code: ExitCode) {
+    // O(page), not O(backlog): pending is what this flush counted (or, while the remotes
+    // stay down, what the last scan counted); the other states are read a page at most.
     let now = now_unix();
     let mut dead = Vec::new();
-    if let Ok(items) = outbox.list() {
-        for item in items {
-            let slot = match item.state {
-                ItemState::Pending => 0,
-                ItemState::Inflight => 1,
-                ItemState::Dead => 2,
-                ItemState::Quarantine => 3,
-            };
-            state[slot] += 1;
-            if item.state == ItemState::Dead
-                && let Ok(record) = &item.record
-            {
-                dead.push(dead_letter(record, now));
+    let mut capped = false;
+    let mut count = |state| match outbox.page(state, PAGE) {
+        Ok(page) => {
+            capped |= page.more;
+            if state == ItemState::Dead {
+                dead.extend(
+                    page.items
+                        .iter()
+                        .filter_map(|item| item.record.as_ref().ok())
+                        .map(|record| dead_letter(record, now)),
+                );
             }
+            page.items.len()
         }
-    }
+        Err(_) => 0,
+    };
+    let state = [
+        counts.still_pending + counts.not_due,
+        count(ItemState::Inflight),
+        count(ItemState::Dead),
+        count(ItemState::Quarantine),
+    ];
     // The oldest first (they have waited longest), bounded: the count is `dead_letters`.
     dead.sort_by(|a, b| {
         b["age_s"].as_f64().unwrap_or(0.0).total_cmp(&a["age_s"].as_f64().unwrap_or(0.0))
@@ -199,6 +205,7 @@ fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
         "rejected": counts.rejected,
         "not_due": counts.not_due,
         "left_for_next_run": counts.left_for_next_run,
+        "counts_capped": capped,
         "dead_letter_list": dead,
         "accounts": counts.accounts,
         "exit_code": code.code(),
@@ -211,7 +218,7 @@ fn print_status(outbox: &Outbox, counts: &FlushCounts, code: ExitCode) {
 const DEAD_LETTERS_LISTED: usize = 100;
 
 /// One dead letter as the dashboard shows it: what, whose, why, and the command that requeues it.
-fn dead_letter(record: &crate::outbox::spool::SpoolRecord, now: f64) -> serde_json::Value {
+fn dead_letter(record: &SpoolRecord, now: f64) -> serde_json::Value {
     serde_json::json!({
         "id": record.id,
         "age_s": (now - record.first_attempt_unix).max(0.0).round(),
@@ -232,13 +239,13 @@ const RECEIPT_BATCH: usize = 500;
 
 fn flush(
     settings: &Settings,
-    outbox: &Outbox,
+    outbox: &dyn Store,
     options: FlushOptions,
     splunkd: Option<Splunkd>,
     splunkd_uri: Option<String>,
     counts: &mut FlushCounts,
 ) -> ExitCode {
-    let spool = outbox.store();
+    let spool = outbox;
     let plan = match flush::prepare(spool, &options) {
         Ok(plan) => plan,
         Err(error) => return spool_unusable(outbox, &error),
@@ -278,6 +285,7 @@ fn flush(
     counts.duplicates = summary.duplicates;
     counts.rejected = summary.rejected;
     counts.left_for_next_run = summary.left_for_next_run;
+    counts.still_pending = summary.still_pending;
     counts.accounts = summary.accounts;
     summary.exit
 }
@@ -296,11 +304,11 @@ impl Target for RefusedAccount {
 /// (read only when there is work); without one the plan is given back and the code returned.
 fn open_splunkd(
     settings: &Settings,
-    outbox: &Outbox,
+    outbox: &dyn Store,
     plan: flush::Plan,
     splunkd_uri: Option<String>,
 ) -> Result<(Splunkd, flush::Plan), ExitCode> {
-    let spool = outbox.store();
+    let spool = outbox;
     let session_key = read_session_key();
     if session_key.is_empty() {
         log::error!(
@@ -337,11 +345,22 @@ pub(crate) fn read_session_key() -> String {
     }
 }
 
-fn list(outbox: &Outbox, json: bool) -> ExitCode {
-    let mut listed = match outbox.list() {
-        Ok(listed) => listed,
-        Err(error) => return spool_unusable(outbox, &error),
-    };
+/// At most a page (`PAGE`) of each state, read as the store gives them, so that a backlog of
+/// any size lists in bounded time and memory; a line on stderr says when there are more.
+fn list(outbox: &dyn Store, json: bool) -> ExitCode {
+    let mut listed = Vec::new();
+    let mut more = Vec::new();
+    for state in [ItemState::Pending, ItemState::Inflight, ItemState::Dead, ItemState::Quarantine] {
+        match outbox.page(state, PAGE) {
+            Ok(page) => {
+                if page.more {
+                    more.push(state.as_str());
+                }
+                listed.extend(page.items);
+            }
+            Err(error) => return spool_unusable(outbox, &error),
+        }
+    }
     listed.sort_by(|a, b| {
         order(a.state).cmp(&order(b.state)).then(first_seen(a).total_cmp(&first_seen(b)))
     });
@@ -358,6 +377,13 @@ fn list(outbox: &Outbox, json: bool) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     if stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()).is_err() {
         return ExitCode::Internal;
+    }
+    if !more.is_empty() {
+        log::warn!(
+            "spool {}: more than {PAGE} items {}; the first {PAGE} of each are shown (in no particular order)",
+            outbox.location(),
+            more.join(", ")
+        );
     }
     let count = |state| listed.iter().filter(|entry| entry.state == state).count();
     log::info!(
@@ -493,7 +519,7 @@ fn table(listed: &[Listed], now: f64) -> String {
     out
 }
 
-fn requeue(outbox: &Outbox, ids: &[String]) -> ExitCode {
+fn requeue(outbox: &dyn Store, ids: &[String]) -> ExitCode {
     let (done, missing) = match outbox.requeue(ids) {
         Ok(result) => result,
         Err(error) => return spool_unusable(outbox, &error),
@@ -514,7 +540,7 @@ fn requeue(outbox: &Outbox, ids: &[String]) -> ExitCode {
     if missing.is_empty() { ExitCode::Success } else { ExitCode::BadInvocation }
 }
 
-fn purge(outbox: &Outbox, older_than_days: u64) -> ExitCode {
+fn purge(outbox: &dyn Store, older_than_days: u64) -> ExitCode {
     let older_than = Duration::from_secs(older_than_days.saturating_mul(86400));
     match outbox.purge(older_than) {
         Ok(removed) => {

@@ -33,7 +33,7 @@ const CLOCK_SKEW_S: i64 = 300;
 /// attempt whose outcome is unknown makes us ask the remote before sending again; the marker
 /// is written before the send and cleared once the answer is known; the ledger entry is
 /// written only after the remote confirmed. Shared by the alert run and `spool flush`.
-pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Target) -> Attempt {
+pub fn attempt_once(ledger: &dyn Ledger, item: &DeliveryItem, target: &mut dyn Target) -> Attempt {
     if !target.needs_ledger() {
         return Attempt { outcome: target.attempt(item), sent: true, ledger_error: None };
     }
@@ -135,7 +135,7 @@ pub fn attempt_once(ledger: &Ledger, item: &DeliveryItem, target: &mut dyn Targe
 
 /// Records a confirmed delivery and clears the sending marker (kept when the entry could not
 /// be written, so that the next attempt asks the remote instead of sending blind).
-fn record(ledger: &Ledger, key: &str, delivered: &Delivered) -> Option<String> {
+fn record(ledger: &dyn Ledger, key: &str, delivered: &Delivered) -> Option<String> {
     let entry = LedgerEntry {
         dedupe_key: key.to_string(),
         remote_id: delivered.remote_id.clone(),
@@ -158,7 +158,8 @@ fn record(ledger: &Ledger, key: &str, delivered: &Delivered) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::spool::tests::{item, temp_root};
+    use crate::outbox::file::tests::{item, temp_root};
+    use crate::outbox::ledger::file::FileLedger;
 
     /// A remote without dedupe whose lookups answer from a script.
     struct Remote {
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn a_lost_answer_is_looked_up_before_anything_is_sent_again() {
         let root = temp_root("attempt-found");
-        let ledger = Ledger::new(&root);
+        let ledger = FileLedger::new(&root);
         let item = item("k1");
         let mut remote = Remote {
             attempts: vec![Outcome::retry("connection reset", None)],
@@ -219,7 +220,7 @@ mod tests {
     #[test]
     fn an_unanswerable_lookup_waits_and_an_absent_item_is_sent() {
         let root = temp_root("attempt-unknown");
-        let ledger = Ledger::new(&root);
+        let ledger = FileLedger::new(&root);
         let item = item("k2");
         let mut remote = Remote {
             attempts: vec![Outcome::retry("timeout", None), Outcome::Delivered(delivered("M1"))],
@@ -243,7 +244,7 @@ mod tests {
     #[test]
     fn a_known_answer_clears_the_marker_and_the_next_attempt_sends_directly() {
         let root = temp_root("attempt-429");
-        let ledger = Ledger::new(&root);
+        let ledger = FileLedger::new(&root);
         let item = item("k4");
         let mut remote = Remote {
             attempts: vec![
@@ -265,7 +266,7 @@ mod tests {
     #[test]
     fn a_lookup_that_cannot_work_sends_again() {
         let root = temp_root("attempt-impossible");
-        let ledger = Ledger::new(&root);
+        let ledger = FileLedger::new(&root);
         let item = item("k5");
         let mut remote = Remote {
             attempts: vec![Outcome::retry("reset", None), Outcome::Delivered(delivered("M3"))],
@@ -284,7 +285,7 @@ mod tests {
     #[test]
     fn a_refusal_clears_the_marker() {
         let root = temp_root("attempt-refused");
-        let ledger = Ledger::new(&root);
+        let ledger = FileLedger::new(&root);
         let mut remote = Remote {
             attempts: vec![Outcome::rejected(crate::net::RejectClass::Remote, "400")],
             lookups: Vec::new(),

@@ -13,10 +13,10 @@ use crate::error::{Error, ExitCode};
 use crate::item::{DeliveryItem, Target, item_id};
 use crate::net::retry::{Backoff, bounded_retry_after, jitter_unit};
 use crate::net::{Delivered, Outcome, RejectClass};
-use crate::outbox::kvspool::{COLLECTION, KvSpool};
+use crate::outbox::file::FileStore;
 use crate::outbox::ledger::Ledger;
-use crate::outbox::spool::ItemState;
-use crate::outbox::spool::{RECORD_VERSION, Spool, SpoolRecord, SpoolRecordView};
+use crate::outbox::ledger::file::FileLedger;
+use crate::outbox::record::{ItemState, RECORD_VERSION, SpoolRecord, SpoolRecordView};
 use crate::outbox::store::Store;
 use crate::settings::DeliverySettings;
 use std::time::{Duration, Instant};
@@ -91,11 +91,12 @@ impl DeliveryReport {
 }
 
 pub struct Deliverer {
-    spool: Spool,
-    /// A cluster member's KV store spool (`[delivery] store = kvstore`): items this run cannot
-    /// deliver go there, so that any member can flush them; the file spool is the fallback.
-    kv: Option<KvSpool>,
-    ledger: Ledger,
+    /// The local file spool of the write-ahead claim of the item being sent.
+    spool: FileStore,
+    /// Where items this run cannot deliver go (`outbox::open`: files, or a cluster member's
+    /// KV store, so that any member can flush them).
+    outbox: Box<dyn Store>,
+    ledger: Box<dyn Ledger>,
     max_attempts: u32,
     backoff: Backoff,
     deadline: Instant,
@@ -105,9 +106,9 @@ impl Deliverer {
     /// `budget` is the time this run may spend retrying (derived from the action's maxtime).
     pub fn new(spool_root: &std::path::Path, max_attempts: u32, budget: Duration) -> Deliverer {
         Deliverer {
-            spool: Spool::new(spool_root),
-            kv: None,
-            ledger: Ledger::new(spool_root),
+            spool: FileStore::new(spool_root),
+            outbox: Box::new(FileStore::new(spool_root)),
+            ledger: Box::new(FileLedger::new(spool_root)),
             max_attempts: max_attempts.max(1),
             backoff: Backoff::default(),
             deadline: deadline_after(budget),
@@ -120,34 +121,19 @@ impl Deliverer {
             .with_backoff(Backoff::with_base(delivery.retry_base))
     }
 
-    /// Spools to the KV store and keeps the ledger there (a search head cluster member). The
-    /// write-ahead claim of an item being sent stays a local file (it needs a local fsync; the
-    /// next flush on this member adopts it after a crash).
-    pub fn with_kvstore(mut self, kv: KvSpool) -> Deliverer {
-        self.ledger = kv.ledger();
-        self.kv = Some(kv);
+    /// Spools to `outbox` and keeps the ledger that goes with it (`outbox::open`: the KV
+    /// store on a search head cluster member). The write-ahead claim of an item being sent
+    /// stays a local file (it needs a local fsync; the next flush on this member adopts it
+    /// after a crash).
+    pub fn with_outbox(mut self, outbox: Box<dyn Store>) -> Deliverer {
+        self.ledger = outbox.ledger();
+        self.outbox = outbox;
         self
     }
 
-    /// Puts `record` in the KV store when this is a cluster member, else (or when the KV store
-    /// does not take it) in the file spool. Returns where it went.
+    /// Puts `record` in the outbox. Returns where it went.
     fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<String, Error> {
-        if let Some(kv) = &self.kv {
-            match kv.put(record, state) {
-                Ok(_) => {
-                    return Ok(format!("{} in the KV store collection {COLLECTION}", record.id));
-                }
-                Err(error) => log::warn!(
-                    "the KV store did not take item {} ({error}); keeping it on this member, the next `spool flush` moves it",
-                    record.id
-                ),
-            }
-        }
-        let path = match state {
-            ItemState::Dead => self.spool.put_dead(record)?,
-            _ => self.spool.put_pending(record)?,
-        };
-        Ok(path.display().to_string())
+        self.outbox.put(record, state)
     }
 
     pub fn with_backoff(mut self, backoff: Backoff) -> Deliverer {
@@ -155,7 +141,7 @@ impl Deliverer {
         self
     }
 
-    pub fn spool(&self) -> &Spool {
+    pub fn spool(&self) -> &FileStore {
         &self.spool
     }
 
@@ -220,7 +206,7 @@ impl Deliverer {
                 }
                 break;
             }
-            let attempt = attempt_once(&self.ledger, &item, target);
+            let attempt = attempt_once(self.ledger.as_ref(), &item, target);
             if attempt.sent {
                 attempts += 1;
             }
@@ -403,7 +389,7 @@ fn lost(item: DeliveryItem, attempts: u32, reason: &str, error: &Error) -> Deliv
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::outbox::spool::tests::{item, temp_root};
+    use crate::outbox::file::tests::{item, temp_root};
     use std::collections::VecDeque;
 
     /// A target that answers from a script (then delivers), counting what it was sent.
@@ -462,7 +448,7 @@ pub(crate) mod tests {
         let report = fast(&root, 2).deliver(item("b"), &mut target);
         assert_eq!((report.result, report.attempts), (Final::Spooled, 2));
         assert_eq!(report.exit_code(), ExitCode::Deferred);
-        let record = Spool::new(&root).peek_pending(&item_id("b")).unwrap().unwrap();
+        let record = FileStore::new(&root).peek_pending(&item_id("b")).unwrap().unwrap();
         assert_eq!(record.item, item("b"));
         assert_eq!((record.attempts, record.last_error.as_str()), (2, "HTTP 503"));
         assert!(record.next_attempt_unix > record.last_attempt_unix);
@@ -489,7 +475,7 @@ pub(crate) mod tests {
         let mut deliverer = Deliverer::new(&root, 5, Duration::from_secs(5));
         let report = deliverer.deliver(item("d"), &mut target);
         assert_eq!((report.result, target.sent.len()), (Final::Spooled, 1));
-        let record = Spool::new(&root).peek_pending(&item_id("d")).unwrap().unwrap();
+        let record = FileStore::new(&root).peek_pending(&item_id("d")).unwrap().unwrap();
         assert!(record.next_attempt_unix - record.last_attempt_unix >= 3599.0);
         let _ = std::fs::remove_dir_all(&root);
     }
@@ -507,7 +493,7 @@ pub(crate) mod tests {
         let mut deliverer = Deliverer::new(&root, 1, Duration::MAX);
         let report = deliverer.deliver(item("j"), &mut target);
         assert_eq!((report.result, target.sent.len()), (Final::Spooled, 1));
-        let record = Spool::new(&root).peek_pending(&item_id("j")).unwrap().unwrap();
+        let record = FileStore::new(&root).peek_pending(&item_id("j")).unwrap().unwrap();
         let wait = record.next_attempt_unix - record.last_attempt_unix;
         assert!((3599.0..=3601.0).contains(&wait), "{wait}");
         let _ = std::fs::remove_dir_all(&root);
@@ -586,9 +572,9 @@ pub(crate) mod tests {
         let root = temp_root("settle");
         let mut target = Scripted::new(vec![busy()]);
         assert_eq!(fast(&root, 1).deliver(item("i"), &mut target).result, Final::Spooled);
-        assert!(Spool::new(&root).peek_pending(&item_id("i")).is_some());
+        assert!(FileStore::new(&root).peek_pending(&item_id("i")).is_some());
         assert_eq!(fast(&root, 1).deliver(item("i"), &mut target).result, Final::Delivered);
-        assert!(Spool::new(&root).peek_pending(&item_id("i")).is_none());
+        assert!(FileStore::new(&root).peek_pending(&item_id("i")).is_none());
         let _ = std::fs::remove_dir_all(&root);
     }
 

@@ -12,11 +12,16 @@
 //! Two steps so that the command can read the session key only when there is work:
 //! `prepare` (check the spool is usable, remove crash leftovers, adopt abandoned claims, pick
 //! the due items) and `run` (claim, send, finish, log one line per item and a summary). Safe to
-//! run concurrently with alert actions and other flushers: see the claim protocol in `spool.rs`.
+//! run concurrently with alert actions and other flushers: see the claim protocol in `outbox/file.rs`.
 //! A store may claim several items ahead of sending them (`Store::claim_ahead`: the KV store
 //! leases 50 with one read and one write); a claim whose account is found down, or that the
 //! run's bound leaves unsent, is given back untouched, and one that waited past
 //! `Store::claim_hold` is claimed anew before it is sent.
+//! A remote that stays down costs one probe per run and nothing else: a run that found every
+//! account with pending items down (or held) leaves an `Outlook` naming each one's probe item,
+//! and while the store says nothing else may be pending (`Store::outlook`) the next run claims
+//! those probe items by id and reads nothing of the backlog; a probe that is answered (or whose
+//! item is gone) drops the outlook and the same run scans and drains (PRODUCT §11, §18).
 //! Targets are opened through a caller-supplied function, once per (target, account), so that
 //! secrets are read at send time and tests can use in-process fakes.
 
@@ -30,8 +35,10 @@ use crate::item::{Target, TargetKind};
 use crate::net::retry::{Backoff, bounded_retry_after, jitter_unit};
 use crate::net::{Outcome, RejectClass};
 use crate::outbox::ledger::Ledger;
-use crate::outbox::spool::{Claim, SpoolRecord};
-use crate::outbox::store::{Candidate, Claimed, Store};
+use crate::outbox::record::{
+    Candidate, Claim, Claimed, DownAccount, Outlook, Quarantined, SpoolRecord,
+};
+use crate::outbox::store::Store;
 pub use report::{AccountReport, AccountState};
 use report::{log_account, log_summary};
 use std::collections::{BTreeMap, HashMap};
@@ -82,8 +89,11 @@ pub struct Plan {
     work: Vec<Work>,
     /// Pending items of accounts held by the remote's Retry-After.
     pub not_due: usize,
-    /// Accounts held by a Retry-After: (target, account) → the time it ends.
-    held: BTreeMap<(TargetKind, String), (f64, usize)>,
+    /// Accounts held by a Retry-After: (target, account) → the time it ends, the pending
+    /// items, and the oldest (the probe once the hold ends: id and token).
+    held: BTreeMap<Pair, (f64, usize, Option<Probe>)>,
+    /// The last run's outlook when this plan is its probes only (nothing else was read).
+    quick: Option<Outlook>,
 }
 
 impl Plan {
@@ -129,10 +139,17 @@ impl FlushSummary {
 type Order = (bool, f64);
 /// A (target, account) pair.
 type Pair = (TargetKind, String);
+/// An item an account is probed with: its id and claim token.
+type Probe = (String, u64);
 
 /// Checks the spool, cleans up after crashes and orders the items: for each account its probe
 /// first (all probes before any drain), then the drains, each oldest first.
 pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
+    if !options.all
+        && let Some(outlook) = spool.outlook()?
+    {
+        return Ok(quick_plan(outlook));
+    }
     let scan = spool.scan()?;
     let mut plan = Plan::default();
     plan.work.extend(scan.adopted.into_iter().map(Work::Adopted));
@@ -163,14 +180,15 @@ pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
     let mut probes: Vec<(Order, (TargetKind, String), String, u64)> = Vec::new();
     let mut drains: Vec<(Order, (TargetKind, String), String, u64)> = Vec::new();
     for (pair, mut items) in by_account {
+        items.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
         if let Some(&until) = holds.get(&pair)
             && !options.all
         {
             plan.not_due += items.len();
-            plan.held.insert(pair, (until, items.len()));
+            let oldest = items.first().map(|(_, id, token)| (id.clone(), *token));
+            plan.held.insert(pair, (until, items.len(), oldest));
             continue;
         }
-        items.sort_by(|a, b| a.0.0.cmp(&b.0.0).then(a.0.1.total_cmp(&b.0.1)));
         let mut items = items.into_iter();
         if let Some((order, id, token)) = items.next() {
             probes.push((order, pair.clone(), id, token));
@@ -186,6 +204,29 @@ pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
         pair: Some(pair),
     }));
     Ok(plan)
+}
+
+/// The plan of a run that reads nothing of the backlog: a probe for each account of the last
+/// run's outlook whose Retry-After has passed; the others stay held.
+fn quick_plan(outlook: Outlook) -> Plan {
+    let now = now_unix();
+    let mut plan = Plan::default();
+    for down in &outlook.accounts {
+        let pair = (down.target, down.account.clone());
+        if down.hold_until_unix > now {
+            plan.not_due += down.pending;
+            let probe = Some((down.probe.clone(), down.token));
+            plan.held.insert(pair, (down.hold_until_unix, down.pending, probe));
+        } else {
+            plan.work.push(Work::Pending {
+                id: down.probe.clone(),
+                token: down.token,
+                pair: Some(pair),
+            });
+        }
+    }
+    plan.quick = Some(outlook);
+    plan
 }
 
 /// Gives adopted claims back to `pending/` untouched (when the flush cannot send anything).
@@ -204,7 +245,7 @@ pub fn abandon(spool: &dyn Store, plan: Plan) -> Result<()> {
     Ok(())
 }
 
-fn log_quarantined(quarantined: &crate::outbox::spool::Quarantined) {
+fn log_quarantined(quarantined: &Quarantined) {
     log::error!(
         "spool: {} is not a readable item ({}); moved to {} for inspection, it will not be sent",
         quarantined.original.display(),
@@ -229,19 +270,43 @@ pub fn run(
     open: &mut Opener,
     on_end: &mut OnEnd,
 ) -> FlushSummary {
+    let summary = drain(spool, plan, options, open, on_end);
+    for report in &summary.accounts {
+        log_account(report);
+    }
+    log_summary(spool, &summary);
+    summary
+}
+
+/// `run` without its closing lines (a quick run that found a remote back drains in it again).
+fn drain(
+    spool: &dyn Store,
+    plan: Plan,
+    options: &FlushOptions,
+    open: &mut Opener,
+    on_end: &mut OnEnd,
+) -> FlushSummary {
     let started = Instant::now();
     let ledger = spool.ledger();
     let mut summary = FlushSummary::new(plan.not_due);
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
         HashMap::new();
     let mut accounts: BTreeMap<(TargetKind, String), AccountReport> = BTreeMap::new();
-    for ((kind, account), (until, count)) in plan.held {
+    // The item each account was probed with (or, held, will be): the next run's outlook.
+    let mut probes: HashMap<Pair, Probe> = HashMap::new();
+    for ((kind, account), (until, count, oldest)) in plan.held {
         let mut report = AccountReport::new(kind, &account, AccountState::Held);
         report.pending = count;
         report.next_probe_unix = Some(until);
         report.reason = "the remote asked to retry later (Retry-After)".into();
+        if let Some(oldest) = oldest {
+            probes.insert((kind, account.clone()), oldest);
+        }
         accounts.insert((kind, account), report);
     }
+    let quick = plan.quick;
+    // A quick run whose probe was answered, or whose probe item is gone: scan and drain.
+    let mut rescan = false;
     let mut sent = 0usize;
     let mut bound_hit = false;
     // Claims taken ahead (`Store::claim_ahead`), by item id, with when they were taken.
@@ -312,7 +377,10 @@ pub fn run(
             }
         };
         let claim = match claimed {
-            Ok(None) => continue, // another flusher took it, or it is gone
+            Ok(None) => {
+                rescan |= quick.is_some();
+                continue; // another flusher took it, or it is gone
+            }
             Ok(Some(Ok(claim))) => claim,
             Ok(Some(Err(quarantined))) => {
                 log_quarantined(&quarantined);
@@ -338,11 +406,12 @@ pub fn run(
             continue;
         }
         sent = sent.saturating_add(1);
+        let probe = (claim.id.clone(), claim.token);
         let before = (summary.delivered, summary.duplicates, summary.rejected);
         let target = targets.entry(pair.clone()).or_insert_with(|| open(pair.0, &pair.1));
         let step = match target {
             Ok(target) => {
-                send(spool, &ledger, claim, target.as_mut(), options, &mut summary, on_end)
+                send(spool, ledger.as_ref(), claim, target.as_mut(), options, &mut summary, on_end)
             }
             Err(error) => cannot_open(spool, claim, error, options, &mut summary),
         };
@@ -350,12 +419,16 @@ pub fn run(
         report.duplicates += summary.duplicates - before.1;
         report.rejected += summary.rejected - before.2;
         match step {
-            Ok(Step::Done) => report.state = AccountState::Up,
+            Ok(Step::Done) => {
+                report.state = AccountState::Up;
+                rescan |= quick.is_some();
+            }
             Ok(Step::RemoteUnavailable { reason, hold }) => {
                 report.state = AccountState::Down;
                 report.pending += 1;
                 report.reason = reason;
                 report.next_probe_unix = hold;
+                probes.entry(pair).or_insert(probe);
             }
             Err(error) => return fatal(summary, &error),
         }
@@ -370,12 +443,129 @@ pub fn run(
     }
     if let Err(error) = spool.settle() {
         summary = fatal(summary, &error);
+    } else if let Some(rest) = look_ahead(
+        spool,
+        options,
+        quick,
+        probes,
+        &mut accounts,
+        &mut summary,
+        rescan,
+        sent,
+        started,
+        open,
+        on_end,
+    ) {
+        return rest;
     }
     summary.accounts = accounts.into_values().collect();
-    for report in &summary.accounts {
-        log_account(report);
+    summary
+}
+
+/// After a run: counts what a quick run did not read, leaves the outlook for the next run, and
+/// when a quick run found a remote back, scans and drains in this same run (its summary).
+#[allow(clippy::too_many_arguments)]
+fn look_ahead(
+    spool: &dyn Store,
+    options: &FlushOptions,
+    quick: Option<Outlook>,
+    probes: HashMap<Pair, Probe>,
+    accounts: &mut BTreeMap<Pair, AccountReport>,
+    summary: &mut FlushSummary,
+    rescan: bool,
+    sent: usize,
+    started: Instant,
+    open: &mut Opener,
+    on_end: &mut OnEnd,
+) -> Option<FlushSummary> {
+    if let Some(outlook) = &quick {
+        // Only the probes were read: the rest of each account's backlog is as last counted.
+        for down in &outlook.accounts {
+            if let Some(report) = accounts.get_mut(&(down.target, down.account.clone()))
+                && report.state == AccountState::Down
+            {
+                let rest = down.pending.saturating_sub(report.pending);
+                report.pending += rest;
+                summary.still_pending += rest;
+            }
+        }
     }
-    log_summary(spool, &summary);
+    let next = if rescan { None } else { outlook_of(accounts, &probes, summary) };
+    if let Err(error) = spool.save_outlook(next.as_ref()) {
+        *summary = fatal(summary.clone(), &error);
+        return None;
+    }
+    if rescan {
+        // A remote is back (or the backlog changed): this same run scans and drains it.
+        let options = FlushOptions {
+            all: false,
+            max_items: options.max_items.saturating_sub(sent),
+            max_time: options.max_time.saturating_sub(started.elapsed()),
+            ..*options
+        };
+        let rest = match prepare(spool, &options) {
+            Ok(plan) => drain(spool, plan, &options, open, on_end),
+            Err(error) => fatal(summary.clone(), &error),
+        };
+        return Some(merged(summary.clone(), std::mem::take(accounts), rest));
+    }
+    None
+}
+
+/// The outlook this run leaves: every account with pending items is down or held, each with
+/// its probe item, and the run read everything else (nothing unreadable, nothing unreached).
+fn outlook_of(
+    accounts: &BTreeMap<Pair, AccountReport>,
+    probes: &HashMap<Pair, Probe>,
+    summary: &FlushSummary,
+) -> Option<Outlook> {
+    if summary.left_for_next_run > 0 || summary.quarantined > 0 {
+        return None;
+    }
+    let mut outlook = Outlook::default();
+    for (pair, report) in accounts {
+        match report.state {
+            AccountState::Up if report.pending == 0 => continue,
+            AccountState::Down | AccountState::Held => {}
+            _ => return None,
+        }
+        let (probe, token) = probes.get(pair)?.clone();
+        outlook.accounts.push(DownAccount {
+            target: pair.0,
+            account: pair.1.clone(),
+            probe,
+            token,
+            pending: report.pending,
+            hold_until_unix: report.next_probe_unix.unwrap_or(0.0),
+            reason: report.reason.clone(),
+        });
+    }
+    (!outlook.accounts.is_empty()).then_some(outlook)
+}
+
+/// A quick run's summary followed by the scan and drain it led to (which reported itself).
+fn merged(
+    first: FlushSummary,
+    mut accounts: BTreeMap<Pair, AccountReport>,
+    rest: FlushSummary,
+) -> FlushSummary {
+    let mut summary = rest;
+    summary.delivered += first.delivered;
+    summary.duplicates += first.duplicates;
+    summary.rejected += first.rejected;
+    summary.quarantined += first.quarantined;
+    summary.exit = summary.exit.worst(first.exit);
+    for report in &mut summary.accounts {
+        let probed = accounts
+            .iter()
+            .find(|(pair, _)| pair.0.as_str() == report.target && pair.1 == report.account)
+            .map(|(pair, _)| pair.clone());
+        if let Some(probed) = probed.and_then(|pair| accounts.remove(&pair)) {
+            report.delivered += probed.delivered;
+            report.duplicates += probed.duplicates;
+            report.rejected += probed.rejected;
+        }
+    }
     summary
 }
 
@@ -422,7 +612,7 @@ fn describe(record: &SpoolRecord) -> String {
 
 fn send(
     spool: &dyn Store,
-    ledger: &Ledger,
+    ledger: &dyn Ledger,
     claim: Claim,
     target: &mut dyn Target,
     options: &FlushOptions,

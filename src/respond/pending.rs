@@ -9,7 +9,7 @@
 
 use super::{INTERACTIONS_COLLECTION, Responder};
 use crate::civil_time::now;
-use crate::outbox::spool::write_atomically;
+use crate::outbox::write_atomically;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

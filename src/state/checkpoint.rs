@@ -179,7 +179,7 @@ impl Checkpoint {
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = serde_json::to_vec(self).map_err(|error| Error::Internal(error.to_string()))?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        crate::outbox::spool::write_atomically(dir, path, &bytes)
+        crate::outbox::write_atomically(dir, path, &bytes)
     }
 }
 

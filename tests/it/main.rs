@@ -20,6 +20,7 @@ mod links;
 mod listener_lifecycle;
 mod mapping_rules;
 mod notables;
+mod outage;
 mod recovery;
 mod remotes;
 mod robustness;

@@ -1,8 +1,9 @@
 use super::*;
 use crate::delivery::deliverer::tests::Scripted;
 use crate::item::item_id;
-use crate::outbox::spool::Spool;
-use crate::outbox::spool::tests::{record, temp_root};
+use crate::outbox::file::FileStore as Spool;
+use crate::outbox::file::tests::{record, temp_root};
+use crate::outbox::record::{ItemState, Listed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -306,10 +307,13 @@ impl Store for Ahead {
     fn location(&self) -> String {
         self.spool.location()
     }
-    fn ledger(&self) -> Ledger {
+    fn ledger(&self) -> Box<dyn Ledger> {
         Store::ledger(&self.spool)
     }
-    fn scan(&self) -> Result<crate::outbox::store::Scan> {
+    fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<String> {
+        Store::put(&self.spool, record, state)
+    }
+    fn scan(&self) -> Result<crate::outbox::record::Scan> {
         Store::scan(&self.spool)
     }
     fn claim(&self, id: &str, token: u64) -> Result<Claimed> {
@@ -321,7 +325,7 @@ impl Store for Ahead {
     fn open_adopted(
         &self,
         path: &std::path::Path,
-    ) -> Result<std::result::Result<Claim, crate::outbox::spool::Quarantined>> {
+    ) -> Result<std::result::Result<Claim, crate::outbox::record::Quarantined>> {
         Store::open_adopted(&self.spool, path)
     }
     fn finish_delivered(&self, claim: Claim) -> Result<()> {
@@ -335,6 +339,15 @@ impl Store for Ahead {
     }
     fn settle(&self) -> Result<()> {
         Store::settle(&self.spool)
+    }
+    fn list(&self) -> Result<Vec<Listed>> {
+        Store::list(&self.spool)
+    }
+    fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        Store::requeue(&self.spool, ids)
+    }
+    fn purge(&self, older_than: std::time::Duration) -> Result<Vec<std::path::PathBuf>> {
+        Store::purge(&self.spool, older_than)
     }
 }
 

@@ -2,24 +2,29 @@
 //! target's "which SDIs does the container already hold? post the rest" is two requests, so
 //! two runs on the same notables (two analysts running the same ad-hoc action, an alert run
 //! and a `spool flush`) could both see an SDI missing and both post it. The check-then-post
-//! of one container therefore runs while holding an exclusive OS file lock on
-//! `<spool_dir>/locks/soar-<hash of account and container SDI>.lock` (`std::fs::File::try_lock`:
-//! `flock` on Unix, `LockFileEx` on Windows), which the OS releases when the holder exits or
-//! is killed, so a crash never leaves a claim behind.
+//! of one container therefore runs while holding an exclusive OS file lock on one slot of a
+//! fixed lock table, `<spool_dir>/locks/soar-<slot>.lock` with the slot a hash of account and
+//! container SDI (`std::fs::File::try_lock`: `flock` on Unix, `LockFileEx` on Windows), which
+//! the OS releases when the holder exits or is killed, so a crash never leaves a claim behind.
+//! The table has `SLOTS` files whatever the number of containers ever sent to (a drain of
+//! 100,000 containers used to leave 100,000 lock files): two containers that share a slot are
+//! merely not sent to at the same instant.
 //!
-//! Each holder writes its process token into the lock file while it holds the claim, so the
-//! next holder can tell whether somebody else held it since its own last turn: a process that
-//! created the container itself skips the pre-check of later batches only while nobody else
-//! has touched the container in between.
+//! Each holder writes its process token and the container's hash into the slot while it holds
+//! the claim, so the next holder can tell whether somebody else held the container's slot
+//! since its own last turn on that container: a process that created the container itself
+//! skips the pre-check of later batches only while nobody else has touched the slot in
+//! between (a turn of another container in the slot counts as somebody else: a pre-check too
+//! many, never one too few).
 //!
 //! The claim is local to one machine; on a search head cluster the KV store spool's leases
 //! keep members from sending the same item (PRODUCT §11).
 //!
-//! Every container leaves its lock file behind (a drain of ten thousand items, ten thousand
-//! files), so `spool flush` removes those nobody holds and nobody has taken anew for a day
-//! (`sweep_stale`). A process may have opened such a file just before it went: a claim
-//! therefore counts only once the locked file is still the one at the path, else it opens the
-//! path again (the usual rule for lock files that get removed).
+//! `spool flush` removes lock files nobody holds and nobody has taken anew for a day
+//! (`sweep_stale`: the per-container files of earlier versions, and idle slots). A process may
+//! have opened such a file just before it went: a claim therefore counts only once the locked
+//! file is still the one at the path, else it opens the path again (the usual rule for lock
+//! files that get removed).
 
 use crate::error::{Error, Result};
 use crate::item::item_id;
@@ -36,6 +41,10 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Lock files that no new holder has taken for this long are removed by `spool flush`.
 pub const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// Slots of the lock table, per kind of claim (`soar`, `storm`): the most lock files a kind
+/// ever leaves, and how many containers can be sent to at the same instant.
+pub const SLOTS: u64 = 64;
 
 /// The folder of the claims under a spool folder.
 pub fn claims_dir(spool_dir: &Path) -> PathBuf {
@@ -75,12 +84,13 @@ fn process_token() -> &'static str {
     })
 }
 
-/// Reads the previous holder's token and writes ours (the lock is held).
-fn take_turn(file: &mut File) -> std::io::Result<bool> {
+/// Reads the previous holder's turn and writes ours, `<process token> <container>` (the lock
+/// is held).
+fn take_turn(file: &mut File, container: &str) -> std::io::Result<bool> {
     let mut previous = String::new();
     file.seek(SeekFrom::Start(0))?;
     file.take(256).read_to_string(&mut previous)?;
-    let token = process_token();
+    let token = format!("{} {container}", process_token());
     if previous != token {
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
@@ -138,7 +148,8 @@ impl ContainerClaims {
                 }
                 Ok(()) => {
                     // Unreadable token: assume the worst (someone else held it).
-                    let others_since = take_turn(&mut file).unwrap_or(true);
+                    let container = self.container(container_sdi);
+                    let others_since = take_turn(&mut file, &container).unwrap_or(true);
                     return Ok(Claim { _file: file, others_since });
                 }
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
@@ -199,13 +210,17 @@ impl ContainerClaims {
         removed
     }
 
+    /// The container's hash (account and SDI), 32 hex digits.
+    fn container(&self, container_sdi: &str) -> String {
+        item_id(&format!("{}\n{container_sdi}", self.account))
+    }
+
+    /// The container's slot of the lock table.
     fn path(&self, container_sdi: &str) -> PathBuf {
-        let name = format!(
-            "{}-{}.lock",
-            self.prefix,
-            item_id(&format!("{}\n{container_sdi}", self.account))
-        );
-        self.dir.join(name)
+        // Both halves of the hash folded (FNV's low bits alone spread poorly).
+        let hash = u128::from_str_radix(&self.container(container_sdi), 16).unwrap_or(0);
+        let slot = ((hash >> 64) as u64 ^ hash as u64) % SLOTS;
+        self.dir.join(format!("{}-{slot:02}.lock", self.prefix))
     }
 
     fn open(&self, container_sdi: &str) -> Result<File> {

@@ -32,9 +32,14 @@
 //! file ledger entries into the KV store (`migrate`), which also adopts a file spool left by an
 //! earlier version. No secret is ever written: items carry none.
 
+use super::file::FileStore;
 use super::ledger::Ledger;
-use super::spool::{Claim, ItemState, Listed, Quarantined, Spool, SpoolRecord, parse_record};
-use super::store::{Candidate, Claimed, Scan, Store, Summary};
+use super::ledger::kv::KvLedger;
+use super::record::{
+    Candidate, Claim, Claimed, ItemState, Listed, Outlook, Page, Quarantined, Scan, SpoolRecord,
+    Summary, parse_record,
+};
+use super::store::Store;
 use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
 use crate::remotes::splunkd::Splunkd;
@@ -66,12 +71,12 @@ enum Taken {
     Leased(Box<Claim>, Value),
 }
 
-pub struct KvSpool {
+pub struct KvStore {
     /// Delivered items not deleted yet, and since when the oldest waits (`settle`).
     delivered: std::sync::Mutex<(Vec<String>, Option<std::time::Instant>)>,
     splunkd: Splunkd,
     /// The member's local file spool: migration source and ledger folder.
-    local: Spool,
+    local: FileStore,
     lease_s: f64,
     conflict_status: u16,
     owner: String,
@@ -89,6 +94,24 @@ fn generation(document: &Value) -> u64 {
     document.get("lease_gen").and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// An item document as `spool list` shows it (an item under a live lease is in flight).
+fn listed(document: &Value, now: f64) -> Listed {
+    let id = document.get("_key").and_then(Value::as_str).unwrap_or_default().to_string();
+    let state = match document.get("state").and_then(Value::as_str) {
+        Some("dead") => ItemState::Dead,
+        Some("quarantine") => ItemState::Quarantine,
+        _ if number(document, "lease_expires_unix") > now => ItemState::Inflight,
+        _ => ItemState::Pending,
+    };
+    let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
+    Listed {
+        state,
+        path: pseudo_path(&id),
+        record: parse_record(text.as_bytes(), &id),
+        modified_unix: number(document, "last_attempt_unix"),
+    }
+}
+
 fn pseudo_path(id: &str) -> PathBuf {
     PathBuf::from(format!("kvstore:{COLLECTION}/{id}"))
 }
@@ -99,11 +122,16 @@ fn fresh_generation() -> u64 {
     if millis.is_finite() && millis > 0.0 { millis as u64 } else { 1 }
 }
 
-impl KvSpool {
-    pub fn new(splunkd: Splunkd, local: Spool, lease_s: f64, conflict_status: u16) -> KvSpool {
+impl KvStore {
+    /// The ledger that goes with this store: `stackflow_ledger`, and the member's file ledger.
+    fn kv_ledger(&self) -> KvLedger {
+        KvLedger::new(self.splunkd.clone(), self.local.root())
+    }
+
+    pub fn new(splunkd: Splunkd, local: FileStore, lease_s: f64, conflict_status: u16) -> KvStore {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
         let owner = format!("{host}:{}:{}", std::process::id(), fresh_generation());
-        KvSpool { delivered: Default::default(), splunkd, local, lease_s, conflict_status, owner }
+        KvStore { delivered: Default::default(), splunkd, local, lease_s, conflict_status, owner }
     }
 
     /// The item document for a record in `state`, holding `generation` with `expires`.
@@ -139,7 +167,7 @@ impl KvSpool {
     }
 
     /// Adds an item in `state`; an item with the same id already there wins (same dedupe key).
-    pub fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<bool> {
+    fn insert(&self, record: &SpoolRecord, state: ItemState) -> Result<bool> {
         let document = Self::document(record, state, fresh_generation(), 0.0)?;
         self.splunkd.kv_insert(COLLECTION, &document, self.conflict_status)
     }
@@ -148,11 +176,11 @@ impl KvSpool {
     /// spool of an earlier version) into the collection, and its file ledger into
     /// `stackflow_ledger`. Each file is claimed first, so a
     /// concurrent file flusher never sends it too; it is removed only once the KV store has it.
-    pub fn migrate(&self) -> Result<usize> {
+    fn migrate_local(&self) -> Result<usize> {
         if !self.local.root().exists() {
             return Ok(0);
         }
-        self.ledger().migrate_files()?;
+        self.kv_ledger().migrate_files()?;
         let mut moved = 0;
         let scan = Store::scan(&self.local)?;
         // Write-ahead claims of alert runs killed mid-send are adopted, then moved like the rest.
@@ -172,7 +200,7 @@ impl KvSpool {
                 }
                 Some(Ok(claim)) => claim,
             };
-            match self.put(&claim.record, ItemState::Pending) {
+            match self.insert(&claim.record, ItemState::Pending) {
                 Ok(_) => {
                     self.local.finish_delivered(claim)?;
                     moved += 1;
@@ -189,7 +217,7 @@ impl KvSpool {
                 continue;
             }
             if let Ok(record) = &entry.record {
-                self.put(record, ItemState::Dead)?;
+                self.insert(record, ItemState::Dead)?;
                 match std::fs::remove_file(&entry.path) {
                     Ok(()) => moved += 1,
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -241,30 +269,81 @@ impl KvSpool {
     }
 
     /// Every item, as `spool list` shows it (an item under a live lease is in flight).
-    pub fn list(&self) -> Result<Vec<Listed>> {
+    fn list_items(&self) -> Result<Vec<Listed>> {
         let now = now_unix();
-        let mut listed = Vec::new();
-        for document in self.items(None)? {
-            let id = document.get("_key").and_then(Value::as_str).unwrap_or_default().to_string();
-            let state = match document.get("state").and_then(Value::as_str) {
-                Some("dead") => ItemState::Dead,
-                Some("quarantine") => ItemState::Quarantine,
-                _ if number(&document, "lease_expires_unix") > now => ItemState::Inflight,
-                _ => ItemState::Pending,
-            };
-            let text = document.get("record").and_then(Value::as_str).unwrap_or_default();
-            listed.push(Listed {
-                state,
-                path: pseudo_path(&id),
-                record: parse_record(text.as_bytes(), &id),
-                modified_unix: number(&document, "last_attempt_unix"),
-            });
+        Ok(self.items(None)?.iter().map(|document| listed(document, now)).collect())
+    }
+
+    /// A pending item document as a flush's candidate; `None` while another member's lease on
+    /// it holds.
+    fn candidate(&self, document: &Value, now: f64) -> Option<Candidate> {
+        let id = document.get("_key").and_then(Value::as_str)?;
+        let expires = number(document, "lease_expires_unix");
+        if expires > now {
+            return None; // another member is sending it
         }
-        Ok(listed)
+        if expires > 0.0 {
+            log::info!(
+                "spool: KV store item {id} was being sent by {} whose lease expired; taking it over",
+                document.get("lease_owner").and_then(Value::as_str).unwrap_or("?")
+            );
+        }
+        let target = document.get("target").cloned().map(serde_json::from_value);
+        let record = match (target, document.get("account").and_then(Value::as_str)) {
+            (Some(Ok(target)), Some(account)) => Ok(Summary {
+                target,
+                account: account.to_string(),
+                first_attempt_unix: number(document, "first_attempt_unix"),
+                next_attempt_unix: number(document, "next_attempt_unix"),
+                remote_hold_unix: number(document, "remote_hold_unix"),
+            }),
+            // Claimed anyway, so that it is quarantined with a line naming it.
+            _ => Err(format!("KV store item {id} has no readable target and account")),
+        };
+        Some(Candidate { id: id.to_string(), token: generation(document), record })
+    }
+
+    /// At most `limit` items of `state` in one query (one more asked, to tell whether there
+    /// are more).
+    fn page_items(&self, state: ItemState, limit: usize) -> Result<Page> {
+        let now = now_unix();
+        let query = match state {
+            ItemState::Pending => {
+                json!({"kind": "item", "state": "pending", "lease_expires_unix": {"$lte": now}})
+            }
+            ItemState::Inflight => {
+                json!({"kind": "item", "state": "pending", "lease_expires_unix": {"$gt": now}})
+            }
+            other => json!({"kind": "item", "state": other.as_str()}),
+        };
+        let documents =
+            self.splunkd.kv_query_page(COLLECTION, &query, 0, limit.saturating_add(1))?;
+        let more = documents.len() > limit;
+        let items = documents.iter().take(limit).map(|document| listed(document, now)).collect();
+        Ok(Page { items, more })
+    }
+
+    /// Whether a pending item of an account not in `outlook` is there (one query for one key).
+    fn others_pending(&self, outlook: &Outlook) -> Result<bool> {
+        let not_down: Vec<Value> = outlook
+            .accounts
+            .iter()
+            .map(|down| {
+                json!({"$or": [
+                    {"target": {"$ne": down.target.as_str()}},
+                    {"account": {"$ne": down.account}},
+                ]})
+            })
+            .collect();
+        let mut query = json!({"kind": "item", "state": "pending"});
+        if !not_down.is_empty() {
+            query["$and"] = Value::Array(not_down);
+        }
+        Ok(!self.splunkd.kv_query_fields(COLLECTION, &query, 0, 1, Some("_key"))?.is_empty())
     }
 
     /// Dead letters back to pending, due now (`ids` empty: all). Returns requeued and missing ids.
-    pub fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+    fn requeue_items(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
         let dead = self.items(Some(ItemState::Dead))?;
         let wanted: Vec<String> = if ids.is_empty() {
             dead.iter()
@@ -299,7 +378,7 @@ impl KvSpool {
     }
 
     /// Deletes dead letters and quarantined items whose last attempt is older than `older_than`.
-    pub fn purge(&self, older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
+    fn purge_items(&self, older_than: std::time::Duration) -> Result<Vec<PathBuf>> {
         let cutoff = now_unix() - older_than.as_secs_f64();
         let mut removed = Vec::new();
         for document in self.items(None)? {
@@ -378,7 +457,7 @@ impl KvSpool {
     }
 }
 
-impl Drop for KvSpool {
+impl Drop for KvStore {
     fn drop(&mut self) {
         if let Err(error) = Store::settle(self) {
             log::warn!(
@@ -388,54 +467,92 @@ impl Drop for KvSpool {
     }
 }
 
-impl Store for KvSpool {
+impl Store for KvStore {
     fn location(&self) -> String {
         format!("KV store collection {COLLECTION} (splunkd at {})", self.splunkd.base_url())
     }
 
-    fn ledger(&self) -> Ledger {
-        Ledger::in_kvstore(self.local.root(), self.splunkd.clone())
+    fn ledger(&self) -> Box<dyn Ledger> {
+        Box::new(self.kv_ledger())
+    }
+
+    /// Into the collection; when the KV store does not take it, into the member's file spool
+    /// (the next `spool flush` moves it).
+    fn put(&self, record: &SpoolRecord, state: ItemState) -> Result<String> {
+        match self.insert(record, state) {
+            Ok(_) => return Ok(format!("{} in the KV store collection {COLLECTION}", record.id)),
+            Err(error) => log::warn!(
+                "the KV store did not take item {} ({error}); keeping it on this member, the next `spool flush` moves it",
+                record.id
+            ),
+        }
+        self.local.put(record, state)
+    }
+
+    fn migrate(&self) -> Result<usize> {
+        self.migrate_local()
+    }
+
+    fn list(&self) -> Result<Vec<Listed>> {
+        self.migrate_local()?;
+        self.list_items()
+    }
+
+    fn requeue(&self, ids: &[String]) -> Result<(Vec<String>, Vec<String>)> {
+        self.migrate_local()?;
+        self.requeue_items(ids)
+    }
+
+    fn purge(&self, older_than: Duration) -> Result<Vec<PathBuf>> {
+        self.migrate_local()?;
+        self.purge_items(older_than)
+    }
+
+    fn page(&self, state: ItemState, limit: usize) -> Result<Page> {
+        self.migrate_local()?;
+        self.page_items(state, limit)
+    }
+
+    /// The member's last outlook (kept with its local files), while the member has nothing
+    /// local to move and the collection holds no pending item of another account.
+    fn outlook(&self) -> Result<Option<Outlook>> {
+        let Some(outlook) = self.local.outlook()? else { return Ok(None) };
+        if self.others_pending(&outlook)? {
+            return Ok(None);
+        }
+        Ok(Some(outlook))
+    }
+
+    fn save_outlook(&self, outlook: Option<&Outlook>) -> Result<()> {
+        self.local.save_outlook(outlook)
     }
 
     fn scan(&self) -> Result<Scan> {
-        self.migrate()?;
+        self.migrate_local()?;
         self.collect_leases()?;
         let now = now_unix();
         let mut pending = Vec::new();
-        for document in self.items_with(Some(ItemState::Pending), Some(SCAN_FIELDS))? {
-            let Some(id) = document.get("_key").and_then(Value::as_str) else { continue };
-            let expires = number(&document, "lease_expires_unix");
-            if expires > now {
-                continue; // another member is sending it
+        // Page by page into candidates: a page's documents are dropped before the next is read.
+        let query = json!({"kind": "item", "state": ItemState::Pending.as_str()});
+        let mut skip = 0;
+        loop {
+            let page =
+                self.splunkd.kv_query_fields(COLLECTION, &query, skip, PAGE, Some(SCAN_FIELDS))?;
+            skip += page.len();
+            let last = page.len() < PAGE;
+            for document in page {
+                if let Some(candidate) = self.candidate(&document, now) {
+                    pending.push(candidate);
+                }
             }
-            if expires > 0.0 {
-                log::info!(
-                    "spool: KV store item {id} was being sent by {} whose lease expired; taking it over",
-                    document.get("lease_owner").and_then(Value::as_str).unwrap_or("?")
-                );
+            if last {
+                break;
             }
-            let target = document.get("target").cloned().map(serde_json::from_value);
-            let record = match (target, document.get("account").and_then(Value::as_str)) {
-                (Some(Ok(target)), Some(account)) => Ok(Summary {
-                    target,
-                    account: account.to_string(),
-                    first_attempt_unix: number(&document, "first_attempt_unix"),
-                    next_attempt_unix: number(&document, "next_attempt_unix"),
-                    remote_hold_unix: number(&document, "remote_hold_unix"),
-                }),
-                // Claimed anyway, so that it is quarantined with a line naming it.
-                _ => Err(format!("KV store item {id} has no readable target and account")),
-            };
-            pending.push(Candidate { id: id.to_string(), token: generation(&document), record });
         }
         Ok(Scan { adopted: Vec::new(), pending })
     }
 
-    fn claim(
-        &self,
-        id: &str,
-        token: u64,
-    ) -> Result<Option<std::result::Result<Claim, Quarantined>>> {
+    fn claim(&self, id: &str, token: u64) -> Result<Claimed> {
         let next = token.saturating_add(1);
         let expires = now_unix() + self.lease_s;
         if !self.insert_lease(id, next, expires)? {

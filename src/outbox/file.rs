@@ -10,7 +10,7 @@
 //! - `inflight/`   `<id>.<pid>.json`: an item a flusher (process `pid`) claimed and is sending.
 //! - `dead/`       `<id>.json`: a dead letter (rejected), kept until requeued or purged.
 //! - `quarantine/` files that could not be read as an item (truncated, not JSON), kept for a human.
-//! - `ledger/`     see `ledger.rs`.
+//! - `ledger/`     see `ledger/file.rs`.
 //!
 //! Write protocol: write `tmp/…`, fsync it, rename into place, fsync the folder. A rename within
 //! one filesystem is atomic, so a reader sees the whole file or none. The item id is derived
@@ -23,23 +23,24 @@
 //! claims whose process is gone (again by one atomic rename) and sends them: the dedupe key
 //! makes that re-send harmless. No secret is ever written: items carry none.
 //!
-//! (One job, the file protocol: the record format is in `spool/record.rs`, the file primitives
-//! — atomic writes, listings, claim names and their owners — in `spool/files.rs`, the tests in
-//! `spool/tests.rs`.)
+//! (One job, the file protocol: the record format is in `outbox/record.rs`, the file primitives
+//! — atomic writes, listings, claim names and their owners — in `file/files.rs`, the `Store`
+//! trait over them in `file/store.rs`, the tests in `file/tests.rs`.)
 
 mod files;
-mod record;
+mod store;
 
 pub(crate) use files::modified_unix;
 use files::{list_dir, owner_gone, split_claim_name, tmp_pid};
 pub use files::{pid_alive, write_atomically};
-pub(crate) use record::parse_record;
-pub use record::{RECORD_VERSION, SpoolRecord, SpoolRecordView};
+
+use super::record::{
+    Claim, ItemState, Listed, Page, Quarantined, SpoolRecord, SpoolRecordView, parse_record,
+};
 
 use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
 use crate::fsync::sync_dir;
-use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,57 +54,7 @@ pub struct WriteAhead {
     pub path: PathBuf,
 }
 
-/// The folders an item file can be in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemState {
-    Pending,
-    Inflight,
-    Dead,
-    Quarantine,
-}
-
-impl ItemState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemState::Pending => "pending",
-            ItemState::Inflight => "inflight",
-            ItemState::Dead => "dead",
-            ItemState::Quarantine => "quarantine",
-        }
-    }
-}
-
-/// One file of the spool as `spool list` shows it.
-#[derive(Clone, Debug)]
-pub struct Listed {
-    pub state: ItemState,
-    pub path: PathBuf,
-    /// The record, or why the file cannot be read as one.
-    pub record: std::result::Result<SpoolRecord, String>,
-    /// Last modification, seconds since the epoch (0 when unknown).
-    pub modified_unix: f64,
-}
-
-/// An item this process claimed (`inflight/<id>.<pid>.json`) and must finish.
-#[derive(Debug)]
-pub struct Claim {
-    pub id: String,
-    pub path: PathBuf,
-    pub record: SpoolRecord,
-    /// The lease generation a KV store claim holds (0 for a file claim).
-    pub token: u64,
-}
-
-/// A claimed file that was not a readable item: it has been moved to `quarantine/`.
-#[derive(Debug)]
-pub struct Quarantined {
-    pub original: PathBuf,
-    pub moved_to: PathBuf,
-    pub problem: String,
-}
-
-/// What `Spool::recover` cleaned up.
+/// What `FileStore::recover` cleaned up.
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// Temp files of dead writers that were removed.
@@ -114,7 +65,7 @@ pub struct Recovery {
     pub superseded: Vec<PathBuf>,
 }
 
-pub struct Spool {
+pub struct FileStore {
     root: PathBuf,
     /// Claims of delivered items were removed from `inflight/` since its last folder sync
     /// (`finish_delivered` groups those syncs; `settle`, or dropping the spool, does it).
@@ -125,7 +76,7 @@ pub struct Spool {
     recycled: std::sync::Mutex<Option<PathBuf>>,
 }
 
-impl Drop for Spool {
+impl Drop for FileStore {
     fn drop(&mut self) {
         if let Some(path) = self.recycled.get_mut().ok().and_then(Option::take) {
             let _ = fs::remove_file(path);
@@ -144,9 +95,9 @@ pub(super) fn is_not_found(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::NotFound
 }
 
-impl Spool {
-    pub fn new(root: impl Into<PathBuf>) -> Spool {
-        Spool {
+impl FileStore {
+    pub fn new(root: impl Into<PathBuf>) -> FileStore {
+        FileStore {
             root: root.into(),
             unsynced_removals: Default::default(),
             recycled: Default::default(),
@@ -449,34 +400,61 @@ impl Spool {
     /// Every file of `pending/`, `inflight/`, `dead/` and `quarantine/`. Read-only.
     pub fn list(&self) -> Result<Vec<Listed>> {
         let mut listed = Vec::new();
-        for (state, dir) in [
-            (ItemState::Pending, self.pending_dir()),
-            (ItemState::Inflight, self.inflight_dir()),
-            (ItemState::Dead, self.dead_dir()),
-            (ItemState::Quarantine, self.quarantine_dir()),
-        ] {
-            for (path, name) in list_dir(&dir)? {
-                if name.starts_with('.') {
-                    continue;
-                }
-                let id = match state {
-                    ItemState::Inflight => {
-                        split_claim_name(&name).map(|(id, _)| id.to_string()).unwrap_or_default()
-                    }
-                    _ => name.strip_suffix(".json").unwrap_or(&name).to_string(),
-                };
-                let record = match (state, fs::read(&path)) {
-                    (ItemState::Quarantine, Ok(bytes)) => {
-                        parse_record(&bytes, "").and_then(|_| Err("quarantined".to_string()))
-                    }
-                    (_, Ok(bytes)) => parse_record(&bytes, &id),
-                    (_, Err(error)) if is_not_found(&error) => continue,
-                    (_, Err(error)) => Err(format!("cannot read it: {error}")),
-                };
-                listed.push(Listed { state, modified_unix: modified_unix(&path), path, record });
-            }
+        for state in
+            [ItemState::Pending, ItemState::Inflight, ItemState::Dead, ItemState::Quarantine]
+        {
+            listed.extend(self.page_of(state, usize::MAX)?.items);
         }
         Ok(listed)
+    }
+
+    fn dir_of(&self, state: ItemState) -> PathBuf {
+        match state {
+            ItemState::Pending => self.pending_dir(),
+            ItemState::Inflight => self.inflight_dir(),
+            ItemState::Dead => self.dead_dir(),
+            ItemState::Quarantine => self.quarantine_dir(),
+        }
+    }
+
+    /// At most `limit` files of one state's folder, read as they come from the folder (no
+    /// listing of the whole folder first), and whether there are more. Read-only.
+    pub fn page_of(&self, state: ItemState, limit: usize) -> Result<Page> {
+        let dir = self.dir_of(state);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if is_not_found(&error) => return Ok(Page::default()),
+            Err(error) => return Err(spool_error(&dir, error)),
+        };
+        let mut page = Page::default();
+        for entry in entries {
+            let entry = entry.map_err(|error| spool_error(&dir, error))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+            if name.starts_with('.') || !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+                continue;
+            }
+            if page.items.len() >= limit {
+                page.more = true;
+                break;
+            }
+            let path = entry.path();
+            let id = match state {
+                ItemState::Inflight => {
+                    split_claim_name(&name).map(|(id, _)| id.to_string()).unwrap_or_default()
+                }
+                _ => name.strip_suffix(".json").unwrap_or(&name).to_string(),
+            };
+            let record = match (state, fs::read(&path)) {
+                (ItemState::Quarantine, Ok(bytes)) => {
+                    parse_record(&bytes, "").and_then(|_| Err("quarantined".to_string()))
+                }
+                (_, Ok(bytes)) => parse_record(&bytes, &id),
+                (_, Err(error)) if is_not_found(&error) => continue,
+                (_, Err(error)) => Err(format!("cannot read it: {error}")),
+            };
+            page.items.push(Listed { state, modified_unix: modified_unix(&path), path, record });
+        }
+        Ok(page)
     }
 
     /// Moves dead letters back to `pending/`, due now. `ids` empty means every dead letter.
@@ -493,6 +471,9 @@ impl Spool {
         };
         let mut done = Vec::new();
         let mut missing = Vec::new();
+        if !wanted.is_empty() {
+            self.mark_fresh()?; // the next flush scans for what this puts back
+        }
         for id in wanted {
             let path = dead.join(format!("{id}.json"));
             let bytes = match fs::read(&path) {

@@ -1,12 +1,15 @@
-//! What one spool file holds (`SpoolRecord`), and the alert run's fast way to write one
-//! (`SpoolRecordView::write_json`): every item an alert sends is first written as a claim, and
-//! a SOAR batch is up to a megabyte of JSON that must not be checked again on the way.
+//! The outbox's records, the same for files and the KV store: what is kept of one item
+//! (`SpoolRecord`) and the alert run's fast way to write one (`SpoolRecordView::write_json`:
+//! every item an alert sends is first written as a claim, and a SOAR batch is up to a megabyte
+//! of JSON that must not be checked again on the way); an item's state, a listed item, a claim,
+//! a quarantined item, and what a store's scan found for a flush's plan.
 
-use crate::item::DeliveryItem;
 use crate::item::item_id;
+use crate::item::{DeliveryItem, TargetKind};
 use crate::net::RejectClass;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
+use std::path::PathBuf;
 
 /// Format version of the files, for future migrations.
 pub const RECORD_VERSION: u32 = 1;
@@ -126,6 +129,134 @@ pub(crate) fn parse_record(bytes: &[u8], id: &str) -> std::result::Result<SpoolR
         return Err("its id does not match its dedupe key".to_string());
     }
     Ok(record)
+}
+
+/// Where an item is: waiting, being sent, refused, or unreadable (a file's folder, or a KV
+/// document's `state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemState {
+    Pending,
+    Inflight,
+    Dead,
+    Quarantine,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending => "pending",
+            ItemState::Inflight => "inflight",
+            ItemState::Dead => "dead",
+            ItemState::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// One item of the outbox as `spool list` shows it.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    pub state: ItemState,
+    pub path: PathBuf,
+    /// The record, or why the file cannot be read as one.
+    pub record: std::result::Result<SpoolRecord, String>,
+    /// Last modification, seconds since the epoch (0 when unknown).
+    pub modified_unix: f64,
+}
+
+/// An item this process claimed (a file in `inflight/`, or a KV store lease) and must finish.
+#[derive(Debug)]
+pub struct Claim {
+    pub id: String,
+    pub path: PathBuf,
+    pub record: SpoolRecord,
+    /// The lease generation a KV store claim holds (0 for a file claim).
+    pub token: u64,
+}
+
+/// A claimed item that was not readable: it has been moved to quarantine.
+#[derive(Debug)]
+pub struct Quarantined {
+    pub original: PathBuf,
+    pub moved_to: PathBuf,
+    pub problem: String,
+}
+
+/// What claiming one pending item gave: `None` when another flusher has it or it is gone.
+pub type Claimed = Option<std::result::Result<Claim, Quarantined>>;
+
+/// A pending item a store found: its id, the token its claim must present (the KV store's lease
+/// generation; 0 for files), and what the flusher's plan needs of its record when readable
+/// (not the request itself: a plan over a large backlog must not hold every request).
+#[derive(Debug)]
+pub struct Candidate {
+    pub id: String,
+    pub token: u64,
+    pub record: std::result::Result<Summary, String>,
+}
+
+/// The part of a pending record the plan orders by.
+#[derive(Debug)]
+pub struct Summary {
+    pub target: TargetKind,
+    pub account: String,
+    pub first_attempt_unix: f64,
+    pub next_attempt_unix: f64,
+    pub remote_hold_unix: f64,
+}
+
+impl Summary {
+    pub fn of(record: SpoolRecord) -> Summary {
+        Summary {
+            target: record.item.target,
+            account: record.item.account,
+            first_attempt_unix: record.first_attempt_unix,
+            next_attempt_unix: record.next_attempt_unix,
+            remote_hold_unix: record.remote_hold_unix,
+        }
+    }
+}
+
+/// What a store found to do: claims of crashed flushers it adopted, and the pending items.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub adopted: Vec<PathBuf>,
+    pub pending: Vec<Candidate>,
+}
+
+/// What the last flush found: every account with pending items was down (or held by its
+/// Retry-After), each with the item it probes with. While it holds, a flush probes each account
+/// once with that item and reads nothing else of the backlog; a store drops it (`Store::outlook`
+/// answers `None`) as soon as anything else may be pending (an item put, requeued, or left by a
+/// crashed run).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Outlook {
+    pub accounts: Vec<DownAccount>,
+}
+
+/// One account the last flush found down.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DownAccount {
+    pub target: TargetKind,
+    pub account: String,
+    /// The item the next flush probes with (the account's oldest), and its claim token.
+    pub probe: String,
+    pub token: u64,
+    /// Pending items of the account when it was last counted.
+    pub pending: usize,
+    /// The remote's Retry-After: no probe before then (0: none).
+    pub hold_until_unix: f64,
+    pub reason: String,
+}
+
+/// At most this many items of a state a page of `spool list` or of the status line reads.
+pub const PAGE: usize = 1000;
+
+/// A page of one state's items, and whether the store holds more of them.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Listed>,
+    pub more: bool,
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! Unit tests of `spool`.
+//! Unit tests of the file store.
 
 use super::*;
 use crate::item::{DeliveryItem, ItemContext, TargetKind, item_id};
 use crate::net::RejectClass;
+use crate::outbox::record::RECORD_VERSION;
 
 pub(crate) fn temp_root(tag: &str) -> PathBuf {
     let root = std::env::temp_dir().join(format!(
@@ -50,7 +51,7 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn a_claim_is_exclusive_and_finishing_leaves_no_claim() {
     let root = temp_root("claim");
-    let spool = Spool::new(&root);
+    let spool = FileStore::new(&root);
     let id = item_id("k1");
     spool.put_pending(&record("k1")).unwrap();
     let claim = spool.claim(&id).unwrap().unwrap().unwrap();
@@ -72,7 +73,7 @@ fn a_claim_is_exclusive_and_finishing_leaves_no_claim() {
 #[test]
 fn recovery_adopts_claims_of_dead_flushers_and_removes_their_temp_files() {
     let root = temp_root("recover");
-    let spool = Spool::new(&root);
+    let spool = FileStore::new(&root);
     fs::create_dir_all(spool.inflight_dir()).unwrap();
     fs::create_dir_all(spool.tmp_dir()).unwrap();
     // pid u32::MAX - 1 cannot exist (Linux pid_max ≤ 2^22).
@@ -117,7 +118,7 @@ fn recovery_adopts_claims_of_dead_flushers_and_removes_their_temp_files() {
 #[test]
 fn a_corrupt_item_is_quarantined_on_claim() {
     let root = temp_root("corrupt");
-    let spool = Spool::new(&root);
+    let spool = FileStore::new(&root);
     fs::create_dir_all(spool.pending_dir()).unwrap();
     let id = item_id("torn");
     let full = serde_json::to_vec(&record("torn")).unwrap();
@@ -135,7 +136,7 @@ fn a_corrupt_item_is_quarantined_on_claim() {
 #[test]
 fn requeue_and_purge_work_on_dead_letters() {
     let root = temp_root("dead");
-    let spool = Spool::new(&root);
+    let spool = FileStore::new(&root);
     let mut old = record("old");
     old.reject_class = Some(RejectClass::Remote);
     old.last_attempt_unix = now_unix() - 10.0 * 86400.0;
@@ -161,7 +162,7 @@ fn an_unusable_spool_is_an_error_naming_the_path() {
     let root = temp_root("unusable");
     fs::create_dir_all(root.parent().unwrap()).unwrap();
     fs::write(&root, b"a regular file").unwrap();
-    let spool = Spool::new(root.join("spool"));
+    let spool = FileStore::new(root.join("spool"));
     let error = spool.put_pending(&record("k")).unwrap_err();
     assert!(error.to_string().contains(&root.display().to_string()), "{error}");
     assert!(spool.check_usable().is_err());
@@ -173,7 +174,7 @@ fn an_unusable_spool_is_an_error_naming_the_path() {
 fn write_ahead_claims_reuse_one_file_and_leave_nothing_behind() {
     use std::os::unix::fs::MetadataExt;
     let root = temp_root("write-ahead");
-    let spool = Spool::new(&root);
+    let spool = FileStore::new(&root);
     let mut inodes = Vec::new();
     // Each shorter than the one before: the reused file must not keep the previous tail.
     for key in ["batch:0 with a longer key than the others", "batch:1", "b:2"] {
