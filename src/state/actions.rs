@@ -6,10 +6,11 @@
 //! reported; a finished run is reported once (its id stays in the checkpoint while its
 //! container is linked).
 
-use super::checkpoint::Checkpoint;
-use super::clock::{later, untrusted, with_overlap};
+use super::checkpoint::{Checkpoint, Cursor};
+use super::children::{Query, Step, poll_children};
+use super::clock::{later, untrusted};
 use super::{Links, MAX_MESSAGE_CHARS, Poll, SOURCETYPE_ACTION_RUN, event_time};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::remotes::soar::read::{ActionRun, ChangeKind, SoarReader, run_finished};
 use serde_json::{Value, json};
 use std::io::Write;
@@ -43,81 +44,52 @@ pub fn poll_action_runs<W: Write>(
     checkpoint: &mut Checkpoint,
     ids: &[u64],
 ) -> Result<()> {
-    let overlap = poll.options.overlap_s;
-    let cursor = &mut checkpoint.action_runs;
-    cursor.parents.retain(|id| id.parse().is_ok_and(|id: u64| links.containers.contains_key(&id)));
-    let (known, new): (Vec<u64>, Vec<u64>) =
-        ids.iter().partition(|id| cursor.parents.contains(&id.to_string()));
-    let since = cursor.since.clone();
-    let mut newest: Option<String> = None;
-    let mut complete = true;
-    let mut failure: Option<Error> = None;
-    for (group, filter, is_new) in [(&known, since.as_deref(), false), (&new, None, true)] {
-        if group.is_empty() || !complete {
-            continue;
+    let overlap_s = poll.options.overlap_s;
+    let mut visit = |item: &Value, cursor: &mut Cursor, newest: &mut Option<String>| -> Step {
+        let Some(run) = ActionRun::from_json(item) else { return Step::Next };
+        let Some(link) = links.containers.get(&run.container_id) else { return Step::Next };
+        let problem = untrusted(&run.update_time, poll.now);
+        if !run_finished(&run.status) {
+            return Step::Next;
         }
-        let filter = filter.and_then(|since| with_overlap(since, overlap));
-        let mut visit = |item: &Value| -> bool {
-            let Some(run) = ActionRun::from_json(item) else { return true };
-            let Some(link) = links.containers.get(&run.container_id) else { return true };
-            let problem = untrusted(&run.update_time, poll.now);
-            if !run_finished(&run.status) {
-                return true;
-            }
-            // The cursor moves over finished runs only: a run still going is read again.
-            if problem.is_none() {
-                newest = later(newest.take(), &run.update_time);
-            }
-            let id = format!("{}/{}", run.container_id, run.id);
-            if cursor.seen.contains_key(&id) {
-                return true;
-            }
-            if !poll.budget_left() {
-                return false;
-            }
-            if let Some(problem) = &problem {
-                log::warn!(
-                    "{}: SOAR action run {} (container {}): {problem}; reported, but the checkpoint does not move on it",
-                    poll.stanza,
-                    run.id,
-                    run.container_id
-                );
-            }
-            let time = [&run.end_time, &run.update_time]
-                .into_iter()
-                .map(|time| event_time(time, poll.now))
-                .find(|time| !time.is_empty())
-                .unwrap_or_default();
-            match poll.emit(SOURCETYPE_ACTION_RUN, time, &action_fields(&run, link)) {
-                Ok(()) => {
-                    cursor.seen.insert(id, run.status.clone());
-                    true
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    false
-                }
-            }
-        };
-        let read = reader.each_changed(
-            ChangeKind::ActionRuns,
-            group,
-            "update_time",
-            filter.as_deref(),
-            &mut visit,
-        );
-        match read {
-            Ok(true) if is_new => cursor.parents.extend(group.iter().map(u64::to_string)),
-            Ok(true) => {}
-            Ok(false) => complete = false,
-            Err(reason) => {
-                complete = false;
-                failure.get_or_insert(Error::Unavailable(reason));
-            }
+        // The cursor moves over finished runs only: a run still going is read again.
+        if problem.is_none() {
+            *newest = later(newest.take(), &run.update_time);
         }
-    }
-    if complete {
-        cursor.since = later(since, newest.as_deref().unwrap_or_default());
-    }
-    failure.map_or(Ok(()), Err)
+        let id = format!("{}/{}", run.container_id, run.id);
+        if cursor.seen.contains_key(&id) {
+            return Step::Next;
+        }
+        if !poll.budget_left() {
+            return Step::Stop;
+        }
+        if let Some(problem) = &problem {
+            log::warn!(
+                "{}: SOAR action run {} (container {}): {problem}; reported, but the checkpoint does not move on it",
+                poll.stanza,
+                run.id,
+                run.container_id
+            );
+        }
+        let time = [&run.end_time, &run.update_time]
+            .into_iter()
+            .map(|time| event_time(time, poll.now))
+            .find(|time| !time.is_empty())
+            .unwrap_or_default();
+        match poll.emit(SOURCETYPE_ACTION_RUN, time, &action_fields(&run, link)) {
+            Ok(()) => {
+                cursor.seen.insert(id, run.status.clone());
+                Step::Next
+            }
+            Err(error) => Step::Fail(error),
+        }
+    };
+    poll_children(
+        reader,
+        links,
+        &mut checkpoint.action_runs,
+        ids,
+        Query { kind: ChangeKind::ActionRuns, time_field: "update_time", overlap_s },
+        &mut visit,
+    )
 }

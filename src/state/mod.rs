@@ -22,6 +22,7 @@
 
 mod actions;
 pub mod checkpoint;
+mod children;
 pub mod clock;
 pub mod comments;
 pub mod links;

@@ -2,7 +2,8 @@
 //! each read oldest change first and reported when its fields changed. A change time the
 //! input cannot trust (`clock`) is reported with its object but never moves the cursor.
 
-use super::checkpoint::{Checkpoint, fingerprint};
+use super::checkpoint::{Checkpoint, Cursor, fingerprint};
+use super::children::{Query, Step, poll_children};
 use super::clock::{later, untrusted, with_overlap};
 use super::{
     Links, Poll, SOURCETYPE_CONTAINER, SOURCETYPE_PLAYBOOK_RUN, container_closed, container_fields,
@@ -128,87 +129,58 @@ fn poll_runs<W: Write>(
     checkpoint: &mut Checkpoint,
     ids: &[u64],
 ) -> Result<()> {
-    let overlap = poll.options.overlap_s;
+    let overlap_s = poll.options.overlap_s;
     let comment_runs = poll.comment_runs;
     let comments = &mut checkpoint.comments;
-    let cursor = &mut checkpoint.playbook_runs;
-    cursor.parents.retain(|id| id.parse().is_ok_and(|id: u64| links.containers.contains_key(&id)));
-    let (known, new): (Vec<u64>, Vec<u64>) =
-        ids.iter().partition(|id| cursor.parents.contains(&id.to_string()));
     let field = poll.options.run_time_field.clone();
-    let since = cursor.since.clone();
-    let mut newest: Option<String> = None;
-    let mut complete = true;
-    let mut failure: Option<Error> = None;
-    for (group, filter, is_new) in [(&known, since.as_deref(), false), (&new, None, true)] {
-        if group.is_empty() || !complete {
-            continue;
+    let mut visit = |item: &Value, cursor: &mut Cursor, newest: &mut Option<String>| -> Step {
+        let Some(run) = PlaybookRun::from_json(item) else { return Step::Next };
+        let Some(link) = links.containers.get(&run.container_id) else { return Step::Next };
+        let id = format!("{}/{}", run.container_id, run.id);
+        let changed_at =
+            if field.is_empty() { String::new() } else { remote::text(item.get(&field)) };
+        let problem = if field.is_empty() { None } else { untrusted(&changed_at, poll.now) };
+        if !field.is_empty() && problem.is_none() {
+            *newest = later(newest.take(), &changed_at);
         }
-        let filter = filter.and_then(|since| with_overlap(since, overlap));
-        let mut visit = |item: &Value| -> bool {
-            let Some(run) = PlaybookRun::from_json(item) else { return true };
-            let Some(link) = links.containers.get(&run.container_id) else { return true };
-            let id = format!("{}/{}", run.container_id, run.id);
-            let changed_at =
-                if field.is_empty() { String::new() } else { remote::text(item.get(&field)) };
-            let problem = if field.is_empty() { None } else { untrusted(&changed_at, poll.now) };
-            if !field.is_empty() && problem.is_none() {
-                newest = later(newest.take(), &changed_at);
-            }
-            let fields = run_fields(&run, link);
-            let print = fingerprint(&fields);
-            if !cursor.changed(&id, &print) {
-                return true;
-            }
-            if !poll.budget_left() {
-                return false;
-            }
-            if let Some(problem) = &problem {
-                log::warn!(
-                    "{}: SOAR playbook run {} (container {}): {problem}; reported, but the checkpoint does not move on it",
-                    poll.stanza,
-                    run.id,
-                    run.container_id
-                );
-            }
-            let time = [&run.update_time, &run.end_time, &run.start_time]
-                .into_iter()
-                .map(|time| event_time(time, poll.now))
-                .find(|time| !time.is_empty())
-                .unwrap_or_default();
-            match poll.emit(SOURCETYPE_PLAYBOOK_RUN, time, &fields) {
-                Ok(()) => {
-                    if comment_runs {
-                        super::comments::queue(comments, &run, link);
-                    }
-                    cursor.seen.insert(id, print);
-                    true
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    false
-                }
-            }
-        };
-        let read = reader.each_changed(
-            ChangeKind::PlaybookRuns,
-            group,
-            &field,
-            filter.as_deref(),
-            &mut visit,
-        );
-        match read {
-            Ok(true) if is_new => cursor.parents.extend(group.iter().map(u64::to_string)),
-            Ok(true) => {}
-            Ok(false) => complete = false,
-            Err(reason) => {
-                complete = false;
-                failure.get_or_insert(Error::Unavailable(reason));
-            }
+        let fields = run_fields(&run, link);
+        let print = fingerprint(&fields);
+        if !cursor.changed(&id, &print) {
+            return Step::Next;
         }
-    }
-    if complete && !field.is_empty() {
-        cursor.since = later(since, newest.as_deref().unwrap_or_default());
-    }
-    failure.map_or(Ok(()), Err)
+        if !poll.budget_left() {
+            return Step::Stop;
+        }
+        if let Some(problem) = &problem {
+            log::warn!(
+                "{}: SOAR playbook run {} (container {}): {problem}; reported, but the checkpoint does not move on it",
+                poll.stanza,
+                run.id,
+                run.container_id
+            );
+        }
+        let time = [&run.update_time, &run.end_time, &run.start_time]
+            .into_iter()
+            .map(|time| event_time(time, poll.now))
+            .find(|time| !time.is_empty())
+            .unwrap_or_default();
+        match poll.emit(SOURCETYPE_PLAYBOOK_RUN, time, &fields) {
+            Ok(()) => {
+                if comment_runs {
+                    super::comments::queue(comments, &run, link);
+                }
+                cursor.seen.insert(id, print);
+                Step::Next
+            }
+            Err(error) => Step::Fail(error),
+        }
+    };
+    poll_children(
+        reader,
+        links,
+        &mut checkpoint.playbook_runs,
+        ids,
+        Query { kind: ChangeKind::PlaybookRuns, time_field: &field, overlap_s },
+        &mut visit,
+    )
 }
