@@ -443,73 +443,47 @@ fn drain(
     }
     if let Err(error) = spool.settle() {
         summary = fatal(summary, &error);
-    } else if let Some(rest) = look_ahead(
-        spool,
-        options,
-        quick,
-        probes,
-        &mut accounts,
-        &mut summary,
-        rescan,
-        sent,
-        started,
-        open,
-        on_end,
-    ) {
-        return rest;
+    } else {
+        count_unread(quick.as_ref(), &mut accounts, &mut summary);
+        let next = if rescan { None } else { outlook_of(&accounts, &probes, &summary) };
+        if let Err(error) = spool.save_outlook(next.as_ref()) {
+            summary = fatal(summary, &error);
+        } else if rescan {
+            // A remote is back (or the backlog changed): this same run scans and drains it.
+            let options = FlushOptions {
+                all: false,
+                max_items: options.max_items.saturating_sub(sent),
+                max_time: options.max_time.saturating_sub(started.elapsed()),
+                ..*options
+            };
+            let rest = match prepare(spool, &options) {
+                Ok(plan) => drain(spool, plan, &options, open, on_end),
+                Err(error) => fatal(summary.clone(), &error),
+            };
+            return merged(summary, accounts, rest);
+        }
     }
     summary.accounts = accounts.into_values().collect();
     summary
 }
 
-/// After a run: counts what a quick run did not read, leaves the outlook for the next run, and
-/// when a quick run found a remote back, scans and drains in this same run (its summary).
-#[allow(clippy::too_many_arguments)]
-fn look_ahead(
-    spool: &dyn Store,
-    options: &FlushOptions,
-    quick: Option<Outlook>,
-    probes: HashMap<Pair, Probe>,
+/// After a quick run (only the probes were read): the rest of each down account's backlog is as
+/// last counted.
+fn count_unread(
+    quick: Option<&Outlook>,
     accounts: &mut BTreeMap<Pair, AccountReport>,
     summary: &mut FlushSummary,
-    rescan: bool,
-    sent: usize,
-    started: Instant,
-    open: &mut Opener,
-    on_end: &mut OnEnd,
-) -> Option<FlushSummary> {
-    if let Some(outlook) = &quick {
-        // Only the probes were read: the rest of each account's backlog is as last counted.
-        for down in &outlook.accounts {
-            if let Some(report) = accounts.get_mut(&(down.target, down.account.clone()))
-                && report.state == AccountState::Down
-            {
-                let rest = down.pending.saturating_sub(report.pending);
-                report.pending += rest;
-                summary.still_pending += rest;
-            }
+) {
+    let Some(outlook) = quick else { return };
+    for down in &outlook.accounts {
+        if let Some(report) = accounts.get_mut(&(down.target, down.account.clone()))
+            && report.state == AccountState::Down
+        {
+            let rest = down.pending.saturating_sub(report.pending);
+            report.pending += rest;
+            summary.still_pending += rest;
         }
     }
-    let next = if rescan { None } else { outlook_of(accounts, &probes, summary) };
-    if let Err(error) = spool.save_outlook(next.as_ref()) {
-        *summary = fatal(summary.clone(), &error);
-        return None;
-    }
-    if rescan {
-        // A remote is back (or the backlog changed): this same run scans and drains it.
-        let options = FlushOptions {
-            all: false,
-            max_items: options.max_items.saturating_sub(sent),
-            max_time: options.max_time.saturating_sub(started.elapsed()),
-            ..*options
-        };
-        let rest = match prepare(spool, &options) {
-            Ok(plan) => drain(spool, plan, &options, open, on_end),
-            Err(error) => fatal(summary.clone(), &error),
-        };
-        return Some(merged(summary.clone(), std::mem::take(accounts), rest));
-    }
-    None
 }
 
 /// The outlook this run leaves: every account with pending items is down or held, each with
