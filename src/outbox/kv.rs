@@ -44,7 +44,7 @@ use crate::civil_time::now_unix;
 use crate::error::{Error, Result};
 use crate::remotes::splunkd::Splunkd;
 use serde_json::{Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,10 +52,10 @@ use std::time::Duration;
 pub const COLLECTION: &str = "stackflow_spool";
 /// Documents per KV store query page (each item carries its request: keep answers small).
 const PAGE: usize = 500;
+mod scan;
+
 /// What a flush's plan reads of each pending item (not the request).
 const SCAN_FIELDS: &str = "_key,state,target,account,first_attempt_unix,next_attempt_unix,lease_gen,lease_owner,lease_expires_unix,remote_hold_unix";
-/// Accounts a bounded scan looks for (one query each).
-const MAX_ACCOUNTS: usize = 1000;
 /// Lease documents are removed this long after they expired.
 const LEASE_KEEP_S: f64 = 3600.0;
 
@@ -307,12 +307,6 @@ impl KvStore {
 
     /// At most `limit` items of `state` in one query (one more asked, to tell whether there
     /// are more).
-    /// One page of pending-item fields, oldest first (`first_attempt_unix`, then `_key`).
-    fn sorted_page(&self, query: &Value, skip: usize, limit: usize) -> Result<Vec<Value>> {
-        let sort = "first_attempt_unix:1,_key:1";
-        self.splunkd.kv_query_sorted(COLLECTION, query, sort, skip, limit, Some(SCAN_FIELDS))
-    }
-
     fn page_items(&self, state: ItemState, limit: usize) -> Result<Page> {
         let now = now_unix();
         let query = match state {
@@ -535,105 +529,16 @@ impl Store for KvStore {
         self.local.save_outlook(outlook)
     }
 
+    /// Every pending item (see `scan_bounded`).
     fn scan(&self) -> Result<Scan> {
-        self.migrate_local()?;
-        self.collect_leases()?;
-        let now = now_unix();
-        let mut pending = Vec::new();
-        // Page by page into candidates: a page's documents are dropped before the next is read.
-        let query = json!({"kind": "item", "state": ItemState::Pending.as_str()});
-        let mut skip = 0;
-        loop {
-            let page =
-                self.splunkd.kv_query_fields(COLLECTION, &query, skip, PAGE, Some(SCAN_FIELDS))?;
-            skip += page.len();
-            let last = page.len() < PAGE;
-            for document in page {
-                if let Some(candidate) = self.candidate(&document, now) {
-                    pending.push(candidate);
-                }
-            }
-            if last {
-                break;
-            }
-        }
-        Ok(Scan { adopted: Vec::new(), pending, more: false })
+        self.scan_bounded(usize::MAX)
     }
 
-    /// Per account, its oldest `limit` pending items (due ones first) with the KV store's
-    /// `sort` and `limit` (Splunk REST API Reference, "KV store endpoints",
-    /// `storage/collections/data/{collection}`), not the whole backlog: the accounts are found
-    /// one query each (the oldest item of none of those found yet), and each account's item
-    /// with the latest Retry-After hold is read too, so that a held account stays held.
+    /// Per account, its oldest `limit` pending items, due ones first (`scan.rs`).
     fn scan_bounded(&self, limit: usize) -> Result<Scan> {
         self.migrate_local()?;
         self.collect_leases()?;
-        let now = now_unix();
-        let mut pending = Vec::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut keep = |documents: Vec<Value>, pending: &mut Vec<Candidate>| {
-            for document in documents {
-                let Some(id) = document.get("_key").and_then(Value::as_str) else { continue };
-                if seen.insert(id.to_string())
-                    && let Some(candidate) = self.candidate(&document, now)
-                {
-                    pending.push(candidate);
-                }
-            }
-        };
-        let mut others: Vec<Value> = Vec::new();
-        let mut more = false;
-        for found in 0..=MAX_ACCOUNTS {
-            if found == MAX_ACCOUNTS {
-                more = true;
-                break;
-            }
-            let mut query = json!({"kind": "item", "state": "pending"});
-            if !others.is_empty() {
-                query["$and"] = Value::Array(others.clone());
-            }
-            let oldest = self.sorted_page(&query, 0, 1)?;
-            let Some(first) = oldest.first() else { break };
-            let target = first.get("target").and_then(Value::as_str).map(str::to_string);
-            let account = first.get("account").and_then(Value::as_str).map(str::to_string);
-            let (Some(target), Some(account)) = (target, account) else {
-                // Unreadable: a candidate of its own (quarantined when claimed).
-                let key = first.get("_key").cloned().unwrap_or(Value::Null);
-                others.push(json!({"_key": {"$ne": key}}));
-                keep(oldest, &mut pending);
-                continue;
-            };
-            others.push(json!({"$or": [
-                {"target": {"$ne": target}},
-                {"account": {"$ne": account}},
-            ]}));
-            // The latest Retry-After hold of the account, if any (it holds the whole account).
-            let held = json!({"kind": "item", "state": "pending", "target": target,
-                "account": account, "remote_hold_unix": {"$gt": now}});
-            let sort = "remote_hold_unix:-1";
-            keep(
-                self.splunkd.kv_query_sorted(COLLECTION, &held, sort, 0, 1, Some(SCAN_FIELDS))?,
-                &mut pending,
-            );
-            let mut left = limit;
-            for due in [json!({"$lte": now}), json!({"$gt": now})] {
-                let query = json!({"kind": "item", "state": "pending", "target": target,
-                    "account": account, "next_attempt_unix": due});
-                let mut skip = 0;
-                while left > 0 {
-                    let page = self.sorted_page(&query, skip, left.min(PAGE))?;
-                    let read = page.len();
-                    skip += read;
-                    left -= read;
-                    keep(page, &mut pending);
-                    if read < PAGE.min(left + read) {
-                        break;
-                    }
-                }
-            }
-            more |= left == 0;
-        }
-        Ok(Scan { adopted: Vec::new(), pending, more })
+        self.oldest_pending(limit)
     }
 
     fn claim(&self, id: &str, token: u64) -> Result<Claimed> {
