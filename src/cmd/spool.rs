@@ -157,6 +157,7 @@ struct FlushCounts {
     not_due: usize,
     still_pending: usize,
     left_for_next_run: usize,
+    counts_capped: bool,
     accounts: Vec<flush::AccountReport>,
 }
 
@@ -167,7 +168,7 @@ fn print_status(outbox: &dyn Store, counts: &FlushCounts, code: ExitCode) {
     // stay down, what the last scan counted); the other states are read a page at most.
     let now = now_unix();
     let mut dead = Vec::new();
-    let mut capped = false;
+    let mut capped = counts.counts_capped;
     let mut count = |state| match outbox.page(state, PAGE) {
         Ok(page) => {
             capped |= page.more;
@@ -286,6 +287,7 @@ fn flush(
     counts.rejected = summary.rejected;
     counts.left_for_next_run = summary.left_for_next_run;
     counts.still_pending = summary.still_pending;
+    counts.counts_capped = summary.counts_capped;
     counts.accounts = summary.accounts;
     summary.exit
 }

@@ -94,6 +94,8 @@ pub struct Plan {
     held: BTreeMap<Pair, (f64, usize, Option<Probe>)>,
     /// The last run's outlook when this plan is its probes only (nothing else was read).
     quick: Option<Outlook>,
+    /// The scan was bounded and left pending items unread: the counts are at least.
+    more: bool,
 }
 
 impl Plan {
@@ -116,6 +118,8 @@ pub struct FlushSummary {
     pub left_for_next_run: usize,
     /// Per (target, account), what this run found.
     pub accounts: Vec<AccountReport>,
+    /// The pending counts are at least: the scan read only what the run could send.
+    pub counts_capped: bool,
     pub exit: ExitCode,
 }
 
@@ -130,6 +134,7 @@ impl FlushSummary {
             not_due,
             left_for_next_run: 0,
             accounts: Vec::new(),
+            counts_capped: false,
             exit: ExitCode::Success,
         }
     }
@@ -150,8 +155,9 @@ pub fn prepare(spool: &dyn Store, options: &FlushOptions) -> Result<Plan> {
     {
         return Ok(quick_plan(outlook));
     }
-    let scan = spool.scan()?;
-    let mut plan = Plan::default();
+    // One more than the run may send, so that an account with more is seen to have more.
+    let scan = spool.scan_bounded(options.max_items.saturating_add(1))?;
+    let mut plan = Plan { more: scan.more, ..Plan::default() };
     plan.work.extend(scan.adopted.into_iter().map(Work::Adopted));
     let now = now_unix();
     let mut unreadable = Vec::new();
@@ -289,6 +295,7 @@ fn drain(
     let started = Instant::now();
     let ledger = spool.ledger();
     let mut summary = FlushSummary::new(plan.not_due);
+    summary.counts_capped = plan.more;
     let mut targets: HashMap<(TargetKind, String), std::result::Result<Box<dyn Target>, Error>> =
         HashMap::new();
     let mut accounts: BTreeMap<(TargetKind, String), AccountReport> = BTreeMap::new();
@@ -435,9 +442,10 @@ fn drain(
     }
     if summary.left_for_next_run > 0 {
         log::warn!(
-            "spool: this flush reached its bound ({} items or {:.0}s, [delivery] flush_max_items / flush_max_s); {} item(s) wait for the next flush",
+            "spool: this flush reached its bound ({} items or {:.0}s, [delivery] flush_max_items / flush_max_s); {}{} item(s) wait for the next flush",
             options.max_items,
             options.max_time.as_secs_f64(),
+            if summary.counts_capped { "at least " } else { "" },
             summary.left_for_next_run
         );
     }
@@ -475,6 +483,7 @@ fn count_unread(
     summary: &mut FlushSummary,
 ) {
     let Some(outlook) = quick else { return };
+    summary.counts_capped |= outlook.capped;
     for down in &outlook.accounts {
         if let Some(report) = accounts.get_mut(&(down.target, down.account.clone()))
             && report.state == AccountState::Down
@@ -496,7 +505,7 @@ fn outlook_of(
     if summary.left_for_next_run > 0 || summary.quarantined > 0 {
         return None;
     }
-    let mut outlook = Outlook::default();
+    let mut outlook = Outlook { capped: summary.counts_capped, ..Outlook::default() };
     for (pair, report) in accounts {
         match report.state {
             AccountState::Up if report.pending == 0 => continue,
@@ -528,6 +537,7 @@ fn merged(
     summary.duplicates += first.duplicates;
     summary.rejected += first.rejected;
     summary.quarantined += first.quarantined;
+    summary.counts_capped |= first.counts_capped;
     summary.exit = summary.exit.worst(first.exit);
     for report in &mut summary.accounts {
         let probed = accounts

@@ -52,6 +52,8 @@ use std::time::Duration;
 pub const COLLECTION: &str = "stackflow_spool";
 /// Documents per KV store query page (each item carries its request: keep answers small).
 const PAGE: usize = 500;
+mod scan;
+
 /// What a flush's plan reads of each pending item (not the request).
 const SCAN_FIELDS: &str = "_key,state,target,account,first_attempt_unix,next_attempt_unix,lease_gen,lease_owner,lease_expires_unix,remote_hold_unix";
 /// Lease documents are removed this long after they expired.
@@ -527,29 +529,16 @@ impl Store for KvStore {
         self.local.save_outlook(outlook)
     }
 
+    /// Every pending item (see `scan_bounded`).
     fn scan(&self) -> Result<Scan> {
+        self.scan_bounded(usize::MAX)
+    }
+
+    /// Per account, its oldest `limit` pending items, due ones first (`scan.rs`).
+    fn scan_bounded(&self, limit: usize) -> Result<Scan> {
         self.migrate_local()?;
         self.collect_leases()?;
-        let now = now_unix();
-        let mut pending = Vec::new();
-        // Page by page into candidates: a page's documents are dropped before the next is read.
-        let query = json!({"kind": "item", "state": ItemState::Pending.as_str()});
-        let mut skip = 0;
-        loop {
-            let page =
-                self.splunkd.kv_query_fields(COLLECTION, &query, skip, PAGE, Some(SCAN_FIELDS))?;
-            skip += page.len();
-            let last = page.len() < PAGE;
-            for document in page {
-                if let Some(candidate) = self.candidate(&document, now) {
-                    pending.push(candidate);
-                }
-            }
-            if last {
-                break;
-            }
-        }
-        Ok(Scan { adopted: Vec::new(), pending })
+        self.oldest_pending(limit)
     }
 
     fn claim(&self, id: &str, token: u64) -> Result<Claimed> {

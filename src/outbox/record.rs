@@ -222,6 +222,8 @@ impl Summary {
 pub struct Scan {
     pub adopted: Vec<PathBuf>,
     pub pending: Vec<Candidate>,
+    /// A bounded scan (`Store::scan_bounded`) left pending items unread: counts are at least.
+    pub more: bool,
 }
 
 /// What the last flush found: every account with pending items was down (or held by its
@@ -232,6 +234,9 @@ pub struct Scan {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Outlook {
     pub accounts: Vec<DownAccount>,
+    /// The scan behind it was bounded and left items unread: its counts are at least.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
 }
 
 /// One account the last flush found down.

@@ -27,6 +27,12 @@ pub trait Store: Send {
     }
     /// Checks the store, cleans up after crashes, lists the pending items.
     fn scan(&self) -> Result<Scan>;
+    /// `scan`, reading at most about `limit` pending items of each account: the oldest due
+    /// ones, then the oldest not due (a flush sends at most `flush_max_items`, so reading more
+    /// would only cost time and memory). Stores whose scan is cheap read everything.
+    fn scan_bounded(&self, _limit: usize) -> Result<Scan> {
+        self.scan()
+    }
     /// Claims a pending item: `Ok(None)` when another flusher has it or it is gone.
     fn claim(&self, id: &str, token: u64) -> Result<Claimed>;
     /// Claims several pending items, in order; one answer per item as `claim` gives it. The KV

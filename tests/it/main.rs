@@ -16,6 +16,7 @@ mod delivery;
 mod duplicates;
 mod incident;
 mod input_limits;
+mod kv_drain;
 mod links;
 mod listener_lifecycle;
 mod mapping_rules;

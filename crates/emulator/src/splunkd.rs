@@ -1,7 +1,7 @@
 //! splunkd emulation: `storage/passwords` (one, list, create, update, delete), the app KV
 //! store collection data API (insert, update, batch_save, query with `$or`/`$and`/`$not`/
 //! `$gt`…/`$ne`/equality and the `$in` extension — refused with 400 when `kv_refuse_in` is set,
-//! as a splunkd that keeps to its documented operators would — skip/limit/sort=_key/fields,
+//! as a splunkd that keeps to its documented operators would — skip/limit/sort/fields,
 //! delete by key or by query), `authentication/users` (by name, and
 //! `search=email=…`), ES 7 `notable_update`, the ES app version, and ES 8's finding update and
 //! notes endpoints; the search endpoints are in `splunkd_search.rs`.

@@ -1,6 +1,6 @@
 //! The emulated KV store's collection data API (`storage/collections/data/<collection>`):
 //! insert, update, batch_save, query (`$or`/`$and`/`$not`/`$gt`…/`$ne`/equality and the `$in`
-//! extension, refused with 400 when `kv_refuse_in` is set), skip/limit/sort=_key/fields, delete
+//! extension, refused with 400 when `kv_refuse_in` is set), skip/limit/sort (`<field>:1|-1`, partial selection)/fields, delete
 //! by key or by query.
 
 use super::{Splunkd, messages};
@@ -60,8 +60,8 @@ pub(super) fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> R
                 .unwrap_or(usize::MAX);
             let mut found: Vec<&Value> =
                 s.kv.get(coll).map(|c| c.matching(&query)).unwrap_or_default();
-            if req.query_param("sort").as_deref() == Some("_key") {
-                found.sort_by_key(|r| r.get("_key").and_then(Value::as_str).unwrap_or_default());
+            if let Some(sort) = req.query_param("sort").filter(|sort| !sort.is_empty()) {
+                sorted(&mut found, &sort, skip.saturating_add(limit));
             }
             let fields = req.query_param("fields").filter(|f| !f.is_empty());
             let out: Vec<Value> = found
@@ -117,6 +117,64 @@ pub(super) fn kv(s: &mut Splunkd, req: &Request, coll: &str, rest: &[&str]) -> R
         _ => Err(messages(404, "ERROR", "Not Found")),
     };
     result.unwrap_or_else(|e| e)
+}
+
+/// Orders `found` by `sort` (Splunk REST API Reference, "KV store endpoints",
+/// `storage/collections/data/{collection}` GET, parameter `sort`: `<field>[:1|:-1]`, several
+/// comma-separated; ties keep insertion order), keeping only the first `wanted` (skip + limit):
+/// a partial selection, O(n + wanted·log wanted), so that a page of the oldest items does not
+/// sort a whole large collection.
+fn sorted(found: &mut Vec<&Value>, sort: &str, wanted: usize) {
+    let keys: Vec<(&str, bool)> = sort
+        .split(',')
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .map(|key| match key.rsplit_once(':') {
+            Some((field, "-1")) => (field, true),
+            Some((field, _)) => (field, false),
+            None => (key, false),
+        })
+        .collect();
+    let order = |a: &(usize, &Value), b: &(usize, &Value)| {
+        keys.iter()
+            .map(|(field, descending)| {
+                let order = compare(a.1.get(*field), b.1.get(*field));
+                if *descending { order.reverse() } else { order }
+            })
+            .find(|order| order.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.0.cmp(&b.0))
+    };
+    let mut ranked: Vec<(usize, &Value)> = found.drain(..).enumerate().collect();
+    if wanted < ranked.len() {
+        if wanted == 0 {
+            ranked.clear();
+        } else {
+            ranked.select_nth_unstable_by(wanted - 1, order);
+            ranked.truncate(wanted);
+        }
+    }
+    ranked.sort_unstable_by(order);
+    found.extend(ranked.into_iter().map(|(_, record)| record));
+}
+
+/// The KV store's (MongoDB's) order of values: missing and null first, then numbers, then
+/// strings, then anything else as its JSON text.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    let rank = |value: Option<&Value>| match value {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(_)) => 1,
+        Some(Value::String(_)) => 2,
+        Some(_) => 3,
+    };
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => {
+            x.as_f64().unwrap_or(0.0).total_cmp(&y.as_f64().unwrap_or(0.0))
+        }
+        (Some(Value::String(x)), Some(Value::String(y))) => x.cmp(y),
+        (Some(x), Some(y)) if rank(a) == 3 && rank(b) == 3 => x.to_string().cmp(&y.to_string()),
+        _ => rank(a).cmp(&rank(b)),
+    }
 }
 
 /// Whether a query uses the `$in` operator anywhere.

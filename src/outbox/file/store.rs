@@ -89,7 +89,7 @@ impl Store for FileStore {
                 pending.push(Candidate { id, token: 0, record: record.map(Summary::of) });
             }
         }
-        Ok(Scan { adopted: recovery.adopted, pending })
+        Ok(Scan { adopted: recovery.adopted, pending, more: false })
     }
 
     fn claim(&self, id: &str, _token: u64) -> Result<Claimed> {

@@ -134,6 +134,22 @@ impl Splunkd {
         limit: usize,
         fields: Option<&str>,
     ) -> Result<Vec<Value>> {
+        self.kv_query_sorted(collection, query, "_key", skip, limit, fields)
+    }
+
+    /// One page of a query ordered by `sort` (`<field>:1` ascending, `<field>:-1` descending,
+    /// comma-separated), at most `limit` records (0: no page, splunkd's own cap) after `skip`.
+    /// Splunk REST API Reference, "KV store endpoints", `storage/collections/data/{collection}`
+    /// GET: parameters `query`, `sort`, `limit`, `skip`, `fields`.
+    pub fn kv_query_sorted(
+        &self,
+        collection: &str,
+        query: &Value,
+        sort: &str,
+        skip: usize,
+        limit: usize,
+        fields: Option<&str>,
+    ) -> Result<Vec<Value>> {
         let what = format!("KV store {collection}");
         let response = self.kv_with_fallback(query, &what, |query| {
             let mut path = format!(
@@ -142,7 +158,7 @@ impl Splunkd {
                 url_encode(&query.to_string())
             );
             if limit != 0 {
-                path.push_str(&format!("&sort=_key&skip={skip}&limit={limit}"));
+                path.push_str(&format!("&sort={}&skip={skip}&limit={limit}", url_encode(sort)));
             }
             if let Some(fields) = fields {
                 path.push_str("&fields=");
