@@ -71,7 +71,7 @@ pub enum Command {
     ///
     /// Secrets live in Splunk's credential store (storage/passwords, realm "stackflow") under
     /// the user names soar.<account>, stackflow.<account>, stackflow_api.<account>,
-    /// slack.<account>, slack_signing.<account>, slack_app.<account>, llm.<account>.
+    /// slack.<account>, slack_app.<account>, llm.<account>.
     /// Never on the command line: the session key is the first line of stdin, the secret the
     /// second. Exit codes: 0 done, 2 bad invocation, 4 configuration, 5 credentials (no or
     /// refused session key), 6 splunkd refused the write, 7 splunkd unreachable.

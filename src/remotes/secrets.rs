@@ -13,7 +13,6 @@ pub const SECRETS: &[(&str, &str, &str)] = &[
     ("stackflow", "stackflow", "StackFlow webhook secret (X-StackFlow-Secret)"),
     ("stackflow", "stackflow_api", "StackFlow API token (read-back)"),
     ("slack", "slack", "Slack bot token"),
-    ("slack", "slack_signing", "Slack signing secret"),
     ("slack", "slack_app", "Slack app-level token (Socket Mode)"),
     ("llm", "llm", "LLM endpoint API key"),
 ];
@@ -109,7 +108,8 @@ mod tests {
         assert_eq!(parse_user("soar.default"), Ok(("soar", "default")));
         assert_eq!(parse_user("stackflow_api.emea"), Ok(("stackflow", "emea")));
         assert_eq!(parse_user("stackflow.emea-1"), Ok(("stackflow", "emea-1")));
-        assert_eq!(parse_user("slack_signing.x"), Ok(("slack", "x")));
+        assert_eq!(parse_user("slack_app.x"), Ok(("slack", "x")));
+        assert!(parse_user("slack_signing.x").is_err(), "a secret the product never uses");
         for bad in ["soar", "soar.", "soar.a b", "soar.a:b", "jira.default", "", "soar.a/b"] {
             assert!(parse_user(bad).is_err(), "{bad}");
         }
