@@ -9,6 +9,9 @@
 //! incident). The exit code is the worst failure by the PRODUCT §4 table (4 configuration,
 //! 5 credentials, 7 unreachable). No secret is ever printed: they live in `Secret`s and only
 //! reach request headers; URLs are shown without user info.
+//!
+//! (About 640 lines: one job, the list of checks; the report is `report.rs`, the search
+//! command `search.rs`.)
 
 mod report;
 pub mod search;

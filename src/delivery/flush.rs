@@ -24,6 +24,9 @@
 //! item is gone) drops the outlook and the same run scans and drains (PRODUCT §11, §18).
 //! Targets are opened through a caller-supplied function, once per (target, account), so that
 //! secrets are read at send time and tests can use in-process fakes.
+//!
+//! (About 640 lines: one job, the drain loop and its per-item send; the outlook of what a run
+//! did not read is in `flush/outlook.rs`, the report in `flush/report.rs`.)
 
 mod outlook;
 mod report;
